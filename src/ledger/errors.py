@@ -1,0 +1,101 @@
+"""One domain error type with a closed set of codes.
+
+Each code says whether a retry may succeed (transient) and what kind of error it is; the
+HTTP mapping lives in `api.errors` and Temporal's non-retryable types are derived from
+`NON_RETRYABLE_CODES` here, so there is exactly one list.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorType(StrEnum):
+    """The broad class of an error, as the API reports it in `error.type`."""
+
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    IDEMPOTENCY = "idempotency_error"
+    FUNDS = "funds_error"
+    STATE = "state_error"
+    API = "api_error"
+
+
+class ErrorCode(StrEnum):
+    """Every way an operation may be refused; the set is closed."""
+
+    INVALID_REQUEST = "invalid_request"
+    BODY_TOO_LARGE = "body_too_large"
+    AMOUNT_INVALID = "amount_invalid"
+    AMOUNT_OVERFLOW = "amount_overflow"
+    CURRENCY_UNKNOWN = "currency_unknown"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    METADATA_INVALID = "metadata_invalid"
+    SAME_ACCOUNT = "same_account"
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    TRANSFER_NOT_FOUND = "transfer_not_found"
+    RESOURCE_NOT_FOUND = "resource_not_found"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    ACCOUNT_FROZEN = "account_frozen"
+    ACCOUNT_CLOSED = "account_closed"
+    ACCOUNT_NOT_EMPTY = "account_not_empty"
+    API_KEY_MISSING = "api_key_missing"
+    API_KEY_INVALID = "api_key_invalid"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_KEY_IN_FLIGHT = "idempotency_key_in_flight"
+    SHARD_UNAVAILABLE = "shard_unavailable"
+    SETTLEMENT_UNAVAILABLE = "settlement_unavailable"
+
+
+_TRANSIENT: frozenset[ErrorCode] = frozenset(
+    {
+        ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+        ErrorCode.SHARD_UNAVAILABLE,
+        ErrorCode.SETTLEMENT_UNAVAILABLE,
+    }
+)
+
+_TYPES: dict[ErrorCode, ErrorType] = {
+    ErrorCode.API_KEY_MISSING: ErrorType.AUTHENTICATION,
+    ErrorCode.API_KEY_INVALID: ErrorType.AUTHENTICATION,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: ErrorType.IDEMPOTENCY,
+    ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: ErrorType.IDEMPOTENCY,
+    ErrorCode.INSUFFICIENT_FUNDS: ErrorType.FUNDS,
+    ErrorCode.ACCOUNT_FROZEN: ErrorType.STATE,
+    ErrorCode.ACCOUNT_CLOSED: ErrorType.STATE,
+    ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
+    ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
+    ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,
+}
+
+NON_RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(c for c in ErrorCode if c not in _TRANSIENT)
+"""Business refusals: retrying the same request cannot succeed."""
+
+
+def is_transient(code: ErrorCode) -> bool:
+    """Whether retrying the same operation later may succeed."""
+    return code in _TRANSIENT
+
+
+def error_type(code: ErrorCode) -> ErrorType:
+    """The broad class of an error code."""
+    return _TYPES.get(code, ErrorType.INVALID_REQUEST)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerError(Exception):
+    """An operating error: a value to handle, never a crash.
+
+    `param` names the request field at fault, when there is one.
+    """
+
+    code: ErrorCode
+    message: str
+    param: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    @property
+    def transient(self) -> bool:
+        """Whether a retry may succeed."""
+        return is_transient(self.code)

@@ -1,0 +1,38 @@
+"""Ids carry a type prefix and a ULID: `acct_01J...`, `tr_01J...`.
+
+Making a new id needs a clock and randomness, so it happens at the edges (`shards.ids`);
+the domain only recognises ids.
+"""
+
+import re
+from typing import Final
+
+ACCOUNT_PREFIX: Final = "acct_"
+TRANSFER_PREFIX: Final = "tr_"
+CLEARING_PREFIX: Final = "acct_clearing_"
+
+_ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
+_ACCOUNT_ID = re.compile(rf"acct_{_ULID}")
+_TRANSFER_ID = re.compile(rf"tr_{_ULID}")
+
+
+def is_account_id(value: str) -> bool:
+    """Whether `value` is a well-formed customer account id."""
+    return _ACCOUNT_ID.fullmatch(value) is not None
+
+
+def is_transfer_id(value: str) -> bool:
+    """Whether `value` is a well-formed transfer id."""
+    return _TRANSFER_ID.fullmatch(value) is not None
+
+
+def clearing_account_id(shard: int, currency: str) -> str:
+    """The clearing account of a shard for one currency; cross-shard sagas post through it."""
+    assert shard >= 0
+    assert len(currency) == 3
+    return f"{CLEARING_PREFIX}{shard}_{currency}"
+
+
+def entry_id(account_id: str, version: int) -> str:
+    """An entry is identified by its account and the account version it produced."""
+    return f"ent_{account_id.removeprefix(ACCOUNT_PREFIX)}_{version}"

@@ -1,0 +1,58 @@
+"""Every limit of the system, in one place, with the relations between them asserted.
+
+Names carry their unit last (`_s`, `_ms`, `_bytes`, `_max`).
+"""
+
+from typing import Final
+
+BIGINT_MAX: Final = 2**63 - 1
+"""Largest value a PostgreSQL bigint holds; every amount and every sum stays within it."""
+
+SLOT_COUNT: Final = 4096
+"""Fixed number of hash slots; the shard map assigns slot ranges to instances."""
+
+SHARD_COUNT_MAX: Final = 256
+
+METADATA_KEYS_MAX: Final = 50
+METADATA_KEY_LENGTH_MAX: Final = 40
+METADATA_VALUE_LENGTH_MAX: Final = 500
+
+REQUEST_BODY_BYTES_MAX: Final = 1024 * 1024
+IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
+IDEMPOTENCY_KEY_TTL_S: Final = 24 * 3600
+IDEMPOTENCY_LEASE_S: Final = 30
+"""An in-flight idempotency record older than this is presumed abandoned and may be retried."""
+
+PAGE_SIZE_DEFAULT: Final = 10
+PAGE_SIZE_MAX: Final = 100
+
+POSTING_BATCH_SIZE_MAX: Final = 512
+"""Transfers posted in one group-commit transaction on one shard."""
+
+SAGA_BATCH_SIZE_MAX: Final = 200
+"""Cross-shard transfers settled by one saga workflow; keeps payloads far below 256 KB."""
+
+SAGA_BATCH_WINDOW_MS_MAX: Final = 1000
+SAGA_SYNC_WAIT_S_MAX: Final = 30.0
+
+POOL_SIZE_MAX: Final = 64
+STATEMENT_TIMEOUT_MS: Final = 10_000
+LOCK_TIMEOUT_MS: Final = 5_000
+
+ACTIVITY_START_TO_CLOSE_S: Final = 30
+ACTIVITY_RETRY_INTERVAL_MAX_S: Final = 30
+CREDIT_ATTEMPTS_MAX: Final = 0
+"""0 means unlimited: once reserved, a saga must finish; business refusals are non-retryable."""
+
+OUTBOX_SWEEP_INTERVAL_S: Final = 10
+OUTBOX_STALE_AFTER_S: Final = 15
+"""An outbox row unclaimed (or claimed without a running saga) for this long is swept."""
+OUTBOX_SWEEP_ROWS_MAX: Final = 2000
+
+assert 0 < POSTING_BATCH_SIZE_MAX <= 10_000
+assert 0 < SAGA_BATCH_SIZE_MAX <= POSTING_BATCH_SIZE_MAX
+assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
+assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
+assert OUTBOX_SWEEP_ROWS_MAX >= SAGA_BATCH_SIZE_MAX
+assert OUTBOX_STALE_AFTER_S > SAGA_BATCH_WINDOW_MS_MAX / 1000
+assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS

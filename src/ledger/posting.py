@@ -1,0 +1,225 @@
+"""The one posting path: every money movement, on any shard, is checked and applied here.
+
+A movement turns into entry lines (bucket deltas). Single-shard transfers, the saga's
+reserve / credit / post / release steps, and group-committed batches all call
+`apply_movement`, so there is exactly one copy of each balance rule.
+
+Validation runs in a fixed order and the first failure wins: existence, currency, account
+state, funds, range.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ledger.accounts import AccountState, AccountStatus, Layer, Side, balance_of
+from ledger.errors import ErrorCode, LedgerError
+from ledger.money import checked_add
+
+
+class Movement(StrEnum):
+    """What a posting does to the two accounts it names."""
+
+    TRANSFER = "transfer"
+    """Single-shard: debit and credit posted at once."""
+    RESERVE_FUNDS = "reserve_funds"
+    """Saga step 1 on the source shard: a pending debit against the clearing account."""
+    CREDIT_FUNDS = "credit_funds"
+    """Saga step 2 on the destination shard: debit clearing, credit destination, posted."""
+    POST_HOLD = "post_hold"
+    """Saga step 3 on the source shard: turn the pending debit into a posted one."""
+    RELEASE_HOLD = "release_hold"
+    """Compensation on the source shard: cancel the pending debit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One bucket delta: `amount` is added to the account's `layer`/`side` total."""
+
+    account_id: str
+    layer: Layer
+    side: Side
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An immutable journal line with the account's balance and version after it."""
+
+    account_id: str
+    layer: Layer
+    side: Side
+    amount: int
+    posted_after: int
+    available_after: int
+    version_after: int
+
+
+_LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
+    Movement.TRANSFER: (
+        ("debit", Layer.POSTED, Side.DEBIT, 1),
+        ("credit", Layer.POSTED, Side.CREDIT, 1),
+    ),
+    Movement.RESERVE_FUNDS: (
+        ("debit", Layer.PENDING, Side.DEBIT, 1),
+        ("credit", Layer.PENDING, Side.CREDIT, 1),
+    ),
+    Movement.CREDIT_FUNDS: (
+        ("debit", Layer.POSTED, Side.DEBIT, 1),
+        ("credit", Layer.POSTED, Side.CREDIT, 1),
+    ),
+    Movement.POST_HOLD: (
+        ("debit", Layer.PENDING, Side.DEBIT, -1),
+        ("credit", Layer.PENDING, Side.CREDIT, -1),
+        ("debit", Layer.POSTED, Side.DEBIT, 1),
+        ("credit", Layer.POSTED, Side.CREDIT, 1),
+    ),
+    Movement.RELEASE_HOLD: (
+        ("debit", Layer.PENDING, Side.DEBIT, -1),
+        ("credit", Layer.PENDING, Side.CREDIT, -1),
+    ),
+}
+
+# Movements that start new money moving are refused by frozen/closed accounts and by
+# insufficient funds; movements that finish a reservation must always succeed.
+_CHECKS_DEBIT_SIDE = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
+_CHECKS_CREDIT_SIDE = frozenset({Movement.TRANSFER, Movement.CREDIT_FUNDS})
+
+
+def lines_for(
+    movement: Movement, debit_account_id: str, credit_account_id: str, amount: int
+) -> list[Line]:
+    """The entry lines a movement writes; they always sum to zero per layer."""
+    assert amount > 0
+    ids = {"debit": debit_account_id, "credit": credit_account_id}
+    lines = [
+        Line(ids[who], layer, side, sign * amount) for who, layer, side, sign in _LINES[movement]
+    ]
+    for layer in Layer:
+        net = sum(
+            line.amount if line.side is Side.CREDIT else -line.amount
+            for line in lines
+            if line.layer is layer
+        )
+        assert net == 0, f"{movement} lines do not balance in {layer}"
+    return lines
+
+
+def _check_state(account: AccountState, param: str) -> None:
+    if account.status is AccountStatus.FROZEN:
+        raise LedgerError(ErrorCode.ACCOUNT_FROZEN, f"account {account.id} is frozen", param)
+    if account.status is AccountStatus.CLOSED:
+        raise LedgerError(ErrorCode.ACCOUNT_CLOSED, f"account {account.id} is closed", param)
+
+
+def check_movement(
+    movement: Movement,
+    *,
+    debit: AccountState | None,
+    credit: AccountState | None,
+    amount: int,
+    currency: str,
+) -> tuple[AccountState, AccountState]:
+    """Validate a movement against the two accounts' current state, in the fixed order.
+
+    Raises:
+        LedgerError: account_not_found, currency_mismatch, account_frozen, account_closed.
+    """
+    if debit is None:
+        raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, "no such debit account", "debit_account_id")
+    if credit is None:
+        raise LedgerError(
+            ErrorCode.ACCOUNT_NOT_FOUND, "no such credit account", "credit_account_id"
+        )
+    for account, param in ((debit, "debit_account_id"), (credit, "credit_account_id")):
+        if account.currency != currency:
+            raise LedgerError(
+                ErrorCode.CURRENCY_MISMATCH,
+                f"account {account.id} holds {account.currency}, not {currency}",
+                param,
+            )
+    if movement in _CHECKS_DEBIT_SIDE:
+        _check_state(debit, "debit_account_id")
+    if movement in _CHECKS_CREDIT_SIDE:
+        _check_state(credit, "credit_account_id")
+    assert amount > 0
+    return debit, credit
+
+
+def apply_movement(
+    movement: Movement,
+    *,
+    debit: AccountState | None,
+    credit: AccountState | None,
+    amount: int,
+    currency: str,
+) -> list[Entry]:
+    """Check a movement and apply it to the two in-memory accounts, returning its entries.
+
+    On a refusal nothing is changed. The caller persists the accounts and the entries in
+    one transaction.
+
+    Raises:
+        LedgerError: account_not_found, currency_mismatch, account_frozen, account_closed,
+            insufficient_funds, amount_overflow.
+    """
+    debit, credit = check_movement(
+        movement, debit=debit, credit=credit, amount=amount, currency=currency
+    )
+    assert debit.id != credit.id
+    accounts = {debit.id: debit, credit.id: credit}
+    lines = lines_for(movement, debit.id, credit.id, amount)
+
+    # Compute every new total first, so that a refusal leaves the accounts untouched.
+    totals = {
+        (account_id, layer, side): account.total(layer, side)
+        for account_id, account in accounts.items()
+        for layer in Layer
+        for side in Side
+    }
+    for line in lines:
+        key = (line.account_id, line.layer, line.side)
+        totals[key] = checked_add(totals[key], line.amount)
+        assert totals[key] >= 0, f"{movement} takes {key} below zero; the hold is missing"
+
+    if movement in _CHECKS_DEBIT_SIDE:
+        _check_funds(debit, totals)
+
+    entries: list[Entry] = []
+    for line in lines:
+        account = accounts[line.account_id]
+        before = account.total(line.layer, line.side)
+        account.set_total(line.layer, line.side, before + line.amount)
+        account.version += 1
+        balance = account.balance
+        entries.append(
+            Entry(
+                account_id=account.id,
+                layer=line.layer,
+                side=line.side,
+                amount=line.amount,
+                posted_after=balance.posted,
+                available_after=balance.available,
+                version_after=account.version,
+            )
+        )
+    assert all(accounts[a].total(layer, side) == v for (a, layer, side), v in totals.items())
+    return entries
+
+
+def _check_funds(account: AccountState, totals: dict[tuple[str, Layer, Side], int]) -> None:
+    """Refuse a debit that would take a no-overdraft account below zero available."""
+    if account.allow_overdraft:
+        return
+    after = balance_of(
+        account.normal_balance,
+        debits_posted=totals[(account.id, Layer.POSTED, Side.DEBIT)],
+        credits_posted=totals[(account.id, Layer.POSTED, Side.CREDIT)],
+        debits_pending=totals[(account.id, Layer.PENDING, Side.DEBIT)],
+        credits_pending=totals[(account.id, Layer.PENDING, Side.CREDIT)],
+    )
+    if after.available < 0 and after.available < account.balance.available:
+        raise LedgerError(
+            ErrorCode.INSUFFICIENT_FUNDS,
+            f"account {account.id} has {account.balance.available} available",
+            "amount",
+        )

@@ -1,0 +1,1 @@
+"""The composition root: settings, the `ledgerflow` CLI and the embedded dev stack."""

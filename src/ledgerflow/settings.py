@@ -1,0 +1,52 @@
+"""One settings object, read from `LEDGERFLOW_*` environment variables.
+
+Outside development it refuses the unsafe defaults (a generated API key, the dev server).
+"""
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger import limits
+
+
+class Environment(StrEnum):
+    """Where the process runs; production refuses development shortcuts."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob of a Ledgerflow process."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGERFLOW_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    shard_dsns: list[str] = Field(
+        default_factory=list,
+        description="PostgreSQL DSNs in shard order; shard i is the i-th DSN.",
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "ledgerflow-settlement"
+    api_key: str | None = Field(
+        default=None, description="Bootstrap API key; dev generates one when unset."
+    )
+    bootstrap_tenant: str = "default"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    pool_size_max: int = Field(default=10, ge=1, le=limits.POOL_SIZE_MAX)
+    saga_batch_window_ms: int = Field(default=5, ge=0, le=limits.SAGA_BATCH_WINDOW_MS_MAX)
+    saga_batch_size_max: int = Field(default=100, ge=1, le=limits.SAGA_BATCH_SIZE_MAX)
+    saga_sync_wait_s: float = Field(default=1.0, ge=0, le=limits.SAGA_SYNC_WAIT_S_MAX)
+    data_dir: Path = Path(".ledgerflow")
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.env is Environment.PRODUCTION and not self.shard_dsns:
+            raise ValueError("LEDGERFLOW_SHARD_DSNS is required in production")
+        return self

@@ -36,3 +36,9 @@ def clearing_account_id(shard: int, currency: str) -> str:
 def entry_id(account_id: str, version: int) -> str:
     """An entry is identified by its account and the account version it produced."""
     return f"ent_{account_id.removeprefix(ACCOUNT_PREFIX)}_{version}"
+
+
+def saga_operation_key(transfer_id: str, step: str) -> str:
+    """The operation key of one saga step of one transfer: `tr_...:credit`."""
+    assert step in {"reserve", "credit", "post", "release"}
+    return f"{transfer_id}:{step}"

@@ -1,0 +1,1 @@
+"""The HTTP front: FastAPI routes, auth, idempotency keys, error mapping, metrics."""

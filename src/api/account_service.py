@@ -1,0 +1,164 @@
+"""Accounts: create, read, list, freeze and close, and their entries."""
+
+from api.auth import Principal
+from api.models import AccountCreate, AccountOut, EntryOut
+from api.pagination import check_cursors, merged_page
+from api.presenters import account_out, entry_out
+from ledger.accounts import AccountStatus
+from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import entry_id, is_account_id
+from ledger.metadata import check_metadata
+from ledger.money import currency_exponent
+from shards import accounts as account_rows
+from shards import transfers as transfer_rows
+from shards.cluster import ShardCluster
+from shards.ids import new_account_id
+
+
+def _not_found(account_id: str) -> LedgerError:
+    return LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")
+
+
+class AccountService:
+    """Account operations for one tenant at a time."""
+
+    def __init__(self, cluster: ShardCluster) -> None:
+        self._cluster = cluster
+
+    async def create(self, *, principal: Principal, body: AccountCreate) -> AccountOut:
+        """Open an account with zero balances on the shard its id hashes to.
+
+        Raises:
+            LedgerError(currency_unknown, metadata_invalid).
+        """
+        currency_exponent(body.currency)
+        check_metadata(body.metadata)
+        account_id = new_account_id()
+        shard = self._cluster.shard_of(account_id)
+        async with shard.pool.acquire() as conn:
+            record = await account_rows.insert_account(
+                conn,
+                shard=shard.index,
+                account_id=account_id,
+                tenant_id=principal.tenant_id,
+                currency=body.currency,
+                normal_balance=body.normal_balance,
+                allow_overdraft=body.allow_overdraft,
+                metadata=body.metadata,
+            )
+        return account_out(record)
+
+    async def get(self, *, principal: Principal, account_id: str) -> AccountOut:
+        """One of the tenant's accounts.
+
+        Raises:
+            LedgerError(account_not_found): unknown, or another tenant's.
+        """
+        if not is_account_id(account_id):
+            raise _not_found(account_id)
+        shard = self._cluster.shard_of(account_id)
+        async with shard.pool.acquire() as conn:
+            record = await account_rows.fetch_account(
+                conn, shard=shard.index, tenant_id=principal.tenant_id, account_id=account_id
+            )
+        return account_out(record)
+
+    async def list(
+        self,
+        *,
+        principal: Principal,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+    ) -> tuple[list[AccountOut], bool]:
+        """A page of the tenant's accounts across every shard, newest first."""
+        check_cursors(starting_after, ending_before)
+
+        def fetcher(index: int):  # noqa: ANN202 - a closure over the shard index
+            async def fetch() -> list[account_rows.AccountRecord]:
+                async with self._cluster.shards[index].pool.acquire() as conn:
+                    return await account_rows.list_accounts(
+                        conn,
+                        shard=index,
+                        tenant_id=principal.tenant_id,
+                        after_id=starting_after,
+                        before_id=ending_before,
+                        limit=limit + 1,
+                    )
+
+            return fetch
+
+        rows, has_more = await merged_page(
+            [fetcher(s.index) for s in self._cluster.shards],
+            key=lambda r: r.id,
+            backwards=ending_before is not None,
+            limit=limit,
+        )
+        return [account_out(r) for r in rows], has_more
+
+    async def set_status(
+        self, *, principal: Principal, account_id: str, status: AccountStatus
+    ) -> AccountOut:
+        """Freeze, unfreeze or close an account.
+
+        Raises:
+            LedgerError(account_not_found, account_closed, account_not_empty).
+        """
+        if not is_account_id(account_id):
+            raise _not_found(account_id)
+        shard = self._cluster.shard_of(account_id)
+        async with shard.pool.acquire() as conn:
+            record = await account_rows.set_account_status(
+                conn,
+                shard=shard.index,
+                tenant_id=principal.tenant_id,
+                account_id=account_id,
+                status=status,
+            )
+        return account_out(record)
+
+    async def entries(
+        self,
+        *,
+        principal: Principal,
+        account_id: str,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+    ) -> tuple[list[EntryOut], bool]:
+        """A page of an account's immutable entries, newest first.
+
+        Raises:
+            LedgerError(account_not_found): unknown, or another tenant's.
+            LedgerError(invalid_request): a cursor that is not an entry of this account.
+        """
+        check_cursors(starting_after, ending_before)
+        await self.get(principal=principal, account_id=account_id)
+        after = _entry_version(account_id, starting_after, "starting_after")
+        before = _entry_version(account_id, ending_before, "ending_before")
+        shard = self._cluster.shard_of(account_id)
+        async with shard.pool.acquire() as conn:
+            rows = await transfer_rows.list_entries(
+                conn,
+                account_id=account_id,
+                after_version=after,
+                before_version=before,
+                limit=limit + 1,
+            )
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if before is not None:
+            rows.reverse()
+        return [entry_out(r) for r in rows], has_more
+
+
+def _entry_version(account_id: str, cursor: str | None, param: str) -> int | None:
+    if cursor is None:
+        return None
+    prefix = entry_id(account_id, 0)[:-1]
+    version = cursor.removeprefix(prefix)
+    if not cursor.startswith(prefix) or not version.isdigit():
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST, f"{cursor!r} is not an entry of {account_id}", param
+        )
+    return int(version)

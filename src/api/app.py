@@ -1,0 +1,88 @@
+"""The FastAPI application: routers, error handlers, middleware and the lifespan."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from api.account_service import AccountService
+from api.auth import Authenticator
+from api.errors import install_error_handlers
+from api.observability import Metrics, RequestMiddleware
+from api.routes import accounts, health, transfers
+from api.state import AppState
+from api.transfer_service import Settlement, TransferService
+from shards.cluster import ShardCluster
+from shards.group_commit import GroupCommitter
+
+SettlementFactory = Callable[[ShardCluster], AbstractAsyncContextManager[Settlement]]
+"""Opens the cross-shard settlement (a Temporal client and batcher) for the app's life."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """What the API process needs to know."""
+
+    shard_dsns: list[str]
+    pool_size_max: int = 10
+    saga_sync_wait_s: float = 1.0
+    settlement: SettlementFactory | None = None
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    """Build the app; pools and clients open in the lifespan and close with it."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
+        committer = GroupCommitter(cluster, observer=metrics.observe_batch)
+        metrics.watch_pools(cluster)
+        try:
+            if config.settlement is None:
+                app.state.ledgerflow = _state(cluster, committer, None, config)
+                yield
+            else:
+                async with config.settlement(cluster) as settlement:
+                    app.state.ledgerflow = _state(cluster, committer, settlement, config)
+                    yield
+        finally:
+            await committer.close()
+            await cluster.close()
+
+    app = FastAPI(
+        title="Ledgerflow",
+        version="1",
+        summary="A sharded double-entry ledger for money movement.",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(accounts.router)
+    app.include_router(transfers.router)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    return app
+
+
+def _state(
+    cluster: ShardCluster,
+    committer: GroupCommitter,
+    settlement: Settlement | None,
+    config: ApiConfig,
+) -> AppState:
+    return AppState(
+        cluster=cluster,
+        committer=committer,
+        authenticator=Authenticator(cluster),
+        accounts=AccountService(cluster),
+        transfers=TransferService(
+            cluster,
+            committer,
+            settlement=settlement,
+            sync_wait_s=config.saga_sync_wait_s,
+        ),
+    )

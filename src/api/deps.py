@@ -1,0 +1,37 @@
+"""`Annotated` dependency aliases, in one module."""
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from api.auth import Principal
+from api.idempotency import check_key
+from api.state import AppState
+from ledger import limits
+
+
+def _state(request: Request) -> AppState:
+    state = request.app.state.ledgerflow
+    assert isinstance(state, AppState), "the lifespan has not started"
+    return state
+
+
+async def _principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    principal = await _state(request).authenticator.authenticate(authorization)
+    request.state.tenant_id = principal.tenant_id
+    return principal
+
+
+def _idempotency_key(
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    return check_key(idempotency_key)
+
+
+StateDep = Annotated[AppState, Depends(_state)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]
+LimitQuery = Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)]
+CursorQuery = Annotated[str | None, Query(min_length=1, max_length=128)]

@@ -1,0 +1,116 @@
+"""The one place where errors become HTTP responses, all in one shape:
+
+`{"error": {"type", "code", "message", "param"}}`
+"""
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import ErrorCode, ErrorType, LedgerError, error_type
+
+_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.AMOUNT_INVALID: 400,
+    ErrorCode.AMOUNT_OVERFLOW: 400,
+    ErrorCode.CURRENCY_UNKNOWN: 400,
+    ErrorCode.CURRENCY_MISMATCH: 400,
+    ErrorCode.METADATA_INVALID: 400,
+    ErrorCode.SAME_ACCOUNT: 400,
+    ErrorCode.ACCOUNT_NOT_FOUND: 404,
+    ErrorCode.TRANSFER_NOT_FOUND: 404,
+    ErrorCode.RESOURCE_NOT_FOUND: 404,
+    ErrorCode.INSUFFICIENT_FUNDS: 402,
+    ErrorCode.ACCOUNT_FROZEN: 409,
+    ErrorCode.ACCOUNT_CLOSED: 409,
+    ErrorCode.ACCOUNT_NOT_EMPTY: 409,
+    ErrorCode.API_KEY_MISSING: 401,
+    ErrorCode.API_KEY_INVALID: 401,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: 400,
+    ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: 409,
+    ErrorCode.SHARD_UNAVAILABLE: 503,
+    ErrorCode.SETTLEMENT_UNAVAILABLE: 503,
+}
+assert set(_STATUS) == set(ErrorCode), "every error code needs an HTTP status"
+
+log = structlog.get_logger("ledgerflow.api")
+
+
+def http_status(code: ErrorCode) -> int:
+    """The HTTP status of an error code."""
+    return _STATUS[code]
+
+
+def error_body(
+    code: ErrorCode, message: str, param: str | None, kind: ErrorType | None = None
+) -> dict[str, dict[str, str | None]]:
+    """The documented error shape."""
+    return {
+        "error": {
+            "type": str(kind or error_type(code)),
+            "code": str(code),
+            "message": message,
+            "param": param,
+        }
+    }
+
+
+def error_response(error: LedgerError) -> ORJSONResponse:
+    """An HTTP response for a domain error."""
+    headers = {"Retry-After": "1"} if error.transient else None
+    return ORJSONResponse(
+        error_body(error.code, error.message, error.param),
+        status_code=http_status(error.code),
+        headers=headers,
+    )
+
+
+def _param_of(loc: tuple[object, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+async def _ledger_error(_: Request, error: Exception) -> ORJSONResponse:
+    assert isinstance(error, LedgerError)
+    return error_response(error)
+
+
+async def _validation_error(_: Request, error: Exception) -> ORJSONResponse:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0] if error.errors() else {}
+    if first.get("type") == "json_invalid":
+        message, param = "the request body is not valid JSON", None
+    else:
+        param = _param_of(tuple(first.get("loc", ())))
+        message = f"{param or 'request'}: {first.get('msg', 'invalid value')}"
+    code = ErrorCode.INVALID_REQUEST
+    if param == "amount":
+        code = ErrorCode.AMOUNT_INVALID
+    elif param and param.startswith("metadata"):
+        code = ErrorCode.METADATA_INVALID
+    return ORJSONResponse(error_body(code, message, param), status_code=400)
+
+
+async def _http_error(_: Request, error: Exception) -> ORJSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = ErrorCode.RESOURCE_NOT_FOUND if error.status_code == 404 else ErrorCode.INVALID_REQUEST
+    return ORJSONResponse(error_body(code, str(error.detail), None), status_code=error.status_code)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> ORJSONResponse:
+    log.exception("unhandled error", path=request.url.path, error=repr(error))
+    return ORJSONResponse(
+        error_body(ErrorCode.INVALID_REQUEST, "internal error", None, ErrorType.API),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through the one shape."""
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,109 @@
+"""`Idempotency-Key` on POST: the same key and body replay the first response.
+
+The record lives on the shard the (API key, idempotency key) pair hashes to. The work is
+exactly-once on its own through the operation log, so this layer only has to make replays
+byte-identical and refuse reuse with a different body.
+"""
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+import orjson
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from api.auth import Principal
+from api.errors import error_body, http_status
+from ledger.errors import ErrorCode, LedgerError
+from ledger.limits import IDEMPOTENCY_KEY_LENGTH_MAX
+from shards import idempotency as records
+from shards.cluster import ShardCluster
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+Work = Callable[[], Awaitable[tuple[int, BaseModel]]]
+
+
+def check_key(key: str | None) -> str | None:
+    """Validate an `Idempotency-Key` header.
+
+    Raises:
+        LedgerError(invalid_request): empty, too long or not printable ASCII.
+    """
+    if key is None:
+        return None
+    if not 0 < len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX or not key.isascii() or not key.isprintable():
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST,
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} printable ASCII characters",
+            "Idempotency-Key",
+        )
+    return key
+
+
+def _json(status: int, body: object, *, replayed: bool = False) -> Response:
+    headers = {REPLAYED_HEADER: "true"} if replayed else None
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+async def run_idempotent(
+    cluster: ShardCluster,
+    *,
+    principal: Principal,
+    key: str | None,
+    fingerprint: bytes,
+    work: Work,
+) -> Response:
+    """Run `work` once per key; replay its stored response for a repeat.
+
+    Business refusals are stored and replayed like successes; transient failures release
+    the key so the client's retry runs again.
+
+    Raises:
+        LedgerError: idempotency_key_reused, idempotency_key_in_flight, or whatever a
+            transient failure of `work` raised.
+    """
+    if key is None:
+        status, model = await work()
+        return _json(status, model.model_dump(mode="json"))
+    request_hash = hashlib.sha256(fingerprint).hexdigest()
+    shard = cluster.shard_of(f"{principal.api_key_id}:{key}")
+    async with shard.pool.acquire() as conn:
+        claim = await records.claim_key(
+            conn, api_key_id=principal.api_key_id, key=key, request_hash=request_hash
+        )
+    if claim.outcome is records.ClaimOutcome.REPLAY:
+        assert claim.status is not None
+        assert claim.body is not None
+        return Response(
+            claim.body,
+            status_code=claim.status,
+            media_type="application/json",
+            headers={REPLAYED_HEADER: "true"},
+        )
+    try:
+        status, model = await work()
+        body = orjson.dumps(model.model_dump(mode="json"))
+    except LedgerError as error:
+        if error.transient:
+            async with shard.pool.acquire() as conn:
+                await records.release_key(conn, api_key_id=principal.api_key_id, key=key)
+            raise
+        status = http_status(error.code)
+        body = orjson.dumps(error_body(error.code, error.message, error.param))
+    except BaseException:
+        async with shard.pool.acquire() as conn:
+            await records.release_key(conn, api_key_id=principal.api_key_id, key=key)
+        raise
+    if status == 202:
+        # Still settling: a replay must show the final state, so do not freeze this answer.
+        async with shard.pool.acquire() as conn:
+            await records.release_key(conn, api_key_id=principal.api_key_id, key=key)
+    else:
+        async with shard.pool.acquire() as conn:
+            await records.complete_key(
+                conn, api_key_id=principal.api_key_id, key=key, status=status, body=body
+            )
+    return Response(body, status_code=status, media_type="application/json")

@@ -1,0 +1,121 @@
+"""Request and response models. Every request field is bounded."""
+
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ledger import limits
+from ledger.accounts import AccountStatus, NormalBalance
+
+MetadataKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=limits.METADATA_KEY_LENGTH_MAX)
+]
+MetadataValue = Annotated[str, StringConstraints(max_length=limits.METADATA_VALUE_LENGTH_MAX)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Amount = Annotated[int, Field(gt=0, le=limits.BIGINT_MAX, strict=True)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountCreate(_Request):
+    """`POST /v1/accounts`."""
+
+    currency: Currency
+    normal_balance: NormalBalance = NormalBalance.CREDIT
+    allow_overdraft: bool = False
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class TransferCreate(_Request):
+    """`POST /v1/transfers`: move `amount` minor units from the debit to the credit account."""
+
+    debit_account_id: AccountId
+    credit_account_id: AccountId
+    amount: Amount
+    currency: Currency
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class BalanceOut(BaseModel):
+    """A balance in the account's normal orientation, in minor units."""
+
+    posted: int
+    pending: int
+    held: int
+    available: int
+
+
+class AccountOut(BaseModel):
+    """An account."""
+
+    id: str
+    object: Literal["account"] = "account"
+    currency: str
+    normal_balance: NormalBalance
+    allow_overdraft: bool
+    status: AccountStatus
+    shard: int
+    balance: BalanceOut
+    version: int
+    metadata: dict[str, str]
+    created_at: datetime
+
+
+class SagaOut(BaseModel):
+    """How a cross-shard transfer is being settled."""
+
+    step: str | None
+    workflow_id: str | None
+    source_shard: int
+    destination_shard: int
+
+
+class TransferOut(BaseModel):
+    """A transfer."""
+
+    id: str
+    object: Literal["transfer"] = "transfer"
+    status: str
+    amount: int
+    currency: str
+    debit_account_id: str
+    credit_account_id: str
+    cross_shard: bool
+    failure_code: str | None = None
+    saga: SagaOut | None = None
+    metadata: dict[str, str]
+    created_at: datetime
+
+
+class EntryOut(BaseModel):
+    """An immutable journal line, with the account's balance after it."""
+
+    id: str
+    object: Literal["entry"] = "entry"
+    account_id: str
+    transfer_id: str
+    currency: str
+    layer: str
+    side: str
+    amount: int
+    posted_after: int
+    available_after: int
+    version: int
+    created_at: datetime
+
+
+T = TypeVar("T")
+
+
+class ListOut(BaseModel, Generic[T]):
+    """A cursor page."""
+
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    url: str

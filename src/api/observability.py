@@ -1,0 +1,185 @@
+"""Prometheus metrics and one structured log line per request.
+
+Routes are labelled by their template (`/v1/accounts/{account_id}`), never the raw path,
+so label cardinality stays bounded; no header, key or body is ever logged.
+"""
+
+import time
+from collections.abc import Iterator
+
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from ulid import ULID
+
+from api.errors import error_body
+from ledger.errors import ErrorCode
+from ledger.limits import REQUEST_BODY_BYTES_MAX
+from shards.cluster import ShardCluster
+
+log = structlog.get_logger("ledgerflow.api")
+
+
+class Metrics:
+    """The API's metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ledgerflow_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "ledgerflow_http_request_seconds",
+            "HTTP request latency by route template",
+            ["route", "method"],
+            registry=self.registry,
+        )
+        self.transfer_seconds = Histogram(
+            "ledgerflow_transfer_seconds",
+            "Latency of POST /v1/transfers by outcome status",
+            ["status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "ledgerflow_posting_batch_size",
+            "Postings per group-commit transaction, by shard",
+            ["shard"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "ledgerflow_posting_batch_seconds",
+            "Duration of a group-commit transaction, by shard",
+            ["shard"],
+            registry=self.registry,
+        )
+
+    def observe_batch(self, shard: int, size: int, seconds: float) -> None:
+        """Record one committed posting batch."""
+        self.batch_size.labels(str(shard)).observe(size)
+        self.batch_seconds.labels(str(shard)).observe(seconds)
+
+    def watch_pools(self, cluster: ShardCluster) -> None:
+        """Export pool usage per shard, read at scrape time."""
+        self.registry.register(_PoolCollector(cluster))
+
+
+class _PoolCollector(Collector):
+    def __init__(self, cluster: ShardCluster) -> None:
+        self._cluster = cluster
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        in_use = GaugeMetricFamily(
+            "ledgerflow_pool_connections_in_use", "Connections in use per shard", labels=["shard"]
+        )
+        size = GaugeMetricFamily(
+            "ledgerflow_pool_connections", "Open connections per shard", labels=["shard"]
+        )
+        for shard, used, total in self._cluster.pool_usage():
+            in_use.add_metric([str(shard)], used)
+            size.add_metric([str(shard)], total)
+        yield in_use
+        yield size
+
+
+class RequestMiddleware:
+    """Request ids, the body size limit, metrics and the access log, as raw ASGI."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{ULID()}"
+        started = time.perf_counter()
+        status = 500
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > REQUEST_BODY_BYTES_MAX:
+            await _too_large(send, request_id)
+            self._record(scope, 413, started, request_id)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > REQUEST_BODY_BYTES_MAX:
+                    raise _BodyTooLarge
+            return message
+
+        async def tagged_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tagged_send)
+        except _BodyTooLarge:
+            status = 413
+            await _too_large(send, request_id)
+        finally:
+            self._record(scope, status, started, request_id)
+
+    def _record(self, scope: Scope, status: int, started: float, request_id: str) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        elapsed = time.perf_counter() - started
+        self.metrics.requests.labels(template, method, str(status)).inc()
+        self.metrics.request_seconds.labels(template, method).observe(elapsed)
+        if template == "/v1/transfers" and method == "POST":
+            self.metrics.transfer_seconds.labels(str(status)).observe(elapsed)
+        state = scope.get("state") or {}
+        log.info(
+            "request",
+            request_id=request_id,
+            method=method,
+            route=template,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            tenant=state.get("tenant_id"),
+        )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, request_id: str) -> None:
+    body = orjson.dumps(
+        error_body(
+            ErrorCode.BODY_TOO_LARGE,
+            f"request bodies are limited to {REQUEST_BODY_BYTES_MAX} bytes",
+            None,
+        )
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

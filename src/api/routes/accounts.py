@@ -1,0 +1,141 @@
+"""`/v1/accounts`."""
+
+from fastapi import APIRouter, Request, Response
+
+from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
+from api.idempotency import run_idempotent
+from api.models import AccountCreate, AccountOut, EntryOut, ListOut
+from ledger import limits
+from ledger.accounts import AccountStatus
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+
+@router.post("", status_code=201, response_model=AccountOut)
+async def create_account(
+    body: AccountCreate,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Open an account. Balances start at zero."""
+
+    async def work() -> tuple[int, AccountOut]:
+        return 201, await state.accounts.create(principal=principal, body=body)
+
+    return await run_idempotent(
+        state.cluster,
+        principal=principal,
+        key=idempotency_key,
+        fingerprint=b"POST /v1/accounts\n" + await request.body(),
+        work=work,
+    )
+
+
+@router.get("", response_model=ListOut[AccountOut])
+async def list_accounts(
+    state: StateDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = limits.PAGE_SIZE_DEFAULT,
+    starting_after: CursorQuery = None,
+    ending_before: CursorQuery = None,
+) -> ListOut[AccountOut]:
+    """The tenant's accounts, newest first."""
+    data, has_more = await state.accounts.list(
+        principal=principal,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+    )
+    return ListOut[AccountOut](data=data, has_more=has_more, url="/v1/accounts")
+
+
+@router.get("/{account_id}", response_model=AccountOut)
+async def get_account(account_id: str, state: StateDep, principal: PrincipalDep) -> AccountOut:
+    """One account with its balance."""
+    return await state.accounts.get(principal=principal, account_id=account_id)
+
+
+async def _set_status(
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotency_key: str | None,
+    account_id: str,
+    status: AccountStatus,
+) -> Response:
+    async def work() -> tuple[int, AccountOut]:
+        return 200, await state.accounts.set_status(
+            principal=principal, account_id=account_id, status=status
+        )
+
+    return await run_idempotent(
+        state.cluster,
+        principal=principal,
+        key=idempotency_key,
+        fingerprint=f"POST {request.url.path}\n".encode() + await request.body(),
+        work=work,
+    )
+
+
+@router.post("/{account_id}/freeze", response_model=AccountOut)
+async def freeze_account(
+    account_id: str,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Stop all new money moving in or out of an account."""
+    return await _set_status(
+        request, state, principal, idempotency_key, account_id, AccountStatus.FROZEN
+    )
+
+
+@router.post("/{account_id}/unfreeze", response_model=AccountOut)
+async def unfreeze_account(
+    account_id: str,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Let money move again through a frozen account."""
+    return await _set_status(
+        request, state, principal, idempotency_key, account_id, AccountStatus.ACTIVE
+    )
+
+
+@router.post("/{account_id}/close", response_model=AccountOut)
+async def close_account(
+    account_id: str,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Close an empty account for good."""
+    return await _set_status(
+        request, state, principal, idempotency_key, account_id, AccountStatus.CLOSED
+    )
+
+
+@router.get("/{account_id}/entries", response_model=ListOut[EntryOut])
+async def list_entries(
+    account_id: str,
+    state: StateDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = limits.PAGE_SIZE_DEFAULT,
+    starting_after: CursorQuery = None,
+    ending_before: CursorQuery = None,
+) -> ListOut[EntryOut]:
+    """The account's immutable entries, newest first, each with the balance after it."""
+    data, has_more = await state.accounts.entries(
+        principal=principal,
+        account_id=account_id,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+    )
+    return ListOut[EntryOut](data=data, has_more=has_more, url=f"/v1/accounts/{account_id}/entries")

@@ -1,0 +1,46 @@
+"""Liveness, readiness and metrics: no API key needed."""
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import StateDep
+
+router = APIRouter(tags=["operations"])
+
+_READY_TIMEOUT_S = 2.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> ORJSONResponse:
+    """Every shard answers; 503 naming the ones that do not."""
+
+    async def ping(index: int) -> bool:
+        try:
+            async with asyncio.timeout(_READY_TIMEOUT_S):
+                async with state.cluster.shards[index].pool.acquire() as conn:
+                    await conn.fetchval("select 1")
+        except (OSError, TimeoutError, Exception):
+            return False
+        return True
+
+    results = await asyncio.gather(*(ping(s.index) for s in state.cluster.shards))
+    down = [i for i, ok in enumerate(results) if not ok]
+    if down:
+        return ORJSONResponse({"status": "unavailable", "shards_down": down}, status_code=503)
+    return ORJSONResponse({"status": "ok", "shards": len(results)})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition format."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,68 @@
+"""`/v1/transfers`."""
+
+from fastapi import APIRouter, Request, Response
+
+from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
+from api.idempotency import run_idempotent
+from api.models import ListOut, TransferCreate, TransferOut
+from ledger import limits
+
+router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TransferOut,
+    responses={202: {"model": TransferOut, "description": "cross-shard, still settling"}},
+)
+async def create_transfer(
+    body: TransferCreate,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
+    """Move money between two accounts of the same currency.
+
+    Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
+    are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
+    within the short wait, else 202 `processing`.
+    """
+
+    async def work() -> tuple[int, TransferOut]:
+        return await state.transfers.create(
+            principal=principal, body=body, idempotency_key=idempotency_key
+        )
+
+    return await run_idempotent(
+        state.cluster,
+        principal=principal,
+        key=idempotency_key,
+        fingerprint=b"POST /v1/transfers\n" + await request.body(),
+        work=work,
+    )
+
+
+@router.get("", response_model=ListOut[TransferOut])
+async def list_transfers(
+    state: StateDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = limits.PAGE_SIZE_DEFAULT,
+    starting_after: CursorQuery = None,
+    ending_before: CursorQuery = None,
+) -> ListOut[TransferOut]:
+    """The tenant's transfers, newest first."""
+    data, has_more = await state.transfers.list(
+        principal=principal,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+    )
+    return ListOut[TransferOut](data=data, has_more=has_more, url="/v1/transfers")
+
+
+@router.get("/{transfer_id}", response_model=TransferOut)
+async def get_transfer(transfer_id: str, state: StateDep, principal: PrincipalDep) -> TransferOut:
+    """One transfer and, when cross-shard, the saga step it reached."""
+    return await state.transfers.get(principal=principal, transfer_id=transfer_id)

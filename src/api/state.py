@@ -1,0 +1,20 @@
+"""What the app holds for its lifetime, built in the lifespan and shared by requests."""
+
+from dataclasses import dataclass
+
+from api.account_service import AccountService
+from api.auth import Authenticator
+from api.transfer_service import TransferService
+from shards.cluster import ShardCluster
+from shards.group_commit import GroupCommitter
+
+
+@dataclass(slots=True)
+class AppState:
+    """The process-wide services."""
+
+    cluster: ShardCluster
+    committer: GroupCommitter
+    authenticator: Authenticator
+    accounts: AccountService
+    transfers: TransferService

@@ -1,0 +1,178 @@
+"""Transfers: the single-shard fast path and the hand-over to cross-shard settlement."""
+
+import asyncio
+from dataclasses import replace
+from typing import Protocol
+
+from api.auth import Principal
+from api.models import TransferCreate, TransferOut
+from api.pagination import check_cursors, merged_page
+from api.presenters import transfer_out
+from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import is_transfer_id
+from ledger.metadata import check_metadata
+from ledger.money import currency_exponent
+from ledger.posting import Movement
+from shards import transfers as transfer_rows
+from shards.cluster import ShardCluster
+from shards.group_commit import GroupCommitter
+from shards.ids import new_transfer_id
+from shards.posting import PostingRequest
+from shards.transfers import TransferRecord
+
+
+class Settlement(Protocol):
+    """Settles reserved cross-shard transfers (implemented by `workflows.dispatch`)."""
+
+    async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> None:
+        """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish."""
+        ...
+
+
+def _not_found(transfer_id: str) -> LedgerError:
+    return LedgerError(ErrorCode.TRANSFER_NOT_FOUND, f"no such transfer: {transfer_id}", "id")
+
+
+class TransferService:
+    """Creates and reads transfers."""
+
+    def __init__(
+        self,
+        cluster: ShardCluster,
+        committer: GroupCommitter,
+        *,
+        settlement: Settlement | None,
+        sync_wait_s: float,
+    ) -> None:
+        self._cluster = cluster
+        self._committer = committer
+        self._settlement = settlement
+        self._sync_wait_s = sync_wait_s
+
+    async def create(
+        self, *, principal: Principal, body: TransferCreate, idempotency_key: str | None
+    ) -> tuple[int, TransferOut]:
+        """Move money; returns (HTTP status, transfer).
+
+        201 when the transfer is posted, 202 when a cross-shard saga is still settling it.
+
+        Raises:
+            LedgerError: same_account, currency_unknown, metadata_invalid,
+                account_not_found, currency_mismatch, account_frozen, account_closed,
+                insufficient_funds, amount_overflow; shard_unavailable and
+                settlement_unavailable (transient).
+        """
+        if body.debit_account_id == body.credit_account_id:
+            raise LedgerError(
+                ErrorCode.SAME_ACCOUNT,
+                "debit and credit accounts must differ",
+                "credit_account_id",
+            )
+        currency_exponent(body.currency)
+        check_metadata(body.metadata)
+        transfer_id = new_transfer_id()
+        key = (
+            f"idem:{principal.api_key_id}:{idempotency_key}"
+            if idempotency_key
+            else f"transfer:{transfer_id}"
+        )
+        source = self._cluster.shard_of(body.debit_account_id).index
+        destination = self._cluster.shard_of(body.credit_account_id).index
+        cross_shard = source != destination
+        if cross_shard and self._settlement is None:
+            raise LedgerError(
+                ErrorCode.SETTLEMENT_UNAVAILABLE,
+                "cross-shard settlement is not configured on this server",
+            )
+        request = PostingRequest(
+            operation_key=key,
+            transfer_id=transfer_id,
+            tenant_id=principal.tenant_id,
+            movement=Movement.RESERVE_FUNDS if cross_shard else Movement.TRANSFER,
+            debit_account_id=body.debit_account_id,
+            credit_account_id=body.credit_account_id,
+            amount=body.amount,
+            currency=body.currency,
+            source_shard=source,
+            destination_shard=destination,
+            metadata=body.metadata,
+        )
+        result = await self._committer.submit(source, request)
+        if result.error is not None:
+            raise result.error
+        if cross_shard:
+            assert self._settlement is not None
+            reserved = request if not result.replayed else _with_id(request, result.transfer_id)
+            await self._settlement.hand_over(reserved, wait_s=self._sync_wait_s)
+        record = await self._fetch(source, principal, result.transfer_id)
+        assert record is not None, "a posted transfer must be readable on its shard"
+        if record.status == "failed":
+            raise LedgerError(
+                ErrorCode(record.failure_code or ErrorCode.ACCOUNT_NOT_FOUND),
+                f"transfer {record.id} failed to settle and its hold was released",
+                "credit_account_id",
+            )
+        status = 202 if record.status == "processing" else 201
+        return status, transfer_out(record)
+
+    async def _fetch(
+        self, shard: int, principal: Principal, transfer_id: str
+    ) -> TransferRecord | None:
+        async with self._cluster.shards[shard].pool.acquire() as conn:
+            return await transfer_rows.fetch_transfer(
+                conn, tenant_id=principal.tenant_id, transfer_id=transfer_id
+            )
+
+    async def get(self, *, principal: Principal, transfer_id: str) -> TransferOut:
+        """One of the tenant's transfers. Transfers live with their debit account, so the
+        lookup by id asks every shard at once.
+
+        Raises:
+            LedgerError(transfer_not_found): unknown, or another tenant's.
+        """
+        if not is_transfer_id(transfer_id):
+            raise _not_found(transfer_id)
+        found = await asyncio.gather(
+            *(self._fetch(s.index, principal, transfer_id) for s in self._cluster.shards)
+        )
+        for record in found:
+            if record is not None:
+                return transfer_out(record)
+        raise _not_found(transfer_id)
+
+    async def list(
+        self,
+        *,
+        principal: Principal,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+    ) -> tuple[list[TransferOut], bool]:
+        """A page of the tenant's transfers across every shard, newest first."""
+        check_cursors(starting_after, ending_before)
+
+        def fetcher(index: int):  # noqa: ANN202 - a closure over the shard index
+            async def fetch() -> list[TransferRecord]:
+                async with self._cluster.shards[index].pool.acquire() as conn:
+                    return await transfer_rows.list_transfers(
+                        conn,
+                        tenant_id=principal.tenant_id,
+                        after_id=starting_after,
+                        before_id=ending_before,
+                        limit=limit + 1,
+                    )
+
+            return fetch
+
+        rows, has_more = await merged_page(
+            [fetcher(s.index) for s in self._cluster.shards],
+            key=lambda r: r.id,
+            backwards=ending_before is not None,
+            limit=limit,
+        )
+        return [transfer_out(r) for r in rows], has_more
+
+
+def _with_id(request: PostingRequest, transfer_id: str) -> PostingRequest:
+    """The request as first made: a replayed operation keeps its first transfer id."""
+    return replace(request, transfer_id=transfer_id)

@@ -1,0 +1,1 @@
+"""PostgreSQL shards: pools, the shard map, migrations, the posting SQL, repositories."""

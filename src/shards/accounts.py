@@ -1,0 +1,176 @@
+"""Account reads and writes that move no money."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from ledger.accounts import AccountStatus, Balance, NormalBalance, balance_of
+from ledger.errors import ErrorCode, LedgerError
+from ledger.slots import slot_of
+
+_COLUMNS = (
+    "id, tenant_id, currency, normal_balance, allow_overdraft, status, debits_posted,"
+    " credits_posted, debits_pending, credits_pending, version, metadata, created_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account as stored, with its balance folded."""
+
+    id: str
+    tenant_id: str
+    currency: str
+    normal_balance: NormalBalance
+    allow_overdraft: bool
+    status: AccountStatus
+    balance: Balance
+    version: int
+    metadata: dict[str, str]
+    created_at: datetime
+    shard: int
+
+
+def _record(row: asyncpg.Record, shard: int) -> AccountRecord:
+    normal = NormalBalance(row["normal_balance"])
+    return AccountRecord(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        currency=row["currency"],
+        normal_balance=normal,
+        allow_overdraft=row["allow_overdraft"],
+        status=AccountStatus(row["status"]),
+        balance=balance_of(
+            normal,
+            debits_posted=row["debits_posted"],
+            credits_posted=row["credits_posted"],
+            debits_pending=row["debits_pending"],
+            credits_pending=row["credits_pending"],
+        ),
+        version=row["version"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        shard=shard,
+    )
+
+
+async def insert_account(
+    conn: asyncpg.Connection,
+    *,
+    shard: int,
+    account_id: str,
+    tenant_id: str,
+    currency: str,
+    normal_balance: NormalBalance,
+    allow_overdraft: bool,
+    metadata: dict[str, str],
+) -> AccountRecord:
+    """Create an account with zero balances."""
+    row = await conn.fetchrow(
+        "insert into accounts (id, tenant_id, slot, currency, normal_balance, allow_overdraft,"
+        f" metadata) values ($1, $2, $3, $4, $5, $6, $7::text::jsonb) returning {_COLUMNS}",
+        account_id,
+        tenant_id,
+        slot_of(account_id),
+        currency,
+        str(normal_balance),
+        allow_overdraft,
+        json.dumps(metadata),
+    )
+    assert row is not None
+    return _record(row, shard)
+
+
+async def fetch_account(
+    conn: asyncpg.Connection, *, shard: int, tenant_id: str, account_id: str
+) -> AccountRecord:
+    """One of the tenant's accounts.
+
+    Raises:
+        LedgerError(account_not_found): no such account for this tenant.
+    """
+    row = await conn.fetchrow(
+        f"select {_COLUMNS} from accounts where id = $1 and tenant_id = $2",
+        account_id,
+        tenant_id,
+    )
+    if row is None:
+        raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")
+    return _record(row, shard)
+
+
+async def list_accounts(
+    conn: asyncpg.Connection,
+    *,
+    shard: int,
+    tenant_id: str,
+    after_id: str | None,
+    before_id: str | None,
+    limit: int,
+) -> list[AccountRecord]:
+    """A page of the tenant's accounts on one shard, newest first (ids are ULIDs).
+
+    `after_id` continues towards older accounts; `before_id` towards newer ones (returned
+    oldest first, so the caller can take the closest ones).
+    """
+    if before_id is not None:
+        rows = await conn.fetch(
+            f"select {_COLUMNS} from accounts where tenant_id = $1 and id > $2"
+            " order by id asc limit $3",
+            tenant_id,
+            before_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"select {_COLUMNS} from accounts where tenant_id = $1"
+            " and ($2::text is null or id < $2) order by id desc limit $3",
+            tenant_id,
+            after_id,
+            limit,
+        )
+    return [_record(r, shard) for r in rows]
+
+
+async def set_account_status(
+    conn: asyncpg.Connection,
+    *,
+    shard: int,
+    tenant_id: str,
+    account_id: str,
+    status: AccountStatus,
+) -> AccountRecord:
+    """Freeze or close an account. Closing needs a zero balance and nothing pending.
+
+    Raises:
+        LedgerError(account_not_found): no such account for this tenant.
+        LedgerError(account_closed): the account is closed already; closing is final.
+        LedgerError(account_not_empty): closing an account that still holds money.
+    """
+    async with conn.transaction():
+        current = await conn.fetchrow(
+            f"select {_COLUMNS} from accounts where id = $1 and tenant_id = $2 for update",
+            account_id,
+            tenant_id,
+        )
+        if current is None:
+            raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")
+        record = _record(current, shard)
+        if record.status is AccountStatus.CLOSED and status is not AccountStatus.CLOSED:
+            raise LedgerError(ErrorCode.ACCOUNT_CLOSED, f"account {account_id} is closed", "id")
+        balance = record.balance
+        if status is AccountStatus.CLOSED and (balance.posted or balance.pending or balance.held):
+            raise LedgerError(
+                ErrorCode.ACCOUNT_NOT_EMPTY,
+                f"account {account_id} still holds money; move it out before closing",
+                "id",
+            )
+        row = await conn.fetchrow(
+            f"update accounts set status = $2 where id = $1 returning {_COLUMNS}",
+            account_id,
+            str(status),
+        )
+    assert row is not None
+    return _record(row, shard)

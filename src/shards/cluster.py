@@ -1,0 +1,130 @@
+"""The set of shards one process talks to: one asyncpg pool per shard and the shard map."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from ledger import limits
+from ledger.errors import ErrorCode, LedgerError
+from ledger.shardmap import ShardMap, even_shard_map
+
+SHARD_MAP_KEY = "shard_map"
+SHARD_INDEX_KEY = "shard_index"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+@dataclass(slots=True)
+class Shard:
+    """One PostgreSQL instance and its pool."""
+
+    index: int
+    dsn: str
+    pool: asyncpg.Pool
+
+
+class ShardCluster:
+    """Pools for every shard plus the shard map that routes ids to them."""
+
+    def __init__(self, shards: Sequence[Shard], shard_map: ShardMap) -> None:
+        assert len(shards) == shard_map.shard_count, "the shard map and the DSN list disagree"
+        assert [s.index for s in shards] == list(range(len(shards)))
+        self.shards = list(shards)
+        self.shard_map = shard_map
+
+    @classmethod
+    async def connect(
+        cls,
+        dsns: Sequence[str],
+        *,
+        pool_size_max: int = 10,
+        pool_size_min: int = 1,
+    ) -> "ShardCluster":
+        """Open one pool per shard and load the shard map stored with the data.
+
+        Raises:
+            LedgerError(shard_unavailable): a shard could not be reached.
+            RuntimeError: the shards disagree about the shard map (a misconfiguration).
+        """
+        assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
+        assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
+        shards: list[Shard] = []
+        try:
+            for index, dsn in enumerate(dsns):
+                pool = await asyncpg.create_pool(
+                    dsn,
+                    min_size=min(pool_size_min, pool_size_max),
+                    max_size=pool_size_max,
+                    init=_init_connection,
+                    command_timeout=limits.STATEMENT_TIMEOUT_MS / 1000,
+                    server_settings={
+                        "lock_timeout": str(limits.LOCK_TIMEOUT_MS),
+                        "statement_timeout": str(limits.STATEMENT_TIMEOUT_MS),
+                        "application_name": "ledgerflow",
+                    },
+                )
+                shards.append(Shard(index=index, dsn=dsn, pool=pool))
+        except (OSError, asyncpg.PostgresError) as error:
+            for shard in shards:
+                await shard.pool.close()
+            raise LedgerError(
+                ErrorCode.SHARD_UNAVAILABLE, f"shard {len(shards)} is unreachable: {error}"
+            ) from error
+        shard_map = await load_shard_map(shards)
+        return cls(shards, shard_map)
+
+    async def close(self) -> None:
+        """Close every pool."""
+        for shard in self.shards:
+            await shard.pool.close()
+
+    def shard_of(self, entity_id: str) -> Shard:
+        """The shard that stores an account (and the transfers it debits)."""
+        return self.shards[self.shard_map.shard_for(entity_id)]
+
+    def pool_usage(self) -> list[tuple[int, int, int]]:
+        """(shard, connections in use, pool size) for every shard, for metrics."""
+        return [
+            (s.index, s.pool.get_size() - s.pool.get_idle_size(), s.pool.get_size())
+            for s in self.shards
+        ]
+
+
+async def load_shard_map(shards: Sequence[Shard]) -> ShardMap:
+    """Read the shard map every shard stores, and check they agree with each other."""
+    maps: list[ShardMap] = []
+    for shard in shards:
+        async with shard.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "select key, value from shard_meta where key = any($1::text[])",
+                [SHARD_MAP_KEY, SHARD_INDEX_KEY],
+            )
+        values = {r["key"]: r["value"] for r in rows}
+        if values.get(SHARD_INDEX_KEY) != shard.index:
+            raise RuntimeError(
+                f"the database at shard position {shard.index} says it is shard "
+                f"{values.get(SHARD_INDEX_KEY)}; the DSN list is out of order or not migrated"
+            )
+        maps.append(ShardMap.from_json(values[SHARD_MAP_KEY]))
+    if any(m != maps[0] for m in maps):
+        raise RuntimeError("shards disagree about the shard map; finish the slot move first")
+    return maps[0]
+
+
+async def store_shard_map(conn: asyncpg.Connection, *, shard_index: int, shard_count: int) -> None:
+    """Write the initial shard map and this shard's index, unless already there."""
+    shard_map = even_shard_map(shard_count)
+    await conn.execute(
+        "insert into shard_meta (key, value) values ($1, $2), ($3, $4) on conflict do nothing",
+        SHARD_MAP_KEY,
+        shard_map.to_json(),
+        SHARD_INDEX_KEY,
+        shard_index,
+    )
+    stored = await conn.fetchval("select value from shard_meta where key = $1", SHARD_INDEX_KEY)
+    if stored != shard_index:
+        raise RuntimeError(f"database already holds shard {stored}, not shard {shard_index}")

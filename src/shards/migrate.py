@@ -1,0 +1,58 @@
+"""Numbered SQL migrations, applied in order under an advisory lock, once each."""
+
+from importlib import resources
+
+import asyncpg
+
+from shards.cluster import _init_connection, store_shard_map
+
+_LOCK_ID = 0x1ED6E7F1  # any constant; serialises concurrent migrators on one shard
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every bundled migration, in order."""
+    folder = resources.files("shards") / "migrations"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            number = int(item.name.split("_", 1)[0])
+            found.append((number, item.name, item.read_text()))
+    found.sort()
+    assert [n for n, _, _ in found] == list(range(1, len(found) + 1)), "migration numbers have gaps"
+    return found
+
+
+async def migrate_shard(dsn: str, *, shard_index: int, shard_count: int) -> list[str]:
+    """Bring one shard's schema up to date and store the shard map; returns what was applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _init_connection(conn)
+        applied: list[str] = []
+        async with conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock($1)", _LOCK_ID)
+            await conn.execute(
+                "create table if not exists schema_migrations ("
+                " version integer primary key, name text not null,"
+                " applied_at timestamptz not null default now())"
+            )
+            done = {r["version"] for r in await conn.fetch("select version from schema_migrations")}
+            for number, name, sql in migration_files():
+                if number in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute(
+                    "insert into schema_migrations (version, name) values ($1, $2)", number, name
+                )
+                applied.append(name)
+            await store_shard_map(conn, shard_index=shard_index, shard_count=shard_count)
+        return applied
+    finally:
+        await conn.close()
+
+
+async def migrate_all(dsns: list[str]) -> dict[int, list[str]]:
+    """Migrate every shard; returns the migrations applied per shard."""
+    return {
+        index: await migrate_shard(dsn, shard_index=index, shard_count=len(dsns))
+        for index, dsn in enumerate(dsns)
+    }

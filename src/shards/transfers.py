@@ -1,0 +1,165 @@
+"""Transfer and entry reads."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from ledger.accounts import Layer, Side
+
+_TRANSFER_COLUMNS = (
+    "id, tenant_id, debit_account_id, credit_account_id, amount, currency, status,"
+    " cross_shard, source_shard, destination_shard, saga_step, workflow_id, failure_code,"
+    " metadata, created_at, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """A transfer as stored on its source shard."""
+
+    id: str
+    tenant_id: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    status: str
+    cross_shard: bool
+    source_shard: int
+    destination_shard: int
+    saga_step: str | None
+    workflow_id: str | None
+    failure_code: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """An immutable journal line."""
+
+    account_id: str
+    version: int
+    transfer_id: str
+    currency: str
+    layer: Layer
+    side: Side
+    amount: int
+    posted_after: int
+    available_after: int
+    created_at: datetime
+
+
+def _transfer(row: asyncpg.Record) -> TransferRecord:
+    return TransferRecord(**dict(row))
+
+
+async def fetch_transfer(
+    conn: asyncpg.Connection, *, tenant_id: str, transfer_id: str
+) -> TransferRecord | None:
+    """A tenant's transfer stored on this shard, or None."""
+    row = await conn.fetchrow(
+        f"select {_TRANSFER_COLUMNS} from transfers where id = $1 and tenant_id = $2",
+        transfer_id,
+        tenant_id,
+    )
+    return None if row is None else _transfer(row)
+
+
+async def fetch_transfers(
+    conn: asyncpg.Connection, transfer_ids: list[str]
+) -> list[TransferRecord]:
+    """Transfers by id on this shard, whatever their tenant (for the saga and operators)."""
+    rows = await conn.fetch(
+        f"select {_TRANSFER_COLUMNS} from transfers where id = any($1::text[])", transfer_ids
+    )
+    return [_transfer(r) for r in rows]
+
+
+async def list_transfers(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    after_id: str | None,
+    before_id: str | None,
+    limit: int,
+) -> list[TransferRecord]:
+    """A page of the tenant's transfers on one shard, newest first (see `list_accounts`)."""
+    if before_id is not None:
+        rows = await conn.fetch(
+            f"select {_TRANSFER_COLUMNS} from transfers where tenant_id = $1 and id > $2"
+            " order by id asc limit $3",
+            tenant_id,
+            before_id,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"select {_TRANSFER_COLUMNS} from transfers where tenant_id = $1"
+            " and ($2::text is null or id < $2) order by id desc limit $3",
+            tenant_id,
+            after_id,
+            limit,
+        )
+    return [_transfer(r) for r in rows]
+
+
+async def list_stuck_transfers(
+    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+) -> list[TransferRecord]:
+    """Cross-shard transfers still processing after `older_than_s` seconds."""
+    rows = await conn.fetch(
+        f"select {_TRANSFER_COLUMNS} from transfers where status = 'processing'"
+        " and created_at < now() - make_interval(secs => $1) order by created_at limit $2",
+        older_than_s,
+        limit,
+    )
+    return [_transfer(r) for r in rows]
+
+
+async def list_entries(
+    conn: asyncpg.Connection,
+    *,
+    account_id: str,
+    after_version: int | None,
+    before_version: int | None,
+    limit: int,
+) -> list[EntryRecord]:
+    """A page of an account's entries, newest first (see `list_accounts` for the cursor)."""
+    columns = (
+        "account_id, version, transfer_id, currency, layer, side, amount, posted_after,"
+        " available_after, created_at"
+    )
+    if before_version is not None:
+        rows = await conn.fetch(
+            f"select {columns} from entries where account_id = $1 and version > $2"
+            " order by version asc limit $3",
+            account_id,
+            before_version,
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"select {columns} from entries where account_id = $1"
+            " and ($2::bigint is null or version < $2) order by version desc limit $3",
+            account_id,
+            after_version,
+            limit,
+        )
+    return [
+        EntryRecord(
+            account_id=r["account_id"],
+            version=r["version"],
+            transfer_id=r["transfer_id"],
+            currency=r["currency"],
+            layer=Layer(r["layer"]),
+            side=Side(r["side"]),
+            amount=r["amount"],
+            posted_after=r["posted_after"],
+            available_after=r["available_after"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]

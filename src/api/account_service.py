@@ -63,7 +63,7 @@ class AccountService:
             )
         return account_out(record)
 
-    async def list(
+    async def list_page(
         self,
         *,
         principal: Principal,

@@ -5,7 +5,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from api.account_service import AccountService
 from api.auth import Authenticator
@@ -56,7 +55,6 @@ def create_app(config: ApiConfig) -> FastAPI:
         title="Ledgerflow",
         version="1",
         summary="A sharded double-entry ledger for money movement.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.metrics = metrics

@@ -6,7 +6,7 @@
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import ErrorCode, ErrorType, LedgerError, error_type
@@ -58,10 +58,10 @@ def error_body(
     }
 
 
-def error_response(error: LedgerError) -> ORJSONResponse:
+def error_response(error: LedgerError) -> JSONResponse:
     """An HTTP response for a domain error."""
     headers = {"Retry-After": "1"} if error.transient else None
-    return ORJSONResponse(
+    return JSONResponse(
         error_body(error.code, error.message, error.param),
         status_code=http_status(error.code),
         headers=headers,
@@ -73,12 +73,12 @@ def _param_of(loc: tuple[object, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-async def _ledger_error(_: Request, error: Exception) -> ORJSONResponse:
+async def _ledger_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, LedgerError)
     return error_response(error)
 
 
-async def _validation_error(_: Request, error: Exception) -> ORJSONResponse:
+async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0] if error.errors() else {}
     if first.get("type") == "json_invalid":
@@ -91,18 +91,18 @@ async def _validation_error(_: Request, error: Exception) -> ORJSONResponse:
         code = ErrorCode.AMOUNT_INVALID
     elif param and param.startswith("metadata"):
         code = ErrorCode.METADATA_INVALID
-    return ORJSONResponse(error_body(code, message, param), status_code=400)
+    return JSONResponse(error_body(code, message, param), status_code=400)
 
 
-async def _http_error(_: Request, error: Exception) -> ORJSONResponse:
+async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = ErrorCode.RESOURCE_NOT_FOUND if error.status_code == 404 else ErrorCode.INVALID_REQUEST
-    return ORJSONResponse(error_body(code, str(error.detail), None), status_code=error.status_code)
+    return JSONResponse(error_body(code, str(error.detail), None), status_code=error.status_code)
 
 
-async def _unexpected_error(request: Request, error: Exception) -> ORJSONResponse:
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, error=repr(error))
-    return ORJSONResponse(
+    return JSONResponse(
         error_body(ErrorCode.INVALID_REQUEST, "internal error", None, ErrorType.API),
         status_code=500,
     )

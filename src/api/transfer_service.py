@@ -140,7 +140,7 @@ class TransferService:
                 return transfer_out(record)
         raise _not_found(transfer_id)
 
-    async def list(
+    async def list_page(
         self,
         *,
         principal: Principal,

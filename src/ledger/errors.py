@@ -5,7 +5,6 @@ HTTP mapping lives in `api.errors` and Temporal's non-retryable types are derive
 `NON_RETRYABLE_CODES` here, so there is exactly one list.
 """
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -81,16 +80,17 @@ def error_type(code: ErrorCode) -> ErrorType:
     return _TYPES.get(code, ErrorType.INVALID_REQUEST)
 
 
-@dataclass(frozen=True, slots=True)
 class LedgerError(Exception):
     """An operating error: a value to handle, never a crash.
 
     `param` names the request field at fault, when there is one.
     """
 
-    code: ErrorCode
-    message: str
-    param: str | None = None
+    def __init__(self, code: ErrorCode, message: str, param: str | None = None) -> None:
+        super().__init__(code, message, param)
+        self.code = code
+        self.message = message
+        self.param = param
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -11,11 +11,14 @@ from collections import deque
 from collections.abc import Callable
 
 import asyncpg
+import structlog
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from shards.cluster import ShardCluster
 from shards.posting import PostingRequest, PostingResult, post_batch
+
+log = structlog.get_logger("ledgerflow.shards")
 
 BatchObserver = Callable[[int, int, float], None]
 """Called with (shard, batch size, seconds) after every committed batch, for metrics."""
@@ -76,6 +79,7 @@ class GroupCommitter:
                             conn, shard=shard, requests=[r for r, _ in batch]
                         )
                 except _INFRASTRUCTURE_ERRORS as error:
+                    log.warning("posting batch failed", shard=shard, size=count, error=str(error))
                     failure = LedgerError(
                         ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}"
                     )

@@ -303,11 +303,11 @@ async def _insert_transfers(conn: asyncpg.Connection, opened: list[PostingReques
         "insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,"
         " currency, status, cross_shard, source_shard, destination_shard, saga_step, metadata)"
         " select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency,"
-        " case when u.cross then 'processing' else 'posted' end, u.cross, u.src, u.dst,"
-        " case when u.cross then 'reserved' end, u.metadata::jsonb"
+        " case when u.is_cross then 'processing' else 'posted' end, u.is_cross, u.src, u.dst,"
+        " case when u.is_cross then 'reserved' end, u.metadata::jsonb"
         " from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],"
         " $7::boolean[], $8::int[], $9::int[], $10::text[])"
-        " as u(id, tenant, debit, credit, amount, currency, cross, src, dst, metadata)",
+        " as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata)",
         [r.transfer_id for r in opened],
         [r.tenant_id for r in opened],
         [r.debit_account_id for r in opened],

@@ -42,7 +42,7 @@ async def list_accounts(
     ending_before: CursorQuery = None,
 ) -> ListOut[AccountOut]:
     """The tenant's accounts, newest first."""
-    data, has_more = await state.accounts.list(
+    data, has_more = await state.accounts.list_page(
         principal=principal,
         limit=limit,
         starting_after=starting_after,

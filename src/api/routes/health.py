@@ -3,7 +3,7 @@
 import asyncio
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import StateDep
@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(state: StateDep) -> ORJSONResponse:
+async def readyz(state: StateDep) -> JSONResponse:
     """Every shard answers; 503 naming the ones that do not."""
 
     async def ping(index: int) -> bool:
@@ -35,8 +35,8 @@ async def readyz(state: StateDep) -> ORJSONResponse:
     results = await asyncio.gather(*(ping(s.index) for s in state.cluster.shards))
     down = [i for i, ok in enumerate(results) if not ok]
     if down:
-        return ORJSONResponse({"status": "unavailable", "shards_down": down}, status_code=503)
-    return ORJSONResponse({"status": "ok", "shards": len(results)})
+        return JSONResponse({"status": "unavailable", "shards_down": down}, status_code=503)
+    return JSONResponse({"status": "ok", "shards": len(results)})
 
 
 @router.get("/metrics")

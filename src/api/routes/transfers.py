@@ -53,7 +53,7 @@ async def list_transfers(
     ending_before: CursorQuery = None,
 ) -> ListOut[TransferOut]:
     """The tenant's transfers, newest first."""
-    data, has_more = await state.transfers.list(
+    data, has_more = await state.transfers.list_page(
         principal=principal,
         limit=limit,
         starting_after=starting_after,

@@ -1,0 +1,67 @@
+"""Small helpers for driving the API in tests."""
+
+import httpx
+from ulid import ULID
+
+
+async def create_account(
+    api: httpx.AsyncClient,
+    *,
+    currency: str = "USD",
+    allow_overdraft: bool = False,
+    normal_balance: str = "credit",
+) -> dict:
+    """Open an account and return it."""
+    response = await api.post(
+        "/v1/accounts",
+        json={
+            "currency": currency,
+            "allow_overdraft": allow_overdraft,
+            "normal_balance": normal_balance,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def accounts_by_shard(
+    api: httpx.AsyncClient, *, per_shard: int, shards: int = 4, **kwargs: object
+) -> dict[int, list[dict]]:
+    """Open accounts until every shard holds at least `per_shard` of them."""
+    found: dict[int, list[dict]] = {s: [] for s in range(shards)}
+    for _ in range(per_shard * shards * 20):
+        if all(len(v) >= per_shard for v in found.values()):
+            break
+        account = await create_account(api, **kwargs)  # type: ignore[arg-type]
+        found[account["shard"]].append(account)
+    assert all(len(v) >= per_shard for v in found.values())
+    return found
+
+
+async def transfer(
+    api: httpx.AsyncClient,
+    debit: str,
+    credit: str,
+    amount: int,
+    *,
+    currency: str = "USD",
+    key: str | None = None,
+) -> httpx.Response:
+    """POST a transfer with an idempotency key (a fresh one unless given)."""
+    return await api.post(
+        "/v1/transfers",
+        json={
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "currency": currency,
+        },
+        headers={"Idempotency-Key": key or f"test-{ULID()}"},
+    )
+
+
+async def balance(api: httpx.AsyncClient, account_id: str) -> dict:
+    """The account's current balance."""
+    response = await api.get(f"/v1/accounts/{account_id}")
+    assert response.status_code == 200, response.text
+    return response.json()["balance"]

@@ -1,0 +1,102 @@
+"""Single-shard transfers through the HTTP API, with the books checked after each test."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.integration.helpers import accounts_by_shard, balance, create_account, transfer
+
+pytestmark = pytest.mark.usefixtures("books")
+
+
+async def _pair(api: httpx.AsyncClient) -> tuple[dict, dict, dict]:
+    """A funding account (may overdraw) and two customer accounts, all on one shard."""
+    by_shard = await accounts_by_shard(api, per_shard=2)
+    shard = next(s for s, accounts in by_shard.items() if len(accounts) >= 2)
+    source, target = by_shard[shard][:2]
+    funding = None
+    while funding is None or funding["shard"] != shard:
+        funding = await create_account(api, allow_overdraft=True)
+    return funding, source, target
+
+
+async def test_transfer_moves_money_and_writes_entries(api: httpx.AsyncClient) -> None:
+    """A posted transfer moves the amount, bumps versions and writes one entry per side."""
+    funding, source, target = await _pair(api)
+    response = await transfer(api, funding["id"], source["id"], 10_000)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "posted"
+    assert body["cross_shard"] is False
+    assert body["object"] == "transfer"
+
+    response = await transfer(api, source["id"], target["id"], 2_500)
+    assert response.status_code == 201, response.text
+    assert await balance(api, source["id"]) == {
+        "posted": 7_500,
+        "pending": 0,
+        "held": 0,
+        "available": 7_500,
+    }
+    assert (await balance(api, target["id"]))["available"] == 2_500
+    assert (await balance(api, funding["id"]))["posted"] == -10_000
+
+    entries = (await api.get(f"/v1/accounts/{source['id']}/entries")).json()
+    assert [e["amount"] for e in entries["data"]] == [2_500, 10_000]
+    assert [e["side"] for e in entries["data"]] == ["debit", "credit"]
+    assert [e["posted_after"] for e in entries["data"]] == [7_500, 10_000]
+    assert entries["has_more"] is False
+
+    fetched = await api.get(f"/v1/transfers/{response.json()['id']}")
+    assert fetched.status_code == 200
+    assert fetched.json()["amount"] == 2_500
+
+
+async def test_insufficient_funds_is_402_and_moves_nothing(api: httpx.AsyncClient) -> None:
+    """A debit past the available balance of a no-overdraft account is refused whole."""
+    funding, source, target = await _pair(api)
+    assert (await transfer(api, funding["id"], source["id"], 100)).status_code == 201
+    response = await transfer(api, source["id"], target["id"], 101)
+    assert response.status_code == 402
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_funds"
+    assert error["type"] == "funds_error"
+    assert (await balance(api, source["id"]))["available"] == 100
+    assert (await balance(api, target["id"]))["available"] == 0
+
+
+async def test_concurrent_transfers_leave_exact_balances(api: httpx.AsyncClient) -> None:
+    """60 concurrent debits of one account: exactly as many succeed as the balance allows."""
+    funding, source, target = await _pair(api)
+    assert (await transfer(api, funding["id"], source["id"], 4_000)).status_code == 201
+    responses = await asyncio.gather(
+        *(transfer(api, source["id"], target["id"], 100) for _ in range(60))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == 40
+    assert statuses.count(402) == 20
+    assert (await balance(api, source["id"]))["available"] == 0
+    assert (await balance(api, target["id"]))["available"] == 4_000
+
+
+async def test_idempotent_replay_under_concurrency(api: httpx.AsyncClient) -> None:
+    """The same key sent 20 times at once moves money once; the rest replay or get 409."""
+    funding, source, target = await _pair(api)
+    assert (await transfer(api, funding["id"], source["id"], 1_000)).status_code == 201
+    responses = await asyncio.gather(
+        *(transfer(api, source["id"], target["id"], 300, key="same-key") for _ in range(20))
+    )
+    ok = [r for r in responses if r.status_code == 201]
+    assert ok, [r.text for r in responses]
+    assert {r.json()["id"] for r in ok} == {ok[0].json()["id"]}
+    assert all(r.status_code in (201, 409) for r in responses)
+    replay = await transfer(api, source["id"], target["id"], 300, key="same-key")
+    assert replay.status_code == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == ok[0].json()
+    assert (await balance(api, source["id"]))["available"] == 700
+
+    reused = await transfer(api, source["id"], target["id"], 301, key="same-key")
+    assert reused.status_code == 400
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"

@@ -459,7 +459,7 @@ class TemporalDevServer:
     def _spawn(self) -> None:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_file.open("ab")
+            self._log = self.log_file.open("a+b")
         else:
             # Kept so that a failed start can still show what the server said.
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)

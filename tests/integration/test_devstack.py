@@ -1,8 +1,7 @@
-"""The embedded dev stack's process management, against the real PostgreSQL and Temporal binaries."""
+"""The dev stack's process management, against the real PostgreSQL and Temporal binaries."""
 
 import asyncio
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,10 +57,13 @@ async def test_postgres_data_survives_restart_and_leftovers(tmp_path: Path) -> N
         assert not second.is_running()
         # The pid in a stale file now belongs to an unrelated live process, as after a
         # container restart; postgres alone would refuse to start.
-        with subprocess.Popen(["sleep", "30"]) as unrelated:
+        unrelated = await asyncio.create_subprocess_exec("sleep", "30")
+        try:
             _write_postmaster_pid(data_dir, unrelated.pid)
             await asyncio.to_thread(second.start)
+        finally:
             unrelated.kill()
+            await unrelated.wait()
         connection = await asyncpg.connect(second.dsn)
         assert await connection.fetchval("SELECT body FROM note WHERE id = 1") == "kept"
         await connection.close()

@@ -83,6 +83,7 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
 # insufficient funds; movements that finish a reservation must always succeed.
 _CHECKS_DEBIT_SIDE = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
 _CHECKS_CREDIT_SIDE = frozenset({Movement.TRANSFER, Movement.CREDIT_FUNDS})
+_CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE
 
 
 def lines_for(
@@ -181,8 +182,11 @@ def apply_movement(
         totals[key] = checked_add(totals[key], line.amount)
         assert totals[key] >= 0, f"{movement} takes {key} below zero; the hold is missing"
 
-    if movement in _CHECKS_DEBIT_SIDE:
+    if movement in _CHECKS_FUNDS:
+        # Either side may lose available money: a debit takes from a credit-normal account,
+        # a credit from a debit-normal one.
         _check_funds(debit, totals)
+        _check_funds(credit, totals)
 
     entries: list[Entry] = []
     for line in lines:
@@ -207,7 +211,7 @@ def apply_movement(
 
 
 def _check_funds(account: AccountState, totals: dict[tuple[str, Layer, Side], int]) -> None:
-    """Refuse a debit that would take a no-overdraft account below zero available."""
+    """Refuse a movement that would take a no-overdraft account below zero available."""
     if account.allow_overdraft:
         return
     after = balance_of(

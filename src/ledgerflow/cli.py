@@ -1,0 +1,269 @@
+"""The `ledgerflow` command."""
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.app import ApiConfig, create_app
+from ledger.money import format_minor
+from ledgerflow.config import ConfigError, endpoints
+from ledgerflow.dev import DevError, DevOptions, run_dev
+from ledgerflow.devstack import DevStackError, PortInUseError
+from ledgerflow.logs import configure_logging
+from ledgerflow.serving import serve_api, stop_on_signals
+from ledgerflow.settings import Settings
+from ledgerflow.temporal import (
+    connect_temporal,
+    register_all,
+    run_worker_until,
+    settlement_factory,
+)
+from shards.api_keys import create_api_key
+from shards.cluster import ShardCluster
+from shards.migrate import migrate_all
+from shards.reconcile import reconcile
+from shards.transfers import list_stuck_transfers
+
+app = typer.Typer(
+    help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False
+)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+transfers_app = typer.Typer(help="Transfers, for operators.", no_args_is_help=True)
+temporal_app = typer.Typer(help="Temporal cluster set-up.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(transfers_app, name="transfers")
+app.add_typer(temporal_app, name="temporal")
+
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="State directory of the dev stack (default ./.ledgerflow)."),
+]
+
+
+def _settings(data_dir: Path | None = None) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    configure_logging(level=settings.log_level, json_lines=settings.env == "production")
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    errors.print(f"[bold red]error:[/bold red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def dev(
+    shards: Annotated[int, typer.Option(min=1, max=16, help="Embedded PostgreSQL shards.")] = 4,
+    data_dir: Annotated[Path, typer.Option(help="Where all state lives.")] = Path(".ledgerflow"),
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    pg_port_base: Annotated[int, typer.Option(help="Shard i listens on this + i.")] = 54320,
+    temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI port.")] = 8233,
+) -> None:
+    """Run the whole system locally: shards, Temporal with its UI, a worker and the API."""
+    settings = _settings(data_dir)
+    options = DevOptions(
+        data_dir=data_dir,
+        shards=shards,
+        host=host,
+        port=port,
+        pg_port_base=pg_port_base,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+    )
+    try:
+        run_dev(options, settings, console)
+    except PortInUseError as error:
+        raise _fail(f"{error}; stop whatever uses it or choose another port") from None
+    except (DevError, DevStackError) as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def api(data_dir: DataDir = None) -> None:
+    """Serve the HTTP API against separately run shards and Temporal."""
+    settings = _settings(data_dir)
+    found = _endpoints(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        application = create_app(
+            ApiConfig(
+                shard_dsns=found.shard_dsns,
+                pool_size_max=settings.pool_size_max,
+                saga_sync_wait_s=settings.saga_sync_wait_s,
+                settlement=settlement_factory(settings, found.temporal_address),
+            )
+        )
+        await serve_api(application, host=settings.host, port=settings.port, stop=stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run the settlement workflows and activities against a Temporal cluster."""
+    settings = _settings(data_dir)
+    found = _endpoints(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=settings.pool_size_max)
+        try:
+            client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
+            await run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
+        finally:
+            await cluster.close()
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply pending schema migrations on every shard and store the shard map."""
+    found = _endpoints(_settings(data_dir))
+    applied = asyncio.run(migrate_all(found.shard_dsns))
+    for shard, names in applied.items():
+        console.print(f"shard {shard}: {', '.join(names) if names else 'up to date'}")
+
+
+@app.command()
+def verify(data_dir: DataDir = None) -> None:
+    """Prove the books: every shard balances and the clearing accounts match what is in flight.
+
+    Exits 1 naming each account that is off.
+    """
+    found = _endpoints(_settings(data_dir))
+
+    async def main() -> bool:
+        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=2)
+        try:
+            report = await reconcile(cluster)
+        finally:
+            await cluster.close()
+        for problem in report.problems:
+            errors.print(f"[red]✗[/red] {problem}")
+        in_flight = ", ".join(f"{format_minor(v, c)}" for c, v in report.in_flight.items() if v)
+        console.print(
+            f"checked {report.accounts_checked} accounts and {report.entries_checked} entries "
+            f"on {len(cluster.shards)} shards; in flight: {in_flight or 'nothing'}"
+        )
+        return report.ok
+
+    if not asyncio.run(main()):
+        raise _fail("the books do not balance", code=1)
+    console.print("[bold green]✓ the books balance[/bold green]")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key for a tenant and print it once; only its hash is stored."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
+        raise _fail("a tenant name is 1 to 64 letters, digits, '_', '.' or '-'")
+    found = _endpoints(_settings(data_dir))
+
+    async def main() -> tuple[str, str]:
+        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
+        try:
+            async with cluster.shards[0].pool.acquire() as conn:
+                return await create_api_key(conn, tenant_id=tenant)
+        finally:
+            await cluster.close()
+
+    key_id, secret = asyncio.run(main())
+    errors.print(f"created {key_id} for tenant '{tenant}'; it is shown only this once:")
+    print(secret)  # the one place a secret is printed: on stdout, for scripts
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_s(text: str) -> int:
+    match = _DURATION.match(text)
+    if match is None:
+        raise typer.BadParameter("use a number and a unit: 30s, 5m, 2h, 1d")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@transfers_app.command("stuck")
+def transfers_stuck(
+    older_than: Annotated[str, typer.Option(help="Age, e.g. 30s, 5m, 2h.")] = "5m",
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    data_dir: DataDir = None,
+) -> None:
+    """List cross-shard transfers still processing after a while, with their saga."""
+    seconds = _duration_s(older_than)
+    found = _endpoints(_settings(data_dir))
+
+    async def main() -> list:
+        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
+        try:
+            rows = []
+            for shard in cluster.shards:
+                async with shard.pool.acquire() as conn:
+                    rows += await list_stuck_transfers(conn, older_than_s=seconds, limit=limit)
+            return sorted(rows, key=lambda r: r.created_at)[:limit]
+        finally:
+            await cluster.close()
+
+    rows = asyncio.run(main())
+    table = Table(title=f"transfers processing for more than {older_than}")
+    for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.id,
+            format_minor(row.amount, row.currency),
+            f"{row.source_shard}→{row.destination_shard}",
+            row.saga_step or "",
+            row.workflow_id or "(not handed over)",
+            row.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+    if rows:
+        raise typer.Exit(1)
+
+
+@temporal_app.command("register-search-attributes")
+def register_search_attributes(data_dir: DataDir = None) -> None:
+    """Register Ledgerflow's custom search attributes on a Temporal cluster (idempotent)."""
+    settings = _settings(data_dir)
+    found = _endpoints(settings)
+
+    async def main() -> list[str]:
+        client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
+        return await register_all(client, settings.temporal_namespace)
+
+    added = asyncio.run(main())
+    console.print(f"registered: {', '.join(added) if added else 'all were already there'}")
+
+
+def _endpoints(settings: Settings):  # noqa: ANN202 - returns ledgerflow.config.Endpoints
+    try:
+        return endpoints(settings)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+def main() -> None:
+    """Entry point for `python -m ledgerflow`."""
+    app(prog_name="ledgerflow")
+    sys.exit(0)

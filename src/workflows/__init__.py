@@ -1,0 +1,1 @@
+"""Temporal: the cross-shard settlement saga, the outbox sweeper, activities and the worker."""

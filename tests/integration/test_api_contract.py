@@ -1,0 +1,222 @@
+"""The HTTP contract: errors in one shape, auth, tenancy, pagination, limits, metrics."""
+
+import httpx
+import pytest
+from ulid import ULID
+
+from tests.integration.helpers import balance, create_account, transfer
+
+pytestmark = pytest.mark.usefixtures("books")
+
+MISSING_ACCOUNT = f"acct_{ULID()}"
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str, param: str | None = None
+) -> None:
+    """The documented error shape, with the expected status, code and param."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"type", "code", "message", "param"}
+    assert error["code"] == code
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+
+
+async def test_health_needs_no_key(api_url: str) -> None:
+    """/healthz and /readyz answer without an API key; /readyz checks every shard."""
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        assert (await anonymous.get("/healthz")).status_code == 200
+        ready = await anonymous.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["shards"] == 4
+
+
+async def test_missing_and_bad_keys_are_401(api_url: str) -> None:
+    """No key, a malformed header and an unknown key are all 401 in the error shape."""
+    async with httpx.AsyncClient(base_url=api_url) as anonymous:
+        assert_error(await anonymous.get("/v1/accounts"), 401, "api_key_missing")
+        bad_scheme = await anonymous.get("/v1/accounts", headers={"Authorization": "Basic x"})
+        assert_error(bad_scheme, 401, "api_key_invalid")
+        unknown = await anonymous.get(
+            "/v1/accounts", headers={"Authorization": "Bearer lf_sk_nope"}
+        )
+        assert_error(unknown, 401, "api_key_invalid")
+
+
+async def test_account_shape_and_lookup(api: httpx.AsyncClient) -> None:
+    """A new account has the documented fields, zero balances and its shard."""
+    account = await create_account(api, currency="EUR")
+    assert account["object"] == "account"
+    assert account["id"].startswith("acct_")
+    assert account["normal_balance"] == "credit"
+    assert account["allow_overdraft"] is False
+    assert account["balance"] == {"posted": 0, "pending": 0, "held": 0, "available": 0}
+    assert 0 <= account["shard"] < 4
+    fetched = await api.get(f"/v1/accounts/{account['id']}")
+    assert fetched.json() == account
+    assert_error(await api.get(f"/v1/accounts/{MISSING_ACCOUNT}"), 404, "account_not_found")
+    assert_error(await api.get("/v1/accounts/not-an-id"), 404, "account_not_found")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        ({"currency": "usd"}, "invalid_request", "currency"),
+        ({"currency": "XXX"}, "currency_unknown", "currency"),
+        ({"currency": "USD", "normal_balance": "sideways"}, "invalid_request", "normal_balance"),
+        ({"currency": "USD", "metadata": {"k": "v" * 501}}, "metadata_invalid", None),
+        (
+            {"currency": "USD", "metadata": {f"k{i}": "v" for i in range(51)}},
+            "metadata_invalid",
+            None,
+        ),
+        ({"currency": "USD", "surprise": 1}, "invalid_request", "surprise"),
+    ],
+)
+async def test_bad_account_requests_are_400(
+    api: httpx.AsyncClient, body: dict, code: str, param: str | None
+) -> None:
+    """Invalid account bodies get 400 with the field named, and create nothing."""
+    assert_error(await api.post("/v1/accounts", json=body), 400, code, param)
+    assert (await api.get("/v1/accounts")).json()["data"] == []
+
+
+async def test_bad_transfers_are_refused_and_move_nothing(api: httpx.AsyncClient) -> None:
+    """Each kind of bad transfer gets its documented 4xx and leaves balances untouched."""
+    funding = await create_account(api, allow_overdraft=True)
+    usd = await create_account(api)
+    eur = await create_account(api, currency="EUR")
+    base = {"debit_account_id": funding["id"], "credit_account_id": usd["id"], "currency": "USD"}
+    cases = [
+        ({**base, "amount": 0}, 400, "amount_invalid", "amount"),
+        ({**base, "amount": -5}, 400, "amount_invalid", "amount"),
+        ({**base, "amount": 2**63}, 400, "amount_invalid", "amount"),
+        ({**base, "amount": 1.5}, 400, "amount_invalid", "amount"),
+        ({**base, "amount": "100"}, 400, "amount_invalid", "amount"),
+        ({**base, "amount": 1, "currency": "ZZZ"}, 400, "currency_unknown", "currency"),
+        ({**base, "amount": 1, "credit_account_id": funding["id"]}, 400, "same_account", None),
+    ]
+    for body, status, code, param in cases:
+        response = await api.post("/v1/transfers", json=body)
+        assert_error(response, status, code, param)
+    if funding["shard"] == eur["shard"]:
+        mismatch = await transfer(api, funding["id"], eur["id"], 1)
+        assert_error(mismatch, 400, "currency_mismatch", "credit_account_id")
+    malformed = await api.post(
+        "/v1/transfers", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_error(malformed, 400, "invalid_request")
+    assert await balance(api, usd["id"]) == {"posted": 0, "pending": 0, "held": 0, "available": 0}
+    assert (await balance(api, funding["id"]))["posted"] == 0
+
+
+async def test_bodies_over_one_mebibyte_are_413(api: httpx.AsyncClient) -> None:
+    """Oversized bodies are refused before they are parsed."""
+    response = await api.post(
+        "/v1/accounts",
+        content=b'{"currency": "USD", "metadata": {"k": "' + b"x" * (1024 * 1024) + b'"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(response, 413, "body_too_large")
+
+
+async def test_tenants_see_only_their_own(
+    api: httpx.AsyncClient, api_url: str, cluster: object
+) -> None:
+    """Another tenant's account and transfer are 404 (never 403, never data)."""
+    from shards.api_keys import create_api_key
+
+    funding = await create_account(api, allow_overdraft=True)
+    own = await create_account(api)
+    async with cluster.shards[0].pool.acquire() as conn:  # type: ignore[attr-defined]
+        _, other_key = await create_api_key(conn, tenant_id=f"tenant_{ULID()}")
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
+    ) as other:
+        assert_error(await other.get(f"/v1/accounts/{own['id']}"), 404, "account_not_found")
+        assert (await other.get("/v1/accounts")).json()["data"] == []
+        stranger = None
+        while stranger is None or stranger["shard"] != own["shard"]:
+            stranger = await create_account(other, allow_overdraft=True)
+        stolen = await transfer(other, own["id"], stranger["id"], 1)
+        assert_error(stolen, 404, "account_not_found", "debit_account_id")
+        pushed = await transfer(other, stranger["id"], own["id"], 1)
+        assert_error(pushed, 404, "account_not_found", "credit_account_id")
+        if funding["shard"] == own["shard"]:
+            moved = await transfer(api, funding["id"], own["id"], 5)
+            assert moved.status_code == 201
+            tid = moved.json()["id"]
+            assert_error(await other.get(f"/v1/transfers/{tid}"), 404, "transfer_not_found")
+    assert (await balance(api, own["id"]))["posted"] in (0, 5)
+
+
+async def test_cursor_pagination(api: httpx.AsyncClient) -> None:
+    """Pages of accounts walk forwards and backwards with has_more."""
+    created = [(await create_account(api))["id"] for _ in range(7)]
+    newest_first = list(reversed(created))
+    page = (await api.get("/v1/accounts", params={"limit": 3})).json()
+    assert page["object"] == "list"
+    assert [a["id"] for a in page["data"]] == newest_first[:3]
+    assert page["has_more"] is True
+    page2 = (
+        await api.get("/v1/accounts", params={"limit": 3, "starting_after": newest_first[2]})
+    ).json()
+    assert [a["id"] for a in page2["data"]] == newest_first[3:6]
+    page3 = (
+        await api.get("/v1/accounts", params={"limit": 3, "starting_after": newest_first[5]})
+    ).json()
+    assert [a["id"] for a in page3["data"]] == newest_first[6:]
+    assert page3["has_more"] is False
+    back = (
+        await api.get("/v1/accounts", params={"limit": 2, "ending_before": newest_first[3]})
+    ).json()
+    assert [a["id"] for a in back["data"]] == newest_first[1:3]
+    assert back["has_more"] is True
+    assert_error(await api.get("/v1/accounts", params={"limit": 0}), 400, "invalid_request")
+    assert_error(await api.get("/v1/accounts", params={"limit": 101}), 400, "invalid_request")
+
+
+async def test_account_idempotency(api: httpx.AsyncClient) -> None:
+    """The same key creates one account; a different body with it is refused."""
+    headers = {"Idempotency-Key": f"acct-{ULID()}"}
+    first = await api.post("/v1/accounts", json={"currency": "USD"}, headers=headers)
+    again = await api.post("/v1/accounts", json={"currency": "USD"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await api.post("/v1/accounts", json={"currency": "EUR"}, headers=headers)
+    assert_error(other, 400, "idempotency_key_reused")
+    assert len((await api.get("/v1/accounts")).json()["data"]) == 1
+
+
+async def test_freeze_and_close(api: httpx.AsyncClient) -> None:
+    """Frozen accounts refuse transfers until unfrozen; only empty accounts close."""
+    funding = await create_account(api, allow_overdraft=True)
+    target = None
+    while target is None or target["shard"] != funding["shard"]:
+        target = await create_account(api)
+    frozen = await api.post(f"/v1/accounts/{target['id']}/freeze")
+    assert frozen.json()["status"] == "frozen"
+    assert_error(await transfer(api, funding["id"], target["id"], 5), 409, "account_frozen")
+    await api.post(f"/v1/accounts/{target['id']}/unfreeze")
+    assert (await transfer(api, funding["id"], target["id"], 5)).status_code == 201
+    assert_error(await api.post(f"/v1/accounts/{target['id']}/close"), 409, "account_not_empty")
+    assert (await transfer(api, target["id"], funding["id"], 5)).status_code == 201
+    closed = await api.post(f"/v1/accounts/{target['id']}/close")
+    assert closed.json()["status"] == "closed"
+    assert_error(await transfer(api, funding["id"], target["id"], 5), 409, "account_closed")
+
+
+async def test_metrics_and_openapi(api: httpx.AsyncClient) -> None:
+    """/metrics exposes requests by route, transfer latency and pool usage; /openapi.json is
+    the contract."""
+    await create_account(api)
+    text = (await api.get("/metrics")).text
+    assert 'ledgerflow_http_requests_total{method="POST",route="/v1/accounts",status="201"}' in text
+    assert "ledgerflow_pool_connections_in_use" in text
+    assert "ledgerflow_transfer_seconds" in text
+    spec = (await api.get("/openapi.json")).json()
+    assert "/v1/transfers" in spec["paths"]
+    assert "/v1/accounts/{account_id}/entries" in spec["paths"]

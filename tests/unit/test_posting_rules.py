@@ -1,0 +1,200 @@
+"""The posting rules, against a tiny in-memory model of the ledger."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.accounts import AccountState, AccountStatus, Layer, NormalBalance, Side
+from ledger.errors import ErrorCode, LedgerError
+from ledger.limits import BIGINT_MAX
+from ledger.posting import Movement, apply_movement, lines_for
+
+
+def account(
+    account_id: str,
+    *,
+    overdraft: bool = False,
+    normal: NormalBalance = NormalBalance.CREDIT,
+    status: AccountStatus = AccountStatus.ACTIVE,
+    currency: str = "USD",
+) -> AccountState:
+    return AccountState(
+        id=account_id,
+        tenant_id="t",
+        currency=currency,
+        normal_balance=normal,
+        allow_overdraft=overdraft,
+        status=status,
+        debits_posted=0,
+        credits_posted=0,
+        debits_pending=0,
+        credits_pending=0,
+        version=0,
+    )
+
+
+def test_transfer_moves_posted_balances_and_versions() -> None:
+    """A transfer debits one account and credits the other, one version each."""
+    bank, alice = account("bank", overdraft=True), account("alice")
+    entries = apply_movement(
+        Movement.TRANSFER, debit=bank, credit=alice, amount=500, currency="USD"
+    )
+    assert alice.balance.posted == 500
+    assert bank.balance.posted == -500
+    assert [e.version_after for e in entries] == [1, 1]
+    assert [e.posted_after for e in entries] == [-500, 500]
+
+
+def test_insufficient_funds_changes_nothing() -> None:
+    """A refused debit leaves both accounts exactly as they were."""
+    alice, bob = account("alice"), account("bob")
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=1, currency="USD")
+    assert refused.value.code is ErrorCode.INSUFFICIENT_FUNDS
+    assert alice == account("alice")
+    assert bob == account("bob")
+
+
+def test_reserve_holds_then_post_settles() -> None:
+    """A reserve holds funds (available drops, posted does not); posting settles them."""
+    bank, alice, clearing = (
+        account("bank", overdraft=True),
+        account("alice"),
+        account("c", overdraft=True),
+    )
+    apply_movement(Movement.TRANSFER, debit=bank, credit=alice, amount=100, currency="USD")
+    apply_movement(Movement.RESERVE_FUNDS, debit=alice, credit=clearing, amount=60, currency="USD")
+    assert (alice.balance.posted, alice.balance.held, alice.balance.available) == (100, 60, 40)
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(
+            Movement.RESERVE_FUNDS, debit=alice, credit=clearing, amount=41, currency="USD"
+        )
+    assert refused.value.code is ErrorCode.INSUFFICIENT_FUNDS
+    apply_movement(Movement.POST_HOLD, debit=alice, credit=clearing, amount=60, currency="USD")
+    assert (alice.balance.posted, alice.balance.held, alice.balance.available) == (40, 0, 40)
+    assert clearing.balance.posted == 60
+
+
+def test_release_returns_the_hold() -> None:
+    """Releasing a hold restores the available balance exactly."""
+    bank, alice, clearing = (
+        account("bank", overdraft=True),
+        account("alice"),
+        account("c", overdraft=True),
+    )
+    apply_movement(Movement.TRANSFER, debit=bank, credit=alice, amount=100, currency="USD")
+    apply_movement(Movement.RESERVE_FUNDS, debit=alice, credit=clearing, amount=70, currency="USD")
+    apply_movement(Movement.RELEASE_HOLD, debit=alice, credit=clearing, amount=70, currency="USD")
+    assert (alice.balance.posted, alice.balance.held, alice.balance.available) == (100, 0, 100)
+    assert clearing.balance.posted == 0
+    assert clearing.balance.pending == 0
+
+
+def test_frozen_and_closed_refuse_new_money_but_not_settlement() -> None:
+    """Frozen and closed accounts refuse transfers; a post of an existing hold still succeeds."""
+    bank = account("bank", overdraft=True)
+    frozen = account("frozen", status=AccountStatus.FROZEN)
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=bank, credit=frozen, amount=1, currency="USD")
+    assert refused.value.code is ErrorCode.ACCOUNT_FROZEN
+    closed = account("closed", status=AccountStatus.CLOSED)
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.CREDIT_FUNDS, debit=bank, credit=closed, amount=1, currency="USD")
+    assert refused.value.code is ErrorCode.ACCOUNT_CLOSED
+
+    alice, clearing = account("alice"), account("c", overdraft=True)
+    apply_movement(Movement.TRANSFER, debit=bank, credit=alice, amount=10, currency="USD")
+    apply_movement(Movement.RESERVE_FUNDS, debit=alice, credit=clearing, amount=10, currency="USD")
+    alice.status = AccountStatus.FROZEN
+    apply_movement(Movement.POST_HOLD, debit=alice, credit=clearing, amount=10, currency="USD")
+    assert alice.balance.posted == 0
+
+
+def test_currency_mismatch_names_the_account() -> None:
+    """A transfer in another currency than an account's is refused with its param."""
+    bank, euro = account("bank", overdraft=True), account("euro", currency="EUR")
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=bank, credit=euro, amount=1, currency="USD")
+    assert refused.value.code is ErrorCode.CURRENCY_MISMATCH
+    assert refused.value.param == "credit_account_id"
+
+
+def test_overflow_is_refused() -> None:
+    """A credit that would push a total past the bigint range is refused, not wrapped."""
+    bank, alice = account("bank", overdraft=True), account("alice")
+    apply_movement(Movement.TRANSFER, debit=bank, credit=alice, amount=BIGINT_MAX, currency="USD")
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=bank, credit=alice, amount=1, currency="USD")
+    assert refused.value.code is ErrorCode.AMOUNT_OVERFLOW
+
+
+def test_debit_normal_accounts_mirror() -> None:
+    """A debit-normal account grows with debits; a credit takes its available down."""
+    cash = account("cash", normal=NormalBalance.DEBIT)
+    equity = account("equity", overdraft=True)
+    apply_movement(Movement.TRANSFER, debit=cash, credit=equity, amount=300, currency="USD")
+    assert cash.balance.posted == 300
+    with pytest.raises(LedgerError):
+        apply_movement(Movement.TRANSFER, debit=equity, credit=cash, amount=301, currency="USD")
+
+
+@pytest.mark.parametrize("movement", list(Movement))
+def test_lines_balance_per_layer(movement: Movement) -> None:
+    """Every movement's lines sum to zero in each layer (double entry)."""
+    lines = lines_for(movement, "a", "b", 7)
+    for layer in Layer:
+        net = sum(
+            line.amount if line.side is Side.CREDIT else -line.amount
+            for line in lines
+            if line.layer is layer
+        )
+        assert net == 0
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]), st.sampled_from(["a", "b", "c"]), st.integers(1, 500)
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations)
+def test_random_transfers_match_a_model(ops: list[tuple[str, str, int]]) -> None:
+    """Random transfers among three funded accounts agree with a dict-of-ints model:
+    balances match, nobody goes below zero, and the total never changes."""
+    bank = account("bank", overdraft=True)
+    accounts = {name: account(name) for name in "abc"}
+    model = dict.fromkeys("abc", 0)
+    for name in "abc":
+        apply_movement(
+            Movement.TRANSFER, debit=bank, credit=accounts[name], amount=1000, currency="USD"
+        )
+        model[name] = 1000
+    for debit, credit, amount in ops:
+        if debit == credit:
+            continue
+        if model[debit] < amount:
+            with pytest.raises(LedgerError) as refused:
+                apply_movement(
+                    Movement.TRANSFER,
+                    debit=accounts[debit],
+                    credit=accounts[credit],
+                    amount=amount,
+                    currency="USD",
+                )
+            assert refused.value.code is ErrorCode.INSUFFICIENT_FUNDS
+            continue
+        apply_movement(
+            Movement.TRANSFER,
+            debit=accounts[debit],
+            credit=accounts[credit],
+            amount=amount,
+            currency="USD",
+        )
+        model[debit] -= amount
+        model[credit] += amount
+    assert {n: a.balance.posted for n, a in accounts.items()} == model
+    assert sum(model.values()) == 3000
+    assert bank.balance.posted == -3000

@@ -4,6 +4,7 @@ import httpx
 import pytest
 from ulid import ULID
 
+from shards.api_keys import create_api_key
 from tests.integration.helpers import balance, create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -126,8 +127,6 @@ async def test_tenants_see_only_their_own(
     api: httpx.AsyncClient, api_url: str, cluster: object
 ) -> None:
     """Another tenant's account and transfer are 404 (never 403, never data)."""
-    from shards.api_keys import create_api_key
-
     funding = await create_account(api, allow_overdraft=True)
     own = await create_account(api)
     async with cluster.shards[0].pool.acquire() as conn:  # type: ignore[attr-defined]

@@ -12,12 +12,14 @@ from rich.table import Table
 
 from api.app import ApiConfig, create_app
 from ledger.money import format_minor
+from ledgerflow.bench import BenchOptions, run_bench
 from ledgerflow.config import ConfigError, endpoints
-from ledgerflow.dev import DevError, DevOptions, run_dev
+from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
 from ledgerflow.logs import configure_logging
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.settings import Settings
+from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
     connect_temporal,
     register_all,
@@ -254,6 +256,38 @@ def register_search_attributes(data_dir: DataDir = None) -> None:
 
     added = asyncio.run(main())
     console.print(f"registered: {', '.join(added) if added else 'all were already there'}")
+
+
+@app.command()
+def bench(
+    mode: Annotated[str, typer.Option(help="single, cross or mixed shard pairs.")] = "single",
+    transfers: Annotated[int, typer.Option(min=1, max=10_000_000)] = 5000,
+    concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 64,
+    duration: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 60.0,
+    url: Annotated[str | None, typer.Option(help="API URL (default: the dev stack's).")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="LEDGERFLOW_API_KEY")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Drive transfers through the HTTP API and print transfers/s and latency percentiles."""
+    if mode not in {"single", "cross", "mixed"}:
+        raise _fail("--mode is single, cross or mixed")
+    settings = _settings(data_dir)
+    stack = StackInfo.read(settings.data_dir)
+    url = url or (stack.api_url if stack else None)
+    key_file = settings.data_dir / API_KEY_FILE
+    api_key = api_key or (key_file.read_text().strip() if key_file.exists() else None)
+    if not url or not api_key:
+        raise _fail("give --url and --api-key, or run next to a `ledgerflow dev` stack")
+    options = BenchOptions(
+        url=url,
+        api_key=api_key,
+        mode=mode,
+        transfers=transfers,
+        concurrency=concurrency,
+        duration_s_max=duration,
+    )
+    result = asyncio.run(run_bench(options))
+    console.print(f"[bold]{mode}-shard[/bold] {result.summary()}")
 
 
 def _endpoints(settings: Settings):  # noqa: ANN202 - returns ledgerflow.config.Endpoints

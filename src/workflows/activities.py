@@ -1,0 +1,180 @@
+"""The saga's activities: each step is one `post_batch` per shard for the whole batch.
+
+Every step is idempotent through its operation key (`tr_...:credit`, `:post`, `:release`),
+written by `post_batch` in the same transaction as the balance change, so a retry after a
+crash at any point replays the first result instead of moving money again.
+
+Infrastructure errors (a shard down, a lost connection) propagate and Temporal retries them
+with backoff. Business refusals of the credit are results, one per transfer. A `LedgerError`
+that escapes is turned into an `ApplicationError` whose type is its code, so the workflow's
+retry policy can name the non-retryable codes (`NON_RETRYABLE_CODES`).
+"""
+
+from collections.abc import Sequence
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ledger.errors import LedgerError
+from ledger.ids import saga_operation_key
+from ledger.posting import Movement
+from shards.cluster import ShardCluster
+from shards.posting import PostingRequest, PostingResult, post_batch
+from workflows import outbox
+from workflows.models import (
+    CreditOutcome,
+    FinishHoldsInput,
+    SettlementBatch,
+    SettlementTransfer,
+    SweepInput,
+    SweepOutcome,
+)
+from workflows.sweeper import OutboxSweeper
+
+_STEPS = {
+    Movement.CREDIT_FUNDS: "credit",
+    Movement.POST_HOLD: "post",
+    Movement.RELEASE_HOLD: "release",
+}
+
+
+def posting_requests(
+    movement: Movement,
+    *,
+    source_shard: int,
+    destination_shard: int,
+    currency: str,
+    transfers: Sequence[SettlementTransfer],
+    failure_codes: dict[str, str] | None = None,
+) -> list[PostingRequest]:
+    """The saga step `movement` of each transfer, keyed `transfer_id:step`."""
+    step = _STEPS[movement]
+    codes = failure_codes or {}
+    return [
+        PostingRequest(
+            operation_key=saga_operation_key(t.id, step),
+            transfer_id=t.id,
+            tenant_id=t.tenant_id,
+            movement=movement,
+            debit_account_id=t.debit_account_id,
+            credit_account_id=t.credit_account_id,
+            amount=t.amount,
+            currency=currency,
+            source_shard=source_shard,
+            destination_shard=destination_shard,
+            failure_code=codes.get(t.id),
+        )
+        for t in transfers
+    ]
+
+
+def _application_error(error: LedgerError, *, non_retryable: bool) -> ApplicationError:
+    return ApplicationError(error.message, type=str(error.code), non_retryable=non_retryable)
+
+
+class SettlementActivities:
+    """Activities of the settlement saga and the outbox sweep; they hold the shard pools."""
+
+    def __init__(self, cluster: ShardCluster) -> None:
+        self._cluster = cluster
+
+    async def _post(self, shard: int, requests: list[PostingRequest]) -> list[PostingResult]:
+        async with self._cluster.shards[shard].pool.acquire() as conn:
+            return await post_batch(conn, shard=shard, requests=requests)
+
+    @activity.defn(name="credit_funds")
+    async def credit_funds(self, batch: SettlementBatch) -> CreditOutcome:
+        """Credit every transfer of the batch on the destination shard, in one transaction.
+
+        A refusal (account missing, frozen, closed, currency mismatch) is a per-transfer
+        result; the credited transfers then move to saga step `credited` on the source.
+
+        Raises:
+            ApplicationError: a non-retryable `LedgerError` code (never expected).
+            asyncpg.PostgresError, OSError: a shard failed; Temporal retries.
+        """
+        requests = posting_requests(
+            Movement.CREDIT_FUNDS,
+            source_shard=batch.source_shard,
+            destination_shard=batch.destination_shard,
+            currency=batch.currency,
+            transfers=batch.transfers,
+        )
+        try:
+            results = await self._post(batch.destination_shard, requests)
+        except LedgerError as error:
+            raise _application_error(error, non_retryable=not error.transient) from error
+        refusals = {r.transfer_id: str(r.error.code) for r in results if r.error is not None}
+        credited = [r.transfer_id for r in results if r.ok]
+        if credited:
+            async with self._cluster.shards[batch.source_shard].pool.acquire() as conn:
+                await outbox.mark_credited(conn, credited)
+        activity.logger.info(
+            "credited %d of %d on shard %d",
+            len(credited),
+            len(results),
+            batch.destination_shard,
+        )
+        return CreditOutcome(refusals=refusals)
+
+    @activity.defn(name="post_holds")
+    async def post_holds(self, holds: FinishHoldsInput) -> None:
+        """Turn the holds of credited transfers into posted debits on the source shard.
+
+        After a credit this must succeed: every error, even a refusal, is retried until an
+        operator mends the cause; the saga never compensates a credited transfer.
+
+        Raises:
+            ApplicationError: retryable; a hold could not be posted.
+            asyncpg.PostgresError, OSError: a shard failed; Temporal retries.
+        """
+        await self._finish(Movement.POST_HOLD, holds)
+
+    @activity.defn(name="release_holds")
+    async def release_holds(self, holds: FinishHoldsInput) -> None:
+        """Compensate refused credits: release their holds; the transfers end `failed`.
+
+        Raises:
+            ApplicationError: retryable; a hold could not be released.
+            asyncpg.PostgresError, OSError: a shard failed; Temporal retries.
+        """
+        await self._finish(Movement.RELEASE_HOLD, holds)
+
+    async def _finish(self, movement: Movement, holds: FinishHoldsInput) -> None:
+        requests = posting_requests(
+            movement,
+            source_shard=holds.source_shard,
+            destination_shard=holds.destination_shard,
+            currency=holds.currency,
+            transfers=holds.transfers,
+            failure_codes=holds.failure_codes,
+        )
+        try:
+            results = await self._post(holds.source_shard, requests)
+        except LedgerError as error:
+            raise _application_error(error, non_retryable=False) from error
+        refused = [r for r in results if r.error is not None]
+        if refused:
+            # A hold that cannot be finished breaks an invariant (the reserve made it); keep
+            # retrying, visible as a stuck saga, rather than guess a way out.
+            first = refused[0]
+            assert first.error is not None
+            activity.logger.error(
+                "%s refused for %d transfers, first %s: %s",
+                movement,
+                len(refused),
+                first.transfer_id,
+                first.error,
+            )
+            raise _application_error(first.error, non_retryable=False)
+
+    @activity.defn(name="sweep_outbox")
+    async def sweep_outbox(self, sweep: SweepInput) -> SweepOutcome:
+        """Settle outbox rows a crash left behind (see `workflows.sweeper`).
+
+        Heartbeats after each shard, so a worker lost mid-sweep is noticed quickly.
+        """
+        sweeper = OutboxSweeper(
+            self._cluster, activity.client(), task_queue=activity.info().task_queue
+        )
+        return await sweeper.sweep(sweep, heartbeat=activity.heartbeat)

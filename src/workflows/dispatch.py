@@ -1,0 +1,261 @@
+"""The hand-over from the API to Temporal: reserved transfers gathered into batch sagas.
+
+The API reserves a cross-shard transfer (which writes its outbox row in the same
+transaction) and calls `SettlementDispatcher.hand_over`. The dispatcher gathers reserved
+transfers per (source shard, destination shard, currency):
+- a batch closes when its window (`batch_window_ms`) is over and fewer than `in_flight_max`
+  batches of that pair are settling, or at once when it holds `batch_size_max` transfers.
+  While sagas run, the next batch keeps gathering, so under load batches grow and Temporal
+  sees a bounded number of workflows; under light load a batch holds one transfer;
+- closing a batch claims its outbox rows on the source shard (one transaction, which also
+  records the workflow id on the transfers) and starts one `SettleCrossShardBatch` for the
+  claimed rows, under an id derived from them;
+- every caller of the batch waits, sharing one result poll per workflow, until the saga
+  finishes or its own `wait_s` is over, then returns; the API re-reads the transfer.
+
+Exactly once, without a gap: a row already claimed (an HTTP retry of the same request, or
+the sweeper's work) is not claimed again; its caller waits on the workflow recorded for it.
+Whatever fails after the reserve (this process, the shard, Temporal) leaves the row
+unclaimed or claimed-but-not-started, and the sweeper (`workflows.sweeper`) settles it.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.service import RPCError
+
+from ledger import limits
+from ledger.posting import Movement
+from shards.cluster import ShardCluster
+from shards.posting import PostingRequest
+from workflows import outbox
+from workflows.models import SettlementOutcome
+from workflows.starter import batch_from_rows, start_settlement, workflow_id_for_claim
+
+log = structlog.get_logger("ledgerflow.workflows")
+
+PairKey = tuple[int, int, str]
+"""(source shard, destination shard, currency): what one batch settles."""
+
+_SHARD_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# A lazy client that cannot connect raises RuntimeError; a server that refuses, RPCError.
+_TEMPORAL_ERRORS = (RPCError, RuntimeError, TimeoutError)
+
+
+@dataclass(eq=False, slots=True)
+class _Batch:
+    """Transfers gathering for one saga; `dispatched` maps each to the workflow settling it
+    (None when nothing can be waited for: not started, or already finished)."""
+
+    transfer_ids: dict[str, None]
+    dispatched: asyncio.Future[dict[str, str | None]]
+    window_over: bool = False
+
+
+@dataclass(slots=True)
+class _Pair:
+    open: _Batch | None = None
+    in_flight: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class SettlementDispatcher:
+    """Implements the API's `Settlement` protocol with batched saga workflows."""
+
+    def __init__(
+        self,
+        cluster: ShardCluster,
+        client: Client,
+        *,
+        task_queue: str,
+        batch_window_ms: int,
+        batch_size_max: int,
+        in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_PAIR_DEFAULT,
+    ) -> None:
+        assert 0 <= batch_window_ms <= limits.SAGA_BATCH_WINDOW_MS_MAX
+        assert 0 < batch_size_max <= limits.SAGA_BATCH_SIZE_MAX
+        assert 0 < in_flight_max <= limits.SAGA_IN_FLIGHT_PER_PAIR_MAX
+        self._cluster = cluster
+        self._client = client
+        self._task_queue = task_queue
+        self._window_s = batch_window_ms / 1000
+        self._batch_size_max = batch_size_max
+        self._in_flight_max = in_flight_max
+        self._pairs: dict[PairKey, _Pair] = defaultdict(_Pair)
+        self._completions: dict[str, asyncio.Task[None]] = {}
+        self._undispatched: set[_Batch] = set()
+
+    async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> None:
+        """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish.
+
+        Never raises for an infrastructure failure: the reserve is durable, and the sweeper
+        settles whatever this call could not hand over. The caller reads the outcome from
+        the transfer row ('posted', 'failed' or still 'processing').
+        """
+        assert reserved.movement is Movement.RESERVE_FUNDS
+        assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        batch = self._enqueue(reserved)
+        try:
+            settled_by = await asyncio.wait_for(asyncio.shield(batch.dispatched), wait_s)
+            workflow_id = settled_by.get(reserved.transfer_id)
+            if workflow_id is not None:
+                await asyncio.wait_for(
+                    asyncio.shield(self._completion(workflow_id)),
+                    max(deadline - loop.time(), 0),
+                )
+        except TimeoutError:
+            return  # still settling: the API answers 202 and the saga carries on
+
+    def _enqueue(self, reserved: PostingRequest) -> _Batch:
+        key = (reserved.source_shard, reserved.destination_shard, reserved.currency)
+        pair = self._pairs[key]
+        batch = pair.open
+        if batch is None:
+            batch = _Batch({}, asyncio.get_running_loop().create_future())
+            batch.dispatched.add_done_callback(lambda _: self._undispatched.discard(batch))
+            self._undispatched.add(batch)
+            pair.open = batch
+            asyncio.get_running_loop().call_later(self._window_s, self._window_over, key, batch)
+        batch.transfer_ids[reserved.transfer_id] = None
+        if len(batch.transfer_ids) >= self._batch_size_max:
+            self._dispatch(key)
+        return batch
+
+    def _window_over(self, key: PairKey, batch: _Batch) -> None:
+        batch.window_over = True
+        pair = self._pairs[key]
+        if pair.open is batch and pair.in_flight < self._in_flight_max:
+            self._dispatch(key)
+
+    def _dispatch(self, key: PairKey) -> None:
+        pair = self._pairs[key]
+        batch = pair.open
+        assert batch is not None
+        pair.open = None
+        pair.in_flight += 1
+        task = asyncio.create_task(self._settle(key, batch))
+        pair.tasks.add(task)
+        task.add_done_callback(pair.tasks.discard)
+
+    async def _settle(self, key: PairKey, batch: _Batch) -> None:
+        """Claim and start one batch, then hold its in-flight slot until the saga is done."""
+        pair = self._pairs[key]
+        try:
+            settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
+            batch.dispatched.set_result(settled_by)
+            if started is not None:
+                await asyncio.wait_for(
+                    asyncio.shield(self._completion(started)), limits.SAGA_IN_FLIGHT_WAIT_S
+                )
+        except TimeoutError:
+            pass  # the saga is slow (a worker or shard is down); stop counting it
+        finally:
+            if not batch.dispatched.done():
+                batch.dispatched.set_result({})
+            pair.in_flight -= 1
+            waiting = pair.open
+            if waiting is not None and waiting.window_over and pair.in_flight < self._in_flight_max:
+                self._dispatch(key)
+
+    async def _claim_and_start(
+        self, key: PairKey, transfer_ids: list[str]
+    ) -> tuple[dict[str, str | None], str | None]:
+        """Returns (transfer id -> workflow settling it, the workflow started here if any)."""
+        source = key[0]
+        try:
+            async with self._cluster.shards[source].pool.acquire() as conn:
+                workflow_id, claimed = await outbox.claim(
+                    conn, transfer_ids=transfer_ids, workflow_id_for=workflow_id_for_claim
+                )
+                claimed_ids = {r.transfer_id for r in claimed}
+                others = [t for t in transfer_ids if t not in claimed_ids]
+                settled_by = await outbox.recorded_workflows(conn, others) if others else {}
+        except _SHARD_ERRORS as error:
+            log.warning("hand-over deferred to the sweeper", shard=source, error=str(error))
+            return {}, None
+        if workflow_id is None:
+            return settled_by, None
+        batch = batch_from_rows(workflow_id, claimed)
+        try:
+            await start_settlement(self._client, task_queue=self._task_queue, batch=batch)
+        except _TEMPORAL_ERRORS as error:
+            # The rows stay claimed under `workflow_id`; the sweeper starts that very id.
+            log.warning("settlement start deferred", workflow_id=workflow_id, error=str(error))
+            return settled_by, None
+        settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
+        return settled_by, workflow_id
+
+    def _completion(self, workflow_id: str) -> asyncio.Task[None]:
+        """One shared wait for a workflow's result, however many callers wait on it."""
+        task = self._completions.get(workflow_id)
+        if task is None:
+            task = asyncio.create_task(self._await_result(workflow_id))
+            self._completions[workflow_id] = task
+            task.add_done_callback(lambda _: self._completions.pop(workflow_id, None))
+        return task
+
+    async def _await_result(self, workflow_id: str) -> None:
+        handle = self._client.get_workflow_handle(workflow_id, result_type=SettlementOutcome)
+        try:
+            await asyncio.wait_for(handle.result(), limits.SAGA_SYNC_WAIT_S_MAX)
+        except (*_TEMPORAL_ERRORS, WorkflowFailureError) as error:
+            log.info("stopped waiting for settlement", workflow_id=workflow_id, error=str(error))
+
+    async def close(self) -> None:
+        """Claim and start every gathering batch now, then stop waiting for results.
+
+        Whatever does not make it in time stays in the outbox for the sweeper.
+        """
+        for key, pair in self._pairs.items():
+            if pair.open is not None:
+                self._dispatch(key)
+        if self._undispatched:
+            await asyncio.wait(
+                [b.dispatched for b in self._undispatched],
+                timeout=limits.TEMPORAL_RPC_TIMEOUT_S * 2,
+            )
+        tasks = [t for pair in self._pairs.values() for t in pair.tasks]
+        for task in [*tasks, *self._completions.values()]:
+            task.cancel()
+        await asyncio.gather(*tasks, *self._completions.values(), return_exceptions=True)
+
+
+@asynccontextmanager
+async def open_settlement(
+    cluster: ShardCluster,
+    *,
+    temporal_address: str,
+    namespace: str,
+    task_queue: str,
+    batch_window_ms: int,
+    batch_size_max: int,
+    in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_PAIR_DEFAULT,
+) -> AsyncIterator[SettlementDispatcher]:
+    """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
+
+    The client connects lazily, so the API starts (and single-shard transfers work) while
+    Temporal is down; cross-shard reserves then wait in the outbox for the sweeper.
+
+    Use with `functools.partial(open_settlement, temporal_address=..., ...)`.
+    """
+    client = await Client.connect(temporal_address, namespace=namespace, lazy=True)
+    dispatcher = SettlementDispatcher(
+        cluster,
+        client,
+        task_queue=task_queue,
+        batch_window_ms=batch_window_ms,
+        batch_size_max=batch_size_max,
+        in_flight_max=in_flight_max,
+    )
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.close()

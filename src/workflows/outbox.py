@@ -1,0 +1,140 @@
+"""The saga outbox on a source shard: claiming reserved transfers for a settlement workflow.
+
+The reserve writes an outbox row in its own transaction (`shards.posting`), and the post or
+release finishes it. In between, the row records which workflow settles the transfer.
+A row is claimed at most once (`workflow_id is null` is part of the claim), and the claim
+and `transfers.workflow_id` change in one transaction, so a transfer never has two sagas.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import asyncpg
+
+from workflows.models import SettlementTransfer
+
+_ROW_COLUMNS = (
+    "transfer_id, tenant_id, debit_account_id, credit_account_id, amount, currency,"
+    " source_shard, destination_shard, workflow_id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One open hand-over: a reserved transfer and the workflow recorded for it, if any."""
+
+    transfer_id: str
+    tenant_id: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    source_shard: int
+    destination_shard: int
+    workflow_id: str | None
+
+    def settlement_transfer(self) -> SettlementTransfer:
+        """The transfer as a saga input carries it."""
+        return SettlementTransfer(
+            id=self.transfer_id,
+            tenant_id=self.tenant_id,
+            debit_account_id=self.debit_account_id,
+            credit_account_id=self.credit_account_id,
+            amount=self.amount,
+        )
+
+
+def _row(record: asyncpg.Record) -> OutboxRow:
+    return OutboxRow(**dict(record))
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    *,
+    transfer_ids: Sequence[str],
+    workflow_id_for: Callable[[OutboxRow], str],
+    recorded_workflow_id: str | None = None,
+) -> tuple[str | None, list[OutboxRow]]:
+    """Claim the open rows among `transfer_ids` still recorded under `recorded_workflow_id`.
+
+    With `recorded_workflow_id=None` this claims unclaimed rows (the hand-over); with an id
+    it re-claims rows of a workflow that closed early. The workflow id derives from the
+    first claimed row (`workflow_id_for`), so the rows are locked first, in id order, and
+    rows another claimer holds are waited for and then skipped.
+
+    Returns (workflow id, claimed rows), or (None, []) when nothing was left to claim.
+    Raises:
+        asyncpg.PostgresError, OSError: the shard failed; nothing was claimed.
+    """
+    async with conn.transaction(isolation="read_committed"):
+        locked = await conn.fetch(
+            f"select {_ROW_COLUMNS} from saga_outbox where transfer_id = any($1::text[])"
+            " and workflow_id is not distinct from $2 and finished_at is null"
+            " order by transfer_id for update",
+            list(transfer_ids),
+            recorded_workflow_id,
+        )
+        if not locked:
+            return None, []
+        rows = [_row(r) for r in locked]
+        workflow_id = workflow_id_for(rows[0])
+        ids = [r.transfer_id for r in rows]
+        await conn.execute(
+            "with outbox as (update saga_outbox set workflow_id = $1, claimed_at = now()"
+            " where transfer_id = any($2::text[]))"
+            " update transfers set workflow_id = $1, updated_at = now()"
+            " where id = any($2::text[])",
+            workflow_id,
+            ids,
+        )
+    return workflow_id, [replace(r, workflow_id=workflow_id) for r in rows]
+
+
+async def recorded_workflows(
+    conn: asyncpg.Connection, transfer_ids: Sequence[str]
+) -> dict[str, str | None]:
+    """For each open row among `transfer_ids`, the workflow recorded for it (None: unclaimed).
+
+    Finished rows are left out: nothing is left to wait for.
+    """
+    rows = await conn.fetch(
+        "select transfer_id, workflow_id from saga_outbox"
+        " where transfer_id = any($1::text[]) and finished_at is null",
+        list(transfer_ids),
+    )
+    return {r["transfer_id"]: r["workflow_id"] for r in rows}
+
+
+async def stale_rows(
+    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+) -> list[OutboxRow]:
+    """Open rows created more than `older_than_s` seconds ago, oldest first."""
+    rows = await conn.fetch(
+        f"select {_ROW_COLUMNS} from saga_outbox where finished_at is null"
+        " and created_at < now() - make_interval(secs => $1) order by created_at limit $2",
+        older_than_s,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def rows_of_workflow(conn: asyncpg.Connection, workflow_id: str) -> list[OutboxRow]:
+    """The open rows recorded under one workflow, in transfer id order."""
+    rows = await conn.fetch(
+        f"select {_ROW_COLUMNS} from saga_outbox where workflow_id = $1"
+        " and finished_at is null order by transfer_id",
+        workflow_id,
+    )
+    return [_row(r) for r in rows]
+
+
+async def mark_credited(conn: asyncpg.Connection, transfer_ids: Sequence[str]) -> None:
+    """Record on the source shard that the destination credited these transfers.
+
+    Only a transfer still at `reserved` moves, so a late retry never rewinds a later step.
+    """
+    await conn.execute(
+        "update transfers set saga_step = 'credited', updated_at = now()"
+        " where id = any($1::text[]) and status = 'processing' and saga_step = 'reserved'",
+        list(transfer_ids),
+    )

@@ -1,0 +1,146 @@
+"""`SettleCrossShardBatch`: the cross-shard saga, one workflow per batch of transfers.
+
+The reserve already happened on the source shard (synchronously, in the API). The saga:
+1. credits every transfer on the destination shard in one transaction; a refusal is that
+   transfer's result, the others are credited;
+2. posts the holds of the credited transfers and releases (compensates) the holds of the
+   refused ones on the source shard, one transaction each.
+
+Once a transfer is credited it is never compensated: post and release retry without limit,
+with capped backoff, until the shard takes them. The workflow is deterministic (no clock but
+`workflow.now()`, no I/O), so recorded histories under tests/replay/ replay in CI.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from ledger import limits
+    from ledger.errors import NON_RETRYABLE_CODES
+    from workflows import search_attributes as attrs
+    from workflows.activities import SettlementActivities
+    from workflows.models import (
+        CreditOutcome,
+        FinishHoldsInput,
+        SettlementBatch,
+        SettlementOutcome,
+        SettlementTransfer,
+        TransferState,
+        TransferStep,
+    )
+
+_START_TO_CLOSE = timedelta(seconds=limits.ACTIVITY_START_TO_CLOSE_S)
+
+CREDIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=limits.ACTIVITY_RETRY_INITIAL_S),
+    backoff_coefficient=limits.ACTIVITY_RETRY_BACKOFF,
+    maximum_interval=timedelta(seconds=limits.ACTIVITY_RETRY_INTERVAL_MAX_S),
+    maximum_attempts=limits.CREDIT_ATTEMPTS_MAX,
+    non_retryable_error_types=sorted(str(code) for code in NON_RETRYABLE_CODES),
+)
+"""Infrastructure errors retry with backoff; refusals are per-transfer results, and a
+business error code that escapes the activity is not retried."""
+
+FINISH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=limits.ACTIVITY_RETRY_INITIAL_S),
+    backoff_coefficient=limits.ACTIVITY_RETRY_BACKOFF,
+    maximum_interval=timedelta(seconds=limits.ACTIVITY_RETRY_INTERVAL_MAX_S),
+    maximum_attempts=0,
+)
+"""Post and release must eventually succeed: no attempt limit, nothing non-retryable."""
+
+
+@workflow.defn
+class SettleCrossShardBatch:
+    """Credit, then post or release, a batch of reserved cross-shard transfers."""
+
+    @workflow.init
+    def __init__(self, batch: SettlementBatch) -> None:
+        self._states = {t.id: TransferState(t.id, TransferStep.RESERVED) for t in batch.transfers}
+
+    @workflow.query
+    def transfers(self) -> list[TransferState]:
+        """Where each transfer of the batch is."""
+        return list(self._states.values())
+
+    @workflow.run
+    async def run(self, batch: SettlementBatch) -> SettlementOutcome:
+        """Settle the batch; returns how many transfers were posted and released."""
+        credit: CreditOutcome = await workflow.execute_activity_method(
+            SettlementActivities.credit_funds,
+            batch,
+            start_to_close_timeout=_START_TO_CLOSE,
+            retry_policy=CREDIT_RETRY,
+        )
+        credited = [t for t in batch.transfers if t.id not in credit.refusals]
+        refused = [t for t in batch.transfers if t.id in credit.refusals]
+        self._record(credited, TransferStep.CREDITED)
+        self._record(refused, TransferStep.REFUSED, credit.refusals)
+        workflow.upsert_search_attributes([attrs.STEP.value_set(_finish_step(credited, refused))])
+
+        # Both steps touch the source shard only; they run side by side.
+        await asyncio.gather(
+            self._finish(SettlementActivities.post_holds, batch, credited, {}),
+            self._finish(SettlementActivities.release_holds, batch, refused, credit.refusals),
+        )
+        self._record(credited, TransferStep.POSTED)
+        self._record(refused, TransferStep.RELEASED, credit.refusals)
+        workflow.upsert_search_attributes(
+            [attrs.STATUS.value_set("completed"), attrs.STEP.value_set("done")]
+        )
+        elapsed = workflow.now() - workflow.info().start_time
+        workflow.logger.info(
+            "settled %d transfers in %.3f s: %d posted, %d released",
+            len(batch.transfers),
+            elapsed.total_seconds(),
+            len(credited),
+            len(refused),
+        )
+        return SettlementOutcome(
+            posted=len(credited), released=len(refused), failure_codes=dict(credit.refusals)
+        )
+
+    async def _finish(
+        self,
+        step: Callable[[SettlementActivities, FinishHoldsInput], Awaitable[None]],
+        batch: SettlementBatch,
+        transfers: list[SettlementTransfer],
+        failure_codes: dict[str, str],
+    ) -> None:
+        if not transfers:
+            return
+        await workflow.execute_activity_method(
+            step,
+            FinishHoldsInput(
+                batch_id=batch.batch_id,
+                source_shard=batch.source_shard,
+                destination_shard=batch.destination_shard,
+                currency=batch.currency,
+                transfers=transfers,
+                failure_codes={
+                    t.id: failure_codes[t.id] for t in transfers if t.id in failure_codes
+                },
+            ),
+            start_to_close_timeout=_START_TO_CLOSE,
+            retry_policy=FINISH_RETRY,
+        )
+
+    def _record(
+        self,
+        transfers: list[SettlementTransfer],
+        step: TransferStep,
+        failure_codes: dict[str, str] | None = None,
+    ) -> None:
+        codes = failure_codes or {}
+        for t in transfers:
+            self._states[t.id] = TransferState(t.id, step, codes.get(t.id))
+
+
+def _finish_step(credited: list[SettlementTransfer], refused: list[SettlementTransfer]) -> str:
+    if credited and refused:
+        return "post_and_release"
+    return "post" if credited else "release"

@@ -1,0 +1,96 @@
+"""Starting a settlement workflow: the one place that knows its id policy and attributes.
+
+The dispatcher (in the API) and the sweeper (in the worker) both start batches here. The id
+derives from the claimed transfers, duplicates are rejected whether the first run is open or
+closed, and a start that finds its id taken is not an error: someone with the same claim
+started it first, and that run settles exactly these transfers.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
+from workflows import search_attributes as attrs
+from workflows.models import SettlementBatch, SettlementOutcome, settlement_workflow_id
+from workflows.outbox import OutboxRow
+
+log = structlog.get_logger("ledgerflow.workflows")
+
+
+def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBatch:
+    """The saga input for rows claimed together under `workflow_id`."""
+    first = rows[0]
+    assert all(r.workflow_id == workflow_id for r in rows)
+    assert all(
+        (r.source_shard, r.destination_shard, r.currency)
+        == (first.source_shard, first.destination_shard, first.currency)
+        for r in rows
+    ), "a batch settles one pair of shards in one currency"
+    return SettlementBatch(
+        batch_id=workflow_id,
+        source_shard=first.source_shard,
+        destination_shard=first.destination_shard,
+        currency=first.currency,
+        transfers=[r.settlement_transfer() for r in rows],
+    )
+
+
+def workflow_id_for_claim(row: OutboxRow) -> str:
+    """The workflow id of a batch whose first claimed row is `row`."""
+    return settlement_workflow_id(row.source_shard, row.destination_shard, row.transfer_id)
+
+
+def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
+    """What an operator filters on, set at start so even a never-run saga is findable."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(attrs.STATUS, "running"),
+            SearchAttributePair(attrs.STEP, "credit"),
+            SearchAttributePair(attrs.SOURCE_SHARD, str(batch.source_shard)),
+            SearchAttributePair(attrs.DESTINATION_SHARD, str(batch.destination_shard)),
+            SearchAttributePair(attrs.CURRENCY, batch.currency),
+            SearchAttributePair(attrs.AMOUNT, batch.amount),
+            SearchAttributePair(attrs.TRANSFER_COUNT, len(batch.transfers)),
+            SearchAttributePair(attrs.TRANSFER_IDS, [t.id for t in batch.transfers]),
+        ]
+    )
+
+
+SETTLEMENT_WORKFLOW = "SettleCrossShardBatch"
+"""Started by name: the workflow module imports the activities, which start workflows."""
+
+
+async def start_settlement(
+    client: Client, *, task_queue: str, batch: SettlementBatch
+) -> WorkflowHandle[object, SettlementOutcome]:
+    """Start the saga of `batch`, or find the run that already settles it.
+
+    Raises:
+        temporalio.service.RPCError, RuntimeError: Temporal is unreachable; the rows stay
+            claimed and the sweeper starts the same id later.
+    """
+    try:
+        return await client.start_workflow(
+            SETTLEMENT_WORKFLOW,
+            batch,
+            result_type=SettlementOutcome,
+            id=batch.batch_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=initial_search_attributes(batch),
+            rpc_timeout=timedelta(seconds=TEMPORAL_RPC_TIMEOUT_S),
+        )
+    except WorkflowAlreadyStartedError:
+        log.info("settlement already started", workflow_id=batch.batch_id)
+        return client.get_workflow_handle(batch.batch_id, result_type=SettlementOutcome)

@@ -1,0 +1,31 @@
+"""Stuck transfers across every shard, for operators (`ledgerflow transfers stuck`)."""
+
+import asyncio
+
+from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
+from shards.cluster import ShardCluster
+from shards.transfers import TransferRecord, list_stuck_transfers
+
+
+async def find_stuck_transfers(
+    cluster: ShardCluster, *, older_than_s: float, limit: int = STUCK_TRANSFERS_LIMIT_MAX
+) -> list[TransferRecord]:
+    """Cross-shard transfers still `processing` after `older_than_s`, oldest first.
+
+    Each record names its saga step and the workflow recorded to settle it (None when no
+    saga claimed it yet: the sweeper will). Find the saga in the Temporal UI with
+    `LedgerflowTransferIds = '<id>'`.
+
+    Raises:
+        asyncpg.PostgresError, OSError: a shard failed.
+    """
+    assert older_than_s >= 0
+    assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
+
+    async def on_shard(index: int) -> list[TransferRecord]:
+        async with cluster.shards[index].pool.acquire() as conn:
+            return await list_stuck_transfers(conn, older_than_s=older_than_s, limit=limit)
+
+    found = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))
+    merged = sorted((r for rows in found for r in rows), key=lambda r: (r.created_at, r.id))
+    return merged[:limit]

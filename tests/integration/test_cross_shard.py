@@ -8,24 +8,29 @@ import asyncio
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
+from shards.cluster import ShardCluster
+from tests.conftest import TASK_QUEUE
 from tests.integration.cross_shard import (
     account_on,
     fund,
     open_cross_pair,
+    reserve_only,
     saga_count,
     settled,
     shard_of,
+    tenant_of,
 )
 from tests.integration.helpers import balance, transfer
+from workflows.dispatch import open_settlement
 
 pytestmark = pytest.mark.usefixtures("books")
 
 
 async def test_transfer_across_shards_posts_through_one_saga(
-    api: httpx.AsyncClient, temporal_env: object
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
 ) -> None:
     """201 posted within the wait; GET shows cross_shard, the saga step and its workflow,
     and the workflow is found by its transfer id and reports the transfer as posted."""
@@ -55,7 +60,7 @@ async def test_transfer_across_shards_posts_through_one_saga(
     }
     assert (await balance(api, pair.target["id"]))["available"] == 2_500
 
-    client: Client = temporal_env.client  # type: ignore[attr-defined]
+    client = temporal_env.client
     assert await saga_count(client, body["id"]) == 1
     handle = client.get_workflow_handle(workflow_id)
     states = await handle.query("transfers")
@@ -140,3 +145,76 @@ async def test_one_batch_settles_many_and_refuses_one_alone(api: httpx.AsyncClie
         if r.status_code != 409
     }
     assert len(workflows) < len(targets), "transfers between one pair were not batched"
+
+
+async def test_sequential_retry_replays_and_settles_once(
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+) -> None:
+    """The same key sent again returns the first answer; one saga carries the transfer."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 1_000)
+    first = await transfer(api, pair.source["id"], pair.target["id"], 300, key="retry-1")
+    again = await transfer(api, pair.source["id"], pair.target["id"], 300, key="retry-1")
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert await saga_count(temporal_env.client, first.json()["id"]) == 1
+    assert (await balance(api, pair.source["id"]))["available"] == 700
+    assert (await balance(api, pair.target["id"]))["available"] == 300
+
+
+async def test_concurrent_retries_settle_once(
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+) -> None:
+    """The same key sent 15 times at once: one transfer, one saga, money moved once."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 1_000)
+    responses = await asyncio.gather(
+        *(transfer(api, pair.source["id"], pair.target["id"], 300, key="same") for _ in range(15))
+    )
+    assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
+    ids = {r.json()["id"] for r in responses if r.status_code == 201}
+    assert len(ids) == 1
+    await settled(api)
+    assert await saga_count(temporal_env.client, ids.pop()) == 1
+    assert (await balance(api, pair.source["id"]))["available"] == 700
+    assert (await balance(api, pair.target["id"]))["available"] == 300
+
+
+async def test_repeated_hand_over_starts_one_saga(
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    temporal_address: str,
+) -> None:
+    """What an HTTP retry does after its first attempt died mid-way (the reserve replays,
+    the hand-over runs again), at once in one process, in two processes, and afterwards:
+    the transfer is claimed once and settled by one workflow."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 1_000)
+    reserved = await reserve_only(
+        cluster, pair, 400, tenant_id=await tenant_of(cluster, tenant_key)
+    )
+    settings = {
+        "temporal_address": temporal_address,
+        "namespace": "default",
+        "task_queue": TASK_QUEUE,
+        "batch_window_ms": 5,
+        "batch_size_max": 10,
+    }
+    async with (
+        open_settlement(cluster, **settings) as first,
+        open_settlement(cluster, **settings) as second,
+    ):
+        await asyncio.gather(
+            first.hand_over(reserved, wait_s=5),
+            first.hand_over(reserved, wait_s=5),
+            second.hand_over(reserved, wait_s=5),
+        )
+        await second.hand_over(reserved, wait_s=5)
+    (found,) = await settled(api, pair.source["id"])
+    assert found["id"] == reserved.transfer_id
+    assert found["status"] == "posted"
+    assert await saga_count(temporal_env.client, reserved.transfer_id) == 1
+    assert (await balance(api, pair.target["id"]))["available"] == 400

@@ -10,7 +10,7 @@ from api.state import AppState
 from ledger import limits
 
 
-def _state(request: Request) -> AppState:
+async def _state(request: Request) -> AppState:
     state = request.app.state.ledgerflow
     assert isinstance(state, AppState), "the lifespan has not started"
     return state
@@ -19,12 +19,12 @@ def _state(request: Request) -> AppState:
 async def _principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    principal = await _state(request).authenticator.authenticate(authorization)
+    principal = await (await _state(request)).authenticator.authenticate(authorization)
     request.state.tenant_id = principal.tenant_id
     return principal
 
 
-def _idempotency_key(
+async def _idempotency_key(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     return check_key(idempotency_key)

@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from api.auth import Principal
@@ -100,6 +101,10 @@ class TransferService:
         result = await self._committer.submit(source, request)
         if result.error is not None:
             raise result.error
+        if not cross_shard and result.created_at is not None:
+            # Fresh single-shard transfers are answered from what was just written,
+            # sparing a read; replays read the first transfer back.
+            return 201, _posted(request, result.created_at)
         if cross_shard:
             assert self._settlement is not None
             reserved = request if not result.replayed else _with_id(request, result.transfer_id)
@@ -171,6 +176,21 @@ class TransferService:
             limit=limit,
         )
         return [transfer_out(r) for r in rows], has_more
+
+
+def _posted(request: PostingRequest, created_at: datetime) -> TransferOut:
+    """The response for a single-shard transfer this request just posted."""
+    return TransferOut(
+        id=request.transfer_id,
+        status="posted",
+        amount=request.amount,
+        currency=request.currency,
+        debit_account_id=request.debit_account_id,
+        credit_account_id=request.credit_account_id,
+        cross_shard=False,
+        metadata=request.metadata,
+        created_at=created_at,
+    )
 
 
 def _with_id(request: PostingRequest, transfer_id: str) -> PostingRequest:

@@ -14,7 +14,8 @@ Order inside the transaction:
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import asyncpg
 
@@ -57,6 +58,8 @@ class PostingResult:
     transfer_id: str
     error: LedgerError | None
     replayed: bool
+    created_at: datetime | None = None
+    """When this batch created the transfer row (None for replays and other movements)."""
 
     @property
     def ok(self) -> bool:
@@ -222,7 +225,12 @@ async def post_batch(
                 writes.results.append((request.operation_key, _result_json(error)))
                 continue
             writes.add(request, entries)
-        await writes.flush(conn, accounts)
+        created = await writes.flush(conn, accounts)
+    for request in todo:
+        if request.transfer_id in created:
+            results[request.operation_key] = replace(
+                results[request.operation_key], created_at=created[request.transfer_id]
+            )
     return [results[r.operation_key] for r in requests]
 
 
@@ -246,12 +254,16 @@ class _BatchWrites:
             self.finished.append(request)
         self.results.append((request.operation_key, _result_json(None)))
 
-    async def flush(self, conn: asyncpg.Connection, accounts: dict[str, AccountState]) -> None:
+    async def flush(
+        self, conn: asyncpg.Connection, accounts: dict[str, AccountState]
+    ) -> dict[str, datetime]:
+        """Write everything; returns the creation time of each new transfer row."""
+        created: dict[str, datetime] = {}
         if self.entries:
             await _insert_entries(conn, self.entries, accounts)
             await _update_accounts(conn, [accounts[a] for a in sorted(self.touched)])
         if self.opened:
-            await _insert_transfers(conn, self.opened)
+            created = await _insert_transfers(conn, self.opened)
         if self.finished:
             await _finish_transfers(conn, self.finished)
         await conn.execute(
@@ -260,6 +272,7 @@ class _BatchWrites:
             [k for k, _ in self.results],
             [r for _, r in self.results],
         )
+        return created
 
 
 async def _insert_entries(
@@ -297,9 +310,11 @@ async def _update_accounts(conn: asyncpg.Connection, touched: list[AccountState]
     )
 
 
-async def _insert_transfers(conn: asyncpg.Connection, opened: list[PostingRequest]) -> None:
+async def _insert_transfers(
+    conn: asyncpg.Connection, opened: list[PostingRequest]
+) -> dict[str, datetime]:
     reserved = [r.movement is Movement.RESERVE_FUNDS for r in opened]
-    await conn.execute(
+    rows = await conn.fetch(
         "insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,"
         " currency, status, cross_shard, source_shard, destination_shard, saga_step, metadata)"
         " select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency,"
@@ -307,7 +322,8 @@ async def _insert_transfers(conn: asyncpg.Connection, opened: list[PostingReques
         " case when u.is_cross then 'reserved' end, u.metadata::jsonb"
         " from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],"
         " $7::boolean[], $8::int[], $9::int[], $10::text[])"
-        " as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata)",
+        " as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata)"
+        " returning id, created_at",
         [r.transfer_id for r in opened],
         [r.tenant_id for r in opened],
         [r.debit_account_id for r in opened],
@@ -335,6 +351,7 @@ async def _insert_transfers(conn: asyncpg.Connection, opened: list[PostingReques
             [r.source_shard for r in holds],
             [r.destination_shard for r in holds],
         )
+    return {row["id"]: row["created_at"] for row in rows}
 
 
 async def _finish_transfers(conn: asyncpg.Connection, finished: list[PostingRequest]) -> None:

@@ -140,11 +140,13 @@ async def reserve_only(
     return request
 
 
-async def sweep_now(client: Client, task_queue: str) -> SweepOutcome:
+async def sweep_now(
+    client: Client, task_queue: str, *, workflow_id: str | None = None
+) -> SweepOutcome:
     """Run one outbox sweep now, treating every open row as stale."""
     return await client.execute_workflow(
         SweepSagaOutbox.run,
         SweepInput(stale_after_s=0, rows_max=OUTBOX_SWEEP_ROWS_MAX, batch_size_max=100),
-        id=f"test-sweep-{ULID()}",
+        id=workflow_id or f"test-sweep-{ULID()}",
         task_queue=task_queue,
     )

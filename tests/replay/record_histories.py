@@ -1,0 +1,100 @@
+"""Records the workflow histories that `test_replay.py` replays (not collected by default).
+
+Run it after a deliberate, patched workflow change, and commit the new files:
+
+    python -m pytest tests/replay/record_histories.py
+
+It drives real sagas through the API and the dispatcher on the session's stack: a batch that
+posts, one that is compensated, one that does both, and one outbox sweep.
+"""
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from ulid import ULID
+
+from shards.cluster import ShardCluster
+from tests.conftest import TASK_QUEUE
+from tests.integration.cross_shard import (
+    CrossPair,
+    account_on,
+    fund,
+    open_cross_pair,
+    reserve_only,
+    settled,
+    sweep_now,
+    tenant_of,
+)
+from tests.integration.helpers import transfer
+from workflows.dispatch import open_settlement
+
+HISTORIES = Path(__file__).parent / "histories"
+
+pytestmark = pytest.mark.usefixtures("books")
+
+
+async def _save(env: WorkflowEnvironment, workflow_id: str, name: str) -> None:
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def _workflow_of(api: httpx.AsyncClient, transfer_id: str) -> str:
+    return (await api.get(f"/v1/transfers/{transfer_id}")).json()["saga"]["workflow_id"]
+
+
+async def test_record_histories(
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    temporal_address: str,
+) -> None:
+    """Record one history per kind of run."""
+    HISTORIES.mkdir(exist_ok=True)
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 10_000)
+
+    posted = await transfer(api, pair.source["id"], pair.target["id"], 100)
+    assert posted.status_code == 201, posted.text
+    await _save(temporal_env, await _workflow_of(api, posted.json()["id"]), "settle-posted")
+
+    frozen = await account_on(api, pair.target["shard"])
+    assert (await api.post(f"/v1/accounts/{frozen['id']}/freeze")).status_code == 200
+    refused = await transfer(api, pair.source["id"], frozen["id"], 100)
+    assert refused.status_code == 409, refused.text
+    (failed, *_) = await settled(api, pair.source["id"])
+    await _save(temporal_env, await _workflow_of(api, failed["id"]), "settle-released")
+
+    tenant = await tenant_of(cluster, tenant_key)
+    mixed = [
+        await reserve_only(cluster, pair, 100, tenant_id=tenant),
+        await reserve_only(cluster, pair, 200, tenant_id=tenant),
+    ]
+    mixed.append(
+        await reserve_only(
+            cluster, CrossPair(pair.funding, pair.source, frozen), 300, tenant_id=tenant
+        )
+    )
+    async with open_settlement(
+        cluster,
+        temporal_address=temporal_address,
+        namespace="default",
+        task_queue=TASK_QUEUE,
+        batch_window_ms=200,
+        batch_size_max=10,
+    ) as dispatcher:
+        await asyncio.gather(*(dispatcher.hand_over(r, wait_s=10) for r in mixed))
+    await _save(
+        temporal_env, await _workflow_of(api, mixed[0].transfer_id), "settle-post-and-release"
+    )
+
+    orphan = await reserve_only(cluster, pair, 100, tenant_id=tenant)
+    sweep_id = f"record-sweep-{ULID()}"
+    sweep = await sweep_now(temporal_env.client, TASK_QUEUE, workflow_id=sweep_id)
+    assert sweep.started == 1
+    await settled(api)
+    await _save(temporal_env, sweep_id, "sweep-started")
+    assert await _workflow_of(api, orphan.transfer_id)

@@ -1,0 +1,27 @@
+"""Recorded workflow histories replay against today's workflow code.
+
+A change that makes a workflow take different steps for the same history (a new activity,
+a reordered call, a removed upsert) fails here; make it with `workflow.patched` instead,
+then record new histories with `python -m pytest tests/replay/record_histories.py`.
+"""
+
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.settlement import SettleCrossShardBatch
+from workflows.sweep import SweepSagaOutbox
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def test_recorded_histories_replay() -> None:
+    """Every recorded saga and sweep replays without a non-determinism error."""
+    files = sorted(HISTORIES.glob("*.json"))
+    assert {f.stem.split("-")[0] for f in files} >= {"settle", "sweep"}, files
+    replayer = Replayer(workflows=[SettleCrossShardBatch, SweepSagaOutbox])
+    for file in files:
+        history = WorkflowHistory.from_json(file.stem, file.read_text())
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{file.name}: {result.replay_failure}"

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
+from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
 from ledgerflow.bench import BenchOptions, run_bench
 from ledgerflow.config import ConfigError, endpoints
@@ -30,7 +31,8 @@ from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
-from shards.transfers import list_stuck_transfers
+from shards.transfers import TransferRecord
+from workflows.stuck import find_stuck_transfers
 
 app = typer.Typer(
     help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False
@@ -42,7 +44,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(transfers_app, name="transfers")
 app.add_typer(temporal_app, name="temporal")
 
-console = Console()
+console = Console(soft_wrap=True)
 errors = Console(stderr=True)
 
 DataDir = Annotated[
@@ -208,21 +210,17 @@ def _duration_s(text: str) -> int:
 @transfers_app.command("stuck")
 def transfers_stuck(
     older_than: Annotated[str, typer.Option(help="Age, e.g. 30s, 5m, 2h.")] = "5m",
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=STUCK_TRANSFERS_LIMIT_MAX)] = 100,
     data_dir: DataDir = None,
 ) -> None:
     """List cross-shard transfers still processing after a while, with their saga."""
     seconds = _duration_s(older_than)
     found = _endpoints(_settings(data_dir))
 
-    async def main() -> list:
+    async def main() -> list[TransferRecord]:
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
         try:
-            rows = []
-            for shard in cluster.shards:
-                async with shard.pool.acquire() as conn:
-                    rows += await list_stuck_transfers(conn, older_than_s=seconds, limit=limit)
-            return sorted(rows, key=lambda r: r.created_at)[:limit]
+            return await find_stuck_transfers(cluster, older_than_s=seconds, limit=limit)
         finally:
             await cluster.close()
 

@@ -1,0 +1,5 @@
+"""`python -m ledgerflow`."""
+
+from ledgerflow.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""Temporal wiring for the processes: the client, the worker loop, the API's settlement."""
+
+import asyncio
+from functools import partial
+
+from temporalio.client import Client
+
+from api.app import SettlementFactory
+from ledgerflow.settings import Settings
+from shards.cluster import ShardCluster
+from workflows.dispatch import open_settlement
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES, register_search_attributes
+from workflows.worker import run_worker
+
+__all__ = [
+    "SEARCH_ATTRIBUTE_TYPES",
+    "connect_temporal",
+    "register_all",
+    "run_worker_until",
+    "settlement_factory",
+]
+
+
+async def connect_temporal(address: str, namespace: str) -> Client:
+    """A Temporal client for the namespace."""
+    return await Client.connect(address, namespace=namespace)
+
+
+def settlement_factory(settings: Settings, temporal_address: str) -> SettlementFactory:
+    """How the API opens cross-shard settlement, from the settings."""
+    return partial(
+        open_settlement,
+        temporal_address=temporal_address,
+        namespace=settings.temporal_namespace,
+        task_queue=settings.task_queue,
+        batch_window_ms=settings.saga_batch_window_ms,
+        batch_size_max=settings.saga_batch_size_max,
+    )
+
+
+async def run_worker_until(
+    *, client: Client, cluster: ShardCluster, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Run the settlement worker (and make sure the outbox sweep is scheduled) until `stop`."""
+    await run_worker(
+        client=client, cluster=cluster, task_queue=settings.task_queue, stop_event=stop
+    )
+
+
+async def register_all(client: Client, namespace: str) -> list[str]:
+    """Register the custom search attributes the namespace lacks; returns those added."""
+    return await register_search_attributes(client, namespace)

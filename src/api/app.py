@@ -1,5 +1,6 @@
 """The FastAPI application: routers, error handlers, middleware and the lifespan."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from api.account_service import AccountService
 from api.auth import Authenticator
 from api.errors import install_error_handlers
+from api.maintenance import purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
 from api.routes import accounts, health, transfers
 from api.state import AppState
@@ -39,6 +41,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
         committer = GroupCommitter(cluster, observer=metrics.observe_batch)
         metrics.watch_pools(cluster)
+        purger = asyncio.create_task(purge_idempotency_keys(cluster))
         try:
             if config.settlement is None:
                 app.state.ledgerflow = _state(cluster, committer, None, config)
@@ -48,6 +51,8 @@ def create_app(config: ApiConfig) -> FastAPI:
                     app.state.ledgerflow = _state(cluster, committer, settlement, config)
                     yield
         finally:
+            purger.cancel()
+            await asyncio.gather(purger, return_exceptions=True)
             await committer.close()
             await cluster.close()
 

@@ -49,13 +49,13 @@ OUTBOX_STALE_AFTER_S: Final = 15
 """An outbox row unclaimed (or claimed without a running saga) for this long is swept."""
 OUTBOX_SWEEP_ROWS_MAX: Final = 2000
 
-SAGA_IN_FLIGHT_PER_PAIR_DEFAULT: Final = 2
-"""Settlement workflows one API process keeps running per (source, destination, currency).
+SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT: Final = 2
+"""Settlement workflows one API process keeps running per (source shard, currency).
 
 While they run, the next batch keeps gathering, so batches grow with load the way group
 commit does, and Temporal sees a bounded number of workflows instead of one per transfer.
 """
-SAGA_IN_FLIGHT_PER_PAIR_MAX: Final = 16
+SAGA_IN_FLIGHT_PER_SOURCE_MAX: Final = 16
 SAGA_IN_FLIGHT_WAIT_S: Final = 5.0
 """A batch counts against the in-flight cap at most this long (a stalled worker must not
 stop the dispatcher; the workflow itself carries on)."""
@@ -78,8 +78,11 @@ assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
 assert OUTBOX_SWEEP_ROWS_MAX >= SAGA_BATCH_SIZE_MAX
 assert OUTBOX_STALE_AFTER_S > SAGA_BATCH_WINDOW_MS_MAX / 1000
 assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS
-assert 1 <= SAGA_IN_FLIGHT_PER_PAIR_DEFAULT <= SAGA_IN_FLIGHT_PER_PAIR_MAX
+assert 1 <= SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT <= SAGA_IN_FLIGHT_PER_SOURCE_MAX
 assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
+
+IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
+assert IDEMPOTENCY_PURGE_INTERVAL_S < IDEMPOTENCY_KEY_TTL_S

@@ -12,6 +12,8 @@ zero when no saga is running.
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import asyncpg
+
 from ledger.accounts import NormalBalance, balance_of
 from ledger.ids import CLEARING_PREFIX
 from shards.cluster import ShardCluster
@@ -74,7 +76,7 @@ async def check_shard(cluster: ShardCluster, shard: int, report: Report) -> None
         _check_account(shard, row, report)
 
 
-def _check_account(shard: int, row: dict[str, object], report: Report) -> None:
+def _check_account(shard: int, row: asyncpg.Record, report: Report) -> None:
     account = row["id"]
     pairs = [
         ("debits_posted", "e_dp"),
@@ -95,10 +97,10 @@ def _check_account(shard: int, row: dict[str, object], report: Report) -> None:
         )
     balance = balance_of(
         NormalBalance(str(row["normal_balance"])),
-        debits_posted=int(row["debits_posted"]),  # type: ignore[call-overload]
-        credits_posted=int(row["credits_posted"]),  # type: ignore[call-overload]
-        debits_pending=int(row["debits_pending"]),  # type: ignore[call-overload]
-        credits_pending=int(row["credits_pending"]),  # type: ignore[call-overload]
+        debits_posted=row["debits_posted"],
+        credits_posted=row["credits_posted"],
+        debits_pending=row["debits_pending"],
+        credits_pending=row["credits_pending"],
     )
     if not row["allow_overdraft"] and balance.available < 0:
         report.problems.append(

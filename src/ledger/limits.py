@@ -64,6 +64,10 @@ TEMPORAL_RPC_TIMEOUT_S: Final = 5.0
 
 ACTIVITY_RETRY_INITIAL_S: Final = 0.5
 ACTIVITY_RETRY_BACKOFF: Final = 2.0
+LOCAL_RETRY_THRESHOLD_S: Final = 1.0
+"""A saga step (a local activity) retries inside the worker while its backoff is at most
+this; longer backoffs wait on a durable timer, so a worker never holds a failing step
+(and cannot shut down) while a shard is down."""
 SWEEP_START_TO_CLOSE_S: Final = 60
 SWEEP_HEARTBEAT_TIMEOUT_S: Final = 20
 SWEEP_ATTEMPTS_MAX: Final = 3
@@ -81,6 +85,7 @@ assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS
 assert 1 <= SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT <= SAGA_IN_FLIGHT_PER_SOURCE_MAX
 assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
+assert ACTIVITY_RETRY_INITIAL_S <= LOCAL_RETRY_THRESHOLD_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
 

@@ -22,9 +22,9 @@ from shards.cluster import ShardCluster
 from shards.posting import PostingRequest, PostingResult, post_batch
 from workflows import outbox
 from workflows.models import (
+    CreditFundsInput,
     CreditOutcome,
     FinishHoldsInput,
-    SettlementBatch,
     SettlementTransfer,
     SweepInput,
     SweepOutcome,
@@ -42,7 +42,6 @@ def posting_requests(
     movement: Movement,
     *,
     source_shard: int,
-    destination_shard: int,
     currency: str,
     transfers: Sequence[SettlementTransfer],
     failure_codes: dict[str, str] | None = None,
@@ -61,7 +60,7 @@ def posting_requests(
             amount=t.amount,
             currency=currency,
             source_shard=source_shard,
-            destination_shard=destination_shard,
+            destination_shard=t.destination_shard,
             failure_code=codes.get(t.id),
         )
         for t in transfers
@@ -83,8 +82,8 @@ class SettlementActivities:
             return await post_batch(conn, shard=shard, requests=requests)
 
     @activity.defn(name="credit_funds")
-    async def credit_funds(self, batch: SettlementBatch) -> CreditOutcome:
-        """Credit every transfer of the batch on the destination shard, in one transaction.
+    async def credit_funds(self, credit: CreditFundsInput) -> CreditOutcome:
+        """Credit the transfers bound for one destination shard, in one transaction there.
 
         A refusal (account missing, frozen, closed, currency mismatch) is a per-transfer
         result; the credited transfers then move to saga step `credited` on the source.
@@ -95,26 +94,19 @@ class SettlementActivities:
         """
         requests = posting_requests(
             Movement.CREDIT_FUNDS,
-            source_shard=batch.source_shard,
-            destination_shard=batch.destination_shard,
-            currency=batch.currency,
-            transfers=batch.transfers,
+            source_shard=credit.source_shard,
+            currency=credit.currency,
+            transfers=credit.transfers,
         )
         try:
-            results = await self._post(batch.destination_shard, requests)
+            results = await self._post(credit.destination_shard, requests)
         except LedgerError as error:
             raise _application_error(error, non_retryable=not error.transient) from error
         refusals = {r.transfer_id: str(r.error.code) for r in results if r.error is not None}
         credited = [r.transfer_id for r in results if r.ok]
         if credited:
-            async with self._cluster.shards[batch.source_shard].pool.acquire() as conn:
+            async with self._cluster.shards[credit.source_shard].pool.acquire() as conn:
                 await outbox.mark_credited(conn, credited)
-        activity.logger.info(
-            "credited %d of %d on shard %d",
-            len(credited),
-            len(results),
-            batch.destination_shard,
-        )
         return CreditOutcome(refusals=refusals)
 
     @activity.defn(name="post_holds")
@@ -144,7 +136,6 @@ class SettlementActivities:
         requests = posting_requests(
             movement,
             source_shard=holds.source_shard,
-            destination_shard=holds.destination_shard,
             currency=holds.currency,
             transfers=holds.transfers,
             failure_codes=holds.failure_codes,

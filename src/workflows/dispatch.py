@@ -2,9 +2,9 @@
 
 The API reserves a cross-shard transfer (which writes its outbox row in the same
 transaction) and calls `SettlementDispatcher.hand_over`. The dispatcher gathers reserved
-transfers per (source shard, destination shard, currency):
+transfers per (source shard, currency), whatever their destinations:
 - a batch closes when its window (`batch_window_ms`) is over and fewer than `in_flight_max`
-  batches of that pair are settling, or at once when it holds `batch_size_max` transfers.
+  batches of that source are settling, or at once when it holds `batch_size_max` transfers.
   While sagas run, the next batch keeps gathering, so under load batches grow and Temporal
   sees a bounded number of workflows; under light load a batch holds one transfer;
 - closing a batch claims its outbox rows on the source shard (one transaction, which also
@@ -40,8 +40,8 @@ from workflows.starter import batch_from_rows, start_settlement, workflow_id_for
 
 log = structlog.get_logger("ledgerflow.workflows")
 
-PairKey = tuple[int, int, str]
-"""(source shard, destination shard, currency): what one batch settles."""
+BatchKey = tuple[int, str]
+"""(source shard, currency): what one batch settles."""
 
 _SHARD_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # A lazy client that cannot connect raises RuntimeError; a server that refuses, RPCError.
@@ -59,7 +59,7 @@ class _Batch:
 
 
 @dataclass(slots=True)
-class _Pair:
+class _Source:
     open: _Batch | None = None
     in_flight: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -76,18 +76,18 @@ class SettlementDispatcher:
         task_queue: str,
         batch_window_ms: int,
         batch_size_max: int,
-        in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_PAIR_DEFAULT,
+        in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
     ) -> None:
         assert 0 <= batch_window_ms <= limits.SAGA_BATCH_WINDOW_MS_MAX
         assert 0 < batch_size_max <= limits.SAGA_BATCH_SIZE_MAX
-        assert 0 < in_flight_max <= limits.SAGA_IN_FLIGHT_PER_PAIR_MAX
+        assert 0 < in_flight_max <= limits.SAGA_IN_FLIGHT_PER_SOURCE_MAX
         self._cluster = cluster
         self._client = client
         self._task_queue = task_queue
         self._window_s = batch_window_ms / 1000
         self._batch_size_max = batch_size_max
         self._in_flight_max = in_flight_max
-        self._pairs: dict[PairKey, _Pair] = defaultdict(_Pair)
+        self._sources: dict[BatchKey, _Source] = defaultdict(_Source)
         self._completions: dict[str, asyncio.Task[None]] = {}
         self._undispatched: set[_Batch] = set()
 
@@ -115,39 +115,44 @@ class SettlementDispatcher:
             return  # still settling: the API answers 202 and the saga carries on
 
     def _enqueue(self, reserved: PostingRequest) -> _Batch:
-        key = (reserved.source_shard, reserved.destination_shard, reserved.currency)
-        pair = self._pairs[key]
-        batch = pair.open
+        key = (reserved.source_shard, reserved.currency)
+        source = self._sources[key]
+        batch = source.open
         if batch is None:
             batch = _Batch({}, asyncio.get_running_loop().create_future())
             batch.dispatched.add_done_callback(lambda _: self._undispatched.discard(batch))
             self._undispatched.add(batch)
-            pair.open = batch
+            source.open = batch
             asyncio.get_running_loop().call_later(self._window_s, self._window_over, key, batch)
         batch.transfer_ids[reserved.transfer_id] = None
         if len(batch.transfer_ids) >= self._batch_size_max:
             self._dispatch(key)
         return batch
 
-    def _window_over(self, key: PairKey, batch: _Batch) -> None:
+    def _window_over(self, key: BatchKey, batch: _Batch) -> None:
         batch.window_over = True
-        pair = self._pairs[key]
-        if pair.open is batch and pair.in_flight < self._in_flight_max:
+        self._dispatch_when_ready(key)
+
+    def _dispatch_when_ready(self, key: BatchKey) -> None:
+        """Close the gathering batch if its window is over and a slot is free."""
+        source = self._sources[key]
+        batch = source.open
+        if batch is not None and batch.window_over and source.in_flight < self._in_flight_max:
             self._dispatch(key)
 
-    def _dispatch(self, key: PairKey) -> None:
-        pair = self._pairs[key]
-        batch = pair.open
+    def _dispatch(self, key: BatchKey) -> None:
+        source = self._sources[key]
+        batch = source.open
         assert batch is not None
-        pair.open = None
-        pair.in_flight += 1
+        source.open = None
+        source.in_flight += 1
         task = asyncio.create_task(self._settle(key, batch))
-        pair.tasks.add(task)
-        task.add_done_callback(pair.tasks.discard)
+        source.tasks.add(task)
+        task.add_done_callback(source.tasks.discard)
 
-    async def _settle(self, key: PairKey, batch: _Batch) -> None:
+    async def _settle(self, key: BatchKey, batch: _Batch) -> None:
         """Claim and start one batch, then hold its in-flight slot until the saga is done."""
-        pair = self._pairs[key]
+        source = self._sources[key]
         try:
             settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
             batch.dispatched.set_result(settled_by)
@@ -160,18 +165,16 @@ class SettlementDispatcher:
         finally:
             if not batch.dispatched.done():
                 batch.dispatched.set_result({})
-            pair.in_flight -= 1
-            waiting = pair.open
-            if waiting is not None and waiting.window_over and pair.in_flight < self._in_flight_max:
-                self._dispatch(key)
+            source.in_flight -= 1
+            self._dispatch_when_ready(key)
 
     async def _claim_and_start(
-        self, key: PairKey, transfer_ids: list[str]
+        self, key: BatchKey, transfer_ids: list[str]
     ) -> tuple[dict[str, str | None], str | None]:
         """Returns (transfer id -> workflow settling it, the workflow started here if any)."""
-        source = key[0]
+        shard = key[0]
         try:
-            async with self._cluster.shards[source].pool.acquire() as conn:
+            async with self._cluster.shards[shard].pool.acquire() as conn:
                 workflow_id, claimed = await outbox.claim(
                     conn, transfer_ids=transfer_ids, workflow_id_for=workflow_id_for_claim
                 )
@@ -179,7 +182,7 @@ class SettlementDispatcher:
                 others = [t for t in transfer_ids if t not in claimed_ids]
                 settled_by = await outbox.recorded_workflows(conn, others) if others else {}
         except _SHARD_ERRORS as error:
-            log.warning("hand-over deferred to the sweeper", shard=source, error=str(error))
+            log.warning("hand-over deferred to the sweeper", shard=shard, error=str(error))
             return {}, None
         if workflow_id is None:
             return settled_by, None
@@ -214,15 +217,15 @@ class SettlementDispatcher:
 
         Whatever does not make it in time stays in the outbox for the sweeper.
         """
-        for key, pair in self._pairs.items():
-            if pair.open is not None:
+        for key, source in self._sources.items():
+            if source.open is not None:
                 self._dispatch(key)
         if self._undispatched:
             await asyncio.wait(
                 [b.dispatched for b in self._undispatched],
                 timeout=limits.TEMPORAL_RPC_TIMEOUT_S * 2,
             )
-        tasks = [t for pair in self._pairs.values() for t in pair.tasks]
+        tasks = [t for source in self._sources.values() for t in source.tasks]
         for task in [*tasks, *self._completions.values()]:
             task.cancel()
         await asyncio.gather(*tasks, *self._completions.values(), return_exceptions=True)
@@ -237,7 +240,7 @@ async def open_settlement(
     task_queue: str,
     batch_window_ms: int,
     batch_size_max: int,
-    in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_PAIR_DEFAULT,
+    in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
 ) -> AsyncIterator[SettlementDispatcher]:
     """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
 

@@ -34,14 +34,44 @@ class SettlementTransfer:
     debit_account_id: str
     credit_account_id: str
     amount: int
+    destination_shard: int
 
 
 @dataclass(frozen=True, slots=True)
 class SettlementBatch:
-    """Input of `SettleCrossShardBatch`: transfers between one pair of shards, one currency.
+    """Input of `SettleCrossShardBatch`: transfers out of one source shard, in one currency,
+    to any other shards.
 
-    `batch_id` is the workflow id; it derives from what the batch settles.
+    `batch_id` is the workflow id; it derives from what the batch settles. Batching by source
+    rather than by pair of shards keeps batches large as shards are added (with S shards
+    there are S sources but S * (S - 1) pairs), while the claim of a batch stays one
+    transaction on one shard, where its outbox rows live.
     """
+
+    batch_id: str
+    source_shard: int
+    currency: str
+    transfers: list[SettlementTransfer]
+
+    def __post_init__(self) -> None:
+        assert 0 < len(self.transfers) <= SAGA_BATCH_SIZE_MAX
+        assert all(t.destination_shard != self.source_shard for t in self.transfers)
+        assert len({t.id for t in self.transfers}) == len(self.transfers), "duplicate transfer"
+
+    @property
+    def amount(self) -> int:
+        """The batch's total, in minor units."""
+        return sum(t.amount for t in self.transfers)
+
+    @property
+    def destination_shards(self) -> list[int]:
+        """The shards the batch credits, in order."""
+        return sorted({t.destination_shard for t in self.transfers})
+
+
+@dataclass(frozen=True, slots=True)
+class CreditFundsInput:
+    """Input of `credit_funds`: the transfers of one batch bound for one destination shard."""
 
     batch_id: str
     source_shard: int
@@ -50,14 +80,7 @@ class SettlementBatch:
     transfers: list[SettlementTransfer]
 
     def __post_init__(self) -> None:
-        assert 0 < len(self.transfers) <= SAGA_BATCH_SIZE_MAX
-        assert self.source_shard != self.destination_shard
-        assert len({t.id for t in self.transfers}) == len(self.transfers), "duplicate transfer"
-
-    @property
-    def amount(self) -> int:
-        """The batch's total, in minor units."""
-        return sum(t.amount for t in self.transfers)
+        assert all(t.destination_shard == self.destination_shard for t in self.transfers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +99,6 @@ class FinishHoldsInput:
 
     batch_id: str
     source_shard: int
-    destination_shard: int
     currency: str
     transfers: list[SettlementTransfer]
     failure_codes: dict[str, str] = field(default_factory=dict)
@@ -123,19 +145,19 @@ class SweepOutcome:
     """Rows whose workflow is still running; left alone."""
 
 
-def settlement_workflow_id(source: int, destination: int, first_transfer_id: str) -> str:
+def settlement_workflow_id(source: int, first_transfer_id: str) -> str:
     """The workflow id of the batch whose (sorted) first claimed transfer is given.
 
     A transfer is claimed once, so no two batches share a first transfer: the id is unique
     and anyone who knows the claim (the dispatcher, the sweeper) computes the same one.
     """
-    return f"{WORKFLOW_ID_PREFIX}-{source}-{destination}-{first_transfer_id}"
+    return f"{WORKFLOW_ID_PREFIX}-{source}-{first_transfer_id}"
 
 
 def reclaimed_workflow_id(workflow_id: str) -> str:
     """The id under which rows are settled again after their workflow closed early.
 
-    `settle-0-1-tr_X` becomes `settle-0-1-tr_X-r1`, then `-r2`: deterministic, so two
+    `settle-0-tr_X` becomes `settle-0-tr_X-r1`, then `-r2`: deterministic, so two
     sweepers agree, and the conditional re-claim lets only one of them win.
     """
     match = _RECLAIM_SUFFIX.search(workflow_id)

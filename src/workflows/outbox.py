@@ -41,6 +41,7 @@ class OutboxRow:
             debit_account_id=self.debit_account_id,
             credit_account_id=self.credit_account_id,
             amount=self.amount,
+            destination_shard=self.destination_shard,
         )
 
 

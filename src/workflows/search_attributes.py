@@ -10,8 +10,8 @@ Temporal UI (or `temporal workflow list --query ...`):
         every saga still running that started before a moment (now minus N minutes);
     LedgerflowStatus = 'running' AND LedgerflowStep = 'post'
         sagas that credited and are retrying the post (a source shard is down);
-    LedgerflowSourceShard = '2' AND LedgerflowDestinationShard = '0' AND LedgerflowCurrency = 'EUR'
-        one pair of shards in one currency.
+    LedgerflowSourceShard = '2' AND LedgerflowDestinationShards = '0'
+        sagas moving money from shard 2 to shard 0 (a list matches when it holds the value).
 
 The dev server registers them at start (`--search-attribute`); a real cluster needs them
 registered once per namespace, with `register_search_attributes` (idempotent).
@@ -37,9 +37,10 @@ STEP: Final = SearchAttributeKey.for_keyword("LedgerflowStep")
 """`credit`, then `post`, `release` or `post_and_release`, then `done`."""
 # Shard numbers are identifiers, filtered by equality, so they are keywords ('2'). The dev
 # server's SQLite visibility store holds at most three Int attributes, and those go to the
-# quantities an operator compares by range: amount and count.
+# quantities an operator compares by range: amount and count. A batch leaves one source
+# shard for any others, so the destinations are a list.
 SOURCE_SHARD: Final = SearchAttributeKey.for_keyword("LedgerflowSourceShard")
-DESTINATION_SHARD: Final = SearchAttributeKey.for_keyword("LedgerflowDestinationShard")
+DESTINATION_SHARDS: Final = SearchAttributeKey.for_keyword_list("LedgerflowDestinationShards")
 CURRENCY: Final = SearchAttributeKey.for_keyword("LedgerflowCurrency")
 AMOUNT: Final = SearchAttributeKey.for_int("LedgerflowAmount")
 """The batch's total in minor units of its currency."""
@@ -50,7 +51,7 @@ ALL_KEYS: Final[Sequence[SearchAttributeKey[Any]]] = (
     STATUS,
     STEP,
     SOURCE_SHARD,
-    DESTINATION_SHARD,
+    DESTINATION_SHARDS,
     CURRENCY,
     AMOUNT,
     TRANSFER_COUNT,

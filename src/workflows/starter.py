@@ -32,14 +32,11 @@ def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBa
     first = rows[0]
     assert all(r.workflow_id == workflow_id for r in rows)
     assert all(
-        (r.source_shard, r.destination_shard, r.currency)
-        == (first.source_shard, first.destination_shard, first.currency)
-        for r in rows
-    ), "a batch settles one pair of shards in one currency"
+        (r.source_shard, r.currency) == (first.source_shard, first.currency) for r in rows
+    ), "a batch settles transfers out of one shard in one currency"
     return SettlementBatch(
         batch_id=workflow_id,
         source_shard=first.source_shard,
-        destination_shard=first.destination_shard,
         currency=first.currency,
         transfers=[r.settlement_transfer() for r in rows],
     )
@@ -47,7 +44,7 @@ def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBa
 
 def workflow_id_for_claim(row: OutboxRow) -> str:
     """The workflow id of a batch whose first claimed row is `row`."""
-    return settlement_workflow_id(row.source_shard, row.destination_shard, row.transfer_id)
+    return settlement_workflow_id(row.source_shard, row.transfer_id)
 
 
 def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
@@ -57,7 +54,9 @@ def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
             SearchAttributePair(attrs.STATUS, "running"),
             SearchAttributePair(attrs.STEP, "credit"),
             SearchAttributePair(attrs.SOURCE_SHARD, str(batch.source_shard)),
-            SearchAttributePair(attrs.DESTINATION_SHARD, str(batch.destination_shard)),
+            SearchAttributePair(
+                attrs.DESTINATION_SHARDS, [str(s) for s in batch.destination_shards]
+            ),
             SearchAttributePair(attrs.CURRENCY, batch.currency),
             SearchAttributePair(attrs.AMOUNT, batch.amount),
             SearchAttributePair(attrs.TRANSFER_COUNT, len(batch.transfers)),

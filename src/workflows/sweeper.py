@@ -85,9 +85,9 @@ class OutboxSweeper:
     async def _start_unclaimed(
         self, shard: int, rows: Sequence[OutboxRow], sweep: SweepInput, tally: _Tally
     ) -> None:
-        groups: dict[tuple[int, str], list[str]] = defaultdict(list)
+        groups: dict[str, list[str]] = defaultdict(list)
         for row in rows:
-            groups[(row.destination_shard, row.currency)].append(row.transfer_id)
+            groups[row.currency].append(row.transfer_id)
         for ids in groups.values():
             ids.sort()
             for at in range(0, len(ids), sweep.batch_size_max):

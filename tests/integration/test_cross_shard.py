@@ -50,7 +50,7 @@ async def test_transfer_across_shards_posts_through_one_saga(
     assert fetched["saga"]["source_shard"] == pair.source["shard"]
     assert fetched["saga"]["destination_shard"] == pair.target["shard"]
     workflow_id = fetched["saga"]["workflow_id"]
-    assert workflow_id.startswith(f"settle-{pair.source['shard']}-{pair.target['shard']}-")
+    assert workflow_id.startswith(f"settle-{pair.source['shard']}-tr_")
 
     assert await balance(api, pair.source["id"]) == {
         "posted": 7_500,
@@ -69,6 +69,8 @@ async def test_transfer_across_shards_posts_through_one_saga(
     attributes = {k.name: v for k, v in described.typed_search_attributes}
     assert attributes["LedgerflowStatus"] == "completed"
     assert attributes["LedgerflowStep"] == "done"
+    assert attributes["LedgerflowSourceShard"] == str(pair.source["shard"])
+    assert str(pair.target["shard"]) in attributes["LedgerflowDestinationShards"]
     assert body["id"] in attributes["LedgerflowTransferIds"]
 
 

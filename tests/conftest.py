@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from ulid import ULID
 
 from api.app import ApiConfig, create_app
+from ledger.limits import SAGA_BATCH_SIZE_MAX
 from ledgerflow.devstack import EmbeddedPostgres, free_port
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
@@ -154,7 +155,7 @@ def settlement_config(
             namespace="default",
             task_queue=task_queue,
             batch_window_ms=5,
-            batch_size_max=100,
+            batch_size_max=SAGA_BATCH_SIZE_MAX,
         ),
     )
 

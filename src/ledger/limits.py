@@ -29,8 +29,15 @@ PAGE_SIZE_MAX: Final = 100
 POSTING_BATCH_SIZE_MAX: Final = 512
 """Transfers posted in one group-commit transaction on one shard."""
 
-SAGA_BATCH_SIZE_MAX: Final = 200
-"""Cross-shard transfers settled by one saga workflow; keeps payloads far below 256 KB."""
+TRANSFER_ID_LENGTH: Final = 29
+"""`tr_` and a 26-character ULID."""
+SEARCH_ATTRIBUTE_VALUE_BYTES_MAX: Final = 2048
+"""Temporal's default limit on one search attribute value (Temporal Cloud's too); a start
+whose value is larger is refused."""
+SAGA_BATCH_SIZE_MAX: Final = 60
+"""Cross-shard transfers settled by one saga workflow. Bound by the keyword list of the
+batch's transfer ids, which must fit one search attribute value (63 ids as JSON); the
+payloads stay far below 256 KB."""
 
 SAGA_BATCH_WINDOW_MS_MAX: Final = 1000
 SAGA_SYNC_WAIT_S_MAX: Final = 30.0
@@ -77,6 +84,8 @@ STUCK_TRANSFERS_LIMIT_MAX: Final = 1000
 
 assert 0 < POSTING_BATCH_SIZE_MAX <= 10_000
 assert 0 < SAGA_BATCH_SIZE_MAX <= POSTING_BATCH_SIZE_MAX
+# The ids as a JSON list: brackets, and per id two quotes and a comma.
+assert 2 + SAGA_BATCH_SIZE_MAX * (TRANSFER_ID_LENGTH + 3) <= SEARCH_ATTRIBUTE_VALUE_BYTES_MAX
 assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
 assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
 assert OUTBOX_SWEEP_ROWS_MAX >= SAGA_BATCH_SIZE_MAX

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     pool_size_max: int = Field(default=10, ge=1, le=limits.POOL_SIZE_MAX)
     saga_batch_window_ms: int = Field(default=5, ge=0, le=limits.SAGA_BATCH_WINDOW_MS_MAX)
-    saga_batch_size_max: int = Field(default=100, ge=1, le=limits.SAGA_BATCH_SIZE_MAX)
+    saga_batch_size_max: int = Field(default=60, ge=1, le=limits.SAGA_BATCH_SIZE_MAX)
     saga_sync_wait_s: float = Field(default=1.0, ge=0, le=limits.SAGA_SYNC_WAIT_S_MAX)
     data_dir: Path = Path(".ledgerflow")
     log_level: str = "info"

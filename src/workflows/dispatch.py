@@ -36,7 +36,12 @@ from shards.cluster import ShardCluster
 from shards.posting import PostingRequest
 from workflows import outbox
 from workflows.models import SettlementOutcome
-from workflows.starter import batch_from_rows, start_settlement, workflow_id_for_claim
+from workflows.starter import (
+    batch_from_rows,
+    is_unavailable,
+    start_settlement,
+    workflow_id_for_claim,
+)
 
 log = structlog.get_logger("ledgerflow.workflows")
 
@@ -191,7 +196,12 @@ class SettlementDispatcher:
             await start_settlement(self._client, task_queue=self._task_queue, batch=batch)
         except _TEMPORAL_ERRORS as error:
             # The rows stay claimed under `workflow_id`; the sweeper starts that very id.
-            log.warning("settlement start deferred", workflow_id=workflow_id, error=str(error))
+            refused = isinstance(error, RPCError) and not is_unavailable(error)
+            (log.error if refused else log.warning)(
+                "settlement start refused" if refused else "settlement start deferred",
+                workflow_id=workflow_id,
+                error=str(error),
+            )
             return settled_by, None
         settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
         return settled_by, workflow_id

@@ -18,6 +18,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
 from workflows import search_attributes as attrs
@@ -63,6 +64,21 @@ def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
             SearchAttributePair(attrs.TRANSFER_IDS, [t.id for t in batch.transfers]),
         ]
     )
+
+
+_UNAVAILABLE = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.CANCELLED,
+    }
+)
+
+
+def is_unavailable(error: RPCError) -> bool:
+    """Whether Temporal failed to answer (try again later) rather than refused the call."""
+    return error.status in _UNAVAILABLE
 
 
 SETTLEMENT_WORKFLOW = "SettleCrossShardBatch"

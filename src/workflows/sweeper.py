@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import structlog
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
@@ -29,7 +30,12 @@ from shards.cluster import ShardCluster
 from workflows import outbox
 from workflows.models import SweepInput, SweepOutcome, reclaimed_workflow_id
 from workflows.outbox import OutboxRow
-from workflows.starter import batch_from_rows, start_settlement, workflow_id_for_claim
+from workflows.starter import (
+    batch_from_rows,
+    is_unavailable,
+    start_settlement,
+    workflow_id_for_claim,
+)
 
 log = structlog.get_logger("ledgerflow.workflows")
 
@@ -40,6 +46,7 @@ class _Tally:
     restarted: int = 0
     reclaimed: int = 0
     running: int = 0
+    refused: int = 0
 
     def outcome(self) -> SweepOutcome:
         return SweepOutcome(
@@ -63,9 +70,13 @@ class OutboxSweeper:
     ) -> SweepOutcome:
         """Sweep every shard once; `heartbeat` is called after each.
 
+        A start Temporal refuses is logged and the sweep goes on with the other rows, so one
+        bad batch does not hold up the rest; the sweep then fails, to be seen.
+
         Raises:
             asyncpg.PostgresError, OSError: a shard failed (the next sweep tries again).
             temporalio.service.RPCError: Temporal failed; claimed rows are restarted later.
+            ApplicationError: Temporal refused to start some batches (they stay claimed).
         """
         tally = _Tally()
         for shard in self._cluster.shards:
@@ -80,6 +91,12 @@ class OutboxSweeper:
             heartbeat(shard.index)
         if tally.started or tally.restarted or tally.reclaimed:
             log.warning("outbox sweep settled abandoned transfers", **asdict(tally))
+        if tally.refused:
+            raise ApplicationError(
+                f"Temporal refused to start the sagas of {tally.refused} transfers",
+                asdict(tally),
+                type="settlement_start_refused",
+            )
         return tally.outcome()
 
     async def _start_unclaimed(
@@ -97,8 +114,7 @@ class OutboxSweeper:
                         transfer_ids=ids[at : at + sweep.batch_size_max],
                         workflow_id_for=workflow_id_for_claim,
                     )
-                if workflow_id is not None:
-                    await self._start(workflow_id, claimed)
+                if workflow_id is not None and await self._start(workflow_id, claimed, tally):
                     tally.started += len(claimed)
 
     async def _check_claimed(self, shard: int, rows: Sequence[OutboxRow], tally: _Tally) -> None:
@@ -116,10 +132,10 @@ class OutboxSweeper:
             if not recorded:
                 continue  # finished since the scan
             if status is None:
-                await self._start(workflow_id, recorded)
-                tally.restarted += len(recorded)
+                if await self._start(workflow_id, recorded, tally):
+                    tally.restarted += len(recorded)
             else:
-                tally.reclaimed += await self._reclaim(shard, workflow_id, recorded, status)
+                await self._reclaim(shard, workflow_id, recorded, status, tally)
 
     async def _reclaim(
         self,
@@ -127,7 +143,8 @@ class OutboxSweeper:
         workflow_id: str,
         recorded: Sequence[OutboxRow],
         status: WorkflowExecutionStatus,
-    ) -> int:
+        tally: _Tally,
+    ) -> None:
         new_id = reclaimed_workflow_id(workflow_id)
         log.error(
             "settlement closed with transfers still open; settling them again",
@@ -143,15 +160,26 @@ class OutboxSweeper:
                 workflow_id_for=lambda _: new_id,
                 recorded_workflow_id=workflow_id,
             )
-        if claimed_id is None:
-            return 0
-        await self._start(claimed_id, claimed)
-        return len(claimed)
+        if claimed_id is not None and await self._start(claimed_id, claimed, tally):
+            tally.reclaimed += len(claimed)
 
-    async def _start(self, workflow_id: str, rows: Sequence[OutboxRow]) -> None:
-        await start_settlement(
-            self._client, task_queue=self._task_queue, batch=batch_from_rows(workflow_id, rows)
-        )
+    async def _start(self, workflow_id: str, rows: Sequence[OutboxRow], tally: _Tally) -> bool:
+        """Start the batch; False (logged, counted) when Temporal refuses it for good."""
+        try:
+            await start_settlement(
+                self._client,
+                task_queue=self._task_queue,
+                batch=batch_from_rows(workflow_id, rows),
+            )
+        except RPCError as error:
+            # Temporal being unreachable ends the sweep (the next one retries); any other
+            # refusal concerns this batch and is reported once the others are handled.
+            if is_unavailable(error):
+                raise
+            log.error("settlement start refused", workflow_id=workflow_id, error=str(error))
+            tally.refused += len(rows)
+            return False
+        return True
 
     async def _status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
         """The workflow's status, or None when Temporal has no such workflow."""

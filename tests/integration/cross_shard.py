@@ -8,7 +8,7 @@ from temporalio.client import Client
 from ulid import ULID
 
 from api.auth import CATALOG_SHARD
-from ledger.limits import OUTBOX_SWEEP_ROWS_MAX
+from ledger.limits import OUTBOX_SWEEP_ROWS_MAX, SAGA_BATCH_SIZE_MAX
 from ledger.posting import Movement
 from ledger.shardmap import even_shard_map
 from shards.api_keys import find_api_key
@@ -146,7 +146,9 @@ async def sweep_now(
     """Run one outbox sweep now, treating every open row as stale."""
     return await client.execute_workflow(
         SweepSagaOutbox.run,
-        SweepInput(stale_after_s=0, rows_max=OUTBOX_SWEEP_ROWS_MAX, batch_size_max=100),
+        SweepInput(
+            stale_after_s=0, rows_max=OUTBOX_SWEEP_ROWS_MAX, batch_size_max=SAGA_BATCH_SIZE_MAX
+        ),
         id=workflow_id or f"test-sweep-{ULID()}",
         task_queue=task_queue,
     )

@@ -11,9 +11,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
+from ledger.limits import SAGA_BATCH_SIZE_MAX
 from shards.cluster import ShardCluster
 from tests.conftest import TASK_QUEUE
 from tests.integration.cross_shard import (
+    CrossPair,
     account_on,
     fund,
     open_cross_pair,
@@ -220,3 +222,49 @@ async def test_repeated_hand_over_starts_one_saga(
     assert found["status"] == "posted"
     assert await saga_count(temporal_env.client, reserved.transfer_id) == 1
     assert (await balance(api, pair.target["id"]))["available"] == 400
+
+
+async def test_a_full_batch_to_every_shard_settles_in_one_saga(
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    temporal_address: str,
+) -> None:
+    """SAGA_BATCH_SIZE_MAX transfers out of one shard to all the others: Temporal accepts
+    the batch's search attributes (the id list fits one value), one saga credits every
+    destination shard and posts them all."""
+    pair = await open_cross_pair(api, source_shard=0, target_shard=1)
+    await fund(api, pair, 100_000)
+    targets = [pair.target, await account_on(api, 2), await account_on(api, 3)]
+    tenant = await tenant_of(cluster, tenant_key)
+    reserved = [
+        await reserve_only(
+            cluster,
+            CrossPair(pair.funding, pair.source, targets[i % len(targets)]),
+            10 + i,
+            tenant_id=tenant,
+        )
+        for i in range(SAGA_BATCH_SIZE_MAX)
+    ]
+    async with open_settlement(
+        cluster,
+        temporal_address=temporal_address,
+        namespace="default",
+        task_queue=TASK_QUEUE,
+        batch_window_ms=1000,
+        batch_size_max=SAGA_BATCH_SIZE_MAX,
+    ) as dispatcher:
+        await asyncio.gather(*(dispatcher.hand_over(r, wait_s=10) for r in reserved))
+
+    done = await settled(api, pair.source["id"])
+    assert [t["status"] for t in done] == ["posted"] * SAGA_BATCH_SIZE_MAX
+    (workflow_id,) = {t["saga"]["workflow_id"] for t in done}
+    described = await temporal_env.client.get_workflow_handle(workflow_id).describe()
+    attributes = {k.name: v for k, v in described.typed_search_attributes}
+    assert attributes["LedgerflowTransferCount"] == SAGA_BATCH_SIZE_MAX
+    assert attributes["LedgerflowAmount"] == sum(r.amount for r in reserved)
+    assert sorted(attributes["LedgerflowDestinationShards"]) == ["1", "2", "3"]
+    for target in targets:
+        expected = sum(r.amount for r in reserved if r.credit_account_id == target["id"])
+        assert (await balance(api, target["id"]))["available"] == expected

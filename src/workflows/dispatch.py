@@ -35,12 +35,11 @@ from ledger.posting import Movement
 from shards.cluster import ShardCluster
 from shards.posting import PostingRequest
 from workflows import outbox
-from workflows.models import SettlementOutcome
+from workflows.models import SettlementOutcome, settlement_workflow_id_prefix
 from workflows.starter import (
     batch_from_rows,
     is_unavailable,
     start_settlement,
-    workflow_id_for_claim,
 )
 
 log = structlog.get_logger("ledgerflow.workflows")
@@ -181,7 +180,9 @@ class SettlementDispatcher:
         try:
             async with self._cluster.shards[shard].pool.acquire() as conn:
                 workflow_id, claimed = await outbox.claim(
-                    conn, transfer_ids=transfer_ids, workflow_id_for=workflow_id_for_claim
+                    conn,
+                    transfer_ids=transfer_ids,
+                    workflow_id_prefix=settlement_workflow_id_prefix(shard),
                 )
                 claimed_ids = {r.transfer_id for r in claimed}
                 others = [t for t in transfer_ids if t not in claimed_ids]

@@ -145,13 +145,14 @@ class SweepOutcome:
     """Rows whose workflow is still running; left alone."""
 
 
-def settlement_workflow_id(source: int, first_transfer_id: str) -> str:
-    """The workflow id of the batch whose (sorted) first claimed transfer is given.
+def settlement_workflow_id_prefix(source: int) -> str:
+    """What the workflow id of a batch out of `source` starts with.
 
-    A transfer is claimed once, so no two batches share a first transfer: the id is unique
-    and anyone who knows the claim (the dispatcher, the sweeper) computes the same one.
+    The id is this prefix and the batch's first claimed transfer id (`outbox.claim`). A
+    transfer is claimed once, so no two batches share a first transfer: the id is unique,
+    and anyone who knows the claim (the dispatcher, the sweeper) finds the same one.
     """
-    return f"{WORKFLOW_ID_PREFIX}-{source}-{first_transfer_id}"
+    return f"{WORKFLOW_ID_PREFIX}-{source}-"
 
 
 def reclaimed_workflow_id(workflow_id: str) -> str:

@@ -6,8 +6,8 @@ A row is claimed at most once (`workflow_id is null` is part of the claim), and 
 and `transfers.workflow_id` change in one transaction, so a transfer never has two sagas.
 """
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -49,46 +49,63 @@ def _row(record: asyncpg.Record) -> OutboxRow:
     return OutboxRow(**dict(record))
 
 
+_CLAIM = f"""
+with locked as (
+    select transfer_id from saga_outbox
+    where transfer_id = any($1::text[]) and workflow_id is not distinct from $2
+      and finished_at is null
+    order by transfer_id for update
+), named as (
+    select coalesce($3, $4 || min(transfer_id)) as workflow_id from locked
+    having count(*) > 0
+), claimed as (
+    update saga_outbox o set workflow_id = n.workflow_id, claimed_at = now()
+    from locked l, named n where o.transfer_id = l.transfer_id
+    returning {", ".join(f"o.{c.strip()}" for c in _ROW_COLUMNS.split(","))}
+), marked as (
+    update transfers t set workflow_id = n.workflow_id, updated_at = now()
+    from locked l, named n where t.id = l.transfer_id
+)
+select * from claimed order by transfer_id
+"""
+
+
 async def claim(
     conn: asyncpg.Connection,
     *,
     transfer_ids: Sequence[str],
-    workflow_id_for: Callable[[OutboxRow], str],
+    workflow_id_prefix: str = "",
+    workflow_id: str | None = None,
     recorded_workflow_id: str | None = None,
 ) -> tuple[str | None, list[OutboxRow]]:
     """Claim the open rows among `transfer_ids` still recorded under `recorded_workflow_id`.
 
     With `recorded_workflow_id=None` this claims unclaimed rows (the hand-over); with an id
-    it re-claims rows of a workflow that closed early. The workflow id derives from the
-    first claimed row (`workflow_id_for`), so the rows are locked first, in id order, and
-    rows another claimer holds are waited for and then skipped.
+    it re-claims rows of a workflow that closed early. The claimed rows are settled by
+    `workflow_id` if given, else by `workflow_id_prefix` followed by the first claimed
+    transfer id: that id was never claimed before, so the workflow id is new.
+
+    One statement, so one round trip: it locks the rows in id order (waiting for, then
+    skipping, rows another claimer takes), names the workflow, and records it on the
+    outbox rows and the transfers.
 
     Returns (workflow id, claimed rows), or (None, []) when nothing was left to claim.
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing was claimed.
     """
-    async with conn.transaction(isolation="read_committed"):
-        locked = await conn.fetch(
-            f"select {_ROW_COLUMNS} from saga_outbox where transfer_id = any($1::text[])"
-            " and workflow_id is not distinct from $2 and finished_at is null"
-            " order by transfer_id for update",
-            list(transfer_ids),
-            recorded_workflow_id,
+    assert workflow_id is not None or workflow_id_prefix
+    rows = [
+        _row(r)
+        for r in await conn.fetch(
+            _CLAIM, list(transfer_ids), recorded_workflow_id, workflow_id, workflow_id_prefix
         )
-        if not locked:
-            return None, []
-        rows = [_row(r) for r in locked]
-        workflow_id = workflow_id_for(rows[0])
-        ids = [r.transfer_id for r in rows]
-        await conn.execute(
-            "with outbox as (update saga_outbox set workflow_id = $1, claimed_at = now()"
-            " where transfer_id = any($2::text[]))"
-            " update transfers set workflow_id = $1, updated_at = now()"
-            " where id = any($2::text[])",
-            workflow_id,
-            ids,
-        )
-    return workflow_id, [replace(r, workflow_id=workflow_id) for r in rows]
+    ]
+    if not rows:
+        return None, []
+    claimed_id = rows[0].workflow_id
+    assert claimed_id is not None
+    assert all(r.workflow_id == claimed_id for r in rows)
+    return claimed_id, rows
 
 
 async def recorded_workflows(

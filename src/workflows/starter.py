@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
 from workflows import search_attributes as attrs
-from workflows.models import SettlementBatch, SettlementOutcome, settlement_workflow_id
+from workflows.models import SettlementBatch, SettlementOutcome
 from workflows.outbox import OutboxRow
 
 log = structlog.get_logger("ledgerflow.workflows")
@@ -41,11 +41,6 @@ def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBa
         currency=first.currency,
         transfers=[r.settlement_transfer() for r in rows],
     )
-
-
-def workflow_id_for_claim(row: OutboxRow) -> str:
-    """The workflow id of a batch whose first claimed row is `row`."""
-    return settlement_workflow_id(row.source_shard, row.transfer_id)
 
 
 def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:

@@ -28,13 +28,17 @@ from temporalio.service import RPCError, RPCStatusCode
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
 from shards.cluster import ShardCluster
 from workflows import outbox
-from workflows.models import SweepInput, SweepOutcome, reclaimed_workflow_id
+from workflows.models import (
+    SweepInput,
+    SweepOutcome,
+    reclaimed_workflow_id,
+    settlement_workflow_id_prefix,
+)
 from workflows.outbox import OutboxRow
 from workflows.starter import (
     batch_from_rows,
     is_unavailable,
     start_settlement,
-    workflow_id_for_claim,
 )
 
 log = structlog.get_logger("ledgerflow.workflows")
@@ -112,7 +116,7 @@ class OutboxSweeper:
                     workflow_id, claimed = await outbox.claim(
                         conn,
                         transfer_ids=ids[at : at + sweep.batch_size_max],
-                        workflow_id_for=workflow_id_for_claim,
+                        workflow_id_prefix=settlement_workflow_id_prefix(shard),
                     )
                 if workflow_id is not None and await self._start(workflow_id, claimed, tally):
                     tally.started += len(claimed)
@@ -157,7 +161,7 @@ class OutboxSweeper:
             claimed_id, claimed = await outbox.claim(
                 conn,
                 transfer_ids=[r.transfer_id for r in recorded],
-                workflow_id_for=lambda _: new_id,
+                workflow_id=new_id,
                 recorded_workflow_id=workflow_id,
             )
         if claimed_id is not None and await self._start(claimed_id, claimed, tally):

@@ -56,11 +56,13 @@ OUTBOX_STALE_AFTER_S: Final = 15
 """An outbox row unclaimed (or claimed without a running saga) for this long is swept."""
 OUTBOX_SWEEP_ROWS_MAX: Final = 2000
 
-SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT: Final = 2
+SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT: Final = 1
 """Settlement workflows one API process keeps running per (source shard, currency).
 
-While they run, the next batch keeps gathering, so batches grow with load the way group
+While one runs, the next batch keeps gathering, so batches grow with load the way group
 commit does, and Temporal sees a bounded number of workflows instead of one per transfer.
+Measured on 2 cores, one in flight beats two at every load: at 32 concurrent clients 95
+against 79 transfers/s (p50 308 against 384 ms), at 384 clients about 370 against 320.
 """
 SAGA_IN_FLIGHT_PER_SOURCE_MAX: Final = 16
 SAGA_IN_FLIGHT_WAIT_S: Final = 5.0

@@ -1,0 +1,183 @@
+"""Cross-shard transfers per second through the HTTP API, next to one workflow per transfer.
+
+    python loadtests/bench_cross_shard.py --url http://127.0.0.1:PORT --api-key KEY \\
+        --temporal-address 127.0.0.1:PORT [--transfers 20000 --concurrency 256 --duration 30]
+
+1. Drives cross-shard transfers (every debit and credit account on different shards), one
+   per request, from `--concurrency` clients, for at most `--transfers` or `--duration`
+   seconds, with `ledgerflow.bench` (an aiohttp client; httpx's pool tops out near 150
+   requests/s on one core and would measure itself). Prints transfers/s answered, the share
+   posted within the request (201, the rest are 202 and still settling), p50/p99 latency,
+   and transfers/s settled: all answered transfers over the load time plus the time the
+   sagas took to catch up afterwards.
+2. With `--temporal-address`, measures the design it replaces on the same Temporal server:
+   one tiny workflow per transfer with three activities (reserve, credit, post) that do no
+   I/O, so it shows Temporal's own per-workflow cost, an upper bound for that design.
+   Prints its transfers/s and the ratio.
+
+Targets loopback only: the URL and the Temporal address must be on 127.0.0.1.
+"""
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlparse
+
+import aiohttp
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from ulid import ULID
+
+from ledgerflow.bench import BenchOptions, BenchResult, run_bench
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class BaselineTransfer:
+    """The one input of the baseline workflow and of each of its activities."""
+
+    transfer_id: str
+    amount: int
+
+
+@activity.defn(name="baseline_reserve")
+async def baseline_reserve(transfer: BaselineTransfer) -> None:
+    """Stands for the reserve; does no I/O."""
+
+
+@activity.defn(name="baseline_credit")
+async def baseline_credit(transfer: BaselineTransfer) -> None:
+    """Stands for the credit; does no I/O."""
+
+
+@activity.defn(name="baseline_post")
+async def baseline_post(transfer: BaselineTransfer) -> None:
+    """Stands for the post; does no I/O."""
+
+
+@workflow.defn
+class BaselineTransferSaga:
+    """One workflow per transfer, three activities: the shape batching replaces."""
+
+    @workflow.run
+    async def run(self, transfer: BaselineTransfer) -> None:
+        """Reserve, credit, post, one after the other."""
+        for step in (baseline_reserve, baseline_credit, baseline_post):
+            await workflow.execute_activity(
+                step, transfer, start_to_close_timeout=timedelta(seconds=30)
+            )
+
+
+async def run_baseline(address: str, *, transfers: int, concurrency: int) -> float:
+    """Run `transfers` baseline workflows, `concurrency` at a time; returns workflows/s."""
+    client = await Client.connect(address)
+    queue = f"bench-baseline-{ULID()}"
+    worker = Worker(
+        client,
+        task_queue=queue,
+        workflows=[BaselineTransferSaga],
+        activities=[baseline_reserve, baseline_credit, baseline_post],
+        # Unsandboxed is the fastest way to run a workflow: the baseline's best case.
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    remaining = transfers
+    async with worker:
+        started = time.perf_counter()
+
+        async def starter() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                transfer = BaselineTransfer(transfer_id=f"tr_{ULID()}", amount=1)
+                await client.execute_workflow(
+                    BaselineTransferSaga.run,
+                    transfer,
+                    id=f"baseline-{transfer.transfer_id}",
+                    task_queue=queue,
+                )
+
+        await asyncio.gather(*(starter() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return transfers / elapsed
+
+
+def _check_loopback(url_or_address: str) -> None:
+    host = urlparse(url_or_address if "//" in url_or_address else f"//{url_or_address}").hostname
+    if host not in LOOPBACK:
+        raise SystemExit(f"refusing to load {url_or_address}: loopback only")
+
+
+async def drain_s(url: str, api_key: str, *, timeout_s: float = 120) -> float:
+    """Seconds until the newest transfers (the last to be handed over) are all settled.
+
+    Batches of one source settle in order, so once the newest page has no transfer still
+    `processing`, the sagas have caught up with the load.
+    """
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(
+        base_url=url, headers={"Authorization": f"Bearer {api_key}"}
+    ) as client:
+        while time.perf_counter() - started < timeout_s:
+            async with client.get("/v1/transfers", params={"limit": 100}) as response:
+                page = await response.json()
+            if all(t["status"] != "processing" for t in page["data"]):
+                return time.perf_counter() - started
+            await asyncio.sleep(0.05)
+    raise SystemExit(f"sagas did not catch up within {timeout_s} s")
+
+
+def _report(result: BenchResult, drained_s: float) -> float:
+    rate = result.ok / result.elapsed_s
+    settled = result.ok / (result.elapsed_s + drained_s)
+    posted = result.statuses[201] / result.ok if result.ok else 0.0
+    print(f"cross-shard: {result.summary()}")
+    print(
+        f"cross-shard: {rate:,.0f} transfers/s answered, {posted:.1%} posted within the "
+        f"request; all settled {drained_s:.2f} s after the load: {settled:,.0f} settled/s; "
+        f"p50 {result.percentile_ms(0.5):.1f} ms, p99 {result.percentile_ms(0.99):.1f} ms"
+    )
+    return settled
+
+
+async def main() -> None:
+    """Parse the arguments, run both measurements, print the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--transfers", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--accounts-per-shard", type=int, default=16)
+    parser.add_argument("--temporal-address")
+    parser.add_argument("--baseline-transfers", type=int, default=600)
+    parser.add_argument("--baseline-concurrency", type=int, default=64)
+    args = parser.parse_args()
+    _check_loopback(args.url)
+    options = BenchOptions(
+        url=args.url,
+        api_key=args.api_key,
+        mode="cross",
+        transfers=args.transfers,
+        concurrency=args.concurrency,
+        duration_s_max=args.duration,
+        accounts_per_shard=args.accounts_per_shard,
+    )
+    result = await run_bench(options)
+    rate = _report(result, await drain_s(args.url, args.api_key))
+    if args.temporal_address:
+        _check_loopback(args.temporal_address)
+        baseline = await run_baseline(
+            args.temporal_address,
+            transfers=args.baseline_transfers,
+            concurrency=args.baseline_concurrency,
+        )
+        print(f"one workflow per transfer: {baseline:,.1f} transfers/s")
+        print(f"batched sagas (settled) / one workflow per transfer: {rate / baseline:,.1f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

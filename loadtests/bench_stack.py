@@ -1,0 +1,180 @@
+"""A stack to benchmark on this machine: shards, Temporal, one worker and one API process.
+
+    python loadtests/bench_stack.py --data-dir /tmp/ledgerflow-bench
+
+starts 4 embedded PostgreSQL shards (durable: fsync on), the Temporal dev server (SQLite
+with WAL and synchronous=normal, as `ledgerflow dev` runs it), then the settlement worker
+and the API in two child processes, so they do not share one interpreter lock. It prints
+the API URL, an API key and the Temporal address for `bench_cross_shard.py`, and stops
+everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
+"""
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import signal
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+from ulid import ULID
+
+from api.app import ApiConfig, create_app
+from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
+from ledgerflow.logs import configure_logging
+from ledgerflow.serving import serve_api, stop_on_signals
+from shards.api_keys import create_api_key
+from shards.cluster import ShardCluster
+from shards.migrate import migrate_all
+from workflows.dispatch import open_settlement
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
+from workflows.worker import run_worker
+
+HOST = "127.0.0.1"
+TASK_QUEUE = "ledgerflow-bench"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What the child processes need to find the shards and Temporal."""
+
+    shard_dsns: list[str]
+    temporal_address: str
+    api_port: int
+    batch_window_ms: int
+    batch_size_max: int
+    in_flight_max: int
+    sync_wait_s: float
+    pool_size_max: int
+
+
+async def _serve_api(config: StackConfig) -> None:
+    configure_logging(level="warning")
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    settlement = partial(
+        open_settlement,
+        temporal_address=config.temporal_address,
+        namespace="default",
+        task_queue=TASK_QUEUE,
+        batch_window_ms=config.batch_window_ms,
+        batch_size_max=config.batch_size_max,
+        in_flight_max=config.in_flight_max,
+    )
+    app = create_app(
+        ApiConfig(
+            shard_dsns=config.shard_dsns,
+            pool_size_max=config.pool_size_max,
+            saga_sync_wait_s=config.sync_wait_s,
+            settlement=settlement,
+        )
+    )
+    await serve_api(app, host=HOST, port=config.api_port, stop=stop)
+
+
+async def _run_worker(config: StackConfig) -> None:
+    from temporalio.client import Client  # noqa: PLC0415 - only the worker child needs it
+
+    configure_logging(level="warning")
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
+    try:
+        client = await Client.connect(config.temporal_address)
+        await run_worker(client=client, cluster=cluster, task_queue=TASK_QUEUE, stop_event=stop)
+    finally:
+        await cluster.close()
+
+
+def _child(role: str, config: StackConfig) -> None:
+    import uvloop  # noqa: PLC0415 - the children run on uvloop, as uvicorn[standard] does
+
+    uvloop.run(_serve_api(config) if role == "api" else _run_worker(config))
+
+
+async def _api_key(dsns: list[str]) -> str:
+    cluster = await ShardCluster.connect(dsns, pool_size_max=1)
+    try:
+        async with cluster.shards[0].pool.acquire() as conn:
+            _, secret = await create_api_key(conn, tenant_id=f"bench_{ULID()}")
+        return secret
+    finally:
+        await cluster.close()
+
+
+def main() -> None:
+    """Start the stack, print where it is, and run until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--batch-window-ms", type=int, default=5)
+    parser.add_argument("--batch-size-max", type=int, default=60)
+    parser.add_argument("--in-flight-max", type=int, default=1)
+    parser.add_argument("--sync-wait-s", type=float, default=1.0)
+    parser.add_argument("--pool-size-max", type=int, default=16)
+    args = parser.parse_args()
+
+    shards = [
+        EmbeddedPostgres(args.data_dir / f"shard-{i}", port=free_port(), durable=True)
+        for i in range(args.shards)
+    ]
+    temporal = TemporalDevServer(
+        db_file=args.data_dir / "temporal.db",
+        port=free_port(),
+        ui_port=None,
+        search_attributes=SEARCH_ATTRIBUTE_TYPES,
+        log_file=args.data_dir / "temporal.log",
+    )
+    children: list[multiprocessing.Process] = []
+    try:
+        for shard in shards:
+            shard.start()
+        temporal.start()
+        dsns = [s.dsn for s in shards]
+        asyncio.run(migrate_all(dsns))
+        config = StackConfig(
+            shard_dsns=dsns,
+            temporal_address=temporal.address,
+            api_port=free_port(),
+            batch_window_ms=args.batch_window_ms,
+            batch_size_max=args.batch_size_max,
+            in_flight_max=args.in_flight_max,
+            sync_wait_s=args.sync_wait_s,
+            pool_size_max=args.pool_size_max,
+        )
+        context = multiprocessing.get_context("spawn")
+        children = [context.Process(target=_child, args=(r, config)) for r in ("worker", "api")]
+        for child in children:
+            child.start()
+        info = {
+            "url": f"http://{HOST}:{config.api_port}",
+            "api_key": asyncio.run(_api_key(dsns)),
+            "temporal_address": temporal.address,
+            "pids": {"worker": children[0].pid, "api": children[1].pid},
+            "config": asdict(config),
+        }
+        (args.data_dir / "stack.json").write_text(json.dumps(info, indent=2))
+        print(json.dumps(info, indent=2), flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                child.terminate()
+            child.join(timeout=15)
+        temporal.stop()
+        for shard in shards:
+            shard.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    # SIGTERM stops the stack like Ctrl-C does: through the `finally` that stops each piece.
+    signal.signal(signal.SIGTERM, _interrupt)
+    main()

@@ -9,20 +9,23 @@ queue of their own, served by an API of their own.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
 from api.app import create_app
-from ledgerflow.devstack import EmbeddedPostgres, free_port
+from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from shards.cluster import ShardCluster
 from tests.conftest import TASK_QUEUE, serve, settlement_config, stop
 from tests.integration.cross_shard import (
+    CrossPair,
     fund,
     open_cross_pair,
     reserve_only,
@@ -35,6 +38,8 @@ from tests.integration.helpers import balance, transfer
 from workflows.activities import SettlementActivities
 from workflows.dispatch import open_settlement
 from workflows.models import FinishHoldsInput
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
+from workflows.stuck import find_stuck_transfers
 from workflows.worker import build_worker, sweep_schedule_id
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -137,6 +142,10 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
         "destination_shard": pair.target["shard"],
     }
     assert (await balance(api, pair.source["id"]))["held"] == 700
+    stuck = await find_stuck_transfers(cluster, older_than_s=0)
+    assert [(t.saga_step, t.workflow_id) for t in stuck if t.id == reserved.transfer_id] == [
+        ("reserved", None)
+    ]
 
     outcome = await sweep_now(client, TASK_QUEUE)
     assert outcome.started >= 1
@@ -248,3 +257,57 @@ async def test_destination_shard_restart_mid_batch(
     assert [t["status"] for t in done] == ["posted"] * 20
     assert (await balance(api, pair.target["id"]))["available"] == 2_000
     assert (await balance(api, pair.source["id"]))["available"] == 8_000
+
+
+async def test_sagas_survive_a_temporal_restart(
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    tenant_key: str,
+    worker_cluster: ShardCluster,
+    tmp_path: Path,
+) -> None:
+    """Sagas handed over to a Temporal server (SQLite file, as `ledgerflow dev` runs it) that
+    then restarts are still there afterwards, and a worker settles every transfer once."""
+    server = TemporalDevServer(
+        db_file=tmp_path / "temporal.db",
+        port=free_port(),
+        ui_port=None,
+        search_attributes=SEARCH_ATTRIBUTE_TYPES,
+    )
+    await asyncio.to_thread(server.start)
+    try:
+        pair = await open_cross_pair(api)
+        await fund(api, pair, 2_000)
+        tenant = await tenant_of(cluster, tenant_key)
+        reserved = [await reserve_only(cluster, pair, 100, tenant_id=tenant) for _ in range(5)]
+        queue = f"test-restart-{ULID()}"
+        async with open_settlement(
+            cluster,
+            temporal_address=server.address,
+            namespace="default",
+            task_queue=queue,
+            batch_window_ms=50,
+            batch_size_max=10,
+        ) as dispatcher:
+            await asyncio.gather(*(dispatcher.hand_over(r, wait_s=0.5) for r in reserved))
+        (workflow_id,) = {t["saga"]["workflow_id"] for t in await processing(api, pair)}
+
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)
+        client = await Client.connect(server.address)
+        async with build_worker(client=client, cluster=worker_cluster, task_queue=queue):
+            done = await settled(api, pair.source["id"])
+        assert [t["status"] for t in done] == ["posted"] * 5
+        assert {t["saga"]["workflow_id"] for t in done} == {workflow_id}
+        assert (await balance(api, pair.target["id"]))["available"] == 500
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def processing(api: httpx.AsyncClient, pair: CrossPair) -> list[dict]:
+    """The transfers out of the pair's source that are still settling."""
+    found = (await api.get("/v1/transfers", params={"limit": 100})).json()["data"]
+    mine = [t for t in found if t["debit_account_id"] == pair.source["id"]]
+    assert mine
+    assert all(t["status"] == "processing" for t in mine)
+    return mine

@@ -7,7 +7,7 @@ transfers per (source shard, currency), whatever their destinations:
   batches of that source are settling, or at once when it holds `batch_size_max` transfers.
   While sagas run, the next batch keeps gathering, so under load batches grow and Temporal
   sees a bounded number of workflows; under light load a batch holds one transfer;
-- closing a batch claims its outbox rows on the source shard (one transaction, which also
+- closing a batch claims its outbox rows on the source shard (one statement, which also
   records the workflow id on the transfers) and starts one `SettleCrossShardBatch` for the
   claimed rows, under an id derived from them;
 - every caller of the batch waits, sharing one result poll per workflow, until the saga

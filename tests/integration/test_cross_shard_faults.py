@@ -37,7 +37,7 @@ from tests.integration.cross_shard import (
 from tests.integration.helpers import balance, transfer
 from workflows.activities import SettlementActivities
 from workflows.dispatch import open_settlement
-from workflows.models import FinishHoldsInput
+from workflows.models import CreditFundsInput, CreditOutcome, FinishHoldsInput
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from workflows.stuck import find_stuck_transfers
 from workflows.worker import build_worker, sweep_schedule_id
@@ -311,3 +311,41 @@ async def processing(api: httpx.AsyncClient, pair: CrossPair) -> list[dict]:
     assert mine
     assert all(t["status"] == "processing" for t in mine)
     return mine
+
+
+class CreditRefusedActivities(SettlementActivities):
+    """A destination that refuses a whole credit step with a business error."""
+
+    @activity.defn(name="credit_funds")
+    async def credit_funds(self, credit: CreditFundsInput) -> CreditOutcome:
+        """Refuse the step as a whole, as an escaping `LedgerError` would."""
+        raise ApplicationError("no such account", type="account_not_found", non_retryable=True)
+
+
+async def test_a_credit_refused_as_a_whole_releases_its_holds(
+    api: httpx.AsyncClient,
+    shard_dsns: list[str],
+    temporal_address: str,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    worker_cluster: ShardCluster,
+) -> None:
+    """A credit step that fails with a non-retryable code is not retried and does not fail
+    the saga: its transfers are compensated (hold released, `failed` with that code)."""
+    queue = f"test-credit-refused-{ULID()}"
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 1_000)
+    faulty = CreditRefusedActivities(worker_cluster)
+    async with (
+        build_worker(
+            client=temporal_env.client, cluster=worker_cluster, task_queue=queue, activities=faulty
+        ),
+        api_settling_on(queue, shard_dsns, temporal_address, tenant_key) as api_q,
+    ):
+        response = await transfer(api_q, pair.source["id"], pair.target["id"], 400)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "account_not_found"
+    (failed,) = await settled(api, pair.source["id"])
+    assert (failed["status"], failed["failure_code"]) == ("failed", "account_not_found")
+    assert (await balance(api, pair.source["id"]))["available"] == 1_000
+    assert (await balance(api, pair.target["id"]))["posted"] == 0

@@ -1,8 +1,10 @@
 """Accounts: create, read, list, freeze and close, and their entries."""
 
+from asyncpg import Connection
+
 from api.auth import Principal
 from api.models import AccountCreate, AccountOut, EntryOut
-from api.pagination import check_cursors, merged_page
+from api.pagination import Cursor, check_cursors, merged_page
 from api.presenters import account_out, entry_out
 from ledger.accounts import AccountStatus
 from ledger.errors import ErrorCode, LedgerError
@@ -11,6 +13,7 @@ from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from shards import accounts as account_rows
 from shards import transfers as transfer_rows
+from shards.accounts import AccountRecord
 from shards.cluster import ShardCluster
 from shards.ids import new_account_id
 
@@ -72,28 +75,19 @@ class AccountService:
         ending_before: str | None,
     ) -> tuple[list[AccountOut], bool]:
         """A page of the tenant's accounts across every shard, newest first."""
-        check_cursors(starting_after, ending_before)
+        cursor = Cursor(limit, starting_after, ending_before)
 
-        def fetcher(index: int):  # noqa: ANN202 - a closure over the shard index
-            async def fetch() -> list[account_rows.AccountRecord]:
-                async with self._cluster.shards[index].pool.acquire() as conn:
-                    return await account_rows.list_accounts(
-                        conn,
-                        shard=index,
-                        tenant_id=principal.tenant_id,
-                        after_id=starting_after,
-                        before_id=ending_before,
-                        limit=limit + 1,
-                    )
+        async def page(conn: Connection, shard: int, c: Cursor) -> list[AccountRecord]:
+            return await account_rows.list_accounts(
+                conn,
+                shard=shard,
+                tenant_id=principal.tenant_id,
+                after_id=c.starting_after,
+                before_id=c.ending_before,
+                limit=c.limit + 1,
+            )
 
-            return fetch
-
-        rows, has_more = await merged_page(
-            [fetcher(s.index) for s in self._cluster.shards],
-            key=lambda r: r.id,
-            backwards=ending_before is not None,
-            limit=limit,
-        )
+        rows, has_more = await merged_page(self._cluster, cursor, page)
         return [account_out(r) for r in rows], has_more
 
     async def set_status(

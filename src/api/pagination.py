@@ -5,12 +5,48 @@ rows past the cursor and the merge keeps the closest `limit + 1` overall.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import asyncpg
 
 from ledger.errors import ErrorCode, LedgerError
+from shards.cluster import ShardCluster
 
-T = TypeVar("T")
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_HasId)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """One page request: at most `limit` rows after or before an id."""
+
+    limit: int
+    starting_after: str | None
+    ending_before: str | None
+
+    def __post_init__(self) -> None:
+        if self.starting_after is not None and self.ending_before is not None:
+            raise LedgerError(
+                ErrorCode.INVALID_REQUEST,
+                "give starting_after or ending_before, not both",
+                "ending_before",
+            )
+
+    @property
+    def backwards(self) -> bool:
+        """Whether the page walks towards newer rows."""
+        return self.ending_before is not None
+
+
+ShardPage = Callable[[asyncpg.Connection, int, Cursor], Awaitable[list[T]]]
+"""Fetch `cursor.limit + 1` rows past the cursor on one shard (connection, shard index)."""
 
 
 def check_cursors(starting_after: str | None, ending_before: str | None) -> None:
@@ -19,27 +55,23 @@ def check_cursors(starting_after: str | None, ending_before: str | None) -> None
     Raises:
         LedgerError(invalid_request): both cursors were given.
     """
-    if starting_after is not None and ending_before is not None:
-        raise LedgerError(
-            ErrorCode.INVALID_REQUEST,
-            "give starting_after or ending_before, not both",
-            "ending_before",
-        )
+    Cursor(1, starting_after, ending_before)
 
 
 async def merged_page(
-    fetchers: Sequence[Callable[[], Awaitable[list[T]]]],
-    *,
-    key: Callable[[T], str],
-    backwards: bool,
-    limit: int,
+    cluster: ShardCluster, cursor: Cursor, fetch: ShardPage[T]
 ) -> tuple[list[T], bool]:
-    """Merge per-shard pages: (the page newest first, whether more rows exist)."""
-    pages = await asyncio.gather(*(fetch() for fetch in fetchers))
+    """Ask every shard at once and merge: (the page newest first, whether more rows exist)."""
+
+    async def on_shard(index: int) -> list[T]:
+        async with cluster.shards[index].pool.acquire() as conn:
+            return await fetch(conn, index, cursor)
+
+    pages = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))
     rows = [row for page in pages for row in page]
-    rows.sort(key=key, reverse=not backwards)
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
+    rows.sort(key=lambda row: row.id, reverse=not cursor.backwards)
+    has_more = len(rows) > cursor.limit
+    rows = rows[: cursor.limit]
+    if cursor.backwards:
         rows.reverse()
     return rows, has_more

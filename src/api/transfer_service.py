@@ -5,9 +5,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
+from asyncpg import Connection
+
 from api.auth import Principal
 from api.models import TransferCreate, TransferOut
-from api.pagination import check_cursors, merged_page
+from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_transfer_id
@@ -154,27 +156,18 @@ class TransferService:
         ending_before: str | None,
     ) -> tuple[list[TransferOut], bool]:
         """A page of the tenant's transfers across every shard, newest first."""
-        check_cursors(starting_after, ending_before)
+        cursor = Cursor(limit, starting_after, ending_before)
 
-        def fetcher(index: int):  # noqa: ANN202 - a closure over the shard index
-            async def fetch() -> list[TransferRecord]:
-                async with self._cluster.shards[index].pool.acquire() as conn:
-                    return await transfer_rows.list_transfers(
-                        conn,
-                        tenant_id=principal.tenant_id,
-                        after_id=starting_after,
-                        before_id=ending_before,
-                        limit=limit + 1,
-                    )
+        async def page(conn: Connection, _: int, c: Cursor) -> list[TransferRecord]:
+            return await transfer_rows.list_transfers(
+                conn,
+                tenant_id=principal.tenant_id,
+                after_id=c.starting_after,
+                before_id=c.ending_before,
+                limit=c.limit + 1,
+            )
 
-            return fetch
-
-        rows, has_more = await merged_page(
-            [fetcher(s.index) for s in self._cluster.shards],
-            key=lambda r: r.id,
-            backwards=ending_before is not None,
-            limit=limit,
-        )
+        rows, has_more = await merged_page(self._cluster, cursor, page)
         return [transfer_out(r) for r in rows], has_more
 
 

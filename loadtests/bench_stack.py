@@ -154,7 +154,7 @@ def main() -> None:
             "pids": {"worker": children[0].pid, "api": children[1].pid},
             "config": asdict(config),
         }
-        (args.data_dir / "stack.json").write_text(json.dumps(info, indent=2))
+        (args.data_dir / "bench-stack.json").write_text(json.dumps(info, indent=2))
         print(json.dumps(info, indent=2), flush=True)
         while True:
             signal.pause()

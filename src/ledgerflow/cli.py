@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.table import Table
 
@@ -54,7 +56,10 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None = None) -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except (ValidationError, SettingsError) as error:
+        raise _fail(f"bad LEDGERFLOW_* setting: {error}") from None
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     configure_logging(level=settings.log_level, json_lines=settings.env == "production")

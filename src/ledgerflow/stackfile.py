@@ -29,4 +29,9 @@ class StackInfo:
         path = data_dir / STACK_FILE
         if not path.exists():
             return None
-        return cls(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        return cls(
+            shard_dsns=list(data["shard_dsns"]),
+            temporal_address=str(data["temporal_address"]),
+            api_url=str(data["api_url"]),
+        )

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import ErrorCode, ErrorType, LedgerError, error_type
+from ledger.errors import ErrorCode, LedgerError, error_type
 
 _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 400,
@@ -33,6 +33,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: 409,
     ErrorCode.SHARD_UNAVAILABLE: 503,
     ErrorCode.SETTLEMENT_UNAVAILABLE: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
 }
 assert set(_STATUS) == set(ErrorCode), "every error code needs an HTTP status"
 
@@ -45,12 +46,12 @@ def http_status(code: ErrorCode) -> int:
 
 
 def error_body(
-    code: ErrorCode, message: str, param: str | None, kind: ErrorType | None = None
+    code: ErrorCode, message: str, param: str | None
 ) -> dict[str, dict[str, str | None]]:
     """The documented error shape."""
     return {
         "error": {
-            "type": str(kind or error_type(code)),
+            "type": str(error_type(code)),
             "code": str(code),
             "message": message,
             "param": param,
@@ -103,7 +104,7 @@ async def _http_error(_: Request, error: Exception) -> JSONResponse:
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, error=repr(error))
     return JSONResponse(
-        error_body(ErrorCode.INVALID_REQUEST, "internal error", None, ErrorType.API),
+        error_body(ErrorCode.INTERNAL_ERROR, "internal error", None),
         status_code=500,
     )
 

@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_IN_FLIGHT = "idempotency_key_in_flight"
     SHARD_UNAVAILABLE = "shard_unavailable"
     SETTLEMENT_UNAVAILABLE = "settlement_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    """A bug, never a business answer; logged with its traceback."""
 
 
 _TRANSIENT: frozenset[ErrorCode] = frozenset(
@@ -50,6 +52,7 @@ _TRANSIENT: frozenset[ErrorCode] = frozenset(
         ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
         ErrorCode.SHARD_UNAVAILABLE,
         ErrorCode.SETTLEMENT_UNAVAILABLE,
+        ErrorCode.INTERNAL_ERROR,
     }
 )
 
@@ -64,6 +67,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
     ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,
+    ErrorCode.INTERNAL_ERROR: ErrorType.API,
 }
 
 NON_RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(c for c in ErrorCode if c not in _TRANSIENT)

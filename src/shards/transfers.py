@@ -6,6 +6,7 @@ from datetime import datetime
 import asyncpg
 
 from ledger.accounts import Layer, Side
+from shards.pages import fetch_page
 
 _TRANSFER_COLUMNS = (
     "id, tenant_id, debit_account_id, credit_account_id, amount, currency, status,"
@@ -87,22 +88,15 @@ async def list_transfers(
     limit: int,
 ) -> list[TransferRecord]:
     """A page of the tenant's transfers on one shard, newest first (see `list_accounts`)."""
-    if before_id is not None:
-        rows = await conn.fetch(
-            f"select {_TRANSFER_COLUMNS} from transfers where tenant_id = $1 and id > $2"
-            " order by id asc limit $3",
-            tenant_id,
-            before_id,
-            limit,
-        )
-    else:
-        rows = await conn.fetch(
-            f"select {_TRANSFER_COLUMNS} from transfers where tenant_id = $1"
-            " and ($2::text is null or id < $2) order by id desc limit $3",
-            tenant_id,
-            after_id,
-            limit,
-        )
+    rows = await fetch_page(
+        conn,
+        select=f"select {_TRANSFER_COLUMNS} from transfers where tenant_id = $1",
+        key="id",
+        owner=tenant_id,
+        after=after_id,
+        before=before_id,
+        limit=limit,
+    )
     return [_transfer(r) for r in rows]
 
 
@@ -132,22 +126,15 @@ async def list_entries(
         "account_id, version, transfer_id, currency, layer, side, amount, posted_after,"
         " available_after, created_at"
     )
-    if before_version is not None:
-        rows = await conn.fetch(
-            f"select {columns} from entries where account_id = $1 and version > $2"
-            " order by version asc limit $3",
-            account_id,
-            before_version,
-            limit,
-        )
-    else:
-        rows = await conn.fetch(
-            f"select {columns} from entries where account_id = $1"
-            " and ($2::bigint is null or version < $2) order by version desc limit $3",
-            account_id,
-            after_version,
-            limit,
-        )
+    rows = await fetch_page(
+        conn,
+        select=f"select {columns} from entries where account_id = $1",
+        key="version",
+        owner=account_id,
+        after=after_version,
+        before=before_version,
+        limit=limit,
+    )
     return [
         EntryRecord(
             account_id=r["account_id"],

@@ -47,6 +47,17 @@ async def test_transfer_moves_money_and_writes_entries(api: httpx.AsyncClient) -
     assert [e["side"] for e in entries["data"]] == ["debit", "credit"]
     assert [e["posted_after"] for e in entries["data"]] == [7_500, 10_000]
     assert entries["has_more"] is False
+    first = (await api.get(f"/v1/accounts/{source['id']}/entries", params={"limit": 1})).json()
+    assert [e["amount"] for e in first["data"]] == [2_500]
+    assert first["has_more"] is True
+    rest = (
+        await api.get(
+            f"/v1/accounts/{source['id']}/entries",
+            params={"limit": 1, "starting_after": first["data"][0]["id"]},
+        )
+    ).json()
+    assert [e["amount"] for e in rest["data"]] == [10_000]
+    assert rest["has_more"] is False
 
     fetched = await api.get(f"/v1/transfers/{response.json()['id']}")
     assert fetched.status_code == 200

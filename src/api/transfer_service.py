@@ -8,7 +8,7 @@ from typing import Protocol
 from asyncpg import Connection
 
 from api.auth import Principal
-from api.models import TransferCreate, TransferOut
+from api.models import SagaOut, TransferCreate, TransferOut
 from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
@@ -22,13 +22,17 @@ from shards.group_commit import GroupCommitter
 from shards.ids import new_transfer_id
 from shards.posting import PostingRequest
 from shards.transfers import TransferRecord
+from workflows.models import SettledTransfer
 
 
 class Settlement(Protocol):
     """Settles reserved cross-shard transfers (implemented by `workflows.dispatch`)."""
 
-    async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> None:
-        """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish."""
+    async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> SettledTransfer | None:
+        """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish.
+
+        Returns how the saga ended the transfer, or None when the transfer row must tell.
+        """
         ...
 
 
@@ -91,15 +95,16 @@ class TransferService:
         if cross_shard:
             assert self._settlement is not None
             reserved = request if not result.replayed else _with_id(request, result.transfer_id)
-            await self._settlement.hand_over(reserved, wait_s=self._sync_wait_s)
+            settled = await self._settlement.hand_over(reserved, wait_s=self._sync_wait_s)
+            if settled is not None and settled.failure_code is not None:
+                raise _settlement_failed(result.transfer_id, settled.failure_code)
+            if settled is not None and result.created_at is not None:
+                # A fresh transfer the saga posted: answered without reading it back.
+                return 201, _settled(request, settled, result.created_at)
         record = await self._fetch(source, principal, result.transfer_id)
         assert record is not None, "a posted transfer must be readable on its shard"
         if record.status == "failed":
-            raise LedgerError(
-                ErrorCode(record.failure_code or ErrorCode.ACCOUNT_NOT_FOUND),
-                f"transfer {record.id} failed to settle and its hold was released",
-                "credit_account_id",
-            )
+            raise _settlement_failed(record.id, record.failure_code)
         status = 202 if record.status == "processing" else 201
         return status, transfer_out(record)
 
@@ -191,6 +196,37 @@ def _posted(request: PostingRequest, created_at: datetime) -> TransferOut:
         cross_shard=False,
         metadata=request.metadata,
         created_at=created_at,
+    )
+
+
+def _settled(
+    request: PostingRequest, settled: SettledTransfer, created_at: datetime
+) -> TransferOut:
+    """The response for a cross-shard transfer this request reserved and a saga posted."""
+    return TransferOut(
+        id=request.transfer_id,
+        status="posted",
+        amount=request.amount,
+        currency=request.currency,
+        debit_account_id=request.debit_account_id,
+        credit_account_id=request.credit_account_id,
+        cross_shard=True,
+        saga=SagaOut(
+            step="posted",
+            workflow_id=settled.workflow_id,
+            source_shard=request.source_shard,
+            destination_shard=request.destination_shard,
+        ),
+        metadata=request.metadata,
+        created_at=created_at,
+    )
+
+
+def _settlement_failed(transfer_id: str, failure_code: str | None) -> LedgerError:
+    return LedgerError(
+        ErrorCode(failure_code or ErrorCode.ACCOUNT_NOT_FOUND),
+        f"transfer {transfer_id} failed to settle and its hold was released",
+        "credit_account_id",
     )
 
 

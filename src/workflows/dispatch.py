@@ -11,7 +11,8 @@ transfers per (source shard, currency), whatever their destinations:
   records the workflow id on the transfers) and starts one `SettleCrossShardBatch` for the
   claimed rows, under an id derived from them;
 - every caller of the batch waits, sharing one result poll per workflow, until the saga
-  finishes or its own `wait_s` is over, then returns; the API re-reads the transfer.
+  finishes or its own `wait_s` is over, then returns how the saga ended its transfer (or
+  None, and the API reads the transfer's row).
 
 Exactly once, without a gap: a row already claimed (an HTTP retry of the same request, or
 the sweeper's work) is not claimed again; its caller waits on the workflow recorded for it.
@@ -35,7 +36,11 @@ from ledger.posting import Movement
 from shards.cluster import ShardCluster
 from shards.posting import PostingRequest
 from workflows import outbox
-from workflows.models import SettlementOutcome, settlement_workflow_id_prefix
+from workflows.models import (
+    SettledTransfer,
+    SettlementOutcome,
+    settlement_workflow_id_prefix,
+)
 from workflows.starter import (
     batch_from_rows,
     is_unavailable,
@@ -92,15 +97,16 @@ class SettlementDispatcher:
         self._batch_size_max = batch_size_max
         self._in_flight_max = in_flight_max
         self._sources: dict[BatchKey, _Source] = defaultdict(_Source)
-        self._completions: dict[str, asyncio.Task[None]] = {}
+        self._completions: dict[str, asyncio.Task[SettlementOutcome | None]] = {}
         self._undispatched: set[_Batch] = set()
 
-    async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> None:
+    async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> SettledTransfer | None:
         """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish.
 
+        Returns how the saga ended the transfer, or None when that is not known yet (still
+        settling, or its workflow's result could not be read): the transfer row tells.
         Never raises for an infrastructure failure: the reserve is durable, and the sweeper
-        settles whatever this call could not hand over. The caller reads the outcome from
-        the transfer row ('posted', 'failed' or still 'processing').
+        settles whatever this call could not hand over.
         """
         assert reserved.movement is Movement.RESERVE_FUNDS
         assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
@@ -110,13 +116,18 @@ class SettlementDispatcher:
         try:
             settled_by = await asyncio.wait_for(asyncio.shield(batch.dispatched), wait_s)
             workflow_id = settled_by.get(reserved.transfer_id)
-            if workflow_id is not None:
-                await asyncio.wait_for(
-                    asyncio.shield(self._completion(workflow_id)),
-                    max(deadline - loop.time(), 0),
-                )
+            if workflow_id is None:
+                return None
+            outcome = await asyncio.wait_for(
+                asyncio.shield(self._completion(workflow_id)),
+                max(deadline - loop.time(), 0),
+            )
         except TimeoutError:
-            return  # still settling: the API answers 202 and the saga carries on
+            return None  # still settling: the API answers 202 and the saga carries on
+        if outcome is None:
+            return None
+        # A workflow that completed posted or released every transfer it was started with.
+        return SettledTransfer(workflow_id, outcome.failure_codes.get(reserved.transfer_id))
 
     def _enqueue(self, reserved: PostingRequest) -> _Batch:
         key = (reserved.source_shard, reserved.currency)
@@ -207,7 +218,7 @@ class SettlementDispatcher:
         settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
         return settled_by, workflow_id
 
-    def _completion(self, workflow_id: str) -> asyncio.Task[None]:
+    def _completion(self, workflow_id: str) -> asyncio.Task[SettlementOutcome | None]:
         """One shared wait for a workflow's result, however many callers wait on it."""
         task = self._completions.get(workflow_id)
         if task is None:
@@ -216,12 +227,13 @@ class SettlementDispatcher:
             task.add_done_callback(lambda _: self._completions.pop(workflow_id, None))
         return task
 
-    async def _await_result(self, workflow_id: str) -> None:
+    async def _await_result(self, workflow_id: str) -> SettlementOutcome | None:
         handle = self._client.get_workflow_handle(workflow_id, result_type=SettlementOutcome)
         try:
-            await asyncio.wait_for(handle.result(), limits.SAGA_SYNC_WAIT_S_MAX)
+            return await asyncio.wait_for(handle.result(), limits.SAGA_SYNC_WAIT_S_MAX)
         except (*_TEMPORAL_ERRORS, WorkflowFailureError) as error:
             log.info("stopped waiting for settlement", workflow_id=workflow_id, error=str(error))
+            return None
 
     async def close(self) -> None:
         """Claim and start every gathering batch now, then stop waiting for results.

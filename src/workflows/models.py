@@ -123,6 +123,15 @@ class SettlementOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class SettledTransfer:
+    """How the saga that settled one transfer ended it (not a workflow payload)."""
+
+    workflow_id: str
+    failure_code: str | None
+    """None when the transfer was posted; else why its hold was released."""
+
+
+@dataclass(frozen=True, slots=True)
 class SweepInput:
     """Input of `SweepSagaOutbox`: how old an open outbox row must be to be swept."""
 

@@ -34,8 +34,9 @@ pytestmark = pytest.mark.usefixtures("books")
 async def test_transfer_across_shards_posts_through_one_saga(
     api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
 ) -> None:
-    """201 posted within the wait; GET shows cross_shard, the saga step and its workflow,
-    and the workflow is found by its transfer id and reports the transfer as posted."""
+    """201 posted within the wait, answered exactly as GET shows it afterwards (cross_shard,
+    the saga step and its workflow); the workflow is found by its transfer id and reports
+    the transfer as posted."""
     pair = await open_cross_pair(api)
     await fund(api, pair, 10_000)
 
@@ -46,6 +47,7 @@ async def test_transfer_across_shards_posts_through_one_saga(
     assert body["cross_shard"] is True
 
     fetched = (await api.get(f"/v1/transfers/{body['id']}")).json()
+    assert fetched == body
     assert fetched["status"] == "posted"
     assert fetched["cross_shard"] is True
     assert fetched["saga"]["step"] == "posted"

@@ -17,6 +17,7 @@ from api.state import AppState
 from api.transfer_service import Settlement, TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
+from shards.idempotency import IdempotencyStore
 
 SettlementFactory = Callable[[ShardCluster], AbstractAsyncContextManager[Settlement]]
 """Opens the cross-shard settlement (a Temporal client and batcher) for the app's life."""
@@ -40,20 +41,24 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
         committer = GroupCommitter(cluster, observer=metrics.observe_batch)
+        idempotency = IdempotencyStore(cluster)
         metrics.watch_pools(cluster)
         purger = asyncio.create_task(purge_idempotency_keys(cluster))
         try:
             if config.settlement is None:
-                app.state.ledgerflow = _state(cluster, committer, None, config)
+                app.state.ledgerflow = _state(cluster, committer, idempotency, None, config)
                 yield
             else:
                 async with config.settlement(cluster) as settlement:
-                    app.state.ledgerflow = _state(cluster, committer, settlement, config)
+                    app.state.ledgerflow = _state(
+                        cluster, committer, idempotency, settlement, config
+                    )
                     yield
         finally:
             purger.cancel()
             await asyncio.gather(purger, return_exceptions=True)
             await committer.close()
+            await idempotency.close()
             await cluster.close()
 
     app = FastAPI(
@@ -74,12 +79,14 @@ def create_app(config: ApiConfig) -> FastAPI:
 def _state(
     cluster: ShardCluster,
     committer: GroupCommitter,
+    idempotency: IdempotencyStore,
     settlement: Settlement | None,
     config: ApiConfig,
 ) -> AppState:
     return AppState(
         cluster=cluster,
         committer=committer,
+        idempotency=idempotency,
         authenticator=Authenticator(cluster),
         accounts=AccountService(cluster),
         transfers=TransferService(

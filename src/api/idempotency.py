@@ -16,8 +16,13 @@ from api.auth import Principal
 from api.errors import error_body, http_status
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import IDEMPOTENCY_KEY_LENGTH_MAX
-from shards import idempotency as records
-from shards.cluster import ShardCluster
+from shards.idempotency import (
+    ClaimOutcome,
+    IdempotencyStore,
+    KeyClaim,
+    KeyCompletion,
+    KeyRelease,
+)
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -49,7 +54,7 @@ def _json(status: int, body: object, *, replayed: bool = False) -> Response:
 
 
 async def run_idempotent(
-    cluster: ShardCluster,
+    store: IdempotencyStore,
     *,
     principal: Principal,
     key: str | None,
@@ -69,12 +74,10 @@ async def run_idempotent(
         status, model = await work()
         return _json(status, model.model_dump(mode="json"))
     request_hash = hashlib.sha256(fingerprint).hexdigest()
-    shard = cluster.shard_of(f"{principal.api_key_id}:{key}")
-    async with shard.pool.acquire() as conn:
-        claim = await records.claim_key(
-            conn, api_key_id=principal.api_key_id, key=key, request_hash=request_hash
-        )
-    if claim.outcome is records.ClaimOutcome.REPLAY:
+    owner = principal.api_key_id
+    shard = store.shard_of(owner, key)
+    claim = await store.claim(shard, KeyClaim(owner, key, request_hash))
+    if claim.outcome is ClaimOutcome.REPLAY:
         assert claim.status is not None
         assert claim.body is not None
         return Response(
@@ -88,22 +91,16 @@ async def run_idempotent(
         body = orjson.dumps(model.model_dump(mode="json"))
     except LedgerError as error:
         if error.transient:
-            async with shard.pool.acquire() as conn:
-                await records.release_key(conn, api_key_id=principal.api_key_id, key=key)
+            await store.release(shard, KeyRelease(owner, key))
             raise
         status = http_status(error.code)
         body = orjson.dumps(error_body(error.code, error.message, error.param))
     except BaseException:
-        async with shard.pool.acquire() as conn:
-            await records.release_key(conn, api_key_id=principal.api_key_id, key=key)
+        await store.release(shard, KeyRelease(owner, key))
         raise
     if status == 202:
         # Still settling: a replay must show the final state, so do not freeze this answer.
-        async with shard.pool.acquire() as conn:
-            await records.release_key(conn, api_key_id=principal.api_key_id, key=key)
+        await store.release(shard, KeyRelease(owner, key))
     else:
-        async with shard.pool.acquire() as conn:
-            await records.complete_key(
-                conn, api_key_id=principal.api_key_id, key=key, status=status, body=body
-            )
+        await store.complete(shard, KeyCompletion(owner, key, status, body))
     return Response(body, status_code=status, media_type="application/json")

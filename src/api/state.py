@@ -7,6 +7,7 @@ from api.auth import Authenticator
 from api.transfer_service import TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
+from shards.idempotency import IdempotencyStore
 
 
 @dataclass(slots=True)
@@ -15,6 +16,7 @@ class AppState:
 
     cluster: ShardCluster
     committer: GroupCommitter
+    idempotency: IdempotencyStore
     authenticator: Authenticator
     accounts: AccountService
     transfers: TransferService

@@ -22,6 +22,8 @@ IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
 IDEMPOTENCY_KEY_TTL_S: Final = 24 * 3600
 IDEMPOTENCY_LEASE_S: Final = 30
 """An in-flight idempotency record older than this is presumed abandoned and may be retried."""
+IDEMPOTENCY_BATCH_SIZE_MAX: Final = 512
+"""Idempotency records written per statement (`shards.idempotency.IdempotencyStore`)."""
 
 PAGE_SIZE_DEFAULT: Final = 10
 PAGE_SIZE_MAX: Final = 100
@@ -90,6 +92,7 @@ assert 0 < SAGA_BATCH_SIZE_MAX <= POSTING_BATCH_SIZE_MAX
 assert 2 + SAGA_BATCH_SIZE_MAX * (TRANSFER_ID_LENGTH + 3) <= SEARCH_ATTRIBUTE_VALUE_BYTES_MAX
 assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
 assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
+assert 0 < IDEMPOTENCY_BATCH_SIZE_MAX <= 10_000
 assert OUTBOX_SWEEP_ROWS_MAX >= SAGA_BATCH_SIZE_MAX
 assert OUTBOX_STALE_AFTER_S > SAGA_BATCH_WINDOW_MS_MAX / 1000
 assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS

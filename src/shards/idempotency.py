@@ -3,15 +3,21 @@
 A record is claimed `in_flight` before the work and completed with the response after.
 The work itself is exactly-once through the operation log on the shard that moves the
 money, so a record left in flight by a crash is safe to retry once its lease expires.
+
+Every request writes its record twice, so the writes are batched per shard
+(`IdempotencyStore`): concurrent requests share one statement and one WAL flush.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
 
 from ledger.errors import ErrorCode, LedgerError
-from ledger.limits import IDEMPOTENCY_KEY_TTL_S, IDEMPOTENCY_LEASE_S
+from ledger.limits import IDEMPOTENCY_BATCH_SIZE_MAX, IDEMPOTENCY_KEY_TTL_S, IDEMPOTENCY_LEASE_S
+from shards.batching import ShardBatcher
+from shards.cluster import ShardCluster
 
 
 class ClaimOutcome(StrEnum):
@@ -32,79 +38,220 @@ class Claim:
     body: bytes | None = None
 
 
-async def claim_key(
-    conn: asyncpg.Connection, *, api_key_id: str, key: str, request_hash: str
-) -> Claim:
-    """Claim `key` for a request, or find its stored response.
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """Claim `key` for a request whose body hashes to `request_hash`."""
 
-    Raises:
-        LedgerError(idempotency_key_reused): the key was used with a different request.
-        LedgerError(idempotency_key_in_flight): the first request with this key still runs.
-    """
-    row = await conn.fetchrow(
-        "insert into idempotency_keys (api_key_id, key, request_hash, state)"
-        " values ($1, $2, $3, 'in_flight')"
-        " on conflict (api_key_id, key) do update set"
-        "   request_hash = excluded.request_hash, state = 'in_flight', locked_at = now(),"
-        "   created_at = now(), response_status = null, response_body = null"
-        " where idempotency_keys.created_at < now() - make_interval(secs => $4)"
-        "   or (idempotency_keys.state = 'in_flight'"
-        "       and idempotency_keys.request_hash = excluded.request_hash"
-        "       and idempotency_keys.locked_at < now() - make_interval(secs => $5))"
-        " returning api_key_id",
-        api_key_id,
-        key,
-        request_hash,
-        float(IDEMPOTENCY_KEY_TTL_S),
-        float(IDEMPOTENCY_LEASE_S),
-    )
-    if row is not None:
-        return Claim(ClaimOutcome.CLAIMED)
-    existing = await conn.fetchrow(
-        "select request_hash, state, response_status, response_body from idempotency_keys"
-        " where api_key_id = $1 and key = $2",
-        api_key_id,
-        key,
-    )
-    if existing is None:
+    api_key_id: str
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCompletion:
+    """Store the response of a claimed key."""
+
+    api_key_id: str
+    key: str
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRelease:
+    """Forget a claimed key whose request failed transiently, so a retry runs it again."""
+
+    api_key_id: str
+    key: str
+
+
+KeyOperation = KeyClaim | KeyCompletion | KeyRelease
+KeyResult = Claim | LedgerError | None
+"""A `Claim` or the `LedgerError` refusing it for a `KeyClaim`; None for the others."""
+
+_CLAIM = """
+insert into idempotency_keys (api_key_id, key, request_hash, state)
+select api_key_id, key, request_hash, 'in_flight'
+from unnest($1::text[], $2::text[], $3::text[]) as c(api_key_id, key, request_hash)
+on conflict (api_key_id, key) do update set
+    request_hash = excluded.request_hash, state = 'in_flight', locked_at = now(),
+    created_at = now(), response_status = null, response_body = null
+where idempotency_keys.created_at < now() - make_interval(secs => $4)
+   or (idempotency_keys.state = 'in_flight'
+       and idempotency_keys.request_hash = excluded.request_hash
+       and idempotency_keys.locked_at < now() - make_interval(secs => $5))
+returning api_key_id, key
+"""
+
+_STORED = """
+select k.api_key_id, k.key, k.request_hash, k.state, k.response_status, k.response_body
+from idempotency_keys k
+join unnest($1::text[], $2::text[]) as c(api_key_id, key)
+  on k.api_key_id = c.api_key_id and k.key = c.key
+"""
+
+_COMPLETE = """
+update idempotency_keys k
+set state = 'done', response_status = c.status, response_body = c.body
+from unnest($1::text[], $2::text[], $3::int4[], $4::bytea[]) as c(api_key_id, key, status, body)
+where k.api_key_id = c.api_key_id and k.key = c.key
+"""
+
+_RELEASE = """
+delete from idempotency_keys k
+using unnest($1::text[], $2::text[]) as c(api_key_id, key)
+where k.api_key_id = c.api_key_id and k.key = c.key and k.state = 'in_flight'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    request_hash: str
+    state: str
+    status: int | None = None
+    body: bytes | None = None
+
+
+def _judge(claim: KeyClaim, stored: _Stored | None) -> Claim | LedgerError:
+    """What a claim that did not get the key finds in the stored record."""
+    if stored is None:
         # Expired and deleted between the two statements: a retry claims it.
-        raise LedgerError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT, "retry the request")
-    if existing["request_hash"] != request_hash:
-        raise LedgerError(
+        return LedgerError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT, "retry the request")
+    if stored.request_hash != claim.request_hash:
+        return LedgerError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "this Idempotency-Key was used with a different request",
             "Idempotency-Key",
         )
-    if existing["state"] == "in_flight":
-        raise LedgerError(
+    if stored.state == "in_flight":
+        return LedgerError(
             ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
             "a request with this Idempotency-Key is still being processed",
             "Idempotency-Key",
         )
-    return Claim(ClaimOutcome.REPLAY, existing["response_status"], existing["response_body"])
+    return Claim(ClaimOutcome.REPLAY, stored.status, stored.body)
 
 
-async def complete_key(
-    conn: asyncpg.Connection, *, api_key_id: str, key: str, status: int, body: bytes
-) -> None:
-    """Store the response of a claimed key."""
-    await conn.execute(
-        "update idempotency_keys set state = 'done', response_status = $3, response_body = $4"
-        " where api_key_id = $1 and key = $2",
-        api_key_id,
-        key,
-        status,
-        body,
+async def _claim(
+    conn: asyncpg.Connection, claims: list[tuple[int, KeyClaim]]
+) -> dict[int, Claim | LedgerError]:
+    """One statement claims every key of the batch, in sorted order (two batches sharing
+    keys then wait for each other rather than in a cycle). The first claim of a key in the
+    batch may get it; the others are judged against what is then stored, as if they came
+    right after it."""
+    first: dict[tuple[str, str], KeyClaim] = {}
+    for _, claim in claims:
+        first.setdefault((claim.api_key_id, claim.key), claim)
+    ordered = sorted(first.items())
+    won = await conn.fetch(
+        _CLAIM,
+        [pair[0] for pair, _ in ordered],
+        [pair[1] for pair, _ in ordered],
+        [claim.request_hash for _, claim in ordered],
+        float(IDEMPOTENCY_KEY_TTL_S),
+        float(IDEMPOTENCY_LEASE_S),
     )
+    claimed = {(r["api_key_id"], r["key"]) for r in won}
+    others = [pair for pair in first if pair not in claimed]
+    stored: dict[tuple[str, str], _Stored] = {}
+    if others:
+        rows = await conn.fetch(_STORED, [p[0] for p in others], [p[1] for p in others])
+        stored = {
+            (r["api_key_id"], r["key"]): _Stored(
+                r["request_hash"], r["state"], r["response_status"], r["response_body"]
+            )
+            for r in rows
+        }
+    results: dict[int, Claim | LedgerError] = {}
+    for index, claim in claims:
+        pair = (claim.api_key_id, claim.key)
+        if pair not in claimed:
+            results[index] = _judge(claim, stored.get(pair))
+        elif first[pair] is claim:
+            results[index] = Claim(ClaimOutcome.CLAIMED)
+        else:
+            results[index] = _judge(claim, _Stored(first[pair].request_hash, "in_flight"))
+    return results
 
 
-async def release_key(conn: asyncpg.Connection, *, api_key_id: str, key: str) -> None:
-    """Forget a claimed key whose request failed transiently, so a retry runs it again."""
-    await conn.execute(
-        "delete from idempotency_keys where api_key_id = $1 and key = $2 and state = 'in_flight'",
-        api_key_id,
-        key,
-    )
+async def run_key_operations(
+    conn: asyncpg.Connection, operations: Sequence[KeyOperation]
+) -> list[KeyResult]:
+    """Claim, complete and release idempotency keys: one statement per kind for the batch.
+
+    Returns one result per operation, in order.
+    """
+    claims = [(i, op) for i, op in enumerate(operations) if isinstance(op, KeyClaim)]
+    completions = [op for op in operations if isinstance(op, KeyCompletion)]
+    releases = [op for op in operations if isinstance(op, KeyRelease)]
+    results: list[KeyResult] = [None] * len(operations)
+    if completions:
+        completions.sort(key=lambda c: (c.api_key_id, c.key))
+        await conn.execute(
+            _COMPLETE,
+            [c.api_key_id for c in completions],
+            [c.key for c in completions],
+            [c.status for c in completions],
+            [c.body for c in completions],
+        )
+    if releases:
+        releases.sort(key=lambda r: (r.api_key_id, r.key))
+        await conn.execute(_RELEASE, [r.api_key_id for r in releases], [r.key for r in releases])
+    if claims:
+        for index, result in (await _claim(conn, claims)).items():
+            results[index] = result
+    return results
+
+
+class IdempotencyStore(ShardBatcher[KeyOperation, KeyResult]):
+    """The idempotency records of every shard, written in batches per shard."""
+
+    def __init__(self, cluster: ShardCluster, *, flushers_per_shard: int = 2) -> None:
+        super().__init__(
+            cluster,
+            _run,
+            what="idempotency",
+            batch_size_max=IDEMPOTENCY_BATCH_SIZE_MAX,
+            flushers_per_shard=flushers_per_shard,
+        )
+
+    def shard_of(self, api_key_id: str, key: str) -> int:
+        """The shard that keeps the record of (API key, idempotency key)."""
+        return self._cluster.shard_of(f"{api_key_id}:{key}").index
+
+    async def claim(self, shard: int, claim: KeyClaim) -> Claim:
+        """Claim a key, or find its stored response.
+
+        Raises:
+            LedgerError(idempotency_key_reused): the key was used with a different request.
+            LedgerError(idempotency_key_in_flight): the first request with it still runs.
+            LedgerError(shard_unavailable): the shard failed.
+        """
+        result = await self.submit(shard, claim)
+        assert isinstance(result, Claim)
+        return result
+
+    async def complete(self, shard: int, completion: KeyCompletion) -> None:
+        """Store the response of a claimed key.
+
+        Raises:
+            LedgerError(shard_unavailable): the shard failed.
+        """
+        await self.submit(shard, completion)
+
+    async def release(self, shard: int, release: KeyRelease) -> None:
+        """Forget a claimed key so a retry runs again.
+
+        Raises:
+            LedgerError(shard_unavailable): the shard failed.
+        """
+        await self.submit(shard, release)
+
+
+async def _run(
+    conn: asyncpg.Connection, _: int, operations: Sequence[KeyOperation]
+) -> list[KeyResult]:
+    return await run_key_operations(conn, operations)
 
 
 async def purge_expired_keys(conn: asyncpg.Connection) -> int:

@@ -25,7 +25,7 @@ async def create_account(
         return 201, await state.accounts.create(principal=principal, body=body)
 
     return await run_idempotent(
-        state.cluster,
+        state.idempotency,
         principal=principal,
         key=idempotency_key,
         fingerprint=b"POST /v1/accounts\n" + await request.body(),
@@ -71,7 +71,7 @@ async def _set_status(
         )
 
     return await run_idempotent(
-        state.cluster,
+        state.idempotency,
         principal=principal,
         key=idempotency_key,
         fingerprint=f"POST {request.url.path}\n".encode() + await request.body(),

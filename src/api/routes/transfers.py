@@ -36,7 +36,7 @@ async def create_transfer(
         )
 
     return await run_idempotent(
-        state.cluster,
+        state.idempotency,
         principal=principal,
         key=idempotency_key,
         fingerprint=b"POST /v1/transfers\n" + await request.body(),

@@ -1,0 +1,116 @@
+"""Batching per shard: many concurrent callers share one round trip and one commit.
+
+Callers queue work per shard; while a batch runs, the next one gathers. Under light load a
+batch holds one item and adds no latency; under heavy load one statement (and one WAL
+flush) serves many callers. The postings (`shards.group_commit`) and the idempotency
+records (`shards.idempotency`) both go through this.
+"""
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import asyncpg
+import structlog
+
+from ledger.errors import ErrorCode, LedgerError
+from shards.cluster import ShardCluster
+
+log = structlog.get_logger("ledgerflow.shards")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+BatchRunner = Callable[[asyncpg.Connection, int, Sequence[Item]], Awaitable[list[Result]]]
+"""Runs one batch on a connection to a shard: one result per item, in order. A result
+that is a `LedgerError` is raised to that item's caller alone."""
+
+BatchObserver = Callable[[int, int, float], None]
+"""Called with (shard, batch size, seconds) after every batch that ran, for metrics."""
+
+_INFRASTRUCTURE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class ShardBatcher(Generic[Item, Result]):
+    """Queues items per shard and runs them in batches of at most `batch_size_max`."""
+
+    def __init__(
+        self,
+        cluster: ShardCluster,
+        run: BatchRunner[Item, Result],
+        *,
+        what: str,
+        batch_size_max: int,
+        flushers_per_shard: int = 2,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        assert batch_size_max > 0
+        assert 1 <= flushers_per_shard <= 8
+        self._cluster = cluster
+        self._run = run
+        self._what = what
+        self._batch_size_max = batch_size_max
+        self._flushers_max = flushers_per_shard
+        self._observer = observer
+        count = len(cluster.shards)
+        self._queues: list[deque[tuple[Item, asyncio.Future[Result]]]] = [
+            deque() for _ in range(count)
+        ]
+        self._flushers = [0] * count
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, shard: int, item: Item) -> Result:
+        """Run `item` on `shard` as part of the next batch.
+
+        Raises:
+            LedgerError(shard_unavailable): the shard failed; the batch wrote nothing.
+            LedgerError: whatever the runner refused this item with.
+        """
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queues[shard].append((item, future))
+        if self._flushers[shard] < self._flushers_max:
+            self._flushers[shard] += 1
+            task = asyncio.create_task(self._drain(shard))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self, shard: int) -> None:
+        queue = self._queues[shard]
+        loop = asyncio.get_running_loop()
+        try:
+            while queue:
+                count = min(len(queue), self._batch_size_max)
+                batch = [queue.popleft() for _ in range(count)]
+                started = loop.time()
+                try:
+                    async with self._cluster.shards[shard].pool.acquire() as conn:
+                        results = await self._run(conn, shard, [item for item, _ in batch])
+                except _INFRASTRUCTURE_ERRORS as error:
+                    log.warning(
+                        f"{self._what} batch failed", shard=shard, size=count, error=str(error)
+                    )
+                    failure = LedgerError(
+                        ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}"
+                    )
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(failure)
+                    continue
+                if self._observer is not None:
+                    self._observer(shard, count, loop.time() - started)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, LedgerError):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flushers[shard] -= 1
+
+    async def close(self) -> None:
+        """Wait for queued batches to finish."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

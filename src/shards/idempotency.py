@@ -90,17 +90,31 @@ join unnest($1::text[], $2::text[]) as c(api_key_id, key)
   on k.api_key_id = c.api_key_id and k.key = c.key
 """
 
+# Completions and releases lock their rows in key order first, as claims do (their input
+# is sorted), so two batches that share keys wait for each other rather than deadlock.
 _COMPLETE = """
+with c as (
+    select * from unnest($1::text[], $2::text[], $3::int4[], $4::bytea[])
+        as c(api_key_id, key, status, body)
+), locked as (
+    select k.api_key_id, k.key from idempotency_keys k join c using (api_key_id, key)
+    order by k.api_key_id, k.key for update of k
+)
 update idempotency_keys k
 set state = 'done', response_status = c.status, response_body = c.body
-from unnest($1::text[], $2::text[], $3::int4[], $4::bytea[]) as c(api_key_id, key, status, body)
-where k.api_key_id = c.api_key_id and k.key = c.key
+from locked join c using (api_key_id, key)
+where k.api_key_id = locked.api_key_id and k.key = locked.key
 """
 
 _RELEASE = """
-delete from idempotency_keys k
-using unnest($1::text[], $2::text[]) as c(api_key_id, key)
-where k.api_key_id = c.api_key_id and k.key = c.key and k.state = 'in_flight'
+with locked as (
+    select k.api_key_id, k.key from idempotency_keys k
+    join unnest($1::text[], $2::text[]) as c(api_key_id, key) using (api_key_id, key)
+    where k.state = 'in_flight'
+    order by k.api_key_id, k.key for update of k
+)
+delete from idempotency_keys k using locked
+where k.api_key_id = locked.api_key_id and k.key = locked.key and k.state = 'in_flight'
 """
 
 
@@ -186,7 +200,6 @@ async def run_key_operations(
     releases = [op for op in operations if isinstance(op, KeyRelease)]
     results: list[KeyResult] = [None] * len(operations)
     if completions:
-        completions.sort(key=lambda c: (c.api_key_id, c.key))
         await conn.execute(
             _COMPLETE,
             [c.api_key_id for c in completions],
@@ -195,7 +208,6 @@ async def run_key_operations(
             [c.body for c in completions],
         )
     if releases:
-        releases.sort(key=lambda r: (r.api_key_id, r.key))
         await conn.execute(_RELEASE, [r.api_key_id for r in releases], [r.key for r in releases])
     if claims:
         for index, result in (await _claim(conn, claims)).items():

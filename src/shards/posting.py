@@ -6,7 +6,8 @@ Single-shard transfers, saga steps and group-committed batches all come through
 Order inside the transaction:
 1. claim every operation key (`on conflict do nothing`); a key that exists is a repeat,
    and its first result is returned instead of moving money again;
-2. lock every account the batch touches, `for update`, in sorted id order (no deadlocks);
+2. lock every account the batch touches, `for update`, in sorted id order (no deadlocks),
+   in the same statement as step 1;
 3. apply the movements in memory, in request order, through the domain rules;
 4. write entries, account totals, transfer rows, outbox rows and results in one static
    statement over arrays (`shards.batch_writes`), so the locks are held for one round trip.
@@ -92,31 +93,78 @@ def _result_from_json(key: str, transfer_id: str, result: dict[str, object]) -> 
     return PostingResult(key, transfer_id, None, replayed=True)
 
 
-async def _claim_operations(
-    conn: asyncpg.Connection, requests: Sequence[PostingRequest]
-) -> dict[str, PostingResult]:
-    """Insert the operation keys; return the first results of keys seen before.
+_ACCOUNT_COLUMNS = (
+    "id, tenant_id, currency, normal_balance, allow_overdraft, status,"
+    " debits_posted, credits_posted, debits_pending, credits_pending, version"
+)
+
+# Steps 1 and 2 in one round trip. The scalar subquery on `claimed` makes the insert finish
+# before the first account is locked, so every batch takes operation keys first, then
+# accounts: the same order as two statements would.
+_CLAIM_AND_LOCK = f"""
+with claimed as (
+    insert into operations (key, transfer_id)
+    select * from unnest($1::text[], $2::text[])
+    on conflict do nothing
+    returning key
+), locked as materialized (
+    select {_ACCOUNT_COLUMNS} from accounts
+    where id = any($3::text[]) and (select count(*) from claimed) >= 0
+    order by id
+    for update
+)
+select (select coalesce(array_agg(key), '{{}}') from claimed) as fresh_keys, locked.*
+from (values (1)) as one (n) left join locked on true
+"""
+
+
+def _account(row: asyncpg.Record) -> AccountState:
+    return AccountState(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        currency=row["currency"],
+        normal_balance=NormalBalance(row["normal_balance"]),
+        allow_overdraft=row["allow_overdraft"],
+        status=AccountStatus(row["status"]),
+        debits_posted=row["debits_posted"],
+        credits_posted=row["credits_posted"],
+        debits_pending=row["debits_pending"],
+        credits_pending=row["credits_pending"],
+        version=row["version"],
+    )
+
+
+async def _claim_and_lock(
+    conn: asyncpg.Connection, requests: Sequence[PostingRequest], account_ids: Sequence[str]
+) -> tuple[dict[str, PostingResult], dict[str, AccountState]]:
+    """Insert the operation keys, then lock `account_ids`; returns the first results of
+    keys seen before, and the locked accounts.
 
     Keys are inserted in sorted order: a key another open transaction inserted makes this
     insert wait for it, and a common order keeps two batches that share keys (concurrent
-    retries) from waiting on each other in a cycle.
+    retries) from waiting on each other in a cycle. Accounts are locked in sorted id order.
+    The accounts of repeated requests are locked too (they are known to be repeats only
+    once the insert ran), which costs nothing but the lock.
     """
-    keys = [r.operation_key for r in requests]
     claims = sorted({r.operation_key: r.transfer_id for r in reversed(requests)}.items())
-    fresh = await conn.fetch(
-        "insert into operations (key, transfer_id)"
-        " select * from unnest($1::text[], $2::text[]) on conflict do nothing returning key",
+    rows = await conn.fetch(
+        _CLAIM_AND_LOCK,
         [key for key, _ in claims],
         [transfer_id for _, transfer_id in claims],
+        sorted(set(account_ids)),
     )
-    fresh_keys = {row["key"] for row in fresh}
-    seen = [k for k in keys if k not in fresh_keys]
+    accounts = {row["id"]: _account(row) for row in rows if row["id"] is not None}
+    fresh_keys = set(rows[0]["fresh_keys"])
+    seen = [key for key, _ in claims if key not in fresh_keys]
     if not seen:
-        return {}
-    rows = await conn.fetch(
+        return {}, accounts
+    replays = await conn.fetch(
         "select key, transfer_id, result from operations where key = any($1::text[])", seen
     )
-    return {r["key"]: _result_from_json(r["key"], r["transfer_id"], r["result"]) for r in rows}
+    first_results = {
+        r["key"]: _result_from_json(r["key"], r["transfer_id"], r["result"]) for r in replays
+    }
+    return first_results, accounts
 
 
 async def _ensure_clearing_accounts(
@@ -134,55 +182,14 @@ async def _ensure_clearing_accounts(
     )
 
 
-async def _lock_with_clearing(
-    conn: asyncpg.Connection,
-    shard: int,
-    todo: Sequence[PostingRequest],
-    pairs: Sequence[tuple[str, str]],
-) -> dict[str, AccountState]:
-    """Lock the batch's accounts; a clearing account is created on its first use only.
-
-    Clearing accounts almost always exist, so the batch locks first and pays the extra
-    round trips of creating one only when it is missing.
-    """
-    ids = [a for pair in pairs for a in pair]
-    accounts = await lock_accounts(conn, ids)
-    missing = {
-        r.currency
-        for r in todo
-        if r.movement is not Movement.TRANSFER
-        and clearing_account_id(shard, r.currency) not in accounts
-    }
-    if missing:
-        await _ensure_clearing_accounts(conn, shard, missing)
-        accounts = await lock_accounts(conn, ids)
-    return accounts
-
-
 async def lock_accounts(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, AccountState]:
     """Lock accounts `for update` in sorted id order and load their state."""
     rows = await conn.fetch(
-        "select id, tenant_id, currency, normal_balance, allow_overdraft, status,"
-        " debits_posted, credits_posted, debits_pending, credits_pending, version"
-        " from accounts where id = any($1::text[]) order by id for update",
+        f"select {_ACCOUNT_COLUMNS} from accounts where id = any($1::text[])"
+        " order by id for update",
         sorted(set(ids)),
     )
-    return {
-        r["id"]: AccountState(
-            id=r["id"],
-            tenant_id=r["tenant_id"],
-            currency=r["currency"],
-            normal_balance=NormalBalance(r["normal_balance"]),
-            allow_overdraft=r["allow_overdraft"],
-            status=AccountStatus(r["status"]),
-            debits_posted=r["debits_posted"],
-            credits_posted=r["credits_posted"],
-            debits_pending=r["debits_pending"],
-            credits_pending=r["credits_pending"],
-            version=r["version"],
-        )
-        for r in rows
-    }
+    return {r["id"]: _account(r) for r in rows}
 
 
 def _visible(
@@ -210,23 +217,34 @@ async def post_batch(
     """
     assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
     async with conn.transaction(isolation="read_committed"):
-        first_results = await _claim_operations(conn, requests)
+        pairs = [posting_accounts(r, shard) for r in requests]
+        first_results, accounts = await _claim_and_lock(
+            conn, requests, [a for pair in pairs for a in pair]
+        )
         results: dict[str, PostingResult] = dict(first_results)
-        todo: list[PostingRequest] = []
-        for request in requests:
+        todo: list[tuple[PostingRequest, tuple[str, str]]] = []
+        for request, pair in zip(requests, pairs, strict=True):
             if request.operation_key not in results:
                 results[request.operation_key] = PostingResult(
                     request.operation_key, request.transfer_id, None, replayed=False
                 )
-                todo.append(request)
+                todo.append((request, pair))
         if not todo:
             return [results[r.operation_key] for r in requests]
 
-        pairs = [posting_accounts(r, shard) for r in todo]
-        accounts = await _lock_with_clearing(conn, shard, todo, pairs)
+        missing = {
+            r.currency
+            for r, _ in todo
+            if r.movement is not Movement.TRANSFER
+            and clearing_account_id(shard, r.currency) not in accounts
+        }
+        if missing:
+            # A clearing account is created on its first use only, then locked like the rest.
+            await _ensure_clearing_accounts(conn, shard, missing)
+            accounts = await lock_accounts(conn, [a for _, pair in todo for a in pair])
 
         writes = BatchWrites()
-        for request, (debit_id, credit_id) in zip(todo, pairs, strict=True):
+        for request, (debit_id, credit_id) in todo:
             try:
                 entries = apply_movement(
                     request.movement,
@@ -243,7 +261,7 @@ async def post_batch(
                 continue
             writes.add(request, entries)
         created = await writes.flush(conn, accounts) if writes.results else {}
-    for request in todo:
+    for request, _ in todo:
         if request.transfer_id in created:
             results[request.operation_key] = replace(
                 results[request.operation_key], created_at=created[request.transfer_id]

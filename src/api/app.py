@@ -44,6 +44,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         idempotency = IdempotencyStore(cluster)
         metrics.watch_pools(cluster)
         purger = asyncio.create_task(purge_idempotency_keys(cluster))
+        lag_probe = asyncio.create_task(metrics.probe_loop_lag())
         try:
             if config.settlement is None:
                 app.state.ledgerflow = _state(cluster, committer, idempotency, None, config)
@@ -56,7 +57,8 @@ def create_app(config: ApiConfig) -> FastAPI:
                     yield
         finally:
             purger.cancel()
-            await asyncio.gather(purger, return_exceptions=True)
+            lag_probe.cancel()
+            await asyncio.gather(purger, lag_probe, return_exceptions=True)
             await committer.close()
             await idempotency.close()
             await cluster.close()

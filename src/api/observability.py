@@ -4,6 +4,7 @@ Routes are labelled by their template (`/v1/accounts/{account_id}`), never the r
 so label cardinality stays bounded; no header, key or body is ever logged.
 """
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -60,6 +61,22 @@ class Metrics:
             ["shard"],
             registry=self.registry,
         )
+
+        self.loop_lag_seconds = Histogram(
+            "ledgerflow_event_loop_lag_seconds",
+            "How late the event loop ran a timer: time a ready callback waits for the loop",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+
+    async def probe_loop_lag(self, *, interval_s: float = 0.05) -> None:
+        """Measure event-loop lag forever: a busy loop delays every database round trip,
+        and with it every lock a posting transaction holds."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            self.loop_lag_seconds.observe(max(loop.time() - due, 0.0))
 
     def observe_batch(self, shard: int, size: int, seconds: float) -> None:
         """Record one committed posting batch."""

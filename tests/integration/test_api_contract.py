@@ -1,5 +1,7 @@
 """The HTTP contract: errors in one shape, auth, tenancy, pagination, limits, metrics."""
 
+import asyncio
+
 import httpx
 import pytest
 from ulid import ULID
@@ -209,13 +211,21 @@ async def test_freeze_and_close(api: httpx.AsyncClient) -> None:
 
 
 async def test_metrics_and_openapi(api: httpx.AsyncClient) -> None:
-    """/metrics exposes requests by route, transfer latency and pool usage; /openapi.json is
-    the contract."""
+    """/metrics exposes requests by route, transfer latency, pool usage and event-loop lag;
+    /openapi.json is the contract."""
     await create_account(api)
+    await asyncio.sleep(0.2)  # the lag probe samples every 50 ms
     text = (await api.get("/metrics")).text
     assert 'ledgerflow_http_requests_total{method="POST",route="/v1/accounts",status="201"}' in text
     assert "ledgerflow_pool_connections_in_use" in text
     assert "ledgerflow_transfer_seconds" in text
+    lag_samples = [
+        line
+        for line in text.splitlines()
+        if line.startswith("ledgerflow_event_loop_lag_seconds_count")
+    ]
+    assert lag_samples
+    assert float(lag_samples[0].split()[-1]) > 0
     spec = (await api.get("/openapi.json")).json()
     assert "/v1/transfers" in spec["paths"]
     assert "/v1/accounts/{account_id}/entries" in spec["paths"]

@@ -1,7 +1,7 @@
 """Cross-shard transfers per second through the HTTP API, next to one workflow per transfer.
 
     python loadtests/bench_cross_shard.py --url http://127.0.0.1:PORT --api-key KEY \\
-        --temporal-address 127.0.0.1:PORT [--transfers 20000 --concurrency 256 --duration 30]
+        --temporal-address 127.0.0.1:PORT [--transfers 30000 --concurrency 512 --duration 20]
 
 1. Drives cross-shard transfers (every debit and credit account on different shards), one
    per request, from `--concurrency` clients, for at most `--transfers` or `--duration`
@@ -32,6 +32,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ulid import ULID
 
 from ledgerflow.bench import BenchOptions, BenchResult, run_bench
+from ledgerflow.temporal import exit_without_finalizing
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -149,7 +150,7 @@ async def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--transfers", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, default=512)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--accounts-per-shard", type=int, default=16)
     parser.add_argument("--temporal-address")
@@ -181,3 +182,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    exit_without_finalizing(0)

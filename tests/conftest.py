@@ -21,6 +21,7 @@ from api.app import ApiConfig, create_app
 from ledger.limits import SAGA_BATCH_SIZE_MAX
 from ledgerflow.devstack import EmbeddedPostgres, free_port
 from ledgerflow.devstack.temporal_server import temporal_executable
+from ledgerflow.temporal import exit_without_finalizing
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
@@ -212,3 +213,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if f"{os.sep}integration{os.sep}" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the run's exit status for `pytest_unconfigure`."""
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After the last report, end the process with pytest's exit status, skipping the
+    interpreter teardown in which the Temporal SDK's runtime threads may abort the process
+    (`ledgerflow.temporal.exit_without_finalizing`)."""
+    if _exit_status:
+        exit_without_finalizing(_exit_status[-1])

@@ -2,7 +2,6 @@
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,7 @@ from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
     connect_temporal,
+    exit_without_finalizing,
     register_search_attributes,
     run_worker_until,
     settlement_factory,
@@ -301,6 +301,10 @@ def _endpoints(settings: Settings):  # noqa: ANN202 - returns ledgerflow.config.
 
 
 def main() -> None:
-    """Entry point for `python -m ledgerflow`."""
-    app(prog_name="ledgerflow")
-    sys.exit(0)
+    """The `ledgerflow` command (and `python -m ledgerflow`)."""
+    try:
+        app(prog_name="ledgerflow")
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    exit_without_finalizing(code)

@@ -1,7 +1,11 @@
 """Temporal wiring for the processes: the client, the worker loop, the API's settlement."""
 
 import asyncio
+import logging
+import os
+import sys
 from functools import partial
+from typing import NoReturn
 
 from temporalio.client import Client
 
@@ -15,10 +19,24 @@ from workflows.worker import run_worker
 __all__ = [
     "SEARCH_ATTRIBUTE_TYPES",
     "connect_temporal",
+    "exit_without_finalizing",
     "register_search_attributes",
     "run_worker_until",
     "settlement_factory",
 ]
+
+
+def exit_without_finalizing(code: int) -> NoReturn:
+    """End a process that used a Temporal client or worker, skipping interpreter teardown.
+
+    The SDK's Rust runtime keeps threads that can touch the interpreter while it finalizes,
+    which now and then aborts a process whose work is done (temporalio/sdk-python#300),
+    turning exit code 0 into 134. Output and log handlers are flushed first.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def connect_temporal(address: str, namespace: str) -> Client:

@@ -2,9 +2,12 @@
 
 import asyncio
 import re
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import aiohttp
+import asyncpg
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -12,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
+from ledger.errors import LedgerError
 from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
 from ledgerflow.bench import BenchOptions, run_bench
@@ -35,6 +39,8 @@ from shards.migrate import migrate_all
 from shards.reconcile import reconcile
 from shards.transfers import TransferRecord
 from workflows.stuck import find_stuck_transfers
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False
@@ -69,6 +75,17 @@ def _settings(data_dir: Path | None = None) -> Settings:
 def _fail(message: str, code: int = 2) -> typer.Exit:
     errors.print(f"[bold red]error:[/bold red] {message}")
     return typer.Exit(code)
+
+
+def _run(body: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body; a shard or Temporal that cannot be reached, or fails
+    midway, is a one-line error and exit code 2, not a traceback."""
+    try:
+        return asyncio.run(body)
+    except LedgerError as error:
+        raise _fail(error.message) from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        raise _fail(f"a shard failed: {error}") from None
 
 
 @app.command()
@@ -119,7 +136,7 @@ def api(data_dir: DataDir = None) -> None:
         )
         await serve_api(application, host=settings.host, port=settings.port, stop=stop)
 
-    asyncio.run(main())
+    _run(main())
 
 
 @app.command()
@@ -138,14 +155,14 @@ def worker(data_dir: DataDir = None) -> None:
         finally:
             await cluster.close()
 
-    asyncio.run(main())
+    _run(main())
 
 
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply pending schema migrations on every shard and store the shard map."""
     found = _endpoints(_settings(data_dir))
-    applied = asyncio.run(migrate_all(found.shard_dsns))
+    applied = _run(migrate_all(found.shard_dsns))
     for shard, names in applied.items():
         console.print(f"shard {shard}: {', '.join(names) if names else 'up to date'}")
 
@@ -173,7 +190,7 @@ def verify(data_dir: DataDir = None) -> None:
         )
         return report.ok
 
-    if not asyncio.run(main()):
+    if not _run(main()):
         raise _fail("the books do not balance", code=1)
     console.print("[bold green]✓ the books balance[/bold green]")
 
@@ -196,7 +213,7 @@ def keys_create(
         finally:
             await cluster.close()
 
-    key_id, secret = asyncio.run(main())
+    key_id, secret = _run(main())
     errors.print(f"created {key_id} for tenant '{tenant}'; it is shown only this once:")
     print(secret)  # the one place a secret is printed: on stdout, for scripts
 
@@ -229,7 +246,7 @@ def transfers_stuck(
         finally:
             await cluster.close()
 
-    rows = asyncio.run(main())
+    rows = _run(main())
     table = Table(title=f"transfers processing for more than {older_than}")
     for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
         table.add_column(column)
@@ -257,7 +274,7 @@ def temporal_register_search_attributes(data_dir: DataDir = None) -> None:
         client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
         return await register_search_attributes(client, settings.temporal_namespace)
 
-    added = asyncio.run(main())
+    added = _run(main())
     console.print(f"registered: {', '.join(added) if added else 'all were already there'}")
 
 
@@ -289,7 +306,10 @@ def bench(
         concurrency=concurrency,
         duration_s_max=duration,
     )
-    result = asyncio.run(run_bench(options))
+    try:
+        result = asyncio.run(run_bench(options))
+    except (aiohttp.ClientError, OSError) as error:
+        raise _fail(f"the API at {url} failed: {error}") from None
     console.print(f"[bold]{mode}-shard[/bold] {result.summary()}")
 
 

@@ -10,6 +10,7 @@ from typing import NoReturn
 from temporalio.client import Client
 
 from api.app import SettlementFactory
+from ledger.errors import ErrorCode, LedgerError
 from ledgerflow.settings import Settings
 from shards.cluster import ShardCluster
 from workflows.dispatch import open_settlement
@@ -40,8 +41,17 @@ def exit_without_finalizing(code: int) -> NoReturn:
 
 
 async def connect_temporal(address: str, namespace: str) -> Client:
-    """A Temporal client for the namespace."""
-    return await Client.connect(address, namespace=namespace)
+    """A Temporal client for the namespace.
+
+    Raises:
+        LedgerError(settlement_unavailable): Temporal cannot be reached.
+    """
+    try:
+        return await Client.connect(address, namespace=namespace)
+    except RuntimeError as error:
+        raise LedgerError(
+            ErrorCode.SETTLEMENT_UNAVAILABLE, f"Temporal at {address} is unreachable: {error}"
+        ) from error
 
 
 def settlement_factory(settings: Settings, temporal_address: str) -> SettlementFactory:

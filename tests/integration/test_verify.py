@@ -63,3 +63,16 @@ async def test_verify_passes_and_catches_a_tampered_account(
     async with pool.acquire() as conn:
         with pytest.raises(Exception, match="immutable"):
             await conn.execute("update entries set amount = 1 where account_id = $1", target["id"])
+
+
+async def test_verify_with_a_shard_unreachable_is_a_one_line_error(
+    shard_dsns: list[str],
+) -> None:
+    """A shard that does not answer is exit code 2 and one line naming it, not a traceback
+    (and not a verdict on the books)."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/ledgerflow"
+    code, output = await _verify([*shard_dsns[:-1], unreachable])
+    assert code == 2, output
+    assert f"shard {len(shard_dsns) - 1} is unreachable" in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) <= 3

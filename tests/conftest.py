@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -58,6 +59,32 @@ async def shard_dsns(shard_servers: list[EmbeddedPostgres]) -> list[str]:
     dsns = [s.dsn for s in shard_servers]
     await migrate_all(dsns)
     return dsns
+
+
+@pytest.fixture
+async def scratch_cluster(shard_dsns: list[str]) -> AsyncIterator[ShardCluster]:
+    """A cluster of fresh, migrated databases on the session's shard servers, dropped after
+    the test: for tests that break the books on purpose (entries cannot be deleted)."""
+    name = f"scratch_{str(ULID()).lower()}"
+    for dsn in shard_dsns:
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(f"create database {name}")
+        finally:
+            await admin.close()
+    dsns = [dsn.rsplit("/", 1)[0] + f"/{name}" for dsn in shard_dsns]
+    await migrate_all(dsns)
+    scratch = await ShardCluster.connect(dsns, pool_size_max=2)
+    try:
+        yield scratch
+    finally:
+        await scratch.close()
+        for dsn in shard_dsns:
+            admin = await asyncpg.connect(dsn)
+            try:
+                await admin.execute(f"drop database {name} with (force)")
+            finally:
+                await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +229,7 @@ async def reconcile_settled(cluster: ShardCluster, *, timeout_s: float = 30) -> 
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         report = await reconcile(cluster)
-        idle = not any(report.in_flight.values())
+        idle = not any(report.in_flight.values()) and not any(report.credited_unposted.values())
         if (report.ok and idle) or asyncio.get_running_loop().time() > deadline:
             return report
         await asyncio.sleep(0.2)

@@ -4,9 +4,19 @@ Per shard: the entries of each currency and layer sum to zero; every account's f
 equal the sums of its entries, and its version equals its entry count; no account that
 may not overdraw is below zero available.
 
-Across shards: the clearing accounts' pending credits equal the money reserved by open
-sagas, and their posted balances sum to minus the money credited but not yet posted —
-zero when no saga is running.
+Across shards, exact while sagas run: each shard's clearing accounts hold as pending
+credits exactly what its open sagas reserved (one snapshot); and every movement through
+the clearing accounts is matched, read in causal order so that a saga moving during the
+check cannot look like a gap:
+1. the posts (credits to a source shard's clearing account), read on every shard first;
+2. the credits (debits of a destination's clearing account), read on every shard next:
+   every post of step 1 has its credit, of the same amount, because a saga credits before
+   it posts;
+3. the cross-shard transfers, read on every shard last: every credit of step 2 belongs to
+   a transfer of the same amount that was reserved and not released, because a saga
+   reserves before it credits and never releases a credited transfer.
+So the clearing accounts of all shards sum to the money in flight: reserved, or credited
+and not yet posted; zero when no saga is running.
 """
 
 from collections import defaultdict
@@ -27,6 +37,9 @@ class Report:
     accounts_checked: int = 0
     entries_checked: int = 0
     in_flight: dict[str, int] = field(default_factory=dict)
+    """Money reserved by open sagas, per currency."""
+    credited_unposted: dict[str, int] = field(default_factory=dict)
+    """Money sagas credited and had not yet posted when the check read it, per currency."""
 
     @property
     def ok(self) -> bool:
@@ -108,65 +121,96 @@ def _check_account(shard: int, row: asyncpg.Record, report: Report) -> None:
         )
 
 
+_CLEARING_PENDING = """
+select currency, sum(credits_pending) as held from accounts where id like $1 group by currency
+"""
+
+_OPEN_RESERVES = """
+select currency, sum(amount) as reserved from saga_outbox
+where finished_at is null group by currency
+"""
+
+_CLEARING_MOVES = """
+select transfer_id, amount, currency from entries
+where account_id like $1 and layer = 'posted' and side = $2
+"""
+
+_CROSS_SHARD_TRANSFERS = """
+select id, amount, currency, status from transfers where cross_shard
+"""
+
+Move = tuple[int, str]
+"""(amount, currency) of one transfer's movement through a clearing account."""
+
+
 async def check_clearing(cluster: ShardCluster, report: Report) -> None:
-    """The cross-shard invariant over clearing accounts and open sagas."""
-    clearing_pending: dict[str, int] = defaultdict(int)
-    clearing_posted: dict[str, int] = defaultdict(int)
+    """The cross-shard invariants (see the module docstring), exact while sagas run."""
     reserved: dict[str, int] = defaultdict(int)
-    open_by_destination: dict[int, list[tuple[str, int, str]]] = defaultdict(list)
     for shard in cluster.shards:
         async with (
             shard.pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            for row in await conn.fetch(
-                "select currency, sum(credits_pending) as pend,"
-                " sum(credits_posted - debits_posted) as net from accounts"
-                " where id like $1 group by currency",
-                f"{CLEARING_PREFIX}%",
-            ):
-                clearing_pending[row["currency"]] += row["pend"]
-                clearing_posted[row["currency"]] += row["net"]
-            for row in await conn.fetch(
-                "select transfer_id, amount, currency, destination_shard from saga_outbox"
-                " where finished_at is null"
-            ):
-                reserved[row["currency"]] += row["amount"]
-                open_by_destination[row["destination_shard"]].append(
-                    (row["transfer_id"], row["amount"], row["currency"])
+            held = {
+                r["currency"]: r["held"]
+                for r in await conn.fetch(_CLEARING_PENDING, f"{CLEARING_PREFIX}%")
+            }
+            open_reserves = {r["currency"]: r["reserved"] for r in await conn.fetch(_OPEN_RESERVES)}
+        for currency in set(held) | set(open_reserves):
+            reserved[currency] += open_reserves.get(currency, 0)
+            if held.get(currency, 0) != open_reserves.get(currency, 0):
+                report.problems.append(
+                    f"shard {shard.index}: clearing {currency} holds "
+                    f"{held.get(currency, 0)} pending but its open sagas reserve "
+                    f"{open_reserves.get(currency, 0)}"
                 )
-    credited = await _credited_in_flight(cluster, open_by_destination)
     report.in_flight = dict(reserved)
-    for currency in set(clearing_pending) | set(reserved) | set(clearing_posted):
-        if clearing_pending[currency] != reserved[currency]:
+
+    posts = await _clearing_moves(cluster, "credit", "posted", report)
+    credits = await _clearing_moves(cluster, "debit", "credited", report)
+    transfers: dict[str, tuple[int, str, str]] = {}
+    for shard in cluster.shards:
+        async with shard.pool.acquire() as conn:
+            for r in await conn.fetch(_CROSS_SHARD_TRANSFERS):
+                transfers[r["id"]] = (r["amount"], r["currency"], r["status"])
+
+    for transfer_id, move in posts.items():
+        if credits.get(transfer_id) != move:
             report.problems.append(
-                f"clearing {currency}: pending credits {clearing_pending[currency]} but open "
-                f"sagas reserve {reserved[currency]}"
+                f"transfer {transfer_id}: posted {move[0]} {move[1]} on its source shard "
+                f"but credited {_describe(credits.get(transfer_id))}"
             )
-        if clearing_posted[currency] + credited[currency] != 0:
+    credited_unposted: dict[str, int] = defaultdict(int)
+    for transfer_id, (amount, currency) in credits.items():
+        found = transfers.get(transfer_id)
+        if found is None or found[:2] != (amount, currency) or found[2] == "failed":
             report.problems.append(
-                f"clearing {currency}: posted balances sum to {clearing_posted[currency]} but "
-                f"{credited[currency]} is credited and not yet posted"
+                f"transfer {transfer_id}: credited {amount} {currency} but its reserve is "
+                + ("missing" if found is None else f"{found[0]} {found[1]}, {found[2]}")
             )
+        if transfer_id not in posts:
+            credited_unposted[currency] += amount
+    report.credited_unposted = dict(credited_unposted)
 
 
-async def _credited_in_flight(
-    cluster: ShardCluster, open_by_destination: dict[int, list[tuple[str, int, str]]]
-) -> dict[str, int]:
-    """Money of open sagas whose credit step already committed on the destination."""
-    credited: dict[str, int] = defaultdict(int)
-    for destination, transfers in open_by_destination.items():
-        amounts = {f"{t}:credit": (amount, currency) for t, amount, currency in transfers}
-        async with cluster.shards[destination].pool.acquire() as conn:
-            rows = await conn.fetch(
-                "select key from operations where key = any($1::text[])"
-                " and (result ->> 'ok')::boolean",
-                list(amounts),
-            )
-        for row in rows:
-            amount, currency = amounts[row["key"]]
-            credited[currency] += amount
-    return credited
+async def _clearing_moves(
+    cluster: ShardCluster, side: str, what: str, report: Report
+) -> dict[str, Move]:
+    """Every posted-layer `side` entry of every clearing account, by transfer, one shard
+    after another; a transfer moved twice is a problem."""
+    moves: dict[str, Move] = {}
+    for shard in cluster.shards:
+        async with shard.pool.acquire() as conn:
+            rows = await conn.fetch(_CLEARING_MOVES, f"{CLEARING_PREFIX}%", side)
+        for r in rows:
+            if r["transfer_id"] in moves:
+                report.problems.append(f"transfer {r['transfer_id']}: {what} twice")
+            moves[r["transfer_id"]] = (r["amount"], r["currency"])
+    return moves
+
+
+def _describe(move: Move | None) -> str:
+    return "nothing" if move is None else f"{move[0]} {move[1]}"
 
 
 async def reconcile(cluster: ShardCluster) -> Report:

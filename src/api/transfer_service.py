@@ -16,6 +16,7 @@ from ledger.ids import is_transfer_id
 from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from ledger.posting import Movement
+from ledger.slots import slot_of
 from shards import transfers as transfer_rows
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
@@ -113,7 +114,7 @@ class TransferService:
     ) -> PostingRequest:
         """The first movement of a new transfer: the whole transfer on one shard, or the
         reserve on the source shard when the accounts live on two."""
-        transfer_id = new_transfer_id()
+        transfer_id = new_transfer_id(slot_of(body.debit_account_id))
         key = (
             f"idem:{principal.api_key_id}:{idempotency_key}"
             if idempotency_key
@@ -144,17 +145,22 @@ class TransferService:
             )
 
     async def get(self, *, principal: Principal, transfer_id: str) -> TransferOut:
-        """One of the tenant's transfers. Transfers live with their debit account, so the
-        lookup by id asks every shard at once.
+        """One of the tenant's transfers, read on the shard its id names.
+
+        Ids minted before they carried their slot are looked for on the other shards too,
+        so an unknown id costs one read per shard.
 
         Raises:
             LedgerError(transfer_not_found): unknown, or another tenant's.
         """
         if not is_transfer_id(transfer_id):
             raise _not_found(transfer_id)
-        found = await asyncio.gather(
-            *(self._fetch(s.index, principal, transfer_id) for s in self._cluster.shards)
-        )
+        home = self._cluster.shard_of_transfer(transfer_id).index
+        record = await self._fetch(home, principal, transfer_id)
+        if record is not None:
+            return transfer_out(record)
+        others = [s.index for s in self._cluster.shards if s.index != home]
+        found = await asyncio.gather(*(self._fetch(s, principal, transfer_id) for s in others))
         for record in found:
             if record is not None:
                 return transfer_out(record)

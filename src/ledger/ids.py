@@ -7,6 +7,8 @@ the domain only recognises ids.
 import re
 from typing import Final
 
+from ledger.limits import SLOT_COUNT
+
 ACCOUNT_PREFIX: Final = "acct_"
 TRANSFER_PREFIX: Final = "tr_"
 CLEARING_PREFIX: Final = "acct_clearing_"
@@ -24,6 +26,21 @@ def is_account_id(value: str) -> bool:
 def is_transfer_id(value: str) -> bool:
     """Whether `value` is a well-formed transfer id."""
     return _TRANSFER_ID.fullmatch(value) is not None
+
+
+_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# A slot fits in a ULID's lowest bits only while the slot count is a power of two.
+assert SLOT_COUNT & (SLOT_COUNT - 1) == 0
+
+
+def transfer_slot(transfer_id: str) -> int:
+    """The slot a transfer id names: its debit account's, kept in the ULID's lowest bits
+    (`shards.ids.new_transfer_id`), so the transfer is found on one shard."""
+    assert is_transfer_id(transfer_id)
+    value = 0
+    for char in transfer_id.removeprefix(TRANSFER_PREFIX):
+        value = value * 32 + _CROCKFORD.index(char)
+    return value % SLOT_COUNT
 
 
 def clearing_account_id(shard: int, currency: str) -> str:

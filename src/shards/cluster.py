@@ -8,6 +8,7 @@ import asyncpg
 
 from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import transfer_slot
 from ledger.shardmap import ShardMap, even_shard_map
 
 SHARD_MAP_KEY = "shard_map"
@@ -95,6 +96,10 @@ class ShardCluster:
     def shard_of(self, entity_id: str) -> Shard:
         """The shard that stores an account (and the transfers it debits)."""
         return self.shards[self.shard_map.shard_for(entity_id)]
+
+    def shard_of_transfer(self, transfer_id: str) -> Shard:
+        """The shard that stores a transfer: the one serving the slot its id names."""
+        return self.shards[self.shard_map.shard_for_slot(transfer_slot(transfer_id))]
 
     def pool_usage(self) -> list[tuple[int, int, int]]:
         """(shard, connections in use, pool size) for every shard, for metrics."""

@@ -1,10 +1,15 @@
 """New ids: a type prefix and a ULID, so ids sort by creation time."""
 
 import secrets
+import time
 
 from ulid import ULID
 
 from ledger.ids import ACCOUNT_PREFIX, TRANSFER_PREFIX
+from ledger.limits import SLOT_COUNT
+
+_ULID_RANDOM_BITS = 80
+_SLOT_BITS = SLOT_COUNT.bit_length() - 1
 
 
 def new_account_id() -> str:
@@ -12,9 +17,20 @@ def new_account_id() -> str:
     return f"{ACCOUNT_PREFIX}{ULID()}"
 
 
-def new_transfer_id() -> str:
-    """A fresh `tr_<ulid>`."""
-    return f"{TRANSFER_PREFIX}{ULID()}"
+def new_transfer_id(slot: int) -> str:
+    """A fresh `tr_<ulid>` for a transfer that lives in `slot` (its debit account's).
+
+    The slot replaces the ULID's lowest random bits (`ledger.ids.transfer_slot` reads it
+    back): the id still sorts by creation millisecond, keeps 68 random bits, and says which shard
+    holds the transfer, wherever the slot moves.
+    """
+    assert 0 <= slot < SLOT_COUNT
+    # Built from fresh randomness: a monotonic ULID generator increments the lowest bits
+    # within a millisecond, which the slot would overwrite.
+    random_bits = _ULID_RANDOM_BITS - _SLOT_BITS
+    value = (time.time_ns() // 1_000_000) << _ULID_RANDOM_BITS
+    value |= secrets.randbits(random_bits) << _SLOT_BITS | slot
+    return f"{TRANSFER_PREFIX}{ULID.from_int(value)}"
 
 
 def new_api_key() -> tuple[str, str]:

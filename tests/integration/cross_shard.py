@@ -11,6 +11,7 @@ from api.auth import CATALOG_SHARD
 from ledger.limits import OUTBOX_SWEEP_ROWS_MAX, SAGA_BATCH_SIZE_MAX
 from ledger.posting import Movement
 from ledger.shardmap import even_shard_map
+from ledger.slots import slot_of
 from shards.api_keys import find_api_key
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
@@ -121,7 +122,7 @@ async def reserve_only(
     """Reserve a cross-shard transfer the way the API does, and stop there: what an API
     process that dies right after the reserve leaves behind (the hold and its outbox row)."""
     source, target = pair.source, pair.target
-    transfer_id = new_transfer_id()
+    transfer_id = new_transfer_id(slot_of(source["id"]))
     request = PostingRequest(
         operation_key=f"transfer:{transfer_id}",
         transfer_id=transfer_id,

@@ -4,7 +4,12 @@ import asyncio
 
 import httpx
 import pytest
+from ulid import ULID
 
+from ledger.posting import Movement
+from shards.cluster import ShardCluster
+from shards.posting import PostingRequest, post_batch
+from tests.integration.cross_shard import tenant_of
 from tests.integration.helpers import accounts_by_shard, balance, create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -111,3 +116,50 @@ async def test_idempotent_replay_under_concurrency(api: httpx.AsyncClient) -> No
     reused = await transfer(api, source["id"], target["id"], 301, key="same-key")
     assert reused.status_code == 400
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_a_transfer_is_found_on_the_shard_its_id_names(
+    api: httpx.AsyncClient, cluster: ShardCluster
+) -> None:
+    """Single- and cross-shard transfer ids name the debit account's shard, and GET reads
+    them there; an id minted before ids carried their slot is still found."""
+    by_shard = await accounts_by_shard(api, per_shard=2)
+    shards = sorted(s for s, accounts in by_shard.items() if len(accounts) >= 2)
+    source, same, other = by_shard[shards[0]][0], by_shard[shards[0]][1], by_shard[shards[1]][0]
+    funding = None
+    while funding is None or funding["shard"] != source["shard"]:
+        funding = await create_account(api, allow_overdraft=True)
+    assert (await transfer(api, funding["id"], source["id"], 1_000)).status_code == 201
+    for target in (same, other):
+        created = (await transfer(api, source["id"], target["id"], 10)).json()
+        assert cluster.shard_of_transfer(created["id"]).index == source["shard"]
+        fetched = await api.get(f"/v1/transfers/{created['id']}")
+        assert fetched.status_code == 200
+        assert fetched.json()["id"] == created["id"]
+
+    # An id whose lowest bits name another slot (as ids made before carried none): the
+    # transfer is written where its debit account lives, and GET still finds it.
+    while True:
+        legacy = f"tr_{ULID()}"
+        if cluster.shard_of_transfer(legacy).index != source["shard"]:
+            break
+    secret = api.headers["Authorization"].removeprefix("Bearer ")
+    request = PostingRequest(
+        operation_key=f"transfer:{legacy}",
+        transfer_id=legacy,
+        tenant_id=await tenant_of(cluster, secret),
+        movement=Movement.TRANSFER,
+        debit_account_id=source["id"],
+        credit_account_id=same["id"],
+        amount=5,
+        currency="USD",
+        source_shard=source["shard"],
+        destination_shard=source["shard"],
+    )
+    async with cluster.shards[source["shard"]].pool.acquire() as conn:
+        (result,) = await post_batch(conn, shard=source["shard"], requests=[request])
+    assert result.ok, result.error
+    fetched = await api.get(f"/v1/transfers/{legacy}")
+    assert fetched.status_code == 200
+    assert fetched.json()["amount"] == 5
+    assert (await api.get(f"/v1/transfers/tr_{ULID()}")).status_code == 404

@@ -1,14 +1,18 @@
 """Money validation, slot hashing and the shard map."""
 
+import time
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import is_transfer_id, transfer_slot
 from ledger.limits import BIGINT_MAX, SLOT_COUNT
 from ledger.money import check_amount, checked_add, currency_exponent, format_minor
 from ledger.shardmap import ShardMap, SlotRange, even_shard_map
 from ledger.slots import slot_of
+from shards.ids import new_transfer_id
 
 
 @pytest.mark.parametrize("amount", [0, -1, True, 1.5, BIGINT_MAX + 1])
@@ -61,3 +65,21 @@ def test_a_map_with_a_gap_is_a_programmer_error() -> None:
     """Maps must cover every slot exactly once."""
     with pytest.raises(AssertionError):
         ShardMap(version=1, ranges=(SlotRange(0, 100, 0), SlotRange(200, SLOT_COUNT, 1)))
+
+
+@settings(max_examples=50)
+@given(st.integers(0, SLOT_COUNT - 1))
+def test_a_transfer_id_names_its_slot_and_still_sorts_by_time(slot: int) -> None:
+    """A new transfer id is a well-formed `tr_<ulid>` that reads back the slot it was made
+    for, and ids made later sort after it (the slot takes only the lowest random bits)."""
+    first = new_transfer_id(slot)
+    assert is_transfer_id(first)
+    assert transfer_slot(first) == slot
+    time.sleep(0.002)
+    assert new_transfer_id(SLOT_COUNT - 1 - slot) > first
+
+
+def test_transfer_ids_made_in_one_millisecond_for_one_slot_differ() -> None:
+    """Ids for one slot made as fast as possible (many per millisecond) never collide."""
+    ids = [new_transfer_id(7) for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)

@@ -489,3 +489,36 @@ def test_the_loadtest_overlay_adds_locust():
     assert {"ledgerflow-locust-master", "ledgerflow-locust-worker"} <= names
     (service,) = [o for o in objects if o["metadata"]["name"] == "ledgerflow-locust"]
     assert {p["port"] for p in service["spec"]["ports"]} == {8089, 5557}
+
+
+def test_production_backs_up_every_shard_and_dev_does_not():
+    """Every production shard archives its WAL through the Barman Cloud plugin to an
+    ObjectStore that exists and keeps a retention, and has its own nightly plugin backup;
+    the credentials are only an example file. The dev overlay takes no backups."""
+    objects = _build(K8S / "overlays/production")
+    stores = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ObjectStore"}
+    scheduled = [o for o in objects if o["kind"] == "ScheduledBackup"]
+    shards = {name: c for name, c in _clusters(objects).items() if name in SHARDS}
+    assert set(shards) == set(SHARDS)
+    for name, cluster in shards.items():
+        (plugin,) = cluster["spec"]["plugins"]
+        assert plugin["name"] == "barman-cloud.cloudnative-pg.io"
+        assert plugin["isWALArchiver"] is True
+        store = stores[plugin["parameters"]["barmanObjectName"]]
+        assert store["spec"]["retentionPolicy"]
+        (backup,) = [b for b in scheduled if b["spec"]["cluster"]["name"] == name]
+        assert backup["spec"]["method"] == "plugin"
+        assert backup["spec"]["pluginConfiguration"]["name"] == plugin["name"]
+        assert len(backup["spec"]["schedule"].split()) == 6  # CNPG cron has seconds
+    secrets = {
+        ref["name"]
+        for store in stores.values()
+        for ref in store["spec"]["configuration"]["s3Credentials"].values()
+    }
+    assert not [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] in secrets]
+    example = _load(K8S / "overlays/production/backup-secret.example.yaml")[0]
+    assert example["metadata"]["name"] in secrets
+
+    dev = _build(K8S / "overlays/dev")
+    assert not [o for o in dev if o["kind"] in {"ObjectStore", "ScheduledBackup"}]
+    assert all("plugins" not in c["spec"] for c in _clusters(dev).values())

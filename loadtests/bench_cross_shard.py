@@ -1,5 +1,6 @@
 """Cross-shard transfers per second through the HTTP API, next to one workflow per transfer.
 
+    python loadtests/bench_cross_shard.py --stack-file DIR/bench-stack.json
     python loadtests/bench_cross_shard.py --url http://127.0.0.1:PORT --api-key KEY \\
         --temporal-address 127.0.0.1:PORT [--transfers 30000 --concurrency 512 --duration 20]
 
@@ -14,18 +15,26 @@
    one tiny workflow per transfer with three activities (reserve, credit, post) that do no
    I/O, so it shows Temporal's own per-workflow cost, an upper bound for that design.
    Prints its transfers/s and the ratio.
+3. Prints where the CPU went during step 1, per process group, in % of one core: the API
+   and the worker (told apart with `--stack-file`, which `loadtests/bench_stack.py`
+   writes), PostgreSQL, Temporal, this load generator, and the rest of the machine.
+   `--stack-file` also supplies the URL, API key and Temporal address.
 
 Targets loopback only: the URL and the Temporal address must be on 127.0.0.1.
 """
 
 import argparse
 import asyncio
+import json
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlparse
 
 import aiohttp
+import psutil
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -144,19 +153,71 @@ def _report(result: BenchResult, drained_s: float) -> float:
     return settled
 
 
+class CpuSplit:
+    """CPU seconds per process group between `start()` and `report()`, from /proc."""
+
+    def __init__(self, roles: dict[int, str]) -> None:
+        self._roles = {os.getpid(): "load generator", **roles}
+        self._before: dict[int, tuple[str, float]] = {}
+        self._started = 0.0
+
+    def _group(self, process: psutil.Process) -> str:
+        if process.pid in self._roles:
+            return self._roles[process.pid]
+        name = process.name()
+        return name if name in {"postgres", "temporal"} else "other"
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        sample = {}
+        for process in psutil.process_iter():
+            try:
+                times = process.cpu_times()
+                sample[process.pid] = (self._group(process), times.user + times.system)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return sample
+
+    def start(self) -> None:
+        """Take the first sample."""
+        self._before = self._sample()
+        self._started = time.perf_counter()
+
+    def report(self) -> str:
+        """`group N%` for every group, busiest first, and the machine's total."""
+        elapsed = time.perf_counter() - self._started
+        used: dict[str, float] = {}
+        for pid, (group, seconds) in self._sample().items():
+            spent = seconds - self._before.get(pid, (group, 0.0))[1]
+            used[group] = used.get(group, 0.0) + max(spent, 0.0)
+        parts = [f"{g} {v / elapsed:.0%}" for g, v in sorted(used.items(), key=lambda i: -i[1])]
+        total = sum(used.values()) / elapsed
+        return f"{', '.join(parts)}; machine {total:.0%} of {psutil.cpu_count() * 100}%"
+
+
 async def main() -> None:
     """Parse the arguments, run both measurements, print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--api-key", required=True)
-    parser.add_argument("--transfers", type=int, default=20_000)
+    parser.add_argument("--stack-file", type=Path, help="bench-stack.json of bench_stack.py")
+    parser.add_argument("--url")
+    parser.add_argument("--api-key")
+    parser.add_argument("--transfers", type=int, default=30_000)
     parser.add_argument("--concurrency", type=int, default=512)
-    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--accounts-per-shard", type=int, default=16)
     parser.add_argument("--temporal-address")
     parser.add_argument("--baseline-transfers", type=int, default=600)
     parser.add_argument("--baseline-concurrency", type=int, default=64)
+    parser.add_argument("--no-baseline", action="store_true", help="skip step 2")
     args = parser.parse_args()
+    roles: dict[int, str] = {}
+    if args.stack_file:
+        stack = json.loads(args.stack_file.read_text())
+        args.url = args.url or stack["url"]
+        args.api_key = args.api_key or stack["api_key"]
+        args.temporal_address = args.temporal_address or stack["temporal_address"]
+        roles = {pid: role for role, pid in stack["pids"].items()}
+    if not args.url or not args.api_key:
+        parser.error("give --stack-file, or --url and --api-key")
     _check_loopback(args.url)
     options = BenchOptions(
         url=args.url,
@@ -167,9 +228,13 @@ async def main() -> None:
         duration_s_max=args.duration,
         accounts_per_shard=args.accounts_per_shard,
     )
+    cpu = CpuSplit({pid: f"{role} process" for pid, role in roles.items()})
+    cpu.start()
     result = await run_bench(options)
+    cpu_used = cpu.report()
     rate = _report(result, await drain_s(args.url, args.api_key))
-    if args.temporal_address:
+    print(f"CPU during the load (% of one core): {cpu_used}")
+    if args.temporal_address and not args.no_baseline:
         _check_loopback(args.temporal_address)
         baseline = await run_baseline(
             args.temporal_address,

@@ -41,7 +41,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
         committer = GroupCommitter(cluster, observer=metrics.observe_batch)
-        idempotency = IdempotencyStore(cluster)
+        idempotency = IdempotencyStore(cluster, observer=metrics.observe_idempotency_batch)
         metrics.watch_pools(cluster)
         purger = asyncio.create_task(purge_idempotency_keys(cluster))
         lag_probe = asyncio.create_task(metrics.probe_loop_lag())

@@ -62,6 +62,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.idempotency_batch_size = Histogram(
+            "ledgerflow_idempotency_batch_size",
+            "Idempotency-record claims, completions and releases per statement batch, by shard",
+            ["shard"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
         self.loop_lag_seconds = Histogram(
             "ledgerflow_event_loop_lag_seconds",
             "How late the event loop ran a timer: time a ready callback waits for the loop",
@@ -82,6 +89,11 @@ class Metrics:
         """Record one committed posting batch."""
         self.batch_size.labels(str(shard)).observe(size)
         self.batch_seconds.labels(str(shard)).observe(seconds)
+
+    def observe_idempotency_batch(self, shard: int, size: int, seconds: float) -> None:
+        """Record one batch of idempotency-record statements."""
+        del seconds  # the request latency histogram already covers it
+        self.idempotency_batch_size.labels(str(shard)).observe(size)
 
     def watch_pools(self, cluster: ShardCluster) -> None:
         """Export pool usage per shard, read at scrape time."""

@@ -16,7 +16,7 @@ import asyncpg
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import IDEMPOTENCY_BATCH_SIZE_MAX, IDEMPOTENCY_KEY_TTL_S, IDEMPOTENCY_LEASE_S
-from shards.batching import ShardBatcher
+from shards.batching import BatchObserver, ShardBatcher
 from shards.cluster import ShardCluster
 
 
@@ -218,13 +218,20 @@ async def run_key_operations(
 class IdempotencyStore(ShardBatcher[KeyOperation, KeyResult]):
     """The idempotency records of every shard, written in batches per shard."""
 
-    def __init__(self, cluster: ShardCluster, *, flushers_per_shard: int = 2) -> None:
+    def __init__(
+        self,
+        cluster: ShardCluster,
+        *,
+        flushers_per_shard: int = 2,
+        observer: BatchObserver | None = None,
+    ) -> None:
         super().__init__(
             cluster,
             _run,
             what="idempotency",
             batch_size_max=IDEMPOTENCY_BATCH_SIZE_MAX,
             flushers_per_shard=flushers_per_shard,
+            observer=observer,
         )
 
     def shard_of(self, api_key_id: str, key: str) -> int:

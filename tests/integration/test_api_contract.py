@@ -219,6 +219,7 @@ async def test_metrics_and_openapi(api: httpx.AsyncClient) -> None:
     assert 'ledgerflow_http_requests_total{method="POST",route="/v1/accounts",status="201"}' in text
     assert "ledgerflow_pool_connections_in_use" in text
     assert "ledgerflow_transfer_seconds" in text
+    assert "ledgerflow_idempotency_batch_size_count" in text
     lag_samples = [
         line
         for line in text.splitlines()

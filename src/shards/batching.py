@@ -9,7 +9,7 @@ records (`shards.idempotency`) both go through this.
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
@@ -91,13 +91,21 @@ class ShardBatcher(Generic[Item, Result]):
                     log.warning(
                         f"{self._what} batch failed", shard=shard, size=count, error=str(error)
                     )
-                    failure = LedgerError(
-                        ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}"
+                    _fail_all(
+                        batch,
+                        LedgerError(ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}"),
                     )
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(failure)
                     continue
+                except Exception as error:
+                    # A bug, not the shard: its callers get the error (a 500), and the
+                    # queue keeps draining rather than leaving everyone behind them waiting.
+                    log.exception(f"{self._what} batch raised", shard=shard, size=count)
+                    _fail_all(batch, error)
+                    continue
+                except BaseException:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
                 if self._observer is not None:
                     self._observer(shard, count, loop.time() - started)
                 for (_, future), result in zip(batch, results, strict=True):
@@ -114,3 +122,9 @@ class ShardBatcher(Generic[Item, Result]):
         """Wait for queued batches to finish."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _fail_all(batch: Sequence[tuple[object, asyncio.Future[Any]]], error: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)

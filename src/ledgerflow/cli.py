@@ -35,7 +35,7 @@ from ledgerflow.temporal import (
     settlement_factory,
 )
 from shards.api_keys import create_api_key
-from shards.cluster import ShardCluster
+from shards.cluster import ShardCluster, ShardMapError
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
 from shards.transfers import TransferRecord
@@ -85,6 +85,8 @@ def _run(body: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(body)
     except LedgerError as error:
         raise _fail(error.message) from None
+    except ShardMapError as error:
+        raise _fail(str(error)) from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
         raise _fail(f"a shard failed: {error}") from None
 

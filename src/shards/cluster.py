@@ -28,6 +28,12 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """
 
 
+class ShardMapError(RuntimeError):
+    """The configured shards do not match the shard map stored with the data (a DSN list
+    out of order, a shard missing or added, or a slot move left half done). Nothing is
+    routed until it is fixed: a wrong route would put accounts where no one finds them."""
+
+
 @dataclass(slots=True)
 class Shard:
     """One PostgreSQL instance and its pool."""
@@ -58,7 +64,7 @@ class ShardCluster:
 
         Raises:
             LedgerError(shard_unavailable): a shard could not be reached.
-            RuntimeError: the shards disagree about the shard map (a misconfiguration).
+            ShardMapError: the DSNs do not match the stored shard map (a misconfiguration).
         """
         assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
         assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
@@ -85,7 +91,18 @@ class ShardCluster:
             raise LedgerError(
                 ErrorCode.SHARD_UNAVAILABLE, f"shard {len(shards)} is unreachable: {error}"
             ) from error
-        shard_map = await load_shard_map(shards)
+        try:
+            shard_map = await load_shard_map(shards)
+            if shard_map.shard_count != len(shards):
+                raise ShardMapError(
+                    f"the shard map names {shard_map.shard_count} shards but "
+                    f"{len(shards)} DSNs are configured; adding or removing a shard needs a "
+                    "slot move, which Ledgerflow does not do yet"
+                )
+        except BaseException:
+            for shard in shards:
+                await shard.pool.close()
+            raise
         return cls(shards, shard_map)
 
     async def close(self) -> None:
@@ -120,13 +137,16 @@ async def load_shard_map(shards: Sequence[Shard]) -> ShardMap:
             )
         values = {r["key"]: r["value"] for r in rows}
         if values.get(SHARD_INDEX_KEY) != shard.index:
-            raise RuntimeError(
+            raise ShardMapError(
                 f"the database at shard position {shard.index} says it is shard "
                 f"{values.get(SHARD_INDEX_KEY)}; the DSN list is out of order or not migrated"
             )
         maps.append(ShardMap.from_json(values[SHARD_MAP_KEY]))
     if any(m != maps[0] for m in maps):
-        raise RuntimeError("shards disagree about the shard map; finish the slot move first")
+        raise ShardMapError(
+            "the shards disagree about the shard map (a shard was added or a slot move is half "
+            "done); Ledgerflow routes nothing until they agree"
+        )
     return maps[0]
 
 
@@ -142,4 +162,4 @@ async def store_shard_map(conn: asyncpg.Connection, *, shard_index: int, shard_c
     )
     stored = await conn.fetchval("select value from shard_meta where key = $1", SHARD_INDEX_KEY)
     if stored != shard_index:
-        raise RuntimeError(f"database already holds shard {stored}, not shard {shard_index}")
+        raise ShardMapError(f"database already holds shard {stored}, not shard {shard_index}")

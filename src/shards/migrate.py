@@ -4,7 +4,13 @@ from importlib import resources
 
 import asyncpg
 
-from shards.cluster import _init_connection, store_shard_map
+from ledger.shardmap import ShardMap
+from shards.cluster import (
+    SHARD_MAP_KEY,
+    ShardMapError,
+    _init_connection,
+    store_shard_map,
+)
 
 _LOCK_ID = 0x1ED6E7F1  # any constant; serialises concurrent migrators on one shard
 
@@ -50,8 +56,34 @@ async def migrate_shard(dsn: str, *, shard_index: int, shard_count: int) -> list
         await conn.close()
 
 
+async def _stored_shard_count(dsn: str) -> int | None:
+    """How many shards the map stored on this database names (None before the first run)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        if await conn.fetchval("select to_regclass('shard_meta')") is None:
+            return None
+        await _init_connection(conn)
+        stored = await conn.fetchval("select value from shard_meta where key = $1", SHARD_MAP_KEY)
+        return None if stored is None else ShardMap.from_json(stored).shard_count
+    finally:
+        await conn.close()
+
+
 async def migrate_all(dsns: list[str]) -> dict[int, list[str]]:
-    """Migrate every shard; returns the migrations applied per shard."""
+    """Migrate every shard; returns the migrations applied per shard.
+
+    Raises:
+        ShardMapError: a shard already stores a map for another number of shards (adding
+            or removing a shard needs a slot move); nothing was changed.
+    """
+    for index, dsn in enumerate(dsns):
+        count = await _stored_shard_count(dsn)
+        if count is not None and count != len(dsns):
+            raise ShardMapError(
+                f"shard {index} stores a map of {count} shards but {len(dsns)} DSNs are "
+                "configured; adding or removing a shard needs a slot move, which Ledgerflow "
+                "does not do yet"
+            )
     return {
         index: await migrate_shard(dsn, shard_index=index, shard_count=len(dsns))
         for index, dsn in enumerate(dsns)

@@ -34,6 +34,10 @@ class BenchOptions:
     accounts_per_shard: int = 8
 
 
+SECONDS_PER_DAY = 86_400
+"""A billion transfers a day is 11,574 a second on average."""
+
+
 @dataclass(slots=True)
 class BenchResult:
     """What was measured."""
@@ -59,7 +63,8 @@ class BenchResult:
         rate = self.ok / self.elapsed_s if self.elapsed_s else 0.0
         mean = statistics.fmean(self.latencies_s) * 1000 if self.latencies_s else 0.0
         return (
-            f"{self.ok} transfers in {self.elapsed_s:.2f}s = {rate:,.0f} transfers/s; "
+            f"{self.ok} transfers in {self.elapsed_s:.2f}s = {rate:,.0f} transfers/s "
+            f"({rate * SECONDS_PER_DAY / 1e6:,.1f} million a day); "
             f"latency p50 {self.percentile_ms(0.5):.1f} ms, p95 {self.percentile_ms(0.95):.1f} ms, "
             f"p99 {self.percentile_ms(0.99):.1f} ms, mean {mean:.1f} ms; "
             f"statuses {dict(sorted(self.statuses.items()))}"

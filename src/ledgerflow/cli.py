@@ -153,7 +153,11 @@ def worker(data_dir: DataDir = None) -> None:
         stop_on_signals(stop)
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=settings.pool_size_max)
         try:
-            client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
+            client = await connect_temporal(
+                found.temporal_address,
+                settings.temporal_namespace,
+                metrics_address=settings.worker_metrics_address,
+            )
             await run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
         finally:
             await cluster.close()

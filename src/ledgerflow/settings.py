@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     saga_batch_window_ms: int = Field(default=5, ge=0, le=limits.SAGA_BATCH_WINDOW_MS_MAX)
     saga_batch_size_max: int = Field(default=60, ge=1, le=limits.SAGA_BATCH_SIZE_MAX)
     saga_sync_wait_s: float = Field(default=1.0, ge=0, le=limits.SAGA_SYNC_WAIT_S_MAX)
+    worker_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where `ledgerflow worker` serves the Temporal SDK's Prometheus "
+        "metrics (task latencies, slots, polls); unset serves none.",
+    )
     data_dir: Path = Path(".ledgerflow")
     log_level: str = "info"
 

@@ -8,6 +8,7 @@ from functools import partial
 from typing import NoReturn
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from api.app import SettlementFactory
 from ledger.errors import ErrorCode, LedgerError
@@ -40,14 +41,29 @@ def exit_without_finalizing(code: int) -> NoReturn:
     os._exit(code)
 
 
-async def connect_temporal(address: str, namespace: str) -> Client:
-    """A Temporal client for the namespace.
+async def connect_temporal(
+    address: str, namespace: str, *, metrics_address: str | None = None
+) -> Client:
+    """A Temporal client for the namespace; with `metrics_address` (host:port), the SDK's
+    Prometheus metrics of this client and every worker built on it are served there.
 
     Raises:
         LedgerError(settlement_unavailable): Temporal cannot be reached.
+        LedgerError(invalid_request): the metrics address is malformed or taken.
     """
+    runtime = None
+    if metrics_address is not None:
+        try:
+            runtime = Runtime(
+                telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address))
+            )
+        except ValueError as error:
+            raise LedgerError(
+                ErrorCode.INVALID_REQUEST,
+                f"LEDGERFLOW_WORKER_METRICS_ADDRESS={metrics_address}: {error}",
+            ) from error
     try:
-        return await Client.connect(address, namespace=namespace)
+        return await Client.connect(address, namespace=namespace, runtime=runtime)
     except RuntimeError as error:
         raise LedgerError(
             ErrorCode.SETTLEMENT_UNAVAILABLE, f"Temporal at {address} is unreachable: {error}"

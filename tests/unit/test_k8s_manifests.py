@@ -43,6 +43,7 @@ ALLOWED_SETTINGS = {
     "LEDGERFLOW_API_KEY",
     "LEDGERFLOW_LOG_LEVEL",
     "LEDGERFLOW_DATA_DIR",
+    "LEDGERFLOW_WORKER_METRICS_ADDRESS",
 }
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -522,3 +523,18 @@ def test_production_backs_up_every_shard_and_dev_does_not():
     dev = _build(K8S / "overlays/dev")
     assert not [o for o in dev if o["kind"] in {"ObjectStore", "ScheduledBackup"}]
     assert all("plugins" not in c["spec"] for c in _clusters(dev).values())
+
+
+def test_the_worker_serves_sdk_metrics_where_a_pod_monitor_scrapes():
+    """LEDGERFLOW_WORKER_METRICS_ADDRESS, the worker's `metrics` port and its PodMonitor
+    agree; the API and the Jobs do not open that port."""
+    address = _env_file(BASE / "settings.env")["LEDGERFLOW_WORKER_METRICS_ADDRESS"]
+    host, _, port = address.rpartition(":")
+    assert host == "0.0.0.0"
+    objects = _objects()
+    worker = _named(objects, "Deployment", "ledgerflow-worker")
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": int(port), "protocol": "TCP"} in container["ports"]
+    monitor = _named(objects, "PodMonitor", "ledgerflow-worker")
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics"}]

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
+from api.auth import CATALOG_SHARD
 from ledger.errors import LedgerError
 from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
@@ -34,7 +35,7 @@ from ledgerflow.temporal import (
     run_worker_until,
     settlement_factory,
 )
-from shards.api_keys import create_api_key
+from shards.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
 from shards.cluster import ShardCluster, ShardMapError
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
@@ -217,7 +218,7 @@ def keys_create(
     async def main() -> tuple[str, str]:
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
         try:
-            async with cluster.shards[0].pool.acquire() as conn:
+            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
                 return await create_api_key(conn, tenant_id=tenant)
         finally:
             await cluster.close()
@@ -225,6 +226,60 @@ def keys_create(
     key_id, secret = _run(main())
     errors.print(escape(f"created {key_id} for tenant '{tenant}'; it is shown only this once:"))
     print(secret)  # the one place a secret is printed: on stdout, for scripts
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str, typer.Option(help="The tenant whose keys to list.")],
+    data_dir: DataDir = None,
+) -> None:
+    """List a tenant's API keys (ids and dates; secrets are never stored)."""
+    found = _endpoints(_settings(data_dir))
+
+    async def main() -> list[ApiKeyRecord]:
+        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
+        try:
+            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
+                return await list_api_keys(conn, tenant_id=tenant)
+        finally:
+            await cluster.close()
+
+    table = Table(title=f"API keys of tenant {tenant}")
+    for column in ("key", "created", "revoked"):
+        table.add_column(column)
+    for key in _run(main()):
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
+        table.add_row(key.id, key.created_at.isoformat(timespec="seconds"), revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_...), not its secret.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke an API key. API processes refuse it within a minute (their key cache);
+    exit 1 when there is no such key."""
+    found = _endpoints(_settings(data_dir))
+
+    async def main() -> ApiKeyRecord | None:
+        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
+        try:
+            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
+                return await revoke_api_key(conn, key_id)
+        finally:
+            await cluster.close()
+
+    revoked = _run(main())
+    if revoked is None:
+        raise _fail(f"no such API key: {key_id}", code=1)
+    assert revoked.revoked_at is not None
+    console.print(
+        escape(
+            f"revoked {revoked.id} of tenant '{revoked.tenant_id}' at "
+            f"{revoked.revoked_at.isoformat(timespec='seconds')}"
+        )
+    )
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

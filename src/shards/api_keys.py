@@ -1,6 +1,8 @@
 """API keys, stored hashed on shard 0 (the catalog). A key belongs to one tenant."""
 
 import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -40,3 +42,34 @@ async def find_api_key(conn: asyncpg.Connection, secret: str) -> tuple[str, str]
         hash_api_key(secret),
     )
     return None if row is None else (row["id"], row["tenant_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored key, without its secret (which is never kept)."""
+
+    id: str
+    tenant_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def list_api_keys(conn: asyncpg.Connection, *, tenant_id: str) -> list[ApiKeyRecord]:
+    """The tenant's keys, newest first, revoked ones included."""
+    rows = await conn.fetch(
+        "select id, tenant_id, created_at, revoked_at from api_keys where tenant_id = $1"
+        " order by created_at desc, id desc",
+        tenant_id,
+    )
+    return [ApiKeyRecord(**dict(r)) for r in rows]
+
+
+async def revoke_api_key(conn: asyncpg.Connection, key_id: str) -> ApiKeyRecord | None:
+    """Revoke a key (idempotent: a revoked key keeps its first revocation time); None
+    when there is no such key. API processes stop accepting it within their cache TTL."""
+    row = await conn.fetchrow(
+        "update api_keys set revoked_at = coalesce(revoked_at, now()) where id = $1"
+        " returning id, tenant_id, created_at, revoked_at",
+        key_id,
+    )
+    return None if row is None else ApiKeyRecord(**dict(row))

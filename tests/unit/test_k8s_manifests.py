@@ -439,7 +439,14 @@ def _build(directory: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-BUILDS = ["base", "overlays/dev", "overlays/production", "overlays/loadtest", "temporal"]
+BUILDS = [
+    "base",
+    "overlays/dev",
+    "overlays/production",
+    "overlays/loadtest",
+    "temporal",
+    "temporal-production",
+]
 
 
 @pytest.mark.parametrize("name", BUILDS)
@@ -538,3 +545,22 @@ def test_the_worker_serves_sdk_metrics_where_a_pod_monitor_scrapes():
     monitor = _named(objects, "PodMonitor", "ledgerflow-worker")
     assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
     assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics"}]
+
+
+def test_temporal_production_backs_up_temporal_db_and_the_plain_one_does_not():
+    """temporal-production adds WAL archiving and a nightly plugin backup to temporal-db,
+    in namespace temporal; the plain temporal kustomization (dev) needs no plugin."""
+    objects = _build(K8S / "temporal-production")
+    (cluster,) = _clusters(objects).values()
+    (plugin,) = cluster["spec"]["plugins"]
+    assert plugin["isWALArchiver"] is True
+    store = _named(objects, "ObjectStore", plugin["parameters"]["barmanObjectName"])
+    assert store["metadata"]["namespace"] == "temporal"
+    (backup,) = [o for o in objects if o["kind"] == "ScheduledBackup"]
+    assert backup["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert backup["spec"]["method"] == "plugin"
+    secret = store["spec"]["configuration"]["s3Credentials"]["accessKeyId"]["name"]
+    example = _load(K8S / "components/temporal-backups/backup-secret.example.yaml")[0]
+    assert example["metadata"] == {"name": secret, "namespace": "temporal"}
+    plain = _build(K8S / "temporal")
+    assert all("plugins" not in c["spec"] for c in _clusters(plain).values())

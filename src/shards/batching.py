@@ -64,7 +64,8 @@ class ShardBatcher(Generic[Item, Result]):
         """Run `item` on `shard` as part of the next batch.
 
         Raises:
-            LedgerError(shard_unavailable): the shard failed; the batch wrote nothing.
+            LedgerError(shard_unavailable): the shard failed. What the batch wrote then is
+                the runner's to say: a posting batch is one transaction and wrote nothing.
             LedgerError: whatever the runner refused this item with.
         """
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()

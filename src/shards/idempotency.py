@@ -193,7 +193,10 @@ async def run_key_operations(
 ) -> list[KeyResult]:
     """Claim, complete and release idempotency keys: one statement per kind for the batch.
 
-    Returns one result per operation, in order.
+    Returns one result per operation, in order. The statements commit one by one, so when a
+    later one fails, an earlier one may have been stored although its caller hears of the
+    failure; that is safe: a stored response is replayed, and a released or still-claimed
+    key is run again, exactly once, through the operation log.
     """
     claims = [(i, op) for i, op in enumerate(operations) if isinstance(op, KeyClaim)]
     completions = [op for op in operations if isinstance(op, KeyCompletion)]

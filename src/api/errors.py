@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import ErrorCode, LedgerError, error_type
+from shards.cluster import SHARD_FAILURES
 
 _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 400,
@@ -101,6 +102,16 @@ async def _http_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, str(error.detail), None), status_code=error.status_code)
 
 
+async def _shard_failure(request: Request, error: Exception) -> JSONResponse:
+    """A shard that is down or restarting outside the batched paths (a read, an account
+    change): transient, so 503 and the client retries."""
+    log.warning("shard unavailable", path=request.url.path, error=repr(error))
+    code = ErrorCode.SHARD_UNAVAILABLE
+    return JSONResponse(
+        error_body(code, "a shard is unavailable; retry", None), status_code=http_status(code)
+    )
+
+
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, error=repr(error))
     return JSONResponse(
@@ -114,4 +125,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LedgerError, _ledger_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for failure in SHARD_FAILURES:
+        app.add_exception_handler(failure, _shard_failure)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -2,11 +2,10 @@
 
 import asyncio
 
-import asyncpg
 import structlog
 
 from ledger.limits import IDEMPOTENCY_PURGE_INTERVAL_S
-from shards.cluster import ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.idempotency import purge_expired_keys
 
 log = structlog.get_logger("ledgerflow.api")
@@ -26,7 +25,7 @@ async def purge_idempotency_keys(
             try:
                 async with shard.pool.acquire() as conn:
                     purged = await purge_expired_keys(conn)
-            except (asyncpg.PostgresError, OSError) as error:
+            except SHARD_FAILURES as error:
                 log.warning("idempotency purge failed", shard=shard.index, error=str(error))
                 continue
             if purged:

@@ -36,7 +36,7 @@ from ledgerflow.temporal import (
     settlement_factory,
 )
 from shards.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
-from shards.cluster import ShardCluster, ShardMapError
+from shards.cluster import SHARD_FAILURES, ShardCluster, ShardMapError
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
 from shards.transfers import TransferRecord
@@ -88,7 +88,7 @@ def _run(body: Coroutine[Any, Any, T]) -> T:
         raise _fail(error.message) from None
     except ShardMapError as error:
         raise _fail(str(error)) from None
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+    except (*SHARD_FAILURES, asyncpg.PostgresError) as error:
         raise _fail(f"a shard failed: {error}") from None
 
 

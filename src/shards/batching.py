@@ -15,7 +15,7 @@ import asyncpg
 import structlog
 
 from ledger.errors import ErrorCode, LedgerError
-from shards.cluster import ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster
 
 log = structlog.get_logger("ledgerflow.shards")
 
@@ -28,8 +28,6 @@ that is a `LedgerError` is raised to that item's caller alone."""
 
 BatchObserver = Callable[[int, int, float], None]
 """Called with (shard, batch size, seconds) after every batch that ran, for metrics."""
-
-_INFRASTRUCTURE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class ShardBatcher(Generic[Item, Result]):
@@ -88,7 +86,7 @@ class ShardBatcher(Generic[Item, Result]):
                 try:
                     async with self._cluster.shards[shard].pool.acquire() as conn:
                         results = await self._run(conn, shard, [item for item, _ in batch])
-                except _INFRASTRUCTURE_ERRORS as error:
+                except SHARD_FAILURES as error:
                     log.warning(
                         f"{self._what} batch failed", shard=shard, size=count, error=str(error)
                     )

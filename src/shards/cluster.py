@@ -28,6 +28,21 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """
 
 
+SHARD_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+"""What a shard that is down, restarting, overloaded or contended raises: transient, so
+a caller may retry (`shard_unavailable`). Other database errors are bugs, not outages."""
+
+
 class ShardMapError(RuntimeError):
     """The configured shards do not match the shard map stored with the data (a DSN list
     out of order, a shard missing or added, or a slot move left half done). Nothing is

@@ -33,7 +33,7 @@ from temporalio.service import RPCError
 
 from ledger import limits
 from ledger.posting import Movement
-from shards.cluster import ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.posting import PostingRequest
 from workflows import outbox
 from workflows.models import (
@@ -52,7 +52,8 @@ log = structlog.get_logger("ledgerflow.workflows")
 BatchKey = tuple[int, str]
 """(source shard, currency): what one batch settles."""
 
-_SHARD_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Any database error defers the hand-over to the sweeper: the reserve is durable either way.
+_SHARD_ERRORS = (*SHARD_FAILURES, asyncpg.PostgresError)
 # A lazy client that cannot connect raises RuntimeError; a server that refuses, RPCError.
 _TEMPORAL_ERRORS = (RPCError, RuntimeError, TimeoutError)
 

@@ -14,8 +14,8 @@ from shards.cluster import ShardCluster
 async def test_a_batch_that_raises_fails_its_callers_and_the_queue_drains_on(
     cluster: ShardCluster,
 ) -> None:
-    """A runner bug fails the callers of that batch with the bug's error (never leaves them
-    waiting), a statement the shard refuses is a transient shard_unavailable, a per-item
+    """A runner bug, or a statement that is a bug, fails the callers of that batch with its
+    error (never leaves them waiting); a shard outage is a transient shard_unavailable; a per-item
     LedgerError reaches that caller alone, and later items still run, concurrent ones in
     one batch."""
     seen: list[list[str]] = []
@@ -24,7 +24,9 @@ async def test_a_batch_that_raises_fails_its_callers_and_the_queue_drains_on(
         seen.append(list(items))
         if "bug" in items:
             raise ValueError("a bug in the runner")
-        if "refused" in items:
+        if "outage" in items:
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+        if "database bug" in items:
             await conn.execute("select 1/0")
         return [
             LedgerError(ErrorCode.INVALID_REQUEST, "no") if item == "no" else item.upper()
@@ -37,9 +39,11 @@ async def test_a_batch_that_raises_fails_its_callers_and_the_queue_drains_on(
     with pytest.raises(ValueError, match="a bug"):
         await batcher.submit(0, "bug")
     with pytest.raises(LedgerError) as refused:
-        await batcher.submit(0, "refused")
+        await batcher.submit(0, "outage")
     assert refused.value.code is ErrorCode.SHARD_UNAVAILABLE
     assert refused.value.transient
+    with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+        await batcher.submit(0, "database bug")
 
     results = await asyncio.gather(
         *(batcher.submit(0, item) for item in ["a", "no", "b"]), return_exceptions=True

@@ -133,19 +133,25 @@ async def test_store_batches_concurrent_claims_and_refuses_all_but_one(
     await store.close()
 
 
-async def test_store_reports_a_shard_failure_as_transient(cluster: ShardCluster) -> None:
-    """A statement the shard rejects fails the callers of that batch with a transient
-    shard_unavailable, and writes nothing."""
-    store = records.IdempotencyStore(cluster)
+async def test_store_reports_a_shard_failure_as_transient(shard_dsns: list[str]) -> None:
+    """A shard the store cannot use fails the callers of that batch with a transient
+    shard_unavailable; a database error that is a bug is raised as itself, not as an outage."""
+    gone = await ShardCluster.connect(shard_dsns, pool_size_max=1)
+    await gone.close()  # every acquire now fails, as against a shard that went away
+    store = records.IdempotencyStore(gone)
     owner = f"key_{ULID()}"
-    shard = store.shard_of(owner, "k")
-    # A NUL byte is valid in Python and refused by PostgreSQL: the whole statement fails.
     with pytest.raises(LedgerError) as refused:
-        await store.claim(shard, KeyClaim(owner, "k\x00", "h"))
+        await store.claim(store.shard_of(owner, "k"), KeyClaim(owner, "k", "h"))
     assert refused.value.code is ErrorCode.SHARD_UNAVAILABLE
     assert refused.value.transient
-    async with cluster.shards[shard].pool.acquire() as conn:
-        assert not await conn.fetchval(
-            "select count(*) from idempotency_keys where api_key_id = $1", owner
-        )
     await store.close()
+
+    live = await ShardCluster.connect(shard_dsns, pool_size_max=1)
+    store = records.IdempotencyStore(live)
+    # A NUL byte is valid in Python and refused by PostgreSQL (the API never sends one).
+    with pytest.raises(asyncpg.PostgresError):
+        await store.claim(store.shard_of(owner, "k\x00"), KeyClaim(owner, "k\x00", "h"))
+    shard = store.shard_of(owner, "k")
+    assert await store.claim(shard, KeyClaim(owner, "k", "h")) == Claim(ClaimOutcome.CLAIMED)
+    await store.close()
+    await live.close()

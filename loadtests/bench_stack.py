@@ -87,7 +87,9 @@ async def _run_worker(config: StackConfig) -> None:
         await cluster.close()
 
 
-def _child(role: str, config: StackConfig) -> None:
+def run_child(role: str, config: StackConfig) -> None:
+    """The body of the `api` or `worker` child process (spawned, so it needs a top-level
+    function)."""
     import uvloop  # noqa: PLC0415 - the children run on uvloop, as uvicorn[standard] does
 
     uvloop.run(_serve_api(config) if role == "api" else _run_worker(config))
@@ -144,7 +146,7 @@ def main() -> None:
             pool_size_max=args.pool_size_max,
         )
         context = multiprocessing.get_context("spawn")
-        children = [context.Process(target=_child, args=(r, config)) for r in ("worker", "api")]
+        children = [context.Process(target=run_child, args=(r, config)) for r in ("worker", "api")]
         for child in children:
             child.start()
         info = {

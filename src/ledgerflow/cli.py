@@ -2,31 +2,31 @@
 
 import asyncio
 import re
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import aiohttp
-import asyncpg
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
-from api.auth import CATALOG_SHARD
-from ledger.errors import LedgerError
 from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
 from ledgerflow.bench import BenchOptions, run_bench
-from ledgerflow.config import ConfigError, endpoints
+from ledgerflow.cli_support import (
+    DataDir,
+    console,
+    endpoints_for,
+    errors,
+    fail,
+    run_async,
+    settings_for,
+)
 from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
-from ledgerflow.logs import configure_logging
+from ledgerflow.keys_commands import keys_app
 from ledgerflow.serving import serve_api, stop_on_signals
-from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
     connect_temporal,
@@ -35,61 +35,20 @@ from ledgerflow.temporal import (
     run_worker_until,
     settlement_factory,
 )
-from shards.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
-from shards.cluster import SHARD_FAILURES, ShardCluster, ShardMapError
+from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
 from shards.transfers import TransferRecord
 from workflows.stuck import find_stuck_transfers
 
-T = TypeVar("T")
-
 app = typer.Typer(
     help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False
 )
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 transfers_app = typer.Typer(help="Transfers, for operators.", no_args_is_help=True)
 temporal_app = typer.Typer(help="Temporal cluster set-up.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(transfers_app, name="transfers")
 app.add_typer(temporal_app, name="temporal")
-
-console = Console(soft_wrap=True)
-errors = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(help="State directory of the dev stack (default ./.ledgerflow)."),
-]
-
-
-def _settings(data_dir: Path | None = None) -> Settings:
-    try:
-        settings = Settings()
-    except (ValidationError, SettingsError) as error:
-        raise _fail(f"bad LEDGERFLOW_* setting: {error}") from None
-    if data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": data_dir})
-    configure_logging(level=settings.log_level, json_lines=settings.env == "production")
-    return settings
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    errors.print(f"[bold red]error:[/bold red] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _run(body: Coroutine[Any, Any, T]) -> T:
-    """Run a command's async body; a shard or Temporal that cannot be reached, or fails
-    midway, is a one-line error and exit code 2, not a traceback."""
-    try:
-        return asyncio.run(body)
-    except LedgerError as error:
-        raise _fail(error.message) from None
-    except ShardMapError as error:
-        raise _fail(str(error)) from None
-    except (*SHARD_FAILURES, asyncpg.PostgresError) as error:
-        raise _fail(f"a shard failed: {error}") from None
 
 
 @app.command()
@@ -103,7 +62,7 @@ def dev(
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port.")] = 8233,
 ) -> None:
     """Run the whole system locally: shards, Temporal with its UI, a worker and the API."""
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     options = DevOptions(
         data_dir=data_dir,
         shards=shards,
@@ -116,16 +75,16 @@ def dev(
     try:
         run_dev(options, settings, console)
     except PortInUseError as error:
-        raise _fail(f"{error}; stop whatever uses it or choose another port") from None
+        raise fail(f"{error}; stop whatever uses it or choose another port") from None
     except (DevError, DevStackError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 @app.command()
 def api(data_dir: DataDir = None) -> None:
     """Serve the HTTP API against separately run shards and Temporal."""
-    settings = _settings(data_dir)
-    found = _endpoints(settings)
+    settings = settings_for(data_dir)
+    found = endpoints_for(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -140,14 +99,14 @@ def api(data_dir: DataDir = None) -> None:
         )
         await serve_api(application, host=settings.host, port=settings.port, stop=stop)
 
-    _run(main())
+    run_async(main())
 
 
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
     """Run the settlement workflows and activities against a Temporal cluster."""
-    settings = _settings(data_dir)
-    found = _endpoints(settings)
+    settings = settings_for(data_dir)
+    found = endpoints_for(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -163,14 +122,14 @@ def worker(data_dir: DataDir = None) -> None:
         finally:
             await cluster.close()
 
-    _run(main())
+    run_async(main())
 
 
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply pending schema migrations on every shard and store the shard map."""
-    found = _endpoints(_settings(data_dir))
-    applied = _run(migrate_all(found.shard_dsns))
+    found = endpoints_for(settings_for(data_dir))
+    applied = run_async(migrate_all(found.shard_dsns))
     for shard, names in applied.items():
         console.print(f"shard {shard}: {', '.join(names) if names else 'up to date'}")
 
@@ -181,7 +140,7 @@ def verify(data_dir: DataDir = None) -> None:
 
     Exits 1 naming each account that is off.
     """
-    found = _endpoints(_settings(data_dir))
+    found = endpoints_for(settings_for(data_dir))
 
     async def main() -> bool:
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=2)
@@ -200,86 +159,9 @@ def verify(data_dir: DataDir = None) -> None:
         )
         return report.ok
 
-    if not _run(main()):
-        raise _fail("the books do not balance", code=1)
+    if not run_async(main()):
+        raise fail("the books do not balance", code=1)
     console.print("[bold green]✓ the books balance[/bold green]")
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
-    data_dir: DataDir = None,
-) -> None:
-    """Create an API key for a tenant and print it once; only its hash is stored."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
-        raise _fail("a tenant name is 1 to 64 letters, digits, '_', '.' or '-'")
-    found = _endpoints(_settings(data_dir))
-
-    async def main() -> tuple[str, str]:
-        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
-        try:
-            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
-                return await create_api_key(conn, tenant_id=tenant)
-        finally:
-            await cluster.close()
-
-    key_id, secret = _run(main())
-    errors.print(escape(f"created {key_id} for tenant '{tenant}'; it is shown only this once:"))
-    print(secret)  # the one place a secret is printed: on stdout, for scripts
-
-
-@keys_app.command("list")
-def keys_list(
-    tenant: Annotated[str, typer.Option(help="The tenant whose keys to list.")],
-    data_dir: DataDir = None,
-) -> None:
-    """List a tenant's API keys (ids and dates; secrets are never stored)."""
-    found = _endpoints(_settings(data_dir))
-
-    async def main() -> list[ApiKeyRecord]:
-        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
-        try:
-            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
-                return await list_api_keys(conn, tenant_id=tenant)
-        finally:
-            await cluster.close()
-
-    table = Table(title=f"API keys of tenant {tenant}")
-    for column in ("key", "created", "revoked"):
-        table.add_column(column)
-    for key in _run(main()):
-        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
-        table.add_row(key.id, key.created_at.isoformat(timespec="seconds"), revoked)
-    console.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (key_...), not its secret.")],
-    data_dir: DataDir = None,
-) -> None:
-    """Revoke an API key. API processes refuse it within a minute (their key cache);
-    exit 1 when there is no such key."""
-    found = _endpoints(_settings(data_dir))
-
-    async def main() -> ApiKeyRecord | None:
-        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
-        try:
-            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
-                return await revoke_api_key(conn, key_id)
-        finally:
-            await cluster.close()
-
-    revoked = _run(main())
-    if revoked is None:
-        raise _fail(f"no such API key: {key_id}", code=1)
-    assert revoked.revoked_at is not None
-    console.print(
-        escape(
-            f"revoked {revoked.id} of tenant '{revoked.tenant_id}' at "
-            f"{revoked.revoked_at.isoformat(timespec='seconds')}"
-        )
-    )
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -301,7 +183,7 @@ def transfers_stuck(
 ) -> None:
     """List cross-shard transfers still processing after a while, with their saga."""
     seconds = _duration_s(older_than)
-    found = _endpoints(_settings(data_dir))
+    found = endpoints_for(settings_for(data_dir))
 
     async def main() -> list[TransferRecord]:
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
@@ -310,7 +192,7 @@ def transfers_stuck(
         finally:
             await cluster.close()
 
-    rows = _run(main())
+    rows = run_async(main())
     table = Table(title=f"transfers processing for more than {older_than}")
     for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
         table.add_column(column)
@@ -331,14 +213,14 @@ def transfers_stuck(
 @temporal_app.command("register-search-attributes")
 def temporal_register_search_attributes(data_dir: DataDir = None) -> None:
     """Register Ledgerflow's custom search attributes on a Temporal cluster (idempotent)."""
-    settings = _settings(data_dir)
-    found = _endpoints(settings)
+    settings = settings_for(data_dir)
+    found = endpoints_for(settings)
 
     async def main() -> list[str]:
         client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
         return await register_search_attributes(client, settings.temporal_namespace)
 
-    added = _run(main())
+    added = run_async(main())
     console.print(f"registered: {', '.join(added) if added else 'all were already there'}")
 
 
@@ -354,14 +236,14 @@ def bench(
 ) -> None:
     """Drive transfers through the HTTP API and print transfers/s and latency percentiles."""
     if mode not in {"single", "cross", "mixed"}:
-        raise _fail("--mode is single, cross or mixed")
-    settings = _settings(data_dir)
+        raise fail("--mode is single, cross or mixed")
+    settings = settings_for(data_dir)
     stack = StackInfo.read(settings.data_dir)
     url = url or (stack.api_url if stack else None)
     key_file = settings.data_dir / API_KEY_FILE
     api_key = api_key or (key_file.read_text().strip() if key_file.exists() else None)
     if not url or not api_key:
-        raise _fail("give --url and --api-key, or run next to a `ledgerflow dev` stack")
+        raise fail("give --url and --api-key, or run next to a `ledgerflow dev` stack")
     options = BenchOptions(
         url=url,
         api_key=api_key,
@@ -373,15 +255,8 @@ def bench(
     try:
         result = asyncio.run(run_bench(options))
     except (aiohttp.ClientError, OSError) as error:
-        raise _fail(f"the API at {url} failed: {error}") from None
+        raise fail(f"the API at {url} failed: {error}") from None
     console.print(f"[bold]{mode}-shard[/bold] {result.summary()}")
-
-
-def _endpoints(settings: Settings):  # noqa: ANN202 - returns ledgerflow.config.Endpoints
-    try:
-        return endpoints(settings)
-    except ConfigError as error:
-        raise _fail(str(error)) from None
 
 
 def main() -> None:

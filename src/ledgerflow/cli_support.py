@@ -1,0 +1,68 @@
+"""What every `ledgerflow` command shares: the consoles, the settings, one-line errors."""
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+from rich.console import Console
+from rich.markup import escape
+
+from ledger.errors import LedgerError
+from ledgerflow.config import ConfigError, Endpoints, endpoints
+from ledgerflow.logs import configure_logging
+from ledgerflow.settings import Settings
+from shards.cluster import SHARD_FAILURES, ShardMapError
+
+T = TypeVar("T")
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="State directory of the dev stack (default ./.ledgerflow)."),
+]
+
+
+def settings_for(data_dir: Path | None = None) -> Settings:
+    """The settings from the environment, with the data directory given on the command line."""
+    try:
+        settings = Settings()
+    except (ValidationError, SettingsError) as error:
+        raise fail(f"bad LEDGERFLOW_* setting: {error}") from None
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    configure_logging(level=settings.log_level, json_lines=settings.env == "production")
+    return settings
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `error: message` (literally, no markup) and return the exit to raise."""
+    errors.print(f"[bold red]error:[/bold red] {escape(message)}")
+    return typer.Exit(code)
+
+
+def run_async(body: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body; a shard or Temporal that cannot be reached, or fails
+    midway, is a one-line error and exit code 2, not a traceback."""
+    try:
+        return asyncio.run(body)
+    except LedgerError as error:
+        raise fail(error.message) from None
+    except ShardMapError as error:
+        raise fail(str(error)) from None
+    except (*SHARD_FAILURES, asyncpg.PostgresError) as error:
+        raise fail(f"a shard failed: {error}") from None
+
+
+def endpoints_for(settings: Settings) -> Endpoints:
+    """Where the shards and Temporal are: the settings, or the running dev stack."""
+    try:
+        return endpoints(settings)
+    except ConfigError as error:
+        raise fail(str(error)) from None

@@ -1,6 +1,7 @@
 """The idempotency store under the API: claims, leases, expiry, purging and batches."""
 
 import asyncio
+import random
 
 import asyncpg
 import pytest
@@ -155,3 +156,82 @@ async def test_store_reports_a_shard_failure_as_transient(shard_dsns: list[str])
     assert await store.claim(shard, KeyClaim(owner, "k", "h")) == Claim(ClaimOutcome.CLAIMED)
     await store.close()
     await live.close()
+
+
+def _model_batch(
+    state: dict[str, tuple[str, str, int | None]], batch: list[records.KeyOperation]
+) -> list[object]:
+    """What one batch should answer, on a model: key -> (hash, state, status). A batch's
+    requests are concurrent, so the store may order them; it runs completions and releases
+    first, then the claims in order, and the model does the same."""
+    for op in batch:
+        if isinstance(op, KeyCompletion) and op.key in state:
+            state[op.key] = (state[op.key][0], "done", op.status)
+    for op in batch:
+        if isinstance(op, KeyRelease) and op.key in state and state[op.key][1] == "in_flight":
+            del state[op.key]
+    answers: list[object] = []
+    for op in batch:
+        if not isinstance(op, KeyClaim):
+            answers.append(None)
+            continue
+        found = state.get(op.key)
+        if found is None:
+            state[op.key] = (op.request_hash, "in_flight", None)
+            answers.append(ClaimOutcome.CLAIMED)
+        elif found[0] != op.request_hash:
+            answers.append(ErrorCode.IDEMPOTENCY_KEY_REUSED)
+        elif found[1] == "in_flight":
+            answers.append(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT)
+        else:
+            answers.append((ClaimOutcome.REPLAY, found[2]))
+    return answers
+
+
+def _answer(result: records.KeyResult) -> object:
+    if isinstance(result, LedgerError):
+        return result.code
+    if isinstance(result, Claim):
+        return (
+            result.outcome
+            if result.outcome is ClaimOutcome.CLAIMED
+            else (
+                result.outcome,
+                result.status,
+            )
+        )
+    return None
+
+
+async def test_random_batches_answer_like_the_sequential_model(cluster: ShardCluster) -> None:
+    """200 random scenarios of claims, completions and releases over 3 keys and 2 request
+    bodies, cut into random batches: every answer and the final records match the model."""
+    rng = random.Random(20_261_125)
+    async with cluster.shards[3].pool.acquire() as conn:
+        for _ in range(200):
+            owner = f"key_{ULID()}"
+            state: dict[str, tuple[str, str, int | None]] = {}
+            for _ in range(rng.randint(1, 5)):
+                batch: list[records.KeyOperation] = []
+                for _ in range(rng.randint(1, 6)):
+                    key, body = rng.choice("abc"), rng.choice(["h1", "h2"])
+                    kind = rng.random()
+                    if kind < 0.6:
+                        batch.append(KeyClaim(owner, key, body))
+                    elif kind < 0.85:
+                        # One completion per key and batch: only the claim's winner completes.
+                        if all(not (isinstance(o, KeyCompletion) and o.key == key) for o in batch):
+                            batch.append(KeyCompletion(owner, key, rng.choice([200, 201]), b"{}"))
+                    else:
+                        batch.append(KeyRelease(owner, key))
+                expected = _model_batch(state, batch)
+                got = [_answer(r) for r in await records.run_key_operations(conn, batch)]
+                assert got == expected, batch
+            rows = await conn.fetch(
+                "select key, request_hash, state, response_status from idempotency_keys"
+                " where api_key_id = $1",
+                owner,
+            )
+            assert {
+                r["key"]: (r["request_hash"], r["state"], r["response_status"]) for r in rows
+            } == state

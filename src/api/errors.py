@@ -104,12 +104,9 @@ async def _http_error(_: Request, error: Exception) -> JSONResponse:
 
 async def _shard_failure(request: Request, error: Exception) -> JSONResponse:
     """A shard that is down or restarting outside the batched paths (a read, an account
-    change): transient, so 503 and the client retries."""
+    change): transient, so 503 with Retry-After, and the client retries."""
     log.warning("shard unavailable", path=request.url.path, error=repr(error))
-    code = ErrorCode.SHARD_UNAVAILABLE
-    return JSONResponse(
-        error_body(code, "a shard is unavailable; retry", None), status_code=http_status(code)
-    )
+    return error_response(LedgerError(ErrorCode.SHARD_UNAVAILABLE, "a shard is unavailable; retry"))
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

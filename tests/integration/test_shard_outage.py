@@ -39,6 +39,7 @@ async def test_reads_and_writes_on_a_stopped_shard_are_503_then_recover(
         for response in await asyncio.gather(*requests):
             assert response.status_code == 503, response.text
             assert response.json()["error"]["code"] == "shard_unavailable"
+            assert response.headers["Retry-After"] == "1"
     finally:
         await asyncio.to_thread(server.start)
     for _ in range(50):

@@ -125,9 +125,15 @@ class EmbeddedPostgres:
         if process is None:
             return
         if process.poll() is None:
+            group = psutil.Process(process.pid).children(recursive=True)
             # The backends share the group the postmaster leads; it is not reaped yet, so
             # its pid is still that group's id.
             os.killpg(process.pid, signal.SIGKILL)
+            # A new postmaster refuses to start while a dying backend still holds the old
+            # shared memory, so wait for every one of them, not only the leader.
+            _, alive = psutil.wait_procs(group, timeout=30)
+            if alive:
+                raise DevStackError(f"postgres processes {[p.pid for p in alive]} outlived SIGKILL")
         process.wait(timeout=30)
         logger.info("postgres killed", data_dir=str(self.data_dir), port=self.port)
 

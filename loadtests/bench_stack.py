@@ -95,11 +95,53 @@ def run_child(role: str, config: StackConfig) -> None:
     uvloop.run(_serve_api(config) if role == "api" else _run_worker(config))
 
 
-async def _api_key(dsns: list[str]) -> str:
+@dataclass
+class Services:
+    """The stack's servers: durable embedded PostgreSQL shards and the Temporal dev server
+    (SQLite), on free loopback ports under one data directory."""
+
+    shards: list[EmbeddedPostgres]
+    temporal: TemporalDevServer
+
+    @classmethod
+    def under(cls, data_dir: Path, *, shard_count: int) -> "Services":
+        """The servers, not started yet."""
+        return cls(
+            shards=[
+                EmbeddedPostgres(data_dir / f"shard-{i}", port=free_port(), durable=True)
+                for i in range(shard_count)
+            ],
+            temporal=TemporalDevServer(
+                db_file=data_dir / "temporal.db",
+                port=free_port(),
+                ui_port=None,
+                search_attributes=SEARCH_ATTRIBUTE_TYPES,
+                log_file=data_dir / "temporal.log",
+            ),
+        )
+
+    def start(self) -> list[str]:
+        """Start every server and migrate the shards; returns their DSNs."""
+        for shard in self.shards:
+            shard.start()
+        self.temporal.start()
+        dsns = [s.dsn for s in self.shards]
+        asyncio.run(migrate_all(dsns))
+        return dsns
+
+    def stop(self) -> None:
+        """Stop whatever runs."""
+        self.temporal.stop()
+        for shard in self.shards:
+            shard.stop()
+
+
+async def new_api_key(dsns: list[str], *, tenant_prefix: str) -> str:
+    """A key of a fresh tenant, so every run moves money among its own accounts."""
     cluster = await ShardCluster.connect(dsns, pool_size_max=1)
     try:
         async with cluster.shards[0].pool.acquire() as conn:
-            _, secret = await create_api_key(conn, tenant_id=f"bench_{ULID()}")
+            _, secret = await create_api_key(conn, tenant_id=f"{tenant_prefix}_{ULID()}")
         return secret
     finally:
         await cluster.close()
@@ -117,27 +159,13 @@ def main() -> None:
     parser.add_argument("--pool-size-max", type=int, default=16)
     args = parser.parse_args()
 
-    shards = [
-        EmbeddedPostgres(args.data_dir / f"shard-{i}", port=free_port(), durable=True)
-        for i in range(args.shards)
-    ]
-    temporal = TemporalDevServer(
-        db_file=args.data_dir / "temporal.db",
-        port=free_port(),
-        ui_port=None,
-        search_attributes=SEARCH_ATTRIBUTE_TYPES,
-        log_file=args.data_dir / "temporal.log",
-    )
+    services = Services.under(args.data_dir, shard_count=args.shards)
     children: list[multiprocessing.Process] = []
     try:
-        for shard in shards:
-            shard.start()
-        temporal.start()
-        dsns = [s.dsn for s in shards]
-        asyncio.run(migrate_all(dsns))
+        dsns = services.start()
         config = StackConfig(
             shard_dsns=dsns,
-            temporal_address=temporal.address,
+            temporal_address=services.temporal.address,
             api_port=free_port(),
             batch_window_ms=args.batch_window_ms,
             batch_size_max=args.batch_size_max,
@@ -151,8 +179,8 @@ def main() -> None:
             child.start()
         info = {
             "url": f"http://{HOST}:{config.api_port}",
-            "api_key": asyncio.run(_api_key(dsns)),
-            "temporal_address": temporal.address,
+            "api_key": asyncio.run(new_api_key(dsns, tenant_prefix="bench")),
+            "temporal_address": services.temporal.address,
             "pids": {"worker": children[0].pid, "api": children[1].pid},
             "config": asdict(config),
         }
@@ -167,9 +195,7 @@ def main() -> None:
             if child.pid is not None and child.is_alive():
                 child.terminate()
             child.join(timeout=15)
-        temporal.stop()
-        for shard in shards:
-            shard.stop()
+        services.stop()
 
 
 def _interrupt(signum: int, frame: object) -> None:

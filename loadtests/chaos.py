@@ -33,14 +33,11 @@ from pathlib import Path
 import aiohttp
 from ulid import ULID
 
-from bench_stack import HOST, StackConfig, run_child
+from bench_stack import HOST, Services, StackConfig, new_api_key, run_child
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.temporal import exit_without_finalizing
-from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
-from shards.migrate import migrate_all
 from shards.reconcile import reconcile
-from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
 ACCOUNTS_PER_SHARD = 4
 OPENING_BALANCE = 1_000_000
@@ -234,28 +231,14 @@ def main() -> None:
     parser.add_argument("--faults-every", type=float, default=5)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    shards = [
-        EmbeddedPostgres(args.data_dir / f"shard-{i}", port=free_port(), durable=True)
-        for i in range(4)
-    ]
-    temporal = TemporalDevServer(
-        db_file=args.data_dir / "temporal.db",
-        port=free_port(),
-        ui_port=None,
-        search_attributes=SEARCH_ATTRIBUTE_TYPES,
-        log_file=args.data_dir / "temporal.log",
-    )
+    services = Services.under(args.data_dir, shard_count=4)
     drill: Drill | None = None
     code = 1
     try:
-        for shard in shards:
-            shard.start()
-        temporal.start()
-        dsns = [s.dsn for s in shards]
-        asyncio.run(migrate_all(dsns))
+        dsns = services.start()
         config = StackConfig(
             shard_dsns=dsns,
-            temporal_address=temporal.address,
+            temporal_address=services.temporal.address,
             api_port=free_port(),
             batch_window_ms=5,
             batch_size_max=60,
@@ -263,10 +246,10 @@ def main() -> None:
             sync_wait_s=1.0,
             pool_size_max=16,
         )
-        drill = Drill(config, shards, temporal)
+        drill = Drill(config, services.shards, services.temporal)
         drill.spawn("worker")
         drill.spawn("api")
-        key = asyncio.run(_api_key(dsns))
+        key = asyncio.run(new_api_key(dsns, tenant_prefix="chaos"))
         time.sleep(3)  # the children connect
         code = asyncio.run(_drive(args, drill, key))
         print(json.dumps({"exit": code}))
@@ -274,20 +257,8 @@ def main() -> None:
         for child in drill.children.values() if drill else []:
             child.terminate()
             child.join(timeout=15)
-        temporal.stop()
-        for shard in shards:
-            shard.stop()
+        services.stop()
     exit_without_finalizing(code)
-
-
-async def _api_key(dsns: list[str]) -> str:
-    cluster = await ShardCluster.connect(dsns, pool_size_max=1)
-    try:
-        async with cluster.shards[0].pool.acquire() as conn:
-            _, secret = await create_api_key(conn, tenant_id=f"chaos_{ULID()}")
-        return secret
-    finally:
-        await cluster.close()
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ class TransferService:
                 raise _settlement_failed(result.transfer_id, settled.failure_code)
             if settled is not None and result.created_at is not None:
                 # A fresh transfer the saga posted: answered without reading it back.
-                return 201, _settled(request, settled, result.created_at)
+                return 201, _posted(request, result.created_at, settled)
         record = await self._fetch(source, principal, result.transfer_id)
         assert record is not None, "a posted transfer must be readable on its shard"
         if record.status == "failed":
@@ -190,39 +190,28 @@ class TransferService:
         return [transfer_out(r) for r in rows], has_more
 
 
-def _posted(request: PostingRequest, created_at: datetime) -> TransferOut:
-    """The response for a single-shard transfer this request just posted."""
-    return TransferOut(
-        id=request.transfer_id,
-        status="posted",
-        amount=request.amount,
-        currency=request.currency,
-        debit_account_id=request.debit_account_id,
-        credit_account_id=request.credit_account_id,
-        cross_shard=False,
-        metadata=request.metadata,
-        created_at=created_at,
-    )
-
-
-def _settled(
-    request: PostingRequest, settled: SettledTransfer, created_at: datetime
+def _posted(
+    request: PostingRequest, created_at: datetime, settled: SettledTransfer | None = None
 ) -> TransferOut:
-    """The response for a cross-shard transfer this request reserved and a saga posted."""
-    return TransferOut(
-        id=request.transfer_id,
-        status="posted",
-        amount=request.amount,
-        currency=request.currency,
-        debit_account_id=request.debit_account_id,
-        credit_account_id=request.credit_account_id,
-        cross_shard=True,
-        saga=SagaOut(
+    """The response for a transfer this request just posted, from what it wrote: on one
+    shard, or (with `settled`) reserved here and posted by the saga that settled it."""
+    saga = None
+    if settled is not None:
+        saga = SagaOut(
             step="posted",
             workflow_id=settled.workflow_id,
             source_shard=request.source_shard,
             destination_shard=request.destination_shard,
-        ),
+        )
+    return TransferOut(
+        id=request.transfer_id,
+        status="posted",
+        amount=request.amount,
+        currency=request.currency,
+        debit_account_id=request.debit_account_id,
+        credit_account_id=request.credit_account_id,
+        cross_shard=settled is not None,
+        saga=saga,
         metadata=request.metadata,
         created_at=created_at,
     )

@@ -1,4 +1,9 @@
-"""Small helpers for driving the API in tests."""
+"""Small helpers for driving the API and the `ledgerflow` command in tests."""
+
+import asyncio
+import json
+import os
+import sys
 
 import httpx
 from ulid import ULID
@@ -65,3 +70,20 @@ async def balance(api: httpx.AsyncClient, account_id: str) -> dict:
     response = await api.get(f"/v1/accounts/{account_id}")
     assert response.status_code == 200, response.text
     return response.json()["balance"]
+
+
+async def run_ledgerflow(shard_dsns: list[str], *args: str) -> tuple[int, str, str]:
+    """Run `python -m ledgerflow ARGS` against these shards; returns (exit code, stdout,
+    stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ledgerflow",
+        *args,
+        env={**os.environ, "LEDGERFLOW_SHARD_DSNS": json.dumps(shard_dsns), "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -1,29 +1,12 @@
 """`ledgerflow keys create | list | revoke`: an operator issues and revokes keys, and a
 revoked key is refused by the API."""
 
-import asyncio
-import json
-import os
 import re
-import sys
 
 import httpx
 from ulid import ULID
 
-
-async def _ledgerflow(shard_dsns: list[str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ledgerflow",
-        *args,
-        env={**os.environ, "LEDGERFLOW_SHARD_DSNS": json.dumps(shard_dsns), "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.integration.helpers import run_ledgerflow
 
 
 def _times_on_row(table: str, key_id: str) -> int:
@@ -38,18 +21,18 @@ async def test_a_revoked_key_is_refused_and_listed_as_revoked(
     revoke is idempotent and the API then answers 401 api_key_invalid; an unknown key id
     exits 1."""
     tenant = f"ops_{ULID()}"
-    code, secret, created = await _ledgerflow(shard_dsns, "keys", "create", "--tenant", tenant)
+    code, secret, created = await run_ledgerflow(shard_dsns, "keys", "create", "--tenant", tenant)
     assert code == 0, created
     secret = secret.strip()
     key_id = created.split()[1]
     assert key_id.startswith("key_")
 
-    code, listed, _ = await _ledgerflow(shard_dsns, "keys", "list", "--tenant", tenant)
+    code, listed, _ = await run_ledgerflow(shard_dsns, "keys", "list", "--tenant", tenant)
     assert code == 0
     assert _times_on_row(listed, key_id) == 1, listed  # created, not revoked
 
     for _ in range(2):
-        code, revoked, err = await _ledgerflow(shard_dsns, "keys", "revoke", key_id)
+        code, revoked, err = await run_ledgerflow(shard_dsns, "keys", "revoke", key_id)
         assert code == 0, err
         assert f"revoked {key_id} of tenant '{tenant}'" in revoked
 
@@ -60,9 +43,9 @@ async def test_a_revoked_key_is_refused_and_listed_as_revoked(
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "api_key_invalid"
 
-    code, listed, _ = await _ledgerflow(shard_dsns, "keys", "list", "--tenant", tenant)
+    code, listed, _ = await run_ledgerflow(shard_dsns, "keys", "list", "--tenant", tenant)
     assert _times_on_row(listed, key_id) == 2, listed  # created and revoked
 
-    code, _, err = await _ledgerflow(shard_dsns, "keys", "revoke", "key_unknown")
+    code, _, err = await run_ledgerflow(shard_dsns, "keys", "revoke", "key_unknown")
     assert code == 1
     assert "no such API key: key_unknown" in err

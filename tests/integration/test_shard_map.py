@@ -1,16 +1,12 @@
 """A DSN list that does not match the shard map stored with the data routes nothing."""
 
-import asyncio
-import json
-import os
-import sys
-
 import asyncpg
 import pytest
 from ulid import ULID
 
 from shards.cluster import ShardCluster, ShardMapError
 from shards.migrate import migrate_all
+from tests.integration.helpers import run_ledgerflow
 
 
 async def test_dsns_out_of_order_or_missing_are_refused(shard_dsns: list[str]) -> None:
@@ -47,16 +43,8 @@ async def test_migrate_refuses_to_add_a_shard_without_a_slot_move(shard_dsns: li
 async def test_the_cli_names_the_misconfiguration_in_one_line(shard_dsns: list[str]) -> None:
     """`ledgerflow verify` with swapped DSNs exits 2 with one line, not a traceback."""
     swapped = [shard_dsns[1], shard_dsns[0], *shard_dsns[2:]]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ledgerflow",
-        "verify",
-        env={**os.environ, "LEDGERFLOW_SHARD_DSNS": json.dumps(swapped), "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output = (await process.communicate())[0].decode()
-    assert process.returncode == 2, output
+    code, out, err = await run_ledgerflow(swapped, "verify")
+    output = out + err
+    assert code == 2, output
     assert "says it is shard 1" in output
     assert "Traceback" not in output

@@ -1,10 +1,5 @@
 """`ledgerflow verify` proves the books, and names the account when they do not balance."""
 
-import asyncio
-import json
-import os
-import sys
-
 import httpx
 import pytest
 
@@ -15,24 +10,14 @@ from shards.cluster import ShardCluster
 from shards.ids import new_account_id
 from shards.posting import PostingRequest, post_batch
 from shards.reconcile import reconcile
-from tests.integration.helpers import create_account, transfer
+from tests.integration.helpers import create_account, run_ledgerflow, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
 
 
 async def _verify(dsns: list[str]) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ledgerflow",
-        "verify",
-        env={**os.environ, "LEDGERFLOW_SHARD_DSNS": json.dumps(dsns), "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+    code, out, err = await run_ledgerflow(dsns, "verify")
+    return code, out + err
 
 
 async def test_verify_passes_and_catches_a_tampered_account(

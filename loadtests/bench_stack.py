@@ -198,11 +198,14 @@ def main() -> None:
         services.stop()
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def interrupt_once(signum: int, frame: object) -> None:
+    """SIGTERM stops the stack like Ctrl-C does, through the `finally` that stops each piece.
+    Later SIGTERMs are ignored, so a second one (a signal sent to the whole process group
+    reaches this process again) cannot cut that shutdown short and leave servers running."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
-    # SIGTERM stops the stack like Ctrl-C does: through the `finally` that stops each piece.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt_once)
     main()

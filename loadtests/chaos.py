@@ -33,7 +33,7 @@ from pathlib import Path
 import aiohttp
 from ulid import ULID
 
-from bench_stack import HOST, Services, StackConfig, new_api_key, run_child
+from bench_stack import HOST, Services, StackConfig, interrupt_once, new_api_key, run_child
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.temporal import exit_without_finalizing
 from shards.cluster import ShardCluster
@@ -262,5 +262,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt_once)
     main()

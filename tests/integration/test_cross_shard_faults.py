@@ -34,7 +34,7 @@ from tests.integration.cross_shard import (
     sweep_now,
     tenant_of,
 )
-from tests.integration.helpers import balance, transfer
+from tests.integration.helpers import balance, run_ledgerflow, transfer
 from workflows.activities import SettlementActivities
 from workflows.dispatch import open_settlement
 from workflows.models import CreditFundsInput, CreditOutcome, FinishHoldsInput
@@ -119,11 +119,13 @@ async def test_saga_finishes_on_a_new_worker(
 async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     api: httpx.AsyncClient,
     cluster: ShardCluster,
+    shard_dsns: list[str],
     tenant_key: str,
     temporal_env: WorkflowEnvironment,
 ) -> None:
-    """An API killed right after the reserve leaves a hold and an unclaimed outbox row;
-    the scheduled sweep claims it and a saga settles it."""
+    """An API killed right after the reserve leaves a hold and an unclaimed outbox row,
+    which `ledgerflow transfers stuck` lists; the scheduled sweep claims it and a saga
+    settles it."""
     client = temporal_env.client
     schedule = await client.get_schedule_handle(sweep_schedule_id(TASK_QUEUE)).describe()
     assert schedule.schedule.spec.intervals[0].every.total_seconds() == 10
@@ -146,6 +148,15 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     assert [(t.saga_step, t.workflow_id) for t in stuck if t.id == reserved.transfer_id] == [
         ("reserved", None)
     ]
+    code, out, err = await run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "0s")
+    assert code == 1, err
+    listed = next(line for line in out.splitlines() if reserved.transfer_id in line)
+    assert "7.00 USD" in listed
+    assert "reserved" in listed
+    assert "(not handed over)" in listed
+    code, out, err = await run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "1d")
+    assert code == 0, err
+    assert reserved.transfer_id not in out
 
     outcome = await sweep_now(client, TASK_QUEUE)
     assert outcome.started >= 1

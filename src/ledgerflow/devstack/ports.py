@@ -1,6 +1,9 @@
 """Port probes and the errors the dev stack raises when a process cannot start."""
 
+import random
 import socket
+from pathlib import Path
+from typing import Final
 
 
 class DevStackError(Exception):
@@ -33,12 +36,50 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on `host` that is free right now (another process may take it later)."""
+    """Return a TCP port on `host` that is free right now and that nothing else will pick.
+
+    The port comes from below the kernel's ephemeral range, and never twice from one process.
+    A port the kernel hands out (`bind(host, 0)`) can be handed out again before the caller
+    binds it, to any process asking for a free port the same way (the Temporal dev server
+    does, for its internal services) or as the local end of an outgoing connection: both
+    made servers of the test suite fail to bind. Where the ephemeral range leaves no room
+    below it, the kernel's choice is taken after all.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low, high = _ASSIGNED_PORT_RANGE
+    for _ in range(FREE_PORT_ATTEMPTS_MAX if high - low >= ASSIGNED_PORTS_MIN else 0):
+        port = _random.randint(low, high)
+        if port in _ports_given:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-    return port
+        chosen: int = probe.getsockname()[1]
+    return chosen
+
+
+def _assigned_port_range() -> tuple[int, int]:
+    """The ports `free_port` draws from: from 10000 to just below the ephemeral range."""
+    try:
+        ephemeral_low = int(EPHEMERAL_PORT_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default
+    return ASSIGNED_PORT_LOW, ephemeral_low - 1
+
+
+ASSIGNED_PORT_LOW: Final = 10_000
+ASSIGNED_PORTS_MIN: Final = 1_000
+FREE_PORT_ATTEMPTS_MAX: Final = 1_000
+EPHEMERAL_PORT_RANGE_FILE: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_ASSIGNED_PORT_RANGE: Final = _assigned_port_range()
+_ports_given: set[int] = set()
+_random = random.SystemRandom()
 
 
 def _url_host(host: str) -> str:

@@ -41,6 +41,7 @@ from workflows.models import (
     SettlementOutcome,
     settlement_workflow_id_prefix,
 )
+from workflows.payloads import DATA_CONVERTER
 from workflows.starter import (
     batch_from_rows,
     is_unavailable,
@@ -273,7 +274,9 @@ async def open_settlement(
 
     Use with `functools.partial(open_settlement, temporal_address=..., ...)`.
     """
-    client = await Client.connect(temporal_address, namespace=namespace, lazy=True)
+    client = await Client.connect(
+        temporal_address, namespace=namespace, lazy=True, data_converter=DATA_CONVERTER
+    )
     dispatcher = SettlementDispatcher(
         cluster,
         client,

@@ -33,6 +33,7 @@ from ledger import limits
 from shards.cluster import ShardCluster
 from workflows.activities import SettlementActivities
 from workflows.models import SweepInput
+from workflows.payloads import with_settlement_payloads
 from workflows.settlement import SettleCrossShardBatch
 from workflows.sweep import SweepSagaOutbox
 
@@ -54,10 +55,11 @@ def build_worker(
     their activities against `cluster`; run it with `async with worker:` or `worker.run()`.
 
     `activities` replaces the activity implementation (tests inject faults this way).
+    Payloads are converted with `workflows.payloads.DATA_CONVERTER`, whatever `client` uses.
     """
     implementation = activities or SettlementActivities(cluster)
     return Worker(
-        client,
+        with_settlement_payloads(client),
         task_queue=task_queue,
         workflows=[SettleCrossShardBatch, SweepSagaOutbox],
         activities=[

@@ -7,20 +7,30 @@ then record new histories with `python -m pytest tests/replay/record_histories.p
 
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from workflows.payloads import DATA_CONVERTER
 from workflows.settlement import SettleCrossShardBatch
 from workflows.sweep import SweepSagaOutbox
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def test_recorded_histories_replay() -> None:
-    """Every recorded saga and sweep replays without a non-determinism error."""
+@pytest.mark.parametrize(
+    "converter", [DATA_CONVERTER, DataConverter.default], ids=["settlement", "sdk-default"]
+)
+async def test_recorded_histories_replay(converter: DataConverter) -> None:
+    """Every recorded saga and sweep replays without a non-determinism error, with the
+    settlement's payload converter and with the SDK's default: both read the same JSON, so
+    histories written before and after the settlement changed converters replay alike."""
     files = sorted(HISTORIES.glob("*.json"))
     assert {f.stem.split("-")[0] for f in files} >= {"settle", "sweep"}, files
-    replayer = Replayer(workflows=[SettleCrossShardBatch, SweepSagaOutbox])
+    replayer = Replayer(
+        workflows=[SettleCrossShardBatch, SweepSagaOutbox], data_converter=converter
+    )
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

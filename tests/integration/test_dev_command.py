@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import random
 import signal
 import sys
 from pathlib import Path
@@ -10,18 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledgerflow.devstack import port_in_use
+from ledgerflow.devstack import free_port_block, port_in_use
 
 SHARDS = 2
-
-
-def _free_block(count: int) -> int:
-    """A base port with `count` free consecutive ports above it."""
-    for _ in range(200):
-        base = random.randint(20_000, 40_000)
-        if not any(port_in_use("127.0.0.1", base + i) for i in range(count)):
-            return base
-    raise AssertionError("no free port block")
 
 
 class DevProcess:
@@ -84,7 +74,7 @@ class DevProcess:
 
 @pytest.fixture
 async def dev(tmp_path: Path):
-    stack = DevProcess(tmp_path / "state", _free_block(3 + SHARDS))
+    stack = DevProcess(tmp_path / "state", free_port_block(3 + SHARDS))
     yield stack
     if stack.process is not None and stack.process.returncode is None:
         await stack.stop(signal.SIGKILL)

@@ -6,7 +6,13 @@ serve, and stops them in order. Each child runs in its own session, so the termi
 reaches only the parent, which then shuts the children down cleanly.
 """
 
-from ledgerflow.devstack.ports import DevStackError, PortInUseError, free_port, port_in_use
+from ledgerflow.devstack.ports import (
+    DevStackError,
+    PortInUseError,
+    free_port,
+    free_port_block,
+    port_in_use,
+)
 from ledgerflow.devstack.postgres import EmbeddedPostgres, postgres_bin_path
 from ledgerflow.devstack.temporal_server import TemporalDevServer, temporal_executable
 
@@ -16,6 +22,7 @@ __all__ = [
     "PortInUseError",
     "TemporalDevServer",
     "free_port",
+    "free_port_block",
     "port_in_use",
     "postgres_bin_path",
     "temporal_executable",

@@ -64,6 +64,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     return chosen
 
 
+def free_port_block(count: int, host: str = "127.0.0.1") -> int:
+    """Return the first of `count` consecutive TCP ports on `host` that are free right now,
+    drawn like `free_port` (below the ephemeral range, never twice from one process), for a
+    command that takes a base port and counts up from it (`ledgerflow dev`)."""
+    assert 0 < count <= ASSIGNED_PORTS_MIN
+    low, high = _ASSIGNED_PORT_RANGE
+    assert high - low >= ASSIGNED_PORTS_MIN, f"no room below the ephemeral range: {low}-{high}"
+    for _ in range(FREE_PORT_ATTEMPTS_MAX):
+        base = _random.randint(low, high - count + 1)
+        block = range(base, base + count)
+        if any(p in _ports_given or port_in_use(host, p) for p in block):
+            continue
+        _ports_given.update(block)
+        return base
+    raise DevStackError(f"no {count} consecutive free ports on {host} in {low}-{high}")
+
+
 def _assigned_port_range() -> tuple[int, int]:
     """The ports `free_port` draws from: from 10000 to just below the ephemeral range."""
     try:

@@ -63,8 +63,9 @@ async def run_idempotent(
 ) -> Response:
     """Run `work` once per key; replay its stored response for a repeat.
 
-    Business refusals are stored and replayed like successes; transient failures release
-    the key so the client's retry runs again.
+    Business refusals are stored and replayed like successes. A transient failure or a 202
+    releases the key: a retry with the same body runs again (and answers the current state),
+    while another body is still refused as reuse.
 
     Raises:
         LedgerError: idempotency_key_reused, idempotency_key_in_flight, or whatever a

@@ -1,8 +1,13 @@
 """Idempotency records: the same key and body replay the first response.
 
-A record is claimed `in_flight` before the work and completed with the response after.
-The work itself is exactly-once through the operation log on the shard that moves the
-money, so a record left in flight by a crash is safe to retry once its lease expires.
+A record is claimed `in_flight` before the work and completed (`done`) with the response
+after. The work itself is exactly-once through the operation log on the shard that moves
+the money, so a record left in flight by a crash is safe to retry, with the same body, once
+its lease expires. A request that reaches no final answer (a 202 while its saga settles, a
+transient failure) releases its record by ending the lease at once, as if it had crashed:
+the record stays bound to its body, so a retry with that body runs again and another body
+is refused as reuse. (Deleting the record instead would let a second body under the key move
+money again, on a shard where the first request's operation key is unknown.)
 
 Every request writes its record twice, so the writes are batched per shard
 (`IdempotencyStore`): concurrent requests share one statement and one WAL flush.
@@ -59,7 +64,8 @@ class KeyCompletion:
 
 @dataclass(frozen=True, slots=True)
 class KeyRelease:
-    """Forget a claimed key whose request failed transiently, so a retry runs it again."""
+    """Let go of a claimed key whose request reached no final answer (202, or a transient
+    failure): a retry with the same body runs it again, and the key stays bound to it."""
 
     api_key_id: str
     key: str
@@ -75,7 +81,9 @@ select api_key_id, key, request_hash, 'in_flight'
 from unnest($1::text[], $2::text[], $3::text[]) as c(api_key_id, key, request_hash)
 on conflict (api_key_id, key) do update set
     request_hash = excluded.request_hash, state = 'in_flight', locked_at = now(),
-    created_at = now(), response_status = null, response_body = null
+    created_at = case when idempotency_keys.created_at < now() - make_interval(secs => $4)
+                      then now() else idempotency_keys.created_at end,
+    response_status = null, response_body = null
 where idempotency_keys.created_at < now() - make_interval(secs => $4)
    or (idempotency_keys.state = 'in_flight'
        and idempotency_keys.request_hash = excluded.request_hash
@@ -113,7 +121,8 @@ with locked as (
     where k.state = 'in_flight'
     order by k.api_key_id, k.key for update of k
 )
-delete from idempotency_keys k using locked
+update idempotency_keys k set locked_at = '-infinity'
+from locked
 where k.api_key_id = locked.api_key_id and k.key = locked.key and k.state = 'in_flight'
 """
 
@@ -152,7 +161,8 @@ async def _claim(
     """One statement claims every key of the batch, in sorted order (two batches sharing
     keys then wait for each other rather than in a cycle). The first claim of a key in the
     batch may get it; the others are judged against what is then stored, as if they came
-    right after it."""
+    right after it, except that a released key the first claim could not take (it came with
+    another body) tells them to retry rather than spend a statement on a second claim."""
     first: dict[tuple[str, str], KeyClaim] = {}
     for _, claim in claims:
         first.setdefault((claim.api_key_id, claim.key), claim)
@@ -262,7 +272,8 @@ class IdempotencyStore(ShardBatcher[KeyOperation, KeyResult]):
         await self.submit(shard, completion)
 
     async def release(self, shard: int, release: KeyRelease) -> None:
-        """Forget a claimed key so a retry runs again.
+        """Let go of a claimed key: a retry with the same body runs again, another body is
+        refused as reuse.
 
         Raises:
             LedgerError(shard_unavailable): the shard failed.

@@ -207,6 +207,49 @@ async def test_temporal_down_at_hand_over_starts_the_same_workflow_later(
     assert await saga_count(client, reserved.transfer_id) == 1
 
 
+async def test_a_202_keeps_its_idempotency_key_bound_to_its_request(
+    api: httpx.AsyncClient,
+    shard_dsns: list[str],
+    temporal_address: str,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    worker_cluster: ShardCluster,
+) -> None:
+    """A 202 is not frozen against its key, yet the key stays bound to its body: a retry
+    with the same body answers the transfer's current state, one with another body (here a
+    transfer on other shards, where the first one's operation key is unknown) is 400
+    `idempotency_key_reused` and moves nothing."""
+    queue = f"test-no-worker-{ULID()}"
+    pair = await open_cross_pair(api, source_shard=0, target_shard=1)
+    other = await open_cross_pair(api, source_shard=2, target_shard=3)
+    await fund(api, pair, 2_000)
+    await fund(api, other, 2_000)
+    key = f"test-{ULID()}"
+    async with api_settling_on(queue, shard_dsns, temporal_address, tenant_key) as api_q:
+        first = await transfer(api_q, pair.source["id"], pair.target["id"], 500, key=key)
+        assert first.status_code == 202, first.text
+
+        reused = await transfer(api_q, other.source["id"], other.funding["id"], 300, key=key)
+        assert reused.status_code == 400, reused.text
+        assert reused.json()["error"]["code"] == "idempotency_key_reused"
+        assert (await balance(api, other.source["id"]))["posted"] == 2_000
+
+        again = await transfer(api_q, pair.source["id"], pair.target["id"], 500, key=key)
+        assert again.status_code == 202, again.text
+        assert again.json()["id"] == first.json()["id"]
+        async with build_worker(
+            client=temporal_env.client, cluster=worker_cluster, task_queue=queue
+        ):
+            (done,) = await settled(api, pair.source["id"])
+            assert done["status"] == "posted"
+            final = await transfer(api_q, pair.source["id"], pair.target["id"], 500, key=key)
+    assert final.status_code == 201, final.text
+    assert final.json()["id"] == first.json()["id"]
+    assert (await balance(api, pair.source["id"]))["posted"] == 1_500
+    assert (await balance(api, pair.target["id"]))["posted"] == 500
+    assert (await balance(api, other.source["id"]))["posted"] == 2_000
+
+
 async def test_transfers_of_a_terminated_saga_are_settled_again(
     api: httpx.AsyncClient,
     shard_dsns: list[str],

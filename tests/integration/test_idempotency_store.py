@@ -73,7 +73,7 @@ async def test_one_batch_judges_repeated_keys_as_if_one_after_another(
 ) -> None:
     """In one batch, the first claim of a key wins; a repeat with the same body finds it
     in flight and one with another body is refused as reuse. Completions and releases in
-    the same batch apply to their own keys only."""
+    the same batch apply to their own keys only; a released key stays bound to its body."""
     owner = f"key_{ULID()}"
     async with cluster.shards[2].pool.acquire() as conn:
         assert await _one(conn, KeyClaim(owner, "done", "h")) == Claim(ClaimOutcome.CLAIMED)
@@ -103,9 +103,14 @@ async def test_one_batch_judges_repeated_keys_as_if_one_after_another(
         )
         assert [tuple(r) for r in rows] == [
             ("done", "done", 200),
+            ("dropped", "in_flight", None),
             ("fresh", "in_flight", None),
             ("new", "in_flight", None),
         ]
+        reused = await _one(conn, KeyClaim(owner, "dropped", "other"))
+        assert isinstance(reused, LedgerError)
+        assert reused.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
+        assert await _one(conn, KeyClaim(owner, "dropped", "h")) == Claim(ClaimOutcome.CLAIMED)
 
 
 async def test_store_batches_concurrent_claims_and_refuses_all_but_one(
@@ -163,24 +168,34 @@ def _model_batch(
 ) -> list[object]:
     """What one batch should answer, on a model: key -> (hash, state, status). A batch's
     requests are concurrent, so the store may order them; it runs completions and releases
-    first, then the claims in order, and the model does the same."""
+    first, then the claims in order, and the model does the same. Only the first claim of a
+    key in a batch can take it, so a later one that finds it open is told to retry."""
     for op in batch:
         if isinstance(op, KeyCompletion) and op.key in state:
             state[op.key] = (state[op.key][0], "done", op.status)
     for op in batch:
         if isinstance(op, KeyRelease) and op.key in state and state[op.key][1] == "in_flight":
-            del state[op.key]
+            state[op.key] = (state[op.key][0], "released", None)
     answers: list[object] = []
+    tried: set[str] = set()
     for op in batch:
         if not isinstance(op, KeyClaim):
             answers.append(None)
             continue
+        first_try = op.key not in tried
+        tried.add(op.key)
         found = state.get(op.key)
         if found is None:
             state[op.key] = (op.request_hash, "in_flight", None)
             answers.append(ClaimOutcome.CLAIMED)
         elif found[0] != op.request_hash:
             answers.append(ErrorCode.IDEMPOTENCY_KEY_REUSED)
+        elif found[1] == "released" and first_try:
+            state[op.key] = (op.request_hash, "in_flight", None)
+            answers.append(ClaimOutcome.CLAIMED)
+        elif found[1] == "released":
+            # Only a key's first claim in a batch can take it; the others retry.
+            answers.append(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT)
         elif found[1] == "in_flight":
             answers.append(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT)
         else:
@@ -232,6 +247,10 @@ async def test_random_batches_answer_like_the_sequential_model(cluster: ShardClu
                 " where api_key_id = $1",
                 owner,
             )
+            # A released record is in flight with its lease over.
             assert {
                 r["key"]: (r["request_hash"], r["state"], r["response_status"]) for r in rows
-            } == state
+            } == {
+                k: (h, "in_flight" if st == "released" else st, c)
+                for k, (h, st, c) in state.items()
+            }

@@ -12,6 +12,7 @@ from api.auth import Authenticator
 from api.errors import install_error_handlers
 from api.maintenance import purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
+from api.openapi import install_contract
 from api.routes import accounts, health, transfers
 from api.state import AppState
 from api.transfer_service import Settlement, TransferService
@@ -71,6 +72,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_contract(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(transfers.router)

@@ -25,7 +25,16 @@ async def _principal(
 
 
 async def _idempotency_key(
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=limits.IDEMPOTENCY_KEY_LENGTH_MAX,
+            pattern=r"^[\x20-\x7e]+$",
+            description="Any printable ASCII; the same key and body replay the first answer.",
+        ),
+    ] = None,
 ) -> str | None:
     return check_key(idempotency_key)
 

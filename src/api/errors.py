@@ -3,6 +3,8 @@
 `{"error": {"type", "code", "message", "param"}}`
 """
 
+import re
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +46,11 @@ log = structlog.get_logger("ledgerflow.api")
 def http_status(code: ErrorCode) -> int:
     """The HTTP status of an error code."""
     return _STATUS[code]
+
+
+def codes_with_status(status: int) -> list[ErrorCode]:
+    """The error codes answered with `status`, in declaration order (for the contract)."""
+    return [code for code, code_status in _STATUS.items() if code_status == status]
 
 
 def error_body(
@@ -96,10 +103,28 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message, param), status_code=400)
 
 
-async def _http_error(_: Request, error: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document lists for the request's path, for a 405's `Allow`.
+
+    Starlette names only the methods of the first route whose path matches, and the routes
+    of one path may be spread over several (`POST` and `GET /v1/transfers`).
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
+            methods.update(method.upper() for method in operations)
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = ErrorCode.RESOURCE_NOT_FOUND if error.status_code == 404 else ErrorCode.INVALID_REQUEST
-    return JSONResponse(error_body(code, str(error.detail), None), status_code=error.status_code)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse(
+        error_body(code, str(error.detail), None), status_code=error.status_code, headers=headers
+    )
 
 
 async def _shard_failure(request: Request, error: Exception) -> JSONResponse:

@@ -7,13 +7,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ledger import limits
 from ledger.accounts import AccountStatus, NormalBalance
+from ledger.errors import ErrorCode, ErrorType
+from ledger.money import CURRENCY_EXPONENTS
 
 MetadataKey = Annotated[
     str, StringConstraints(min_length=1, max_length=limits.METADATA_KEY_LENGTH_MAX)
 ]
 MetadataValue = Annotated[str, StringConstraints(max_length=limits.METADATA_VALUE_LENGTH_MAX)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    # Documented as the supported set; an unknown code is answered 400 `currency_unknown`.
+    Field(json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)}),
+]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Amount = Annotated[int, Field(gt=0, le=limits.BIGINT_MAX, strict=True)]
 
@@ -119,3 +126,26 @@ class ListOut(BaseModel, Generic[T]):
     data: list[T]
     has_more: bool
     url: str
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: `code` is the stable, machine-readable part."""
+
+    type: ErrorType
+    code: ErrorCode
+    message: str
+    param: str | None = Field(description="the request field or header at fault, if one is")
+
+
+class ErrorOut(BaseModel):
+    """Every error, whatever its status."""
+
+    error: ErrorDetail
+
+
+class ReadyOut(BaseModel):
+    """`/readyz`: `ok` with the shard count, or `unavailable` naming the shards down."""
+
+    status: Literal["ok", "unavailable"]
+    shards: int | None = None
+    shards_down: list[int] | None = None

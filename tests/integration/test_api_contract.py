@@ -230,3 +230,62 @@ async def test_metrics_and_openapi(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
     assert "/v1/transfers" in spec["paths"]
     assert "/v1/accounts/{account_id}/entries" in spec["paths"]
+
+
+def _documented(spec: dict, method: str, template: str) -> set[int]:
+    return {int(status) for status in spec["paths"][template][method.lower()]["responses"]}
+
+
+async def test_the_contract_documents_every_answer(api: httpx.AsyncClient) -> None:
+    """The OpenAPI document names every status the API answers, errors in the one shape,
+    and no 422 (validation errors are 400): a table of bad and good requests, each answered
+    with a status its operation documents."""
+    spec = (await api.get("/openapi.json")).json()
+    for template, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, template)
+            if template.startswith("/v1"):
+                for status in ("400", "401", "500", "503"):
+                    schema = operation["responses"][status]["content"]["application/json"]
+                    assert schema["schema"]["$ref"].endswith("/ErrorOut"), (method, template)
+    assert (
+        "idempotency_key_reused"
+        in spec["paths"]["/v1/transfers"]["post"]["responses"]["400"]["description"]
+    )
+
+    account = await create_account(api)
+    closed = await create_account(api)
+    assert (await api.post(f"/v1/accounts/{closed['id']}/close")).status_code == 200
+    missing = f"acct_{ULID()}"
+    cases = [
+        ("GET", "/v1/accounts/{account_id}", f"/v1/accounts/{missing}", None, {}),
+        ("GET", "/v1/accounts", "/v1/accounts?limit=0", None, {}),
+        ("GET", "/v1/accounts", "/v1/accounts?starting_after=x&ending_before=y", None, {}),
+        ("POST", "/v1/accounts", "/v1/accounts", {"currency": "AAA"}, {}),
+        ("POST", "/v1/accounts", "/v1/accounts", {"currency": "USD"}, {"Idempotency-Key": ""}),
+        ("POST", "/v1/accounts/{account_id}/freeze", f"/v1/accounts/{missing}/freeze", {}, {}),
+        ("POST", "/v1/accounts/{account_id}/close", f"/v1/accounts/{closed['id']}/close", {}, {}),
+        ("GET", "/v1/accounts/{account_id}/entries", f"/v1/accounts/{missing}/entries", None, {}),
+        ("GET", "/v1/transfers/{transfer_id}", "/v1/transfers/0", None, {}),
+        (
+            "POST",
+            "/v1/transfers",
+            "/v1/transfers",
+            {
+                "debit_account_id": account["id"],
+                "credit_account_id": closed["id"],
+                "amount": 1,
+                "currency": "USD",
+            },
+            {},
+        ),
+        ("POST", "/v1/transfers", "/v1/transfers", {"amount": 1.5}, {}),
+    ]
+    for method, template, url, body, headers in cases:
+        response = await api.request(method, url, json=body, headers=headers)
+        assert response.status_code in _documented(spec, method, template), (url, response.text)
+        if response.status_code >= 400:
+            assert set(response.json()["error"]) == {"type", "code", "message", "param"}
+    not_allowed = await api.delete("/v1/transfers")
+    assert not_allowed.status_code == 405
+    assert not_allowed.headers["allow"] == "GET, POST"

@@ -5,13 +5,18 @@ from fastapi import APIRouter, Request, Response
 from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
 from api.idempotency import run_idempotent
 from api.models import AccountCreate, AccountOut, EntryOut, ListOut
+from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
 from ledger.accounts import AccountStatus
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(
+    prefix="/v1/accounts", tags=["accounts"], responses=error_responses(*AUTHENTICATED)
+)
+_POST_ERRORS = error_responses(409, 413)
+"""Every POST: an Idempotency-Key in flight is 409, a body over 1 MiB is 413."""
 
 
-@router.post("", status_code=201, response_model=AccountOut)
+@router.post("", status_code=201, response_model=AccountOut, responses=_POST_ERRORS)
 async def create_account(
     body: AccountCreate,
     request: Request,
@@ -51,7 +56,7 @@ async def list_accounts(
     return ListOut[AccountOut](data=data, has_more=has_more, url="/v1/accounts")
 
 
-@router.get("/{account_id}", response_model=AccountOut)
+@router.get("/{account_id}", response_model=AccountOut, responses=error_responses(404))
 async def get_account(account_id: str, state: StateDep, principal: PrincipalDep) -> AccountOut:
     """One account with its balance."""
     return await state.accounts.get(principal=principal, account_id=account_id)
@@ -79,7 +84,9 @@ async def _set_status(
     )
 
 
-@router.post("/{account_id}/freeze", response_model=AccountOut)
+@router.post(
+    "/{account_id}/freeze", response_model=AccountOut, responses=error_responses(404, 409, 413)
+)
 async def freeze_account(
     account_id: str,
     request: Request,
@@ -93,7 +100,9 @@ async def freeze_account(
     )
 
 
-@router.post("/{account_id}/unfreeze", response_model=AccountOut)
+@router.post(
+    "/{account_id}/unfreeze", response_model=AccountOut, responses=error_responses(404, 409, 413)
+)
 async def unfreeze_account(
     account_id: str,
     request: Request,
@@ -107,7 +116,9 @@ async def unfreeze_account(
     )
 
 
-@router.post("/{account_id}/close", response_model=AccountOut)
+@router.post(
+    "/{account_id}/close", response_model=AccountOut, responses=error_responses(404, 409, 413)
+)
 async def close_account(
     account_id: str,
     request: Request,
@@ -121,7 +132,9 @@ async def close_account(
     )
 
 
-@router.get("/{account_id}/entries", response_model=ListOut[EntryOut])
+@router.get(
+    "/{account_id}/entries", response_model=ListOut[EntryOut], responses=error_responses(404)
+)
 async def list_entries(
     account_id: str,
     state: StateDep,

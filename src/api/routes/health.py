@@ -3,10 +3,11 @@
 import asyncio
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import StateDep
+from api.models import ReadyOut
 
 router = APIRouter(tags=["operations"])
 
@@ -19,7 +20,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": ReadyOut, "description": "every shard answers"},
+        503: {"model": ReadyOut, "description": "the shards named in `shards_down` do not"},
+    },
+)
 async def readyz(state: StateDep) -> JSONResponse:
     """Every shard answers; 503 naming the ones that do not."""
 
@@ -39,7 +46,7 @@ async def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "shards": len(results)})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition format."""
     registry = request.app.state.metrics.registry

@@ -5,16 +5,22 @@ from fastapi import APIRouter, Request, Response
 from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
 from api.idempotency import run_idempotent
 from api.models import ListOut, TransferCreate, TransferOut
+from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
 
-router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+router = APIRouter(
+    prefix="/v1/transfers", tags=["transfers"], responses=error_responses(*AUTHENTICATED)
+)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=TransferOut,
-    responses={202: {"model": TransferOut, "description": "cross-shard, still settling"}},
+    responses={
+        202: {"model": TransferOut, "description": "cross-shard, still settling"},
+        **error_responses(402, 404, 409, 413),
+    },
 )
 async def create_transfer(
     body: TransferCreate,
@@ -62,7 +68,7 @@ async def list_transfers(
     return ListOut[TransferOut](data=data, has_more=has_more, url="/v1/transfers")
 
 
-@router.get("/{transfer_id}", response_model=TransferOut)
+@router.get("/{transfer_id}", response_model=TransferOut, responses=error_responses(404))
 async def get_transfer(transfer_id: str, state: StateDep, principal: PrincipalDep) -> TransferOut:
     """One transfer and, when cross-shard, the saga step it reached."""
     return await state.transfers.get(principal=principal, transfer_id=transfer_id)

@@ -9,7 +9,6 @@ status mapping). FastAPI's own 422 entries are dropped: validation errors are an
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from api.errors import codes_with_status
 from api.models import ErrorOut
@@ -40,24 +39,19 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install_contract(app: FastAPI) -> None:
-    """Serve the OpenAPI document without FastAPI's 422 responses, built once."""
+    """Serve FastAPI's OpenAPI document without its 422 responses."""
+    generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                summary=app.summary,
-                description=app.description,
-                routes=app.routes,
-            )
+            schema = generate()  # builds the document once and keeps it on the app
             for operations in schema["paths"].values():
                 for operation in operations.values():
                     operation.get("responses", {}).pop("422", None)
             components = schema.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)
-            app.openapi_schema = schema
+        assert app.openapi_schema is not None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

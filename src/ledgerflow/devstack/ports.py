@@ -45,19 +45,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     made servers of the test suite fail to bind. Where the ephemeral range leaves no room
     below it, the kernel's choice is taken after all.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    low, high = _ASSIGNED_PORT_RANGE
-    for _ in range(FREE_PORT_ATTEMPTS_MAX if high - low >= ASSIGNED_PORTS_MIN else 0):
-        port = _random.randint(low, high)
-        if port in _ports_given:
-            continue
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                continue
-        _ports_given.add(port)
+    port = _draw_block(1, host)
+    if port is not None:
         return port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         chosen: int = probe.getsockname()[1]
@@ -66,11 +57,26 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def free_port_block(count: int, host: str = "127.0.0.1") -> int:
     """Return the first of `count` consecutive TCP ports on `host` that are free right now,
-    drawn like `free_port` (below the ephemeral range, never twice from one process), for a
-    command that takes a base port and counts up from it (`ledgerflow dev`)."""
+    drawn like `free_port`, for a command that takes a base port and counts up from it
+    (`ledgerflow dev`).
+
+    Raises:
+        DevStackError: no such block below the ephemeral range.
+    """
+    base = _draw_block(count, host)
+    if base is None:
+        low, high = _ASSIGNED_PORT_RANGE
+        raise DevStackError(f"no {count} consecutive free ports on {host} in {low}-{high}")
+    return base
+
+
+def _draw_block(count: int, host: str) -> int | None:
+    """A random block of `count` ports below the ephemeral range, free and never given out
+    by this process; None when the range is too small or no block was found."""
     assert 0 < count <= ASSIGNED_PORTS_MIN
     low, high = _ASSIGNED_PORT_RANGE
-    assert high - low >= ASSIGNED_PORTS_MIN, f"no room below the ephemeral range: {low}-{high}"
+    if high - low < ASSIGNED_PORTS_MIN:
+        return None
     for _ in range(FREE_PORT_ATTEMPTS_MAX):
         base = _random.randint(low, high - count + 1)
         block = range(base, base + count)
@@ -78,7 +84,7 @@ def free_port_block(count: int, host: str = "127.0.0.1") -> int:
             continue
         _ports_given.update(block)
         return base
-    raise DevStackError(f"no {count} consecutive free ports on {host} in {low}-{high}")
+    return None
 
 
 def _assigned_port_range() -> tuple[int, int]:

@@ -169,7 +169,7 @@ def _model_batch(
     """What one batch should answer, on a model: key -> (hash, state, status). A batch's
     requests are concurrent, so the store may order them; it runs completions and releases
     first, then the claims in order, and the model does the same. Only the first claim of a
-    key in a batch can take it, so a later one that finds it open is told to retry."""
+    key in a batch can take it, so a later one that finds it released is told to retry."""
     for op in batch:
         if isinstance(op, KeyCompletion) and op.key in state:
             state[op.key] = (state[op.key][0], "done", op.status)

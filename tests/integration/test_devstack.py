@@ -18,6 +18,8 @@ from ledgerflow.devstack import (
     free_port,
     port_in_use,
 )
+from tests.integration.helpers import run_ledgerflow
+from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +140,30 @@ async def test_temporal_registers_search_attributes(tmp_path: Path) -> None:
         )
     finally:
         await asyncio.to_thread(restarted.stop)
+
+
+async def test_register_search_attributes_command_on_a_bare_cluster(
+    shard_dsns: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ledgerflow temporal register-search-attributes` gives a cluster that has none of
+    them every settlement attribute with its type, and a second run changes nothing."""
+    bare = TemporalDevServer(db_file=None, port=free_port(), ui_port=None)
+    await asyncio.to_thread(bare.start)
+    try:
+        assert not set(await _custom_search_attributes(bare.address)) & set(SEARCH_ATTRIBUTE_TYPES)
+        monkeypatch.setenv("LEDGERFLOW_TEMPORAL_ADDRESS", bare.address)
+        code, out, err = await run_ledgerflow(shard_dsns, "temporal", "register-search-attributes")
+        assert code == 0, err
+        assert "LedgerflowTransferIds" in out
+        registered = await _custom_search_attributes(bare.address)
+        assert registered["LedgerflowTransferIds"] == (
+            IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+        )
+        assert registered["LedgerflowAmount"] == IndexedValueType.INDEXED_VALUE_TYPE_INT
+        assert set(SEARCH_ATTRIBUTE_TYPES) <= set(registered)
+
+        code, out, err = await run_ledgerflow(shard_dsns, "temporal", "register-search-attributes")
+        assert code == 0, err
+        assert "all were already there" in out
+    finally:
+        await asyncio.to_thread(bare.stop)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 
 from api.auth import Principal
-from api.idempotency import check_key
+from api.idempotency import KEY_PATTERN, check_key
 from api.state import AppState
 from ledger import limits
 
@@ -29,10 +29,9 @@ async def _idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            min_length=1,
-            max_length=limits.IDEMPOTENCY_KEY_LENGTH_MAX,
-            pattern=r"^[\x20-\x7e]+$",
             description="Any printable ASCII; the same key and body replay the first answer.",
+            # Documented here, checked by `check_key`, which names the rule in its error.
+            json_schema_extra={"pattern": KEY_PATTERN},
         ),
     ] = None,
 ) -> str | None:

@@ -6,6 +6,7 @@ byte-identical and refuse reuse with a different body.
 """
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -29,6 +30,10 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 Work = Callable[[], Awaitable[tuple[int, BaseModel]]]
 
 
+KEY_PATTERN = rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_LENGTH_MAX}}}$"
+"""What an `Idempotency-Key` may be: 1 to the limit of printable ASCII characters."""
+
+
 def check_key(key: str | None) -> str | None:
     """Validate an `Idempotency-Key` header.
 
@@ -37,7 +42,7 @@ def check_key(key: str | None) -> str | None:
     """
     if key is None:
         return None
-    if not 0 < len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX or not key.isascii() or not key.isprintable():
+    if re.fullmatch(KEY_PATTERN, key) is None:
         raise LedgerError(
             ErrorCode.INVALID_REQUEST,
             f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} printable ASCII characters",

@@ -23,6 +23,7 @@ from ulid import ULID
 from api.app import ApiConfig, create_app
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.logs import configure_logging
+from ledgerflow.runtime import run_loop, tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
@@ -70,6 +71,7 @@ async def _serve_api(config: StackConfig) -> None:
             settlement=settlement,
         )
     )
+    tune_gc()
     await serve_api(app, host=HOST, port=config.api_port, stop=stop)
 
 
@@ -82,6 +84,7 @@ async def _run_worker(config: StackConfig) -> None:
     cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
     try:
         client = await Client.connect(config.temporal_address)
+        tune_gc()
         await run_worker(client=client, cluster=cluster, task_queue=TASK_QUEUE, stop_event=stop)
     finally:
         await cluster.close()
@@ -90,9 +93,7 @@ async def _run_worker(config: StackConfig) -> None:
 def run_child(role: str, config: StackConfig) -> None:
     """The body of the `api` or `worker` child process (spawned, so it needs a top-level
     function)."""
-    import uvloop  # noqa: PLC0415 - the children run on uvloop, as uvicorn[standard] does
-
-    uvloop.run(_serve_api(config) if role == "api" else _run_worker(config))
+    run_loop(_serve_api(config) if role == "api" else _run_worker(config))
 
 
 @dataclass

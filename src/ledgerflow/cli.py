@@ -26,6 +26,7 @@ from ledgerflow.cli_support import (
 from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
 from ledgerflow.keys_commands import keys_app
+from ledgerflow.runtime import tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
@@ -97,6 +98,7 @@ def api(data_dir: DataDir = None) -> None:
                 settlement=settlement_factory(settings, found.temporal_address),
             )
         )
+        tune_gc()
         await serve_api(application, host=settings.host, port=settings.port, stop=stop)
 
     run_async(main())
@@ -118,6 +120,7 @@ def worker(data_dir: DataDir = None) -> None:
                 settings.temporal_namespace,
                 metrics_address=settings.worker_metrics_address,
             )
+            tune_gc()
             await run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
         finally:
             await cluster.close()

@@ -1,6 +1,5 @@
 """What every `ledgerflow` command shares: the consoles, the settings, one-line errors."""
 
-import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +14,7 @@ from rich.markup import escape
 from ledger.errors import LedgerError
 from ledgerflow.config import ConfigError, Endpoints, endpoints
 from ledgerflow.logs import configure_logging
+from ledgerflow.runtime import run_loop
 from ledgerflow.settings import Settings
 from shards.cluster import SHARD_FAILURES, ShardMapError
 
@@ -51,7 +51,7 @@ def run_async(body: Coroutine[Any, Any, T]) -> T:
     """Run a command's async body; a shard or Temporal that cannot be reached, or fails
     midway, is a one-line error and exit code 2, not a traceback."""
     try:
-        return asyncio.run(body)
+        return run_loop(body)
     except LedgerError as error:
         raise fail(error.message) from None
     except ShardMapError as error:

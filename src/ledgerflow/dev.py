@@ -22,6 +22,7 @@ from ledgerflow.devstack import (
     postgres_bin_path,
     temporal_executable,
 )
+from ledgerflow.runtime import run_loop, tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
@@ -127,7 +128,7 @@ def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
                 started.append(shard)
             temporal.start()
             started.append(temporal)
-        asyncio.run(_serve(options, settings, console, [s.dsn for s in shards], temporal))
+        run_loop(_serve(options, settings, console, [s.dsn for s in shards], temporal))
     finally:
         for service in reversed(started):
             service.stop()
@@ -166,6 +167,7 @@ async def _serve(
             run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
         )
         api = asyncio.create_task(serve_api(app, host=options.host, port=options.port, stop=stop))
+        tune_gc()
         _banner(console, options, api_url, temporal, secret, applied, settings)
         done, _ = await asyncio.wait({worker, api}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()

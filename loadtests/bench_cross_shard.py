@@ -17,7 +17,8 @@
    Prints its transfers/s and the ratio.
 3. Prints where the CPU went during step 1, per process group, in % of one core: the API
    and the worker (told apart with `--stack-file`, which `loadtests/bench_stack.py`
-   writes), PostgreSQL, Temporal, this load generator, and the rest of the machine.
+   writes), PostgreSQL, Temporal, this load generator, and the rest of the machine, and
+   the machine's CPU time per transfer answered (the accounts' set-up included).
    `--stack-file` also supplies the URL, API key and Temporal address.
 
 Targets loopback only: the URL and the Temporal address must be on 127.0.0.1.
@@ -182,8 +183,9 @@ class CpuSplit:
         self._before = self._sample()
         self._started = time.perf_counter()
 
-    def report(self) -> str:
-        """`group N%` for every group, busiest first, and the machine's total."""
+    def report(self, transfers: int) -> str:
+        """`group N%` for every group, busiest first, the machine's total, and the CPU time
+        the machine spent per transfer of the `transfers` answered meanwhile."""
         elapsed = time.perf_counter() - self._started
         used: dict[str, float] = {}
         for pid, (group, seconds) in self._sample().items():
@@ -191,7 +193,15 @@ class CpuSplit:
             used[group] = used.get(group, 0.0) + max(spent, 0.0)
         parts = [f"{g} {v / elapsed:.0%}" for g, v in sorted(used.items(), key=lambda i: -i[1])]
         total = sum(used.values()) / elapsed
-        return f"{', '.join(parts)}; machine {total:.0%} of {psutil.cpu_count() * 100}%"
+        per_transfer = (
+            f", {sum(used.values()) / transfers * 1000:.2f} ms of CPU per transfer"
+            " (set-up included)"
+            if transfers
+            else ""
+        )
+        return (
+            f"{', '.join(parts)}; machine {total:.0%} of {psutil.cpu_count() * 100}%" + per_transfer
+        )
 
 
 async def main() -> None:
@@ -231,7 +241,7 @@ async def main() -> None:
     cpu = CpuSplit({pid: f"{role} process" for pid, role in roles.items()})
     cpu.start()
     result = await run_bench(options)
-    cpu_used = cpu.report()
+    cpu_used = cpu.report(result.ok)
     rate = _report(result, await drain_s(args.url, args.api_key))
     print(f"CPU during the load (% of one core): {cpu_used}")
     if args.temporal_address and not args.no_baseline:

@@ -29,7 +29,7 @@ async def _idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            description="Any printable ASCII; the same key and body replay the first answer.",
+            description="Any printable ASCII; the same key and parameters replay the first answer.",
             # Documented here, checked by `check_key`, which names the rule in its error.
             json_schema_extra={"pattern": KEY_PATTERN},
         ),

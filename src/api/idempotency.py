@@ -1,13 +1,18 @@
-"""`Idempotency-Key` on POST: the same key and body replay the first response.
+"""`Idempotency-Key` on POST: the same key and request replay the first response.
 
 The record lives on the shard the (API key, idempotency key) pair hashes to. The work is
 exactly-once on its own through the operation log, so this layer only has to make replays
-byte-identical and refuse reuse with a different body.
+byte-identical and refuse reuse with a different request.
+
+Two requests are the same when their method, path and parameters are: the parameters are
+compared as the validated model, so a retry that spells the same JSON with other key order
+or spacing (another client library, a re-serialized dict) replays instead of being refused.
 """
 
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import orjson
 from fastapi.responses import Response
@@ -51,6 +56,31 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What identifies a request under an Idempotency-Key."""
+
+    canonical: bytes
+    """Method, path and the validated parameters as JSON with sorted keys."""
+    raw: bytes
+    """Method, path and the body's bytes: how records were identified before the canonical
+    form; still accepted, so a byte-identical retry of a request first answered before that
+    change replays. Every such record is gone `IDEMPOTENCY_KEY_TTL_S` after the change."""
+
+    @classmethod
+    def of(cls, method_path: str, params: BaseModel | None, body: bytes) -> "Fingerprint":
+        """The fingerprint of `method_path` (`"POST /v1/transfers"`) with `params`, the
+        request's validated body model (None for a request without parameters), sent as
+        `body`."""
+        head = f"{method_path}\n".encode()
+        canonical = (
+            b""
+            if params is None
+            else orjson.dumps(params.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        )
+        return cls(canonical=head + canonical, raw=head + body)
+
+
 def _json(status: int, body: object, *, replayed: bool = False) -> Response:
     headers = {REPLAYED_HEADER: "true"} if replayed else None
     return Response(
@@ -63,14 +93,14 @@ async def run_idempotent(
     *,
     principal: Principal,
     key: str | None,
-    fingerprint: bytes,
+    fingerprint: Fingerprint,
     work: Work,
 ) -> Response:
     """Run `work` once per key; replay its stored response for a repeat.
 
     Business refusals are stored and replayed like successes. A transient failure or a 202
-    releases the key: a retry with the same body runs again (and answers the current state),
-    while another body is still refused as reuse.
+    releases the key: a retry of the same request runs again (and answers the current
+    state), while other parameters are still refused as reuse.
 
     Raises:
         LedgerError: idempotency_key_reused, idempotency_key_in_flight, or whatever a
@@ -79,10 +109,14 @@ async def run_idempotent(
     if key is None:
         status, model = await work()
         return _json(status, model.model_dump(mode="json"))
-    request_hash = hashlib.sha256(fingerprint).hexdigest()
+    request_hash = hashlib.sha256(fingerprint.canonical).hexdigest()
+    raw_hash = hashlib.sha256(fingerprint.raw).hexdigest()
     owner = principal.api_key_id
     shard = store.shard_of(owner, key)
-    claim = await store.claim(shard, KeyClaim(owner, key, request_hash))
+    claim = await store.claim(
+        shard,
+        KeyClaim(owner, key, request_hash, None if raw_hash == request_hash else raw_hash),
+    )
     if claim.outcome is ClaimOutcome.REPLAY:
         assert claim.status is not None
         assert claim.body is not None

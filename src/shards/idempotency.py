@@ -1,4 +1,4 @@
-"""Idempotency records: the same key and body replay the first response.
+"""Idempotency records: the same key and request replay the first response.
 
 A record is claimed `in_flight` before the work and completed (`done`) with the response
 after. The work itself is exactly-once through the operation log on the shard that moves
@@ -45,11 +45,14 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class KeyClaim:
-    """Claim `key` for a request whose body hashes to `request_hash`."""
+    """Claim `key` for a request that hashes to `request_hash`; a record stored under
+    `also_hash` (the same request, identified the way an earlier version did) is the same
+    request too."""
 
     api_key_id: str
     key: str
     request_hash: str
+    also_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +79,12 @@ KeyResult = Claim | LedgerError | None
 """A `Claim` or the `LedgerError` refusing it for a `KeyClaim`; None for the others."""
 
 _CLAIM = """
+with c as (
+    select * from unnest($1::text[], $2::text[], $3::text[], $6::text[])
+        as c(api_key_id, key, request_hash, also_hash)
+)
 insert into idempotency_keys (api_key_id, key, request_hash, state)
-select api_key_id, key, request_hash, 'in_flight'
-from unnest($1::text[], $2::text[], $3::text[]) as c(api_key_id, key, request_hash)
+select api_key_id, key, request_hash, 'in_flight' from c
 on conflict (api_key_id, key) do update set
     request_hash = excluded.request_hash, state = 'in_flight', locked_at = now(),
     created_at = case when idempotency_keys.created_at < now() - make_interval(secs => $4)
@@ -86,7 +92,10 @@ on conflict (api_key_id, key) do update set
     response_status = null, response_body = null
 where idempotency_keys.created_at < now() - make_interval(secs => $4)
    or (idempotency_keys.state = 'in_flight'
-       and idempotency_keys.request_hash = excluded.request_hash
+       and (idempotency_keys.request_hash = excluded.request_hash
+            or idempotency_keys.request_hash = (
+                select c.also_hash from c
+                where c.api_key_id = excluded.api_key_id and c.key = excluded.key))
        and idempotency_keys.locked_at < now() - make_interval(secs => $5))
 returning api_key_id, key
 """
@@ -140,7 +149,7 @@ def _judge(claim: KeyClaim, stored: _Stored | None) -> Claim | LedgerError:
     if stored is None:
         # Expired and deleted between the two statements: a retry claims it.
         return LedgerError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT, "retry the request")
-    if stored.request_hash != claim.request_hash:
+    if stored.request_hash not in (claim.request_hash, claim.also_hash):
         return LedgerError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "this Idempotency-Key was used with a different request",
@@ -174,6 +183,7 @@ async def _claim(
         [claim.request_hash for _, claim in ordered],
         float(IDEMPOTENCY_KEY_TTL_S),
         float(IDEMPOTENCY_LEASE_S),
+        [claim.also_hash for _, claim in ordered],
     )
     claimed = {(r["api_key_id"], r["key"]) for r in won}
     others = [pair for pair in first if pair not in claimed]

@@ -1,12 +1,15 @@
 """Single-shard transfers through the HTTP API, with the books checked after each test."""
 
 import asyncio
+import hashlib
+import json
 
 import httpx
 import pytest
 from ulid import ULID
 
 from ledger.posting import Movement
+from shards.api_keys import find_api_key
 from shards.cluster import ShardCluster
 from shards.posting import PostingRequest, post_batch
 from tests.integration.cross_shard import tenant_of
@@ -116,6 +119,66 @@ async def test_idempotent_replay_under_concurrency(api: httpx.AsyncClient) -> No
     reused = await transfer(api, source["id"], target["id"], 301, key="same-key")
     assert reused.status_code == 400
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_a_retry_spelling_the_same_json_differently_replays(
+    api: httpx.AsyncClient, cluster: ShardCluster
+) -> None:
+    """The same parameters in another key order and spacing replay the first answer; other
+    parameters under the key are refused. A record stored before requests were compared by
+    their parameters (hashed from the body's bytes) still replays a byte-identical retry.
+    Money moves once."""
+    funding, source, target = await _pair(api)
+    assert (await transfer(api, funding["id"], source["id"], 1_000)).status_code == 201
+    params = {"debit_account_id": source["id"], "credit_account_id": target["id"]}
+    first_body = json.dumps({**params, "amount": 300, "currency": "USD"})
+    respelled = json.dumps({"currency": "USD", "amount": 300, **params}, indent=2)
+    headers = {"Idempotency-Key": "spelled", "Content-Type": "application/json"}
+    first = await api.post("/v1/transfers", content=first_body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await api.post("/v1/transfers", content=respelled, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    other = json.dumps({**params, "amount": 301, "currency": "USD"})
+    reused = await api.post("/v1/transfers", content=other, headers=headers)
+    assert reused.status_code == 400
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+
+    # A record as stored before: its hash is of the method, path and body bytes.
+    legacy_key = "stored-the-old-way"
+    legacy = await api.post(
+        "/v1/transfers", content=first_body, headers={**headers, "Idempotency-Key": legacy_key}
+    )
+    assert legacy.status_code == 201
+    api_key_id = await _api_key_id(cluster, api)
+    raw_hash = hashlib.sha256(b"POST /v1/transfers\n" + first_body.encode()).hexdigest()
+    shard = cluster.shard_of(f"{api_key_id}:{legacy_key}")
+    async with shard.pool.acquire() as conn:
+        updated = await conn.execute(
+            "update idempotency_keys set request_hash = $3 where api_key_id = $1 and key = $2",
+            api_key_id,
+            legacy_key,
+            raw_hash,
+        )
+    assert updated == "UPDATE 1"
+    # Such a record knows the bytes only, so the retry replays when it sends the same ones.
+    replayed = await api.post(
+        "/v1/transfers", content=first_body, headers={**headers, "Idempotency-Key": legacy_key}
+    )
+    assert replayed.status_code == 201, replayed.text
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == legacy.json()
+    assert (await balance(api, source["id"]))["available"] == 400
+
+
+async def _api_key_id(cluster: ShardCluster, api: httpx.AsyncClient) -> str:
+    """The id of the API key `api` sends (keys are stored hashed on shard 0)."""
+    secret = api.headers["Authorization"].removeprefix("Bearer ")
+    async with cluster.shards[0].pool.acquire() as conn:
+        found = await find_api_key(conn, secret)
+    assert found is not None
+    return found[0]
 
 
 async def test_a_transfer_is_found_on_the_shard_its_id_names(

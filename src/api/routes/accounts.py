@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import run_idempotent
+from api.idempotency import Fingerprint, run_idempotent
 from api.models import AccountCreate, AccountOut, EntryOut, ListOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
@@ -33,7 +33,7 @@ async def create_account(
         state.idempotency,
         principal=principal,
         key=idempotency_key,
-        fingerprint=b"POST /v1/accounts\n" + await request.body(),
+        fingerprint=Fingerprint.of("POST /v1/accounts", body, await request.body()),
         work=work,
     )
 
@@ -79,7 +79,7 @@ async def _set_status(
         state.idempotency,
         principal=principal,
         key=idempotency_key,
-        fingerprint=f"POST {request.url.path}\n".encode() + await request.body(),
+        fingerprint=Fingerprint.of(f"POST {request.url.path}", None, await request.body()),
         work=work,
     )
 

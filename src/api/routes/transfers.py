@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import run_idempotent
+from api.idempotency import Fingerprint, run_idempotent
 from api.models import ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
@@ -45,7 +45,7 @@ async def create_transfer(
         state.idempotency,
         principal=principal,
         key=idempotency_key,
-        fingerprint=b"POST /v1/transfers\n" + await request.body(),
+        fingerprint=Fingerprint.of("POST /v1/transfers", body, await request.body()),
         work=work,
     )
 

@@ -13,8 +13,8 @@ here, so what is measured is what is deployed.
   again and again: over one start and a 20-second run of the cross-shard benchmark, with
   the start-up heap frozen, the API's collector ran 1,977 times at the default threshold
   for 3.7 s in all (the longest pause 101 ms, a full collection); at 50,000, 3 times for
-  87 ms. A pause that stops the loop while a posting
-  batch holds its account locks stops every batch waiting for those locks too.
+  87 ms. A pause that stops the loop while a posting batch holds its account locks stops
+  every batch waiting for those locks too.
 """
 
 import asyncio

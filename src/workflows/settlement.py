@@ -23,9 +23,11 @@ say, a shard is down; the next worker resumes it.
 
 The workflow runs outside the SDK's sandbox (`sandboxed=False`). The sandbox loads the
 workflow's module anew for every workflow and proxies what it touches; at one saga per
-batch that was about a quarter of the worker's CPU. What the sandbox would catch at run
-time, CI catches before: the workflow calls nothing but `workflow.*` and its own
-activities, keeps no module state, and tests/replay replays recorded histories with it.
+batch that was a fifth to a quarter of the worker's CPU. What the sandbox would refuse at
+run time (a clock, I/O, module state) review has to refuse instead: the workflow calls
+nothing but `workflow.*` and its own activities and keeps no module state, and
+tests/replay replays recorded histories against it, so a change that takes other steps
+for them fails CI.
 """
 
 import asyncio

@@ -192,10 +192,10 @@ class CpuSplit:
             spent = seconds - self._before.get(pid, (group, 0.0))[1]
             used[group] = used.get(group, 0.0) + max(spent, 0.0)
         parts = [f"{g} {v / elapsed:.0%}" for g, v in sorted(used.items(), key=lambda i: -i[1])]
-        total = sum(used.values()) / elapsed
+        spent = sum(used.values())
+        total = spent / elapsed
         per_transfer = (
-            f", {sum(used.values()) / transfers * 1000:.2f} ms of CPU per transfer"
-            " (set-up included)"
+            f", {spent / transfers * 1000:.2f} ms of CPU per transfer (set-up included)"
             if transfers
             else ""
         )

@@ -108,12 +108,22 @@ async def saga_count(client: Client, transfer_id: str, *, timeout_s: float = 10)
         await asyncio.sleep(0.1)
 
 
-async def tenant_of(cluster: ShardCluster, secret: str) -> str:
-    """The tenant an API key acts for."""
+async def _key_of(cluster: ShardCluster, secret: str) -> tuple[str, str]:
+    """(key id, tenant) of a live API key."""
     async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
         found = await find_api_key(conn, secret)
     assert found is not None
-    return found[1]
+    return found
+
+
+async def tenant_of(cluster: ShardCluster, secret: str) -> str:
+    """The tenant an API key acts for."""
+    return (await _key_of(cluster, secret))[1]
+
+
+async def api_key_id_of(cluster: ShardCluster, secret: str) -> str:
+    """The id of an API key (keys are stored hashed in the catalog)."""
+    return (await _key_of(cluster, secret))[0]
 
 
 async def reserve_only(

@@ -9,10 +9,9 @@ import pytest
 from ulid import ULID
 
 from ledger.posting import Movement
-from shards.api_keys import find_api_key
 from shards.cluster import ShardCluster
 from shards.posting import PostingRequest, post_batch
-from tests.integration.cross_shard import tenant_of
+from tests.integration.cross_shard import api_key_id_of, tenant_of
 from tests.integration.helpers import accounts_by_shard, balance, create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -151,7 +150,7 @@ async def test_a_retry_spelling_the_same_json_differently_replays(
         "/v1/transfers", content=first_body, headers={**headers, "Idempotency-Key": legacy_key}
     )
     assert legacy.status_code == 201
-    api_key_id = await _api_key_id(cluster, api)
+    api_key_id = await api_key_id_of(cluster, api.headers["Authorization"].removeprefix("Bearer "))
     raw_hash = hashlib.sha256(b"POST /v1/transfers\n" + first_body.encode()).hexdigest()
     shard = cluster.shard_of(f"{api_key_id}:{legacy_key}")
     async with shard.pool.acquire() as conn:
@@ -170,15 +169,6 @@ async def test_a_retry_spelling_the_same_json_differently_replays(
     assert replayed.headers["Idempotent-Replayed"] == "true"
     assert replayed.json() == legacy.json()
     assert (await balance(api, source["id"]))["available"] == 400
-
-
-async def _api_key_id(cluster: ShardCluster, api: httpx.AsyncClient) -> str:
-    """The id of the API key `api` sends (keys are stored hashed on shard 0)."""
-    secret = api.headers["Authorization"].removeprefix("Bearer ")
-    async with cluster.shards[0].pool.acquire() as conn:
-        found = await find_api_key(conn, secret)
-    assert found is not None
-    return found[0]
 
 
 async def test_a_transfer_is_found_on_the_shard_its_id_names(

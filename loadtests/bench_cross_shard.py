@@ -30,7 +30,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -114,6 +114,16 @@ async def run_baseline(address: str, *, transfers: int, concurrency: int) -> flo
         await asyncio.gather(*(starter() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return transfers / elapsed
+
+
+async def count_sagas(address: str, *, since: datetime) -> int:
+    """Settlement workflows started since `since` (funding the accounts starts none)."""
+    client = await Client.connect(address)
+    stamp = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    counted = await client.count_workflows(
+        f"WorkflowType = 'SettleCrossShardBatch' AND StartTime >= '{stamp}'"
+    )
+    return counted.count
 
 
 def _check_loopback(url_or_address: str) -> None:
@@ -226,6 +236,12 @@ async def main() -> None:
         args.api_key = args.api_key or stack["api_key"]
         args.temporal_address = args.temporal_address or stack["temporal_address"]
         roles = {pid: role for role, pid in stack["pids"].items()}
+        config = stack["config"]
+        print(
+            f"stack: {len(config['shard_dsns'])} shards, sagas of at most "
+            f"{config['batch_size_max']} transfers, {config['in_flight_max']} in flight per "
+            f"source shard, {config['sync_wait_s']} s wait in the request"
+        )
     if not args.url or not args.api_key:
         parser.error("give --stack-file, or --url and --api-key")
     _check_loopback(args.url)
@@ -239,13 +255,21 @@ async def main() -> None:
         accounts_per_shard=args.accounts_per_shard,
     )
     cpu = CpuSplit({pid: f"{role} process" for pid, role in roles.items()})
+    load_started = datetime.now(UTC)
     cpu.start()
     result = await run_bench(options)
     cpu_used = cpu.report(result.ok)
     rate = _report(result, await drain_s(args.url, args.api_key))
     print(f"CPU during the load (% of one core): {cpu_used}")
-    if args.temporal_address and not args.no_baseline:
+    if args.temporal_address:
         _check_loopback(args.temporal_address)
+        sagas = await count_sagas(args.temporal_address, since=load_started)
+        if sagas:
+            print(
+                f"sagas: {sagas:,} workflows settled them, {result.ok / sagas:.1f} transfers "
+                "per workflow on average"
+            )
+    if args.temporal_address and not args.no_baseline:
         baseline = await run_baseline(
             args.temporal_address,
             transfers=args.baseline_transfers,

@@ -2,11 +2,16 @@
 
     python loadtests/bench_stack.py --data-dir /tmp/ledgerflow-bench
 
-starts 4 embedded PostgreSQL shards (durable: fsync on), the Temporal dev server (SQLite
-with WAL and synchronous=normal, as `ledgerflow dev` runs it), then the settlement worker
-and the API in two child processes, so they do not share one interpreter lock. It prints
-the API URL, an API key and the Temporal address for `bench_cross_shard.py`, and stops
-everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
+starts 2 embedded PostgreSQL shards (durable: fsync on; `--shards N`), the Temporal dev
+server (SQLite with WAL and synchronous=normal, as `ledgerflow dev` runs it), then the
+settlement worker and the API in two child processes, so they do not share one interpreter
+lock. It prints the API URL, an API key and the Temporal address for `bench_cross_shard.py`,
+and stops everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
+
+Two shards by default: one per core of the 2-core machine the README's figures come from.
+Every shard is a PostgreSQL server with its own commits and its own batches, so on one
+machine more shards than cores cost CPU per transfer and add no capacity: `--shards 4` (the
+dev stack's count) settles about a quarter fewer cross-shard transfers per second there.
 """
 
 import argparse
@@ -152,7 +157,7 @@ def main() -> None:
     """Start the stack, print where it is, and run until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--batch-window-ms", type=int, default=5)
     parser.add_argument("--batch-size-max", type=int, default=60)
     parser.add_argument("--in-flight-max", type=int, default=1)

@@ -20,6 +20,10 @@
    writes), PostgreSQL, Temporal, this load generator, and the rest of the machine, and
    the machine's CPU time per transfer answered (the accounts' set-up included).
    `--stack-file` also supplies the URL, API key and Temporal address.
+4. With `--temporal-address`, prints how many saga workflows settled the load. With
+   `--stack-file`, then reconciles every shard as `ledgerflow verify` does (each shard
+   balanced, the clearing accounts matching the money in flight) and exits 1 if the books
+   do not balance.
 
 Targets loopback only: the URL and the Temporal address must be on 127.0.0.1.
 """
@@ -43,6 +47,8 @@ from ulid import ULID
 
 from ledgerflow.bench import BenchOptions, BenchResult, run_bench
 from ledgerflow.temporal import exit_without_finalizing
+from shards.cluster import ShardCluster
+from shards.reconcile import reconcile
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -114,6 +120,30 @@ async def run_baseline(address: str, *, transfers: int, concurrency: int) -> flo
         await asyncio.gather(*(starter() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return transfers / elapsed
+
+
+async def check_books(shard_dsns: list[str]) -> bool:
+    """Reconcile every shard (what `ledgerflow verify` does); print and return the verdict."""
+    cluster = await ShardCluster.connect(shard_dsns, pool_size_max=2)
+    try:
+        report = await reconcile(cluster)
+    finally:
+        await cluster.close()
+    for problem in report.problems:
+        print(f"books: {problem}")
+    open_money = {"reserved": report.in_flight, "credited": report.credited_unposted}
+    in_flight = [
+        f"{amount:,} {currency} {what}"
+        for what, amounts in open_money.items()
+        for currency, amount in amounts.items()
+        if amount
+    ]
+    print(
+        f"books: {'balanced' if report.ok else 'NOT BALANCED'}; {report.accounts_checked:,} "
+        f"accounts and {report.entries_checked:,} entries on {len(shard_dsns)} shards; in "
+        f"flight: {', '.join(in_flight) or 'nothing'}"
+    )
+    return report.ok
 
 
 async def count_sagas(address: str, *, since: datetime) -> int:
@@ -269,6 +299,7 @@ async def main() -> None:
                 f"sagas: {sagas:,} workflows settled them, {result.ok / sagas:.1f} transfers "
                 "per workflow on average"
             )
+    balanced = await check_books(stack["config"]["shard_dsns"]) if args.stack_file else True
     if args.temporal_address and not args.no_baseline:
         baseline = await run_baseline(
             args.temporal_address,
@@ -277,6 +308,8 @@ async def main() -> None:
         )
         print(f"one workflow per transfer: {baseline:,.1f} transfers/s")
         print(f"batched sagas (settled) / one workflow per transfer: {rate / baseline:,.1f}x")
+    if not balanced:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

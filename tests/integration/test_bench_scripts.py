@@ -15,8 +15,8 @@ STACK_READY_S = 120
 def test_the_cross_shard_benchmark_runs_and_finds_the_books_balanced(tmp_path: Path) -> None:
     """A few seconds of load from 16 clients on a fresh two-shard stack, with a small
     one-workflow-per-transfer baseline: the script exits 0 (it exits 1 when reconciliation
-    finds a problem), every transfer it reports was settled by a saga, and nothing is left
-    in flight."""
+    finds a problem), reports at least one and at most one saga per transfer, and finds
+    nothing left in flight once the sagas caught up."""
     data_dir = tmp_path / "bench"
     stack_file = data_dir / "bench-stack.json"
     data_dir.mkdir()

@@ -1,9 +1,10 @@
 """The FastAPI application: routers, error handlers, middleware and the lifespan."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import FastAPI
 
@@ -19,9 +20,18 @@ from api.transfer_service import Settlement, TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
 from shards.idempotency import IdempotencyStore
+from workflows.dispatch import SettlementObserver
 
-SettlementFactory = Callable[[ShardCluster], AbstractAsyncContextManager[Settlement]]
-"""Opens the cross-shard settlement (a Temporal client and batcher) for the app's life."""
+
+class SettlementFactory(Protocol):
+    """Opens the cross-shard settlement (a Temporal client and batcher) for the app's life;
+    `functools.partial(workflows.dispatch.open_settlement, ...)` is one."""
+
+    def __call__(
+        self, cluster: ShardCluster, *, observer: SettlementObserver | None = None
+    ) -> AbstractAsyncContextManager[Settlement]:
+        """The settlement over `cluster`, reporting to `observer`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,7 @@ def create_app(config: ApiConfig) -> FastAPI:
                 app.state.ledgerflow = _state(cluster, committer, idempotency, None, config)
                 yield
             else:
-                async with config.settlement(cluster) as settlement:
+                async with config.settlement(cluster, observer=metrics) as settlement:
                     app.state.ledgerflow = _state(
                         cluster, committer, idempotency, settlement, config
                     )

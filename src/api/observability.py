@@ -20,6 +20,7 @@ from api.errors import error_body
 from ledger.errors import ErrorCode
 from ledger.limits import REQUEST_BODY_BYTES_MAX
 from shards.cluster import ShardCluster
+from workflows.dispatch import DeferredBecause
 
 log = structlog.get_logger("ledgerflow.api")
 
@@ -69,6 +70,26 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=self.registry,
         )
+        self.saga_batch_size = Histogram(
+            "ledgerflow_saga_batch_size",
+            "Cross-shard transfers per saga workflow this process started, by source shard",
+            ["source_shard"],
+            buckets=(1, 2, 4, 8, 16, 32, 48, 60),
+            registry=self.registry,
+        )
+        self.saga_seconds = Histogram(
+            "ledgerflow_saga_seconds",
+            "From a batch closing to its saga's result, for sagas this process started",
+            ["source_shard"],
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.saga_handovers_deferred = Counter(
+            "ledgerflow_saga_handovers_deferred",
+            "Reserved cross-shard transfers left to the outbox sweeper, by cause",
+            ["because"],
+            registry=self.registry,
+        )
         self.loop_lag_seconds = Histogram(
             "ledgerflow_event_loop_lag_seconds",
             "How late the event loop ran a timer: time a ready callback waits for the loop",
@@ -94,6 +115,18 @@ class Metrics:
         """Record one batch of idempotency-record statements."""
         del seconds  # the request latency histogram already covers it
         self.idempotency_batch_size.labels(str(shard)).observe(size)
+
+    def saga_started(self, source_shard: int, transfers: int) -> None:
+        """Record one saga started (`workflows.dispatch.SettlementObserver`)."""
+        self.saga_batch_size.labels(str(source_shard)).observe(transfers)
+
+    def saga_finished(self, source_shard: int, seconds: float) -> None:
+        """Record one saga whose result the dispatcher read."""
+        self.saga_seconds.labels(str(source_shard)).observe(seconds)
+
+    def handover_deferred(self, because: DeferredBecause, transfers: int) -> None:
+        """Record transfers the dispatcher could not hand over (the sweeper will)."""
+        self.saga_handovers_deferred.labels(because).inc(transfers)
 
     def watch_pools(self, cluster: ShardCluster) -> None:
         """Export pool usage per shard, read at scrape time."""

@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal, Protocol
 
 import asyncpg
 import structlog
@@ -59,6 +61,27 @@ _SHARD_ERRORS = (*SHARD_FAILURES, asyncpg.PostgresError)
 _TEMPORAL_ERRORS = (RPCError, RuntimeError, TimeoutError)
 
 
+DeferredBecause = Literal["shard", "temporal"]
+"""Why a hand-over was left to the sweeper: the source shard failed while claiming the
+batch, or Temporal did not take its start."""
+
+
+class SettlementObserver(Protocol):
+    """What the dispatcher reports, for metrics (implemented by `api.observability`)."""
+
+    def saga_started(self, source_shard: int, transfers: int) -> None:
+        """A saga workflow was started for `transfers` claimed transfers."""
+        ...
+
+    def saga_finished(self, source_shard: int, seconds: float) -> None:
+        """A saga started here completed `seconds` after its batch closed."""
+        ...
+
+    def handover_deferred(self, because: DeferredBecause, transfers: int) -> None:
+        """`transfers` reserved transfers were left to the sweeper."""
+        ...
+
+
 @dataclass(eq=False, slots=True)
 class _Batch:
     """Transfers gathering for one saga; `dispatched` maps each to the workflow settling it
@@ -88,6 +111,7 @@ class SettlementDispatcher:
         batch_window_ms: int,
         batch_size_max: int,
         in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
+        observer: SettlementObserver | None = None,
     ) -> None:
         assert 0 <= batch_window_ms <= limits.SAGA_BATCH_WINDOW_MS_MAX
         assert 0 < batch_size_max <= limits.SAGA_BATCH_SIZE_MAX
@@ -98,6 +122,7 @@ class SettlementDispatcher:
         self._window_s = batch_window_ms / 1000
         self._batch_size_max = batch_size_max
         self._in_flight_max = in_flight_max
+        self._observer = observer
         self._sources: dict[BatchKey, _Source] = defaultdict(_Source)
         self._completions: dict[str, asyncio.Task[SettlementOutcome | None]] = {}
         self._undispatched: set[_Batch] = set()
@@ -170,13 +195,15 @@ class SettlementDispatcher:
     async def _settle(self, key: BatchKey, batch: _Batch) -> None:
         """Claim and start one batch, then hold its in-flight slot until the saga is done."""
         source = self._sources[key]
+        closed_at = asyncio.get_running_loop().time()
         try:
             settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
             batch.dispatched.set_result(settled_by)
             if started is not None:
-                await asyncio.wait_for(
-                    asyncio.shield(self._completion(started)), limits.SAGA_IN_FLIGHT_WAIT_S
-                )
+                completion = self._completion(started)
+                if self._observer is not None:
+                    completion.add_done_callback(partial(self._finished, key[0], closed_at))
+                await asyncio.wait_for(asyncio.shield(completion), limits.SAGA_IN_FLIGHT_WAIT_S)
         except TimeoutError:
             pass  # the saga is slow (a worker or shard is down); stop counting it
         finally:
@@ -202,6 +229,7 @@ class SettlementDispatcher:
                 settled_by = await outbox.recorded_workflows(conn, others) if others else {}
         except _SHARD_ERRORS as error:
             log.warning("hand-over deferred to the sweeper", shard=shard, error=str(error))
+            self._deferred("shard", len(transfer_ids))
             return {}, None
         if workflow_id is None:
             return settled_by, None
@@ -216,9 +244,26 @@ class SettlementDispatcher:
                 workflow_id=workflow_id,
                 error=str(error),
             )
+            self._deferred("temporal", len(claimed))
             return settled_by, None
+        if self._observer is not None:
+            self._observer.saga_started(shard, len(claimed))
         settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
         return settled_by, workflow_id
+
+    def _deferred(self, because: DeferredBecause, transfers: int) -> None:
+        if self._observer is not None:
+            self._observer.handover_deferred(because, transfers)
+
+    def _finished(
+        self, shard: int, closed_at: float, completion: asyncio.Task[SettlementOutcome | None]
+    ) -> None:
+        """Report a saga whose result this process read (within `SAGA_SYNC_WAIT_S_MAX`)."""
+        if completion.cancelled() or completion.exception() is not None:
+            return
+        if completion.result() is not None and self._observer is not None:
+            elapsed = asyncio.get_running_loop().time() - closed_at
+            self._observer.saga_finished(shard, elapsed)
 
     def _completion(self, workflow_id: str) -> asyncio.Task[SettlementOutcome | None]:
         """One shared wait for a workflow's result, however many callers wait on it."""
@@ -266,6 +311,7 @@ async def open_settlement(
     batch_window_ms: int,
     batch_size_max: int,
     in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
+    observer: SettlementObserver | None = None,
 ) -> AsyncIterator[SettlementDispatcher]:
     """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
 
@@ -284,6 +330,7 @@ async def open_settlement(
         batch_window_ms=batch_window_ms,
         batch_size_max=batch_size_max,
         in_flight_max=in_flight_max,
+        observer=observer,
     )
     try:
         yield dispatcher

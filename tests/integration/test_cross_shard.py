@@ -78,6 +78,37 @@ async def test_transfer_across_shards_posts_through_one_saga(
     assert body["id"] in attributes["LedgerflowTransferIds"]
 
 
+def _sample(metrics: str, name: str, labels: str) -> float:
+    """The value of one sample in a Prometheus text page, 0 when absent."""
+    prefix = f"{name}{{{labels}}} "
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+async def test_sagas_the_api_starts_show_in_its_metrics(api: httpx.AsyncClient) -> None:
+    """/metrics counts the sagas this API process started per source shard, with their
+    sizes and how long they took to settle."""
+    pair = await open_cross_pair(api)
+    await fund(api, pair, 1_000)
+    labels = f'source_shard="{pair.source["shard"]}"'
+    before = (await api.get("/metrics")).text
+
+    assert (await transfer(api, pair.source["id"], pair.target["id"], 300)).status_code == 201
+
+    after = (await api.get("/metrics")).text
+    for name in ("ledgerflow_saga_batch_size_count", "ledgerflow_saga_seconds_count"):
+        assert _sample(after, name, labels) >= _sample(before, name, labels) + 1, name
+    assert (
+        _sample(after, "ledgerflow_saga_batch_size_sum", labels)
+        >= _sample(before, "ledgerflow_saga_batch_size_sum", labels) + 1
+    )
+    assert _sample(after, "ledgerflow_saga_seconds_sum", labels) > _sample(
+        before, "ledgerflow_saga_seconds_sum", labels
+    )
+
+
 async def test_insufficient_funds_is_402_and_nothing_moves(api: httpx.AsyncClient) -> None:
     """The reserve refuses synchronously: 402, no hold, nothing credited, no saga."""
     pair = await open_cross_pair(api)

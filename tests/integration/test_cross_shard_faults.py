@@ -9,6 +9,7 @@ queue of their own, served by an API of their own.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -36,7 +37,7 @@ from tests.integration.cross_shard import (
 )
 from tests.integration.helpers import balance, run_ledgerflow, transfer
 from workflows.activities import SettlementActivities
-from workflows.dispatch import open_settlement
+from workflows.dispatch import DeferredBecause, open_settlement
 from workflows.models import CreditFundsInput, CreditOutcome, FinishHoldsInput
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from workflows.stuck import find_stuck_transfers
@@ -167,6 +168,25 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     assert await saga_count(client, reserved.transfer_id) == 1
 
 
+@dataclass
+class _Observed:
+    """What a dispatcher reported (`workflows.dispatch.SettlementObserver`)."""
+
+    started: list[tuple[int, int]] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+    deferred: list[tuple[str, int]] = field(default_factory=list)
+
+    def saga_started(self, source_shard: int, transfers: int) -> None:
+        self.started.append((source_shard, transfers))
+
+    def saga_finished(self, source_shard: int, seconds: float) -> None:
+        assert seconds > 0
+        self.finished.append(source_shard)
+
+    def handover_deferred(self, because: DeferredBecause, transfers: int) -> None:
+        self.deferred.append((because, transfers))
+
+
 async def test_temporal_down_at_hand_over_starts_the_same_workflow_later(
     api: httpx.AsyncClient,
     cluster: ShardCluster,
@@ -181,6 +201,7 @@ async def test_temporal_down_at_hand_over_starts_the_same_workflow_later(
     reserved = await reserve_only(
         cluster, pair, 900, tenant_id=await tenant_of(cluster, tenant_key)
     )
+    observed = _Observed()
     async with open_settlement(
         cluster,
         temporal_address=f"127.0.0.1:{free_port()}",
@@ -188,8 +209,11 @@ async def test_temporal_down_at_hand_over_starts_the_same_workflow_later(
         task_queue=TASK_QUEUE,
         batch_window_ms=0,
         batch_size_max=10,
+        observer=observed,
     ) as unreachable:
         await unreachable.hand_over(reserved, wait_s=1)
+    assert observed.deferred == [("temporal", 1)]
+    assert observed.started == []
 
     claimed = (await api.get(f"/v1/transfers/{reserved.transfer_id}")).json()
     assert claimed["status"] == "processing"
@@ -335,6 +359,7 @@ async def test_sagas_survive_a_temporal_restart(
         tenant = await tenant_of(cluster, tenant_key)
         reserved = [await reserve_only(cluster, pair, 100, tenant_id=tenant) for _ in range(5)]
         queue = f"test-restart-{ULID()}"
+        observed = _Observed()
         async with open_settlement(
             cluster,
             temporal_address=server.address,
@@ -342,8 +367,11 @@ async def test_sagas_survive_a_temporal_restart(
             task_queue=queue,
             batch_window_ms=50,
             batch_size_max=10,
+            observer=observed,
         ) as dispatcher:
             await asyncio.gather(*(dispatcher.hand_over(r, wait_s=0.5) for r in reserved))
+        assert observed.started == [(pair.source["shard"], 5)]
+        assert observed.finished == []  # no worker yet: nothing settled while it waited
         (workflow_id,) = {t["saga"]["workflow_id"] for t in await processing(api, pair)}
 
         await asyncio.to_thread(server.stop)

@@ -7,6 +7,7 @@ so label cardinality stays bounded; no header, key or body is ever logged.
 import asyncio
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import orjson
 import structlog
@@ -30,71 +31,65 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
+        counter = partial(Counter, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        sizes = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+        by_shard = ["shard"]
+        by_source = ["source_shard"]
+        self.requests = counter(
             "ledgerflow_http_requests",
             "HTTP requests by route template, method and status",
             ["route", "method", "status"],
-            registry=self.registry,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = histogram(
             "ledgerflow_http_request_seconds",
             "HTTP request latency by route template",
             ["route", "method"],
-            registry=self.registry,
         )
-        self.transfer_seconds = Histogram(
+        self.transfer_seconds = histogram(
             "ledgerflow_transfer_seconds",
             "Latency of POST /v1/transfers by outcome status",
             ["status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
         )
-        self.batch_size = Histogram(
+        self.batch_size = histogram(
             "ledgerflow_posting_batch_size",
             "Postings per group-commit transaction, by shard",
-            ["shard"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-            registry=self.registry,
+            by_shard,
+            buckets=sizes,
         )
-        self.batch_seconds = Histogram(
+        self.batch_seconds = histogram(
             "ledgerflow_posting_batch_seconds",
             "Duration of a group-commit transaction, by shard",
-            ["shard"],
-            registry=self.registry,
+            by_shard,
         )
-
-        self.idempotency_batch_size = Histogram(
+        self.idempotency_batch_size = histogram(
             "ledgerflow_idempotency_batch_size",
             "Idempotency-record claims, completions and releases per statement batch, by shard",
-            ["shard"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-            registry=self.registry,
+            by_shard,
+            buckets=sizes,
         )
-        self.saga_batch_size = Histogram(
+        self.saga_batch_size = histogram(
             "ledgerflow_saga_batch_size",
             "Cross-shard transfers per saga workflow this process started, by source shard",
-            ["source_shard"],
+            by_source,
             buckets=(1, 2, 4, 8, 16, 32, 48, 60),
-            registry=self.registry,
         )
-        self.saga_seconds = Histogram(
+        self.saga_seconds = histogram(
             "ledgerflow_saga_seconds",
             "From a batch closing to its saga's result, for sagas this process started",
-            ["source_shard"],
+            by_source,
             buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=self.registry,
         )
-        self.saga_handovers_deferred = Counter(
+        self.saga_handovers_deferred = counter(
             "ledgerflow_saga_handovers_deferred",
             "Reserved cross-shard transfers left to the outbox sweeper, by cause",
             ["because"],
-            registry=self.registry,
         )
-        self.loop_lag_seconds = Histogram(
+        self.loop_lag_seconds = histogram(
             "ledgerflow_event_loop_lag_seconds",
             "How late the event loop ran a timer: time a ready callback waits for the loop",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
-            registry=self.registry,
         )
 
     async def probe_loop_lag(self, *, interval_s: float = 0.05) -> None:

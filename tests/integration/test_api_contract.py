@@ -211,9 +211,13 @@ async def test_freeze_and_close(api: httpx.AsyncClient) -> None:
 
 
 async def test_metrics_and_openapi(api: httpx.AsyncClient) -> None:
-    """/metrics exposes requests by route, transfer latency, pool usage and event-loop lag;
-    /openapi.json is the contract."""
+    """/metrics exposes requests by route, transfer latency, idempotency batches, pool usage
+    and event-loop lag; /openapi.json is the contract."""
     await create_account(api)
+    keyed = await api.post(
+        "/v1/accounts", json={"currency": "USD"}, headers={"Idempotency-Key": f"m-{ULID()}"}
+    )
+    assert keyed.status_code == 201, keyed.text
     await asyncio.sleep(0.2)  # the lag probe samples every 50 ms
     text = (await api.get("/metrics")).text
     assert 'ledgerflow_http_requests_total{method="POST",route="/v1/accounts",status="201"}' in text

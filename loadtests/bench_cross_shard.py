@@ -131,17 +131,10 @@ async def check_books(shard_dsns: list[str]) -> bool:
         await cluster.close()
     for problem in report.problems:
         print(f"books: {problem}")
-    open_money = {"reserved": report.in_flight, "credited": report.credited_unposted}
-    in_flight = [
-        f"{amount:,} {currency} {what}"
-        for what, amounts in open_money.items()
-        for currency, amount in amounts.items()
-        if amount
-    ]
     print(
         f"books: {'balanced' if report.ok else 'NOT BALANCED'}; {report.accounts_checked:,} "
         f"accounts and {report.entries_checked:,} entries on {len(shard_dsns)} shards; in "
-        f"flight: {', '.join(in_flight) or 'nothing'}"
+        f"flight: {report.in_flight_summary()}"
     )
     return report.ok
 
@@ -299,7 +292,7 @@ async def main() -> None:
                 f"sagas: {sagas:,} workflows settled them, {result.ok / sagas:.1f} transfers "
                 "per workflow on average"
             )
-    balanced = await check_books(stack["config"]["shard_dsns"]) if args.stack_file else True
+    balanced = await check_books(config["shard_dsns"]) if args.stack_file else True
     if args.temporal_address and not args.no_baseline:
         baseline = await run_baseline(
             args.temporal_address,

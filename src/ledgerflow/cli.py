@@ -153,12 +153,9 @@ def verify(data_dir: DataDir = None) -> None:
             await cluster.close()
         for problem in report.problems:
             errors.print(f"[red]✗[/red] {escape(problem)}")
-        reserved = ", ".join(format_minor(v, c) for c, v in report.in_flight.items() if v)
-        credited = ", ".join(format_minor(v, c) for c, v in report.credited_unposted.items() if v)
         console.print(
             f"checked {report.accounts_checked} accounts and {report.entries_checked} entries "
-            f"on {len(cluster.shards)} shards; in flight: reserved {reserved or 'nothing'}, "
-            f"credited and not yet posted {credited or 'nothing'}"
+            f"on {len(cluster.shards)} shards; in flight: {report.in_flight_summary()}"
         )
         return report.ok
 

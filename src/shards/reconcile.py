@@ -26,6 +26,7 @@ import asyncpg
 
 from ledger.accounts import NormalBalance, balance_of
 from ledger.ids import CLEARING_PREFIX
+from ledger.money import format_minor
 from shards.cluster import ShardCluster
 
 
@@ -45,6 +46,14 @@ class Report:
     def ok(self) -> bool:
         """Whether the books balance."""
         return not self.problems
+
+    def in_flight_summary(self) -> str:
+        """The money sagas had in flight, as `ledgerflow verify` prints it."""
+        reserved = ", ".join(format_minor(v, c) for c, v in self.in_flight.items() if v)
+        credited = ", ".join(format_minor(v, c) for c, v in self.credited_unposted.items() if v)
+        return (
+            f"reserved {reserved or 'nothing'}, credited and not yet posted {credited or 'nothing'}"
+        )
 
 
 _ZERO_SUM = """

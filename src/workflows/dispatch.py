@@ -82,6 +82,19 @@ class SettlementObserver(Protocol):
         ...
 
 
+class _Unobserved:
+    """The observer of a dispatcher given none: it drops every report."""
+
+    def saga_started(self, source_shard: int, transfers: int) -> None:
+        pass
+
+    def saga_finished(self, source_shard: int, seconds: float) -> None:
+        pass
+
+    def handover_deferred(self, because: DeferredBecause, transfers: int) -> None:
+        pass
+
+
 @dataclass(eq=False, slots=True)
 class _Batch:
     """Transfers gathering for one saga; `dispatched` maps each to the workflow settling it
@@ -122,7 +135,7 @@ class SettlementDispatcher:
         self._window_s = batch_window_ms / 1000
         self._batch_size_max = batch_size_max
         self._in_flight_max = in_flight_max
-        self._observer = observer
+        self._observer: SettlementObserver = observer if observer is not None else _Unobserved()
         self._sources: dict[BatchKey, _Source] = defaultdict(_Source)
         self._completions: dict[str, asyncio.Task[SettlementOutcome | None]] = {}
         self._undispatched: set[_Batch] = set()
@@ -201,8 +214,7 @@ class SettlementDispatcher:
             batch.dispatched.set_result(settled_by)
             if started is not None:
                 completion = self._completion(started)
-                if self._observer is not None:
-                    completion.add_done_callback(partial(self._finished, key[0], closed_at))
+                completion.add_done_callback(partial(self._finished, key[0], closed_at))
                 await asyncio.wait_for(asyncio.shield(completion), limits.SAGA_IN_FLIGHT_WAIT_S)
         except TimeoutError:
             pass  # the saga is slow (a worker or shard is down); stop counting it
@@ -229,7 +241,7 @@ class SettlementDispatcher:
                 settled_by = await outbox.recorded_workflows(conn, others) if others else {}
         except _SHARD_ERRORS as error:
             log.warning("hand-over deferred to the sweeper", shard=shard, error=str(error))
-            self._deferred("shard", len(transfer_ids))
+            self._observer.handover_deferred("shard", len(transfer_ids))
             return {}, None
         if workflow_id is None:
             return settled_by, None
@@ -244,16 +256,11 @@ class SettlementDispatcher:
                 workflow_id=workflow_id,
                 error=str(error),
             )
-            self._deferred("temporal", len(claimed))
+            self._observer.handover_deferred("temporal", len(claimed))
             return settled_by, None
-        if self._observer is not None:
-            self._observer.saga_started(shard, len(claimed))
+        self._observer.saga_started(shard, len(claimed))
         settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
         return settled_by, workflow_id
-
-    def _deferred(self, because: DeferredBecause, transfers: int) -> None:
-        if self._observer is not None:
-            self._observer.handover_deferred(because, transfers)
 
     def _finished(
         self, shard: int, closed_at: float, completion: asyncio.Task[SettlementOutcome | None]
@@ -261,7 +268,7 @@ class SettlementDispatcher:
         """Report a saga whose result this process read (within `SAGA_SYNC_WAIT_S_MAX`)."""
         if completion.cancelled() or completion.exception() is not None:
             return
-        if completion.result() is not None and self._observer is not None:
+        if completion.result() is not None:
             elapsed = asyncio.get_running_loop().time() - closed_at
             self._observer.saga_finished(shard, elapsed)
 

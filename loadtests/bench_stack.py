@@ -5,8 +5,9 @@
 starts 2 embedded PostgreSQL shards (durable: fsync on; `--shards N`), the Temporal dev
 server (SQLite with WAL and synchronous=normal, as `ledgerflow dev` runs it), then the
 settlement worker and the API in two child processes, so they do not share one interpreter
-lock. It prints the API URL, an API key and the Temporal address for `bench_cross_shard.py`,
-and stops everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
+lock. Once the API answers `/readyz`, it prints the API URL, an API key and the Temporal
+address for `bench_cross_shard.py` (and writes them to DATA_DIR/bench-stack.json), and stops
+everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
 
 Two shards by default: one per core of the 2-core machine the README's figures come from.
 Every shard is a PostgreSQL server with its own commits and its own batches, so on one
@@ -19,6 +20,9 @@ import asyncio
 import json
 import multiprocessing
 import signal
+import time
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -39,6 +43,7 @@ from workflows.worker import run_worker
 
 HOST = "127.0.0.1"
 TASK_QUEUE = "ledgerflow-bench"
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,29 @@ async def new_api_key(dsns: list[str], *, tenant_prefix: str) -> str:
         await cluster.close()
 
 
+def wait_until_serving(url: str, children: list[multiprocessing.Process]) -> None:
+    """Return once the API answers `/readyz` with 200 (every shard reachable), so whoever
+    reads the stack file can send load at once.
+
+    Raises:
+        RuntimeError: a child process exited, or the API was not ready in READY_TIMEOUT_S.
+    """
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        for child in children:
+            if not child.is_alive():
+                raise RuntimeError(f"the {child.name} process exited with code {child.exitcode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API at {url} was not ready within {READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)
+
+
 def main() -> None:
     """Start the stack, print where it is, and run until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -180,22 +208,32 @@ def main() -> None:
             pool_size_max=args.pool_size_max,
         )
         context = multiprocessing.get_context("spawn")
-        children = [context.Process(target=run_child, args=(r, config)) for r in ("worker", "api")]
+        children = [
+            context.Process(target=run_child, args=(r, config), name=r) for r in ("worker", "api")
+        ]
         for child in children:
             child.start()
+        url = f"http://{HOST}:{config.api_port}"
+        wait_until_serving(url, children)
         info = {
-            "url": f"http://{HOST}:{config.api_port}",
+            "url": url,
             "api_key": asyncio.run(new_api_key(dsns, tenant_prefix="bench")),
             "temporal_address": services.temporal.address,
             "pids": {"worker": children[0].pid, "api": children[1].pid},
             "config": asdict(config),
         }
-        (args.data_dir / "bench-stack.json").write_text(json.dumps(info, indent=2))
+        # Written whole and then renamed, so a reader polling for the file never sees half.
+        stack_file = args.data_dir / "bench-stack.json"
+        partial_file = stack_file.with_suffix(".json.partial")
+        partial_file.write_text(json.dumps(info, indent=2))
+        partial_file.replace(stack_file)
         print(json.dumps(info, indent=2), flush=True)
         while True:
             signal.pause()
     except KeyboardInterrupt:
         pass
+    except RuntimeError as error:
+        raise SystemExit(f"bench stack: {error}") from error
     finally:
         for child in children:
             if child.pid is not None and child.is_alive():

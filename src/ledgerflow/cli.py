@@ -193,6 +193,9 @@ def transfers_stuck(
             await cluster.close()
 
     rows = run_async(main())
+    if not rows:
+        console.print(f"✓ no cross-shard transfer has been processing for more than {older_than}")
+        return
     table = Table(title=f"transfers processing for more than {older_than}")
     for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
         table.add_column(column)
@@ -206,8 +209,7 @@ def transfers_stuck(
             row.created_at.isoformat(timespec="seconds"),
         )
     console.print(table)
-    if rows:
-        raise typer.Exit(1)
+    raise typer.Exit(1)
 
 
 @temporal_app.command("register-search-attributes")

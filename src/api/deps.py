@@ -6,6 +6,7 @@ from fastapi import Depends, Header, Query, Request
 
 from api.auth import Principal
 from api.idempotency import KEY_PATTERN, check_key
+from api.models import ID_PATTERN
 from api.state import AppState
 from ledger import limits
 
@@ -42,4 +43,4 @@ StateDep = Annotated[AppState, Depends(_state)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]
 LimitQuery = Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)]
-CursorQuery = Annotated[str | None, Query(min_length=1, max_length=128)]
+CursorQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]

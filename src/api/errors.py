@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.models import ID_PATTERN, TEXT_PATTERN
 from ledger.errors import ErrorCode, LedgerError, error_type
 from shards.cluster import SHARD_FAILURES
 
@@ -77,6 +78,13 @@ def error_response(error: LedgerError) -> JSONResponse:
     )
 
 
+_PATTERN_RULES = {
+    ID_PATTERN: "must be an id: printable ASCII without spaces",
+    TEXT_PATTERN: "must not contain NUL characters",
+}
+"""What a pattern the caller missed means, in words rather than as a regular expression."""
+
+
 def _param_of(loc: tuple[object, ...]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or None
@@ -94,7 +102,8 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
         message, param = "the request body is not valid JSON", None
     else:
         param = _param_of(tuple(first.get("loc", ())))
-        message = f"{param or 'request'}: {first.get('msg', 'invalid value')}"
+        rule = _PATTERN_RULES.get(first.get("ctx", {}).get("pattern", ""))
+        message = f"{param or 'request'}: {rule or first.get('msg', 'invalid value')}"
     code = ErrorCode.INVALID_REQUEST
     if param == "amount":
         code = ErrorCode.AMOUNT_INVALID

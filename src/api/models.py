@@ -10,10 +10,22 @@ from ledger.accounts import AccountStatus, NormalBalance
 from ledger.errors import ErrorCode, ErrorType
 from ledger.money import CURRENCY_EXPONENTS
 
+TEXT_PATTERN = r"^[^\x00]*$"
+"""Free text (metadata): any Unicode but NUL, which PostgreSQL cannot store in text or jsonb.
+(Unpaired surrogates are refused by the JSON parsing already.)"""
+
+ID_PATTERN = r"^[!-~]+$"
+"""An object id, or a cursor naming one: printable ASCII without spaces, as every id is."""
+
 MetadataKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=limits.METADATA_KEY_LENGTH_MAX)
+    str,
+    StringConstraints(
+        min_length=1, max_length=limits.METADATA_KEY_LENGTH_MAX, pattern=TEXT_PATTERN
+    ),
 ]
-MetadataValue = Annotated[str, StringConstraints(max_length=limits.METADATA_VALUE_LENGTH_MAX)]
+MetadataValue = Annotated[
+    str, StringConstraints(max_length=limits.METADATA_VALUE_LENGTH_MAX, pattern=TEXT_PATTERN)
+]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)]
 Currency = Annotated[
     str,
@@ -21,7 +33,7 @@ Currency = Annotated[
     # Documented as the supported set; an unknown code is answered 400 `currency_unknown`.
     Field(json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)}),
 ]
-AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Amount = Annotated[int, Field(gt=0, le=limits.BIGINT_MAX, strict=True)]
 
 
@@ -34,7 +46,7 @@ class AccountCreate(_Request):
 
     currency: Currency
     normal_balance: NormalBalance = NormalBalance.CREDIT
-    allow_overdraft: bool = False
+    allow_overdraft: Annotated[bool, Field(strict=True)] = False
     metadata: Metadata = Field(default_factory=dict)
 
 

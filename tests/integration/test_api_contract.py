@@ -76,6 +76,11 @@ async def test_account_shape_and_lookup(api: httpx.AsyncClient) -> None:
             None,
         ),
         ({"currency": "USD", "surprise": 1}, "invalid_request", "surprise"),
+        # PostgreSQL stores no NUL in text or jsonb: refused up front, not a 500 from the shard.
+        ({"currency": "USD", "metadata": {"k": "a\u0000b"}}, "metadata_invalid", "metadata.k"),
+        ({"currency": "USD", "metadata": {"\u0000": "v"}}, "metadata_invalid", None),
+        ({"currency": "USD", "allow_overdraft": 0}, "invalid_request", "allow_overdraft"),
+        ({"currency": "USD", "allow_overdraft": "true"}, "invalid_request", "allow_overdraft"),
     ],
 )
 async def test_bad_account_requests_are_400(
@@ -100,7 +105,13 @@ async def test_bad_transfers_are_refused_and_move_nothing(api: httpx.AsyncClient
         ({**base, "amount": "100"}, 400, "amount_invalid", "amount"),
         ({**base, "amount": 1, "currency": "ZZZ"}, 400, "currency_unknown", "currency"),
         ({**base, "amount": 1, "credit_account_id": funding["id"]}, 400, "same_account", None),
-    ]
+        ({**base, "amount": 1, "debit_account_id": "acct_\u0000"}, 400, "invalid_request",
+         "debit_account_id"),
+        ({**base, "amount": 1, "credit_account_id": "acct_ x"}, 400, "invalid_request",
+         "credit_account_id"),
+        ({**base, "amount": 1, "metadata": {"note": "\u0000"}}, 400, "metadata_invalid",
+         "metadata.note"),
+    ]  # fmt: skip
     for body, status, code, param in cases:
         response = await api.post("/v1/transfers", json=body)
         assert_error(response, status, code, param)
@@ -177,6 +188,11 @@ async def test_cursor_pagination(api: httpx.AsyncClient) -> None:
     assert back["has_more"] is True
     assert_error(await api.get("/v1/accounts", params={"limit": 0}), 400, "invalid_request")
     assert_error(await api.get("/v1/accounts", params={"limit": 101}), 400, "invalid_request")
+    for path in ("/v1/accounts", "/v1/transfers", f"/v1/accounts/{created[0]}/entries"):
+        for cursor in ("starting_after", "ending_before"):
+            bad = await api.get(path, params={cursor: "acct_\u0000"})
+            assert_error(bad, 400, "invalid_request", cursor)
+            assert "printable ASCII" in bad.json()["error"]["message"]
 
 
 async def test_account_idempotency(api: httpx.AsyncClient) -> None:

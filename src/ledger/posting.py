@@ -11,9 +11,9 @@ state, funds, range.
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ledger.accounts import AccountState, AccountStatus, Layer, Side, balance_of
+from ledger.accounts import AccountState, AccountStatus, Balance, Layer, Side, balance_of
 from ledger.errors import ErrorCode, LedgerError
-from ledger.money import checked_add
+from ledger.money import BIGINT_MAX, checked_add
 
 
 class Movement(StrEnum):
@@ -182,11 +182,21 @@ def apply_movement(
         totals[key] = checked_add(totals[key], line.amount)
         assert totals[key] >= 0, f"{movement} takes {key} below zero; the hold is missing"
 
+    after = {a: _balance_after(account, totals) for a, account in accounts.items()}
     if movement in _CHECKS_FUNDS:
         # Either side may lose available money: a debit takes from a credit-normal account,
         # a credit from a debit-normal one.
-        _check_funds(debit, totals)
-        _check_funds(credit, totals)
+        _check_funds(debit, after[debit.id])
+        _check_funds(credit, after[credit.id])
+    for balance in after.values():
+        # Every total fits a bigint, and so does `posted`, their difference; `available`
+        # subtracts the holds as well, so an overdrawn account holding more can leave it.
+        if not -BIGINT_MAX <= balance.available <= BIGINT_MAX:
+            raise LedgerError(
+                ErrorCode.AMOUNT_OVERFLOW,
+                "the resulting balance would exceed the bigint range",
+                "amount",
+            )
 
     entries: list[Entry] = []
     for line in lines:
@@ -210,17 +220,20 @@ def apply_movement(
     return entries
 
 
-def _check_funds(account: AccountState, totals: dict[tuple[str, Layer, Side], int]) -> None:
-    """Refuse a movement that would take a no-overdraft account below zero available."""
-    if account.allow_overdraft:
-        return
-    after = balance_of(
+def _balance_after(account: AccountState, totals: dict[tuple[str, Layer, Side], int]) -> Balance:
+    return balance_of(
         account.normal_balance,
         debits_posted=totals[(account.id, Layer.POSTED, Side.DEBIT)],
         credits_posted=totals[(account.id, Layer.POSTED, Side.CREDIT)],
         debits_pending=totals[(account.id, Layer.PENDING, Side.DEBIT)],
         credits_pending=totals[(account.id, Layer.PENDING, Side.CREDIT)],
     )
+
+
+def _check_funds(account: AccountState, after: Balance) -> None:
+    """Refuse a movement that would take a no-overdraft account below zero available."""
+    if account.allow_overdraft:
+        return
     if after.available < 0 and after.available < account.balance.available:
         raise LedgerError(
             ErrorCode.INSUFFICIENT_FUNDS,

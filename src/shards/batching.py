@@ -77,50 +77,86 @@ class ShardBatcher(Generic[Item, Result]):
 
     async def _drain(self, shard: int) -> None:
         queue = self._queues[shard]
-        loop = asyncio.get_running_loop()
         try:
             while queue:
                 count = min(len(queue), self._batch_size_max)
-                batch = [queue.popleft() for _ in range(count)]
-                started = loop.time()
-                try:
-                    async with self._cluster.shards[shard].pool.acquire() as conn:
-                        results = await self._run(conn, shard, [item for item, _ in batch])
-                except SHARD_FAILURES as error:
-                    log.warning(
-                        f"{self._what} batch failed", shard=shard, size=count, error=str(error)
-                    )
-                    _fail_all(
-                        batch,
-                        LedgerError(ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}"),
-                    )
-                    continue
-                except Exception as error:
-                    # A bug, not the shard: its callers get the error (a 500), and the
-                    # queue keeps draining rather than leaving everyone behind them waiting.
-                    log.exception(f"{self._what} batch raised", shard=shard, size=count)
-                    _fail_all(batch, error)
-                    continue
-                except BaseException:
-                    for _, future in batch:
-                        future.cancel()
-                    raise
-                if self._observer is not None:
-                    self._observer(shard, count, loop.time() - started)
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, LedgerError):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                await self._run_batch(shard, [queue.popleft() for _ in range(count)])
         finally:
             self._flushers[shard] -= 1
+
+    async def _run_batch(
+        self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
+    ) -> None:
+        """Run one batch and hand each caller its result.
+
+        A batch that raises wrote nothing (a posting batch is one transaction, an idempotency
+        batch writes nothing that cannot be run again), so when it raises something other
+        than a shard failure, that is most likely one item the runner cannot take: each item
+        then runs on its own, and only the item that raises again fails, with a 500.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with self._cluster.shards[shard].pool.acquire() as conn:
+                results = await self._run(conn, shard, [item for item, _ in batch])
+        except SHARD_FAILURES as error:
+            log.warning(
+                f"{self._what} batch failed", shard=shard, size=len(batch), error=str(error)
+            )
+            _fail_all(
+                batch, LedgerError(ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}")
+            )
+            return
+        except Exception as error:
+            if len(batch) > 1:
+                log.warning(
+                    f"{self._what} batch raised; running its items one by one",
+                    shard=shard,
+                    size=len(batch),
+                    error=repr(error),
+                )
+                await self._run_one_by_one(shard, batch)
+                return
+            # A bug, not the shard: the caller gets the error (a 500), and the queue keeps
+            # draining rather than leaving everyone behind it waiting.
+            log.exception(f"{self._what} item raised", shard=shard)
+            _fail_all(batch, error)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        if self._observer is not None:
+            self._observer(shard, len(batch), loop.time() - started)
+        _hand_out(batch, results)
+
+    async def _run_one_by_one(
+        self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
+    ) -> None:
+        try:
+            for one in batch:
+                await self._run_batch(shard, [one])
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
 
     async def close(self) -> None:
         """Wait for queued batches to finish."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _hand_out(
+    batch: Sequence[tuple[object, asyncio.Future[Result]]], results: Sequence[Result]
+) -> None:
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, LedgerError):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def _fail_all(batch: Sequence[tuple[object, asyncio.Future[Any]]], error: BaseException) -> None:

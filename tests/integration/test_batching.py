@@ -54,3 +54,27 @@ async def test_a_batch_that_raises_fails_its_callers_and_the_queue_drains_on(
     assert results[2] == "B"
     assert seen[-1] == ["a", "no", "b"], "concurrent submits share one batch"
     await batcher.close()
+
+
+async def test_an_item_that_breaks_its_batch_fails_alone(cluster: ShardCluster) -> None:
+    """When a batch raises (not a shard failure), its items run again one by one: the item
+    that raises again fails its caller, and the others in that batch get their results."""
+    seen: list[list[str]] = []
+
+    async def run(_: asyncpg.Connection, __: int, items: Sequence[str]) -> list[object]:
+        seen.append(list(items))
+        if "poison" in items:
+            raise ValueError("a bug in the runner")
+        return [item.upper() for item in items]
+
+    batcher: ShardBatcher[str, object] = ShardBatcher(
+        cluster, run, what="test", batch_size_max=8, flushers_per_shard=1
+    )
+    results = await asyncio.gather(
+        *(batcher.submit(1, item) for item in ["a", "poison", "b"]), return_exceptions=True
+    )
+    assert results[0] == "A"
+    assert isinstance(results[1], ValueError)
+    assert results[2] == "B"
+    assert seen == [["a", "poison", "b"], ["a"], ["poison"], ["b"]]
+    await batcher.close()

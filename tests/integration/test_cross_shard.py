@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
-from ledger.limits import SAGA_BATCH_SIZE_MAX
+from ledger.limits import BIGINT_MAX, SAGA_BATCH_SIZE_MAX
 from shards.cluster import ShardCluster
 from tests.conftest import TASK_QUEUE
 from tests.integration.cross_shard import (
@@ -119,6 +119,27 @@ async def test_insufficient_funds_is_402_and_nothing_moves(api: httpx.AsyncClien
     assert (await balance(api, pair.source["id"]))["available"] == 100
     assert (await balance(api, pair.source["id"]))["held"] == 0
     assert (await balance(api, pair.target["id"]))["posted"] == 0
+
+
+async def test_a_hold_past_the_bigint_range_is_400_and_nothing_moves(
+    api: httpx.AsyncClient,
+) -> None:
+    """An overdrawn account whose available balance a hold would take past the bigint range:
+    the reserve refuses with 400 `amount_overflow` (once a 500 from the shard), nothing is
+    held and no saga starts."""
+    pair = await open_cross_pair(api)
+    bank = pair.funding["id"]
+    overdrawn = await transfer(api, bank, pair.source["id"], BIGINT_MAX - 1)
+    assert overdrawn.status_code == 201, overdrawn.text
+    before = await balance(api, bank)
+    response = await transfer(api, bank, pair.target["id"], 2)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "amount_overflow"
+    assert response.json()["error"]["param"] == "amount"
+    assert await balance(api, bank) == before
+    assert (await balance(api, pair.target["id"]))["posted"] == 0
+    listed = (await api.get("/v1/transfers")).json()["data"]
+    assert [t["id"] for t in listed] == [overdrawn.json()["id"]]
 
 
 @pytest.mark.parametrize("refusal", ["missing", "currency", "frozen", "closed"])

@@ -128,6 +128,26 @@ def test_overflow_is_refused() -> None:
     assert refused.value.code is ErrorCode.AMOUNT_OVERFLOW
 
 
+def test_a_hold_that_would_take_available_past_the_range_is_refused() -> None:
+    """Every total fits a bigint, but an overdrawn account's available balance subtracts its
+    holds too: a reserve that would take it past the range is refused and changes nothing."""
+    bank, alice, clearing = account("bank", overdraft=True), account("alice"), account("clr")
+    apply_movement(
+        Movement.TRANSFER, debit=bank, credit=alice, amount=BIGINT_MAX - 1, currency="USD"
+    )
+    before = (account("bank", overdraft=True), account("clr"))
+    before[0].debits_posted = BIGINT_MAX - 1
+    before[0].version = 1
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(
+            Movement.RESERVE_FUNDS, debit=bank, credit=clearing, amount=2, currency="USD"
+        )
+    assert refused.value.code is ErrorCode.AMOUNT_OVERFLOW
+    assert (bank, clearing) == before
+    apply_movement(Movement.RESERVE_FUNDS, debit=bank, credit=clearing, amount=1, currency="USD")
+    assert bank.balance.available == -BIGINT_MAX
+
+
 def test_debit_normal_accounts_mirror() -> None:
     """A debit-normal account grows with debits; a credit takes its available down."""
     cash = account("cash", normal=NormalBalance.DEBIT)

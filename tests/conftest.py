@@ -196,12 +196,17 @@ async def api_url(api_config: ApiConfig) -> AsyncIterator[str]:
     await stop(server, task)
 
 
-@pytest.fixture
-async def tenant_key(cluster: ShardCluster) -> str:
-    """A fresh tenant with its own API key."""
+async def new_tenant_key(cluster: ShardCluster) -> str:
+    """Create a fresh tenant with its own API key; returns the key's secret."""
     async with cluster.shards[0].pool.acquire() as conn:
         _, secret = await create_api_key(conn, tenant_id=f"tenant_{ULID()}")
     return secret
+
+
+@pytest.fixture
+async def tenant_key(cluster: ShardCluster) -> str:
+    """A fresh tenant with its own API key."""
+    return await new_tenant_key(cluster)
 
 
 @pytest.fixture

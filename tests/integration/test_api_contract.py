@@ -6,7 +6,8 @@ import httpx
 import pytest
 from ulid import ULID
 
-from shards.api_keys import create_api_key
+from shards.cluster import ShardCluster
+from tests.conftest import new_tenant_key
 from tests.integration.helpers import balance, create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -137,13 +138,12 @@ async def test_bodies_over_one_mebibyte_are_413(api: httpx.AsyncClient) -> None:
 
 
 async def test_tenants_see_only_their_own(
-    api: httpx.AsyncClient, api_url: str, cluster: object
+    api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
 ) -> None:
     """Another tenant's account and transfer are 404 (never 403, never data)."""
     funding = await create_account(api, allow_overdraft=True)
     own = await create_account(api)
-    async with cluster.shards[0].pool.acquire() as conn:  # type: ignore[attr-defined]
-        _, other_key = await create_api_key(conn, tenant_id=f"tenant_{ULID()}")
+    other_key = await new_tenant_key(cluster)
     async with httpx.AsyncClient(
         base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
     ) as other:

@@ -28,9 +28,8 @@ from hypothesis.stateful import (
 )
 from ulid import ULID
 
-from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
-from tests.conftest import SHARD_COUNT
+from tests.conftest import SHARD_COUNT, new_tenant_key
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -266,17 +265,12 @@ async def test_random_movements_agree_with_the_model(api_url: str, cluster: Shar
     blocking client runs in a thread, and asks the loop for each sequence's tenant."""
     loop = asyncio.get_running_loop()
 
-    async def create_tenant() -> str:
-        async with cluster.shards[0].pool.acquire() as conn:
-            _, secret = await create_api_key(conn, tenant_id=f"tenant_{ULID()}")
-        return secret
-
-    def new_tenant_key() -> str:
-        return asyncio.run_coroutine_threadsafe(create_tenant(), loop).result(timeout=30)
+    def tenant_key() -> str:
+        return asyncio.run_coroutine_threadsafe(new_tenant_key(cluster), loop).result(timeout=30)
 
     await asyncio.to_thread(
         run_state_machine_as_test,
-        machine_for(api_url, new_tenant_key),
+        machine_for(api_url, tenant_key),
         settings=settings(
             max_examples=25,
             stateful_step_count=40,

@@ -12,7 +12,7 @@ from api.models import SagaOut, TransferCreate, TransferOut
 from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import is_transfer_id
+from ledger.ids import is_account_id, is_transfer_id
 from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from ledger.posting import Movement
@@ -78,6 +78,16 @@ class TransferService:
             )
         currency_exponent(body.currency)
         check_metadata(body.metadata)
+        # Only customer account ids reach the posting code from a request: a system
+        # account's id (a clearing account) is as unknown here as another tenant's.
+        for account_id, param in (
+            (body.debit_account_id, "debit_account_id"),
+            (body.credit_account_id, "credit_account_id"),
+        ):
+            if not is_account_id(account_id):
+                raise LedgerError(
+                    ErrorCode.ACCOUNT_NOT_FOUND, f"no such {param.split('_')[0]} account", param
+                )
         request = self._posting_request(principal, body, idempotency_key)
         source = request.source_shard
         cross_shard = request.movement is Movement.RESERVE_FUNDS

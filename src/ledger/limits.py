@@ -8,6 +8,11 @@ from typing import Final
 BIGINT_MAX: Final = 2**63 - 1
 """Largest value a PostgreSQL bigint holds; every amount and every sum stays within it."""
 
+TOTAL_MAX: Final = 10**38
+"""Exclusive bound of an account's running totals (numeric(38, 0) on the shard): at one
+bigint-sized transfer per microsecond it takes three hundred years to reach."""
+assert BIGINT_MAX < TOTAL_MAX
+
 SLOT_COUNT: Final = 4096
 """Fixed number of hash slots; the shard map assigns slot ranges to instances."""
 

@@ -1,6 +1,5 @@
 """`ledgerflow keys`: issue, list and revoke the API keys of a tenant."""
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -10,6 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.auth import CATALOG_SHARD
+from ledger.errors import LedgerError
+from ledger.tenants import check_tenant_name
 from ledgerflow.cli_support import (
     DataDir,
     console,
@@ -48,8 +49,10 @@ def keys_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create an API key for a tenant and print it once; only its hash is stored."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
-        raise fail("a tenant name is 1 to 64 letters, digits, '_', '.' or '-'")
+    try:
+        check_tenant_name(tenant)
+    except LedgerError as error:
+        raise fail(error.message) from error
 
     async def work(conn: asyncpg.Connection) -> tuple[str, str]:
         return await create_api_key(conn, tenant_id=tenant)

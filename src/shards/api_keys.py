@@ -6,6 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
+from ledger.tenants import check_tenant_name
 from shards.ids import new_api_key
 
 
@@ -20,7 +21,11 @@ async def create_api_key(
     """Store a new key for `tenant_id`; returns (key id, secret). The secret is not kept.
 
     Given a `secret` (a bootstrap key from the environment), stores that one if absent.
+
+    Raises:
+        LedgerError(invalid_request): the tenant name is malformed or reserved for the system.
     """
+    check_tenant_name(tenant_id)
     key_id, generated = new_api_key()
     secret = secret or generated
     row = await conn.fetchrow(

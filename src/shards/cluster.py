@@ -17,6 +17,10 @@ SHARD_INDEX_KEY = "shard_index"
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Account totals are numeric (migration 0002) and always whole: Python ints, not Decimal.
+    await conn.set_type_codec(
+        "numeric", encoder=str, decoder=int, schema="pg_catalog", format="text"
+    )
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:

@@ -131,12 +131,12 @@ def _check_account(shard: int, row: asyncpg.Record, report: Report) -> None:
 
 
 _CLEARING_PENDING = """
-select currency, sum(credits_pending)::bigint as held from accounts where id like $1
+select currency, sum(credits_pending) as held from accounts where id like $1
 group by currency
 """
 
 _OPEN_RESERVES = """
-select currency, sum(amount)::bigint as reserved from saga_outbox
+select currency, sum(amount) as reserved from saga_outbox
 where finished_at is null group by currency
 """
 

@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from fastapi.responses import Response
@@ -32,7 +33,19 @@ from shards.idempotency import (
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
-Work = Callable[[], Awaitable[tuple[int, BaseModel]]]
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What every attempt of one idempotent request shares: the operation key its money
+    movement is made under (written in the same transaction as the movement, so a retry
+    after any crash finds it) and when the request was first seen. Without an
+    Idempotency-Key there is no attempt to share."""
+
+    operation_key: str
+    first_seen_at: datetime
+
+
+Work = Callable[[Attempt | None], Awaitable[tuple[int, BaseModel]]]
 
 
 KEY_PATTERN = rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_LENGTH_MAX}}}$"
@@ -107,7 +120,7 @@ async def run_idempotent(
             transient failure of `work` raised.
     """
     if key is None:
-        status, model = await work()
+        status, model = await work(None)
         return _json(status, model.model_dump(mode="json"))
     request_hash = hashlib.sha256(fingerprint.canonical).hexdigest()
     raw_hash = hashlib.sha256(fingerprint.raw).hexdigest()
@@ -115,7 +128,16 @@ async def run_idempotent(
     shard = store.shard_of(owner, key)
     claim = await store.claim(
         shard,
-        KeyClaim(owner, key, request_hash, None if raw_hash == request_hash else raw_hash),
+        KeyClaim(
+            owner,
+            key,
+            request_hash,
+            None if raw_hash == request_hash else raw_hash,
+            # The request's fingerprint is part of the operation key: once this record has
+            # expired, the same key with other parameters moves money anew rather than
+            # finding (and replaying) what the old request moved.
+            operation_key=f"idem:{owner}:{key}:{request_hash[:32]}",
+        ),
     )
     if claim.outcome is ClaimOutcome.REPLAY:
         assert claim.status is not None
@@ -126,8 +148,14 @@ async def run_idempotent(
             media_type="application/json",
             headers={REPLAYED_HEADER: "true"},
         )
+    assert claim.first_claimed_at is not None
+    attempt = Attempt(
+        # Records claimed before operation keys were stored keep the key they began with.
+        operation_key=claim.operation_key or f"idem:{owner}:{key}",
+        first_seen_at=claim.first_claimed_at,
+    )
     try:
-        status, model = await work()
+        status, model = await work(attempt)
         body = orjson.dumps(model.model_dump(mode="json"))
     except LedgerError as error:
         if error.transient:

@@ -23,7 +23,7 @@ async def purge_idempotency_keys(
         await asyncio.sleep(interval_s)
         for shard in cluster.shards:
             try:
-                async with shard.pool.acquire() as conn:
+                async with shard.connection() as conn:
                     purged = await purge_expired_keys(conn)
             except SHARD_FAILURES as error:
                 log.warning("idempotency purge failed", shard=shard.index, error=str(error))

@@ -1,4 +1,4 @@
-"""Tenants: who owns accounts. Names starting with `__` are the system's own.
+"""Tenants and their API keys. Tenant names starting with `__` are the system's own.
 
 The system tenant owns the clearing accounts that cross-shard sagas post through. No API
 key may act for it (or for any other reserved name), so no request can name a system
@@ -41,3 +41,14 @@ def check_tenant_name(name: str) -> str:
             "tenant",
         )
     return name
+
+
+API_KEY_PATTERN: Final = r"[A-Za-z0-9_.~+/=-]{32,128}"
+"""What an API key secret looks like: generated keys are `lf_sk_` and 43 URL-safe
+characters; a bootstrap key set by an operator must be as long (at least 32 characters of
+this alphabet), which also lets the API refuse a malformed bearer token without a query."""
+
+
+def is_well_formed_api_key(secret: str) -> bool:
+    """Whether `secret` could be an API key at all."""
+    return re.fullmatch(API_KEY_PATTERN, secret) is not None

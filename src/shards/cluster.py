@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
 from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
@@ -61,6 +62,15 @@ class Shard:
     dsn: str
     pool: asyncpg.Pool
 
+    def connection(self) -> PoolAcquireContext:
+        """A connection from the pool, waited for at most `POOL_ACQUIRE_TIMEOUT_S`.
+
+        Every caller takes connections this way, so a shard that hangs (a partition: it
+        accepts nothing and answers nothing) costs a caller a bounded wait and then a
+        `TimeoutError`, one of `SHARD_FAILURES`, instead of a request that never ends.
+        """
+        return self.pool.acquire(timeout=limits.POOL_ACQUIRE_TIMEOUT_S)
+
 
 class ShardCluster:
     """Pools for every shard plus the shard map that routes ids to them."""
@@ -96,6 +106,7 @@ class ShardCluster:
                     max_size=pool_size_max,
                     init=_init_connection,
                     reset=_keep_session,
+                    timeout=limits.CONNECT_TIMEOUT_S,
                     command_timeout=limits.STATEMENT_TIMEOUT_MS / 1000,
                     server_settings={
                         "lock_timeout": str(limits.LOCK_TIMEOUT_MS),
@@ -149,7 +160,7 @@ async def load_shard_map(shards: Sequence[Shard]) -> ShardMap:
     """Read the shard map every shard stores, and check they agree with each other."""
     maps: list[ShardMap] = []
     for shard in shards:
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             rows = await conn.fetch(
                 "select key, value from shard_meta where key = any($1::text[])",
                 [SHARD_MAP_KEY, SHARD_INDEX_KEY],

@@ -295,3 +295,43 @@ async def post_batch(
                 results[request.operation_key], created_at=created[request.transfer_id]
             )
     return [results[r.operation_key] for r in requests]
+
+
+async def recover_batch(
+    conn: asyncpg.Connection, requests: Sequence[PostingRequest]
+) -> list[PostingResult] | None:
+    """Find out whether a batch whose transaction failed without a clear answer (the
+    connection lost or timed out, perhaps during COMMIT) was committed.
+
+    It claims the batch's operation keys again, in a transaction it then rolls back. An
+    insert of a key that a still-open transaction wrote waits for it, so the answer is
+    final: when every key exists, the batch (or an earlier attempt of each request)
+    committed, and the first results are returned as replays; when any key was free, the
+    batch wrote nothing, and None says a retry is safe.
+
+    Raises:
+        asyncpg.PostgresError, OSError, TimeoutError: the shard still fails; the outcome
+            stays unknown.
+    """
+    assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
+    claims = sorted({r.operation_key: r.transfer_id for r in requests}.items())
+    probe = conn.transaction(isolation="read_committed")
+    await probe.start()
+    try:
+        free = await conn.fetchval(
+            "with claimed as (insert into operations (key, transfer_id)"
+            " select * from unnest($1::text[], $2::text[]) on conflict do nothing returning key)"
+            " select count(*) from claimed",
+            [key for key, _ in claims],
+            [transfer_id for _, transfer_id in claims],
+        )
+    finally:
+        await probe.rollback()
+    if free:
+        return None
+    rows = await conn.fetch(
+        "select key, transfer_id, result from operations where key = any($1::text[])",
+        [key for key, _ in claims],
+    )
+    first = {r["key"]: _result_from_json(r["key"], r["transfer_id"], r["result"]) for r in rows}
+    return [first[r.operation_key] for r in requests]

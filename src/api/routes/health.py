@@ -33,7 +33,7 @@ async def readyz(state: StateDep) -> JSONResponse:
     async def ping(index: int) -> bool:
         try:
             async with asyncio.timeout(_READY_TIMEOUT_S):
-                async with state.cluster.shards[index].pool.acquire() as conn:
+                async with state.cluster.shards[index].connection() as conn:
                     await conn.fetchval("select 1")
         except (OSError, TimeoutError, Exception):
             return False

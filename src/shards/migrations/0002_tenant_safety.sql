@@ -14,3 +14,10 @@ alter table accounts
 alter table entries
     alter column posted_after type numeric(38, 0),
     alter column available_after type numeric(38, 0);
+
+-- The operation key a request's money movement is made under, fixed when its Idempotency-Key
+-- is first claimed (and again when an expired key is claimed anew): it carries the request's
+-- fingerprint, so a key reused with other parameters after its record expired moves money
+-- under a new operation key instead of replaying the old transfer. Null on records made
+-- before this column, whose requests keep the operation key they were made under.
+alter table idempotency_keys add column operation_key text;

@@ -216,8 +216,10 @@ class RequestMiddleware:
         )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):
+    """Raised from `receive` past the size limit. Not an `Exception`: FastAPI turns any
+    `Exception` raised while it reads a body into a 400, and a chunked body (which has no
+    Content-Length to refuse it by) must be 413 like any other."""
 
 
 async def _too_large(send: Send, request_id: str) -> None:

@@ -102,18 +102,10 @@ def _api_key(data_dir: Path, settings: Settings) -> str:
     return secret
 
 
-def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
-    """Start everything, serve until a signal, then stop everything that was started.
-
-    Raises:
-        DevError, PortInUseError: the stack cannot start; nothing is left running.
-    """
-    options.data_dir.mkdir(parents=True, exist_ok=True)
-    _check_layout(options)
-    # The `local` extra: fail before starting anything when it is not installed.
-    postgres_bin_path()
-    temporal_executable()
-    _check_ports(options)
+def dev_services(
+    options: DevOptions, settings: Settings
+) -> tuple[list[EmbeddedPostgres], TemporalDevServer]:
+    """The shards and the Temporal dev server `ledgerflow dev` runs, all on loopback."""
     shards = [
         EmbeddedPostgres(
             options.data_dir / f"shard-{i}", port=options.pg_port_base + i, host=LOOPBACK
@@ -129,6 +121,22 @@ def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
         search_attributes=SEARCH_ATTRIBUTE_TYPES,
         log_file=options.data_dir / "temporal.log",
     )
+    return shards, temporal
+
+
+def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
+    """Start everything, serve until a signal, then stop everything that was started.
+
+    Raises:
+        DevError, PortInUseError: the stack cannot start; nothing is left running.
+    """
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    _check_layout(options)
+    # The `local` extra: fail before starting anything when it is not installed.
+    postgres_bin_path()
+    temporal_executable()
+    _check_ports(options)
+    shards, temporal = dev_services(options, settings)
     started: list[EmbeddedPostgres | TemporalDevServer] = []
     try:
         with console.status("starting PostgreSQL shards and the Temporal dev server"):

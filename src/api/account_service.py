@@ -37,14 +37,21 @@ class AccountService:
 
         Raises:
             LedgerError(currency_unknown, metadata_invalid).
+            LedgerError(shard_unavailable): the request's idempotency record could not be
+                read, so a retry could not be promised the same account.
         """
         currency_exponent(body.currency)
         check_metadata(body.metadata)
-        account_id = (
-            new_account_id()
-            if attempt is None
-            else account_id_for(attempt.operation_key, attempt.first_seen_at)
-        )
+        if attempt is None:
+            account_id = new_account_id()
+        elif attempt.first_seen_at is None:
+            raise LedgerError(
+                ErrorCode.SHARD_UNAVAILABLE,
+                "the shard holding this Idempotency-Key is unavailable; retry",
+                "Idempotency-Key",
+            )
+        else:
+            account_id = account_id_for(attempt.operation_key, attempt.first_seen_at)
         shard = self._cluster.shard_of(account_id)
         async with shard.connection() as conn:
             record = await account_rows.insert_account(

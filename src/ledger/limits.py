@@ -66,8 +66,14 @@ CONNECT_TIMEOUT_S: Final = 4.0
 BATCH_QUEUE_SIZE_MAX: Final = 8192
 """Items waiting per shard in one batcher (postings, idempotency records); more is 503
 `shard_unavailable` with Retry-After rather than memory that grows with the backlog."""
-STATEMENT_TIMEOUT_MS: Final = 10_000
-LOCK_TIMEOUT_MS: Final = 5_000
+STATEMENT_TIMEOUT_MS: Final = 5_000
+"""Deadline of one statement of the serving path, enforced by the shard and, for a shard
+that stops answering altogether, by the client a second later."""
+LOCK_TIMEOUT_MS: Final = 3_000
+REPORT_STATEMENT_TIMEOUT_MS: Final = 600_000
+"""Deadline of one statement of `ledgerflow verify` and the other reports that scan whole
+tables; they run on connections of their own, never on the serving path."""
+COMMAND_TIMEOUT_MARGIN_S: Final = 1.0
 
 ACTIVITY_START_TO_CLOSE_S: Final = 30
 ACTIVITY_RETRY_INTERVAL_MAX_S: Final = 30
@@ -118,6 +124,7 @@ assert 0 < IDEMPOTENCY_BATCH_SIZE_MAX <= 10_000
 assert OUTBOX_SWEEP_ROWS_MAX >= SAGA_BATCH_SIZE_MAX
 assert OUTBOX_STALE_AFTER_S > SAGA_BATCH_WINDOW_MS_MAX / 1000
 assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS
+assert REPORT_STATEMENT_TIMEOUT_MS >= STATEMENT_TIMEOUT_MS
 assert CONNECT_TIMEOUT_S < POOL_ACQUIRE_TIMEOUT_S
 assert max(POSTING_BATCH_SIZE_MAX, IDEMPOTENCY_BATCH_SIZE_MAX) <= BATCH_QUEUE_SIZE_MAX
 assert 1 <= SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT <= SAGA_IN_FLIGHT_PER_SOURCE_MAX
@@ -126,6 +133,12 @@ assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert ACTIVITY_RETRY_INITIAL_S <= LOCAL_RETRY_THRESHOLD_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
+
+SHARD_PROBE_INTERVAL_S: Final = 5.0
+SHARD_PROBE_TIMEOUT_S: Final = 2.0
+"""How often, and how patiently, an API process asks each shard whether it answers: for
+`/readyz` and the `ledgerflow_shard_up` metric, never to refuse requests."""
+assert SHARD_PROBE_TIMEOUT_S < SHARD_PROBE_INTERVAL_S
 
 IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
 assert IDEMPOTENCY_PURGE_INTERVAL_S < IDEMPOTENCY_KEY_TTL_S

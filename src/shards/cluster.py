@@ -88,8 +88,12 @@ class ShardCluster:
         *,
         pool_size_max: int = 10,
         pool_size_min: int = 1,
+        statement_timeout_ms: int = limits.STATEMENT_TIMEOUT_MS,
     ) -> "ShardCluster":
         """Open one pool per shard and load the shard map stored with the data.
+
+        Each statement has `statement_timeout_ms` on the shard and a second more on the
+        client, which is what ends a wait on a shard that answers nothing at all.
 
         Raises:
             LedgerError(shard_unavailable): a shard could not be reached.
@@ -97,6 +101,7 @@ class ShardCluster:
         """
         assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
         assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
+        assert limits.LOCK_TIMEOUT_MS < statement_timeout_ms <= limits.REPORT_STATEMENT_TIMEOUT_MS
         shards: list[Shard] = []
         try:
             for index, dsn in enumerate(dsns):
@@ -107,10 +112,10 @@ class ShardCluster:
                     init=_init_connection,
                     reset=_keep_session,
                     timeout=limits.CONNECT_TIMEOUT_S,
-                    command_timeout=limits.STATEMENT_TIMEOUT_MS / 1000,
+                    command_timeout=statement_timeout_ms / 1000 + limits.COMMAND_TIMEOUT_MARGIN_S,
                     server_settings={
                         "lock_timeout": str(limits.LOCK_TIMEOUT_MS),
-                        "statement_timeout": str(limits.STATEMENT_TIMEOUT_MS),
+                        "statement_timeout": str(statement_timeout_ms),
                         "application_name": "ledgerflow",
                     },
                 )

@@ -99,7 +99,17 @@ async def serve(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     """Run an ASGI app on a free loopback port in this event loop."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # The clients of a test share this event loop with the server: on a loaded
+            # machine the next request on a kept-alive connection can come later than
+            # uvicorn's 5 s, and a connection closed just as it is reused is a ReadError.
+            timeout_keep_alive=60,
+        )
     )
     task = asyncio.create_task(server.serve())
     for _ in range(500):

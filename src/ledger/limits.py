@@ -66,10 +66,12 @@ CONNECT_TIMEOUT_S: Final = 4.0
 BATCH_QUEUE_SIZE_MAX: Final = 8192
 """Items waiting per shard in one batcher (postings, idempotency records); more is 503
 `shard_unavailable` with Retry-After rather than memory that grows with the backlog."""
-STATEMENT_TIMEOUT_MS: Final = 5_000
+STATEMENT_TIMEOUT_MS: Final = 6_000
 """Deadline of one statement of the serving path, enforced by the shard and, for a shard
 that stops answering altogether, by the client a second later."""
-LOCK_TIMEOUT_MS: Final = 3_000
+LOCK_TIMEOUT_MS: Final = 5_000
+"""A posting batch holds its account locks for a few round trips; on a busy machine a
+batch may wait seconds behind others on a hot account, which is not a fault."""
 REPORT_STATEMENT_TIMEOUT_MS: Final = 600_000
 """Deadline of one statement of `ledgerflow verify` and the other reports that scan whole
 tables; they run on connections of their own, never on the serving path."""

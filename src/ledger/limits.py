@@ -83,6 +83,9 @@ SWEEP_START_TO_CLOSE_S: Final = 60
 SWEEP_HEARTBEAT_TIMEOUT_S: Final = 20
 SWEEP_ATTEMPTS_MAX: Final = 3
 """The sweep runs again on the next tick of its schedule, so one run retries briefly."""
+SWEEP_ACQUIRE_TIMEOUT_S: Final = 5.0
+"""How long the sweep waits for a connection to one shard before it skips that shard (and
+fails once the others are swept)."""
 
 STUCK_TRANSFERS_LIMIT_MAX: Final = 1000
 
@@ -101,6 +104,8 @@ assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert ACTIVITY_RETRY_INITIAL_S <= LOCAL_RETRY_THRESHOLD_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
+# A shard that hands out no connection is skipped before the sweep misses a heartbeat.
+assert SWEEP_ACQUIRE_TIMEOUT_S < SWEEP_HEARTBEAT_TIMEOUT_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
 
 IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600

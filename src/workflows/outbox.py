@@ -145,12 +145,12 @@ async def stale_unclaimed_rows(
 async def stale_claimed_rows(
     conn: asyncpg.Connection, *, older_than_s: float, limit: int
 ) -> list[OutboxRow]:
-    """Claimed open rows neither created nor found running (`mark_running`) in the last
+    """Claimed open rows neither created nor checked (`mark_checked`) in the last
     `older_than_s` seconds, those checked longest ago first.
 
-    Rows whose workflow was just found running go to the back of the line, so rows of
-    sagas that run for long (a post retrying while a shard is down) cannot fill the window
-    sweep after sweep: every claimed row is checked in turn.
+    Rows whose workflow was just checked go to the back of the line, so rows of sagas that
+    run for long (a post retrying while a shard is down) cannot fill the window sweep after
+    sweep: every claimed row is checked in turn.
     """
     rows = await conn.fetch(
         f"select {_ROW_COLUMNS} from saga_outbox"
@@ -163,8 +163,8 @@ async def stale_claimed_rows(
     return [_row(r) for r in rows]
 
 
-async def mark_running(conn: asyncpg.Connection, workflow_ids: Sequence[str]) -> None:
-    """Record that the open rows of these workflows were found running just now."""
+async def mark_checked(conn: asyncpg.Connection, workflow_ids: Sequence[str]) -> None:
+    """Record that the sweep checked the workflows of these open rows just now."""
     await conn.execute(
         "update saga_outbox set swept_at = now()"
         " where workflow_id = any($1::text[]) and finished_at is null",

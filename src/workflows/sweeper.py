@@ -15,8 +15,8 @@ Each open outbox row older than the stale threshold is in one of four states:
 A transfer is thus claimed by one workflow id at a time and started under it only.
 
 Nothing starves the sweep. Unclaimed and claimed rows are read apart, each up to
-`rows_max`, and a claimed row whose workflow is found running goes to the back of the line
-(`outbox.mark_running`), so rows of long-running sagas cannot hide the others. A shard that
+`rows_max`, and a claimed row whose workflow was checked goes to the back of the line
+(`outbox.mark_checked`), so rows of long-running sagas cannot hide the others. A shard that
 fails (down, unreachable, no connection within `SWEEP_ACQUIRE_TIMEOUT_S`) is logged and
 skipped; the others are swept, and the sweep then fails so that it is seen and retried.
 """
@@ -171,12 +171,10 @@ class OutboxSweeper:
         for row in rows:
             assert row.workflow_id is not None
             counts[row.workflow_id] += 1
-        running: list[str] = []
         for workflow_id in sorted(counts):
             status = await self._status(workflow_id)
             if status is WorkflowExecutionStatus.RUNNING:
                 tally.running += counts[workflow_id]
-                running.append(workflow_id)
                 continue
             async with self._connection(shard) as conn:
                 recorded = await outbox.rows_of_workflow(conn, workflow_id)
@@ -187,9 +185,11 @@ class OutboxSweeper:
                     tally.restarted += len(recorded)
             else:
                 await self._reclaim(shard, workflow_id, recorded, status, tally)
-        if running:
+        if counts:
+            # Whatever was found (running, restarted, re-claimed, refused), these rows wait
+            # behind the others until every claimed row of the shard has had its turn.
             async with self._connection(shard) as conn:
-                await outbox.mark_running(conn, running)
+                await outbox.mark_checked(conn, sorted(counts))
 
     async def _reclaim(
         self,

@@ -1,7 +1,7 @@
 -- The outbox sweep reads unclaimed and claimed rows separately, so rows of sagas that are
 -- still running (a post retrying while a shard is down) cannot fill its window and hide
--- the rows behind them. `swept_at` records when the sweep last found a row's workflow
--- running; claimed rows are checked oldest `coalesce(swept_at, created_at)` first, so the
+-- the rows behind them. `swept_at` records when the sweep last checked a row's workflow;
+-- claimed rows are checked oldest `coalesce(swept_at, created_at)` first, so the
 -- ones just checked go to the back and every claimed row gets its turn.
 alter table saga_outbox add column swept_at timestamptz;
 

@@ -1,4 +1,4 @@
-"""Numbered migrations are applied once each, in order, whatever numbers are skipped."""
+"""Numbered migrations are recorded once each, whatever numbers are skipped."""
 
 import asyncpg
 

@@ -29,7 +29,7 @@ from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
 
-_WINDOW_MS = 500
+_WINDOW_MS = 1000
 """Long enough that transfers sent together all join one batch, hence one saga."""
 
 
@@ -42,7 +42,7 @@ async def api_batching_on(
     *,
     sync_wait_s: float,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An API process whose sagas run on `task_queue`, gathering each batch for 0.5 s and
+    """An API process whose sagas run on `task_queue`, gathering each batch for 1 s and
     answering once its saga finished or after `sync_wait_s`."""
     config = ApiConfig(
         shard_dsns=shard_dsns,

@@ -37,6 +37,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: 409,
     ErrorCode.SHARD_UNAVAILABLE: 503,
     ErrorCode.SETTLEMENT_UNAVAILABLE: 503,
+    # Not the caller's fault (no 4xx), not a bug of the API (no 500), not worth retrying as is
+    # (no 503): the destination shard, upstream of the API, failed to apply the credit.
+    ErrorCode.SETTLEMENT_FAILED: 502,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 assert set(_STATUS) == set(ErrorCode), "every error code needs an HTTP status"

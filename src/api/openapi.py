@@ -24,6 +24,7 @@ _REASONS = {
     409: "The object's state, or a request in flight with the same Idempotency-Key",
     413: "The body is over 1 MiB",
     500: "A bug, logged with the request id",
+    502: "A shard could not apply the cross-shard credit; the hold was released",
     503: "A shard or the settlement is unavailable; retry after Retry-After seconds",
 }
 

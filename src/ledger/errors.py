@@ -43,6 +43,9 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_IN_FLIGHT = "idempotency_key_in_flight"
     SHARD_UNAVAILABLE = "shard_unavailable"
     SETTLEMENT_UNAVAILABLE = "settlement_unavailable"
+    SETTLEMENT_FAILED = "settlement_failed"
+    """The destination shard could not apply a cross-shard credit (it raised, not refused);
+    the hold was released and the transfer failed. Logged with its traceback."""
     INTERNAL_ERROR = "internal_error"
     """A bug, never a business answer; logged with its traceback."""
 
@@ -67,6 +70,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
     ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,
+    ErrorCode.SETTLEMENT_FAILED: ErrorType.API,
     ErrorCode.INTERNAL_ERROR: ErrorType.API,
 }
 

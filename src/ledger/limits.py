@@ -134,6 +134,9 @@ assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert ACTIVITY_RETRY_INITIAL_S <= LOCAL_RETRY_THRESHOLD_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
+# A shard that hands out no connection is skipped before the sweep misses a heartbeat.
+# The sweep skips a shard whose connection does not come in time, before its heartbeat lapses.
+assert POOL_ACQUIRE_TIMEOUT_S < SWEEP_HEARTBEAT_TIMEOUT_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
 
 SHARD_PROBE_INTERVAL_S: Final = 5.0

@@ -43,6 +43,9 @@ SHARD_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.TransactionRollbackError,
+    # A primary that was demoted in a failover refuses writes until clients reconnect to
+    # the new one: an outage that passes, not a bug.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 """What a shard that is down, restarting, overloaded or contended raises: transient, so
 a caller may retry (`shard_unavailable`). Other database errors are bugs, not outages."""

@@ -8,6 +8,12 @@ Infrastructure errors (a shard down, a lost connection) propagate and Temporal r
 with backoff. Business refusals of the credit are results, one per transfer. A `LedgerError`
 that escapes is turned into an `ApplicationError` whose type is its code, so the workflow's
 retry policy can name the non-retryable codes (`NON_RETRYABLE_CODES`).
+
+Anything else a step's transaction raises (an assertion, a constraint or a trigger on the
+shard) would fail again on every retry and hold the whole batch. The step then runs its
+transfers one at a time, so only the transfer that raises on its own is singled out: a
+credit refuses it (`settlement_failed`, and the saga releases its hold), a post or release
+keeps retrying it alone once the others are done.
 """
 
 from collections.abc import Sequence
@@ -15,10 +21,10 @@ from collections.abc import Sequence
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ledger.errors import LedgerError
+from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import saga_operation_key
 from ledger.posting import Movement
-from shards.cluster import ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.posting import PostingRequest, PostingResult, post_batch
 from workflows import outbox
 from workflows.models import (
@@ -67,6 +73,10 @@ def posting_requests(
     ]
 
 
+_EXPECTED_FAILURES = (*SHARD_FAILURES, LedgerError)
+"""What a step handles as it always has: shard failures retry, ledger errors are codes."""
+
+
 def _application_error(error: LedgerError, *, non_retryable: bool) -> ApplicationError:
     return ApplicationError(error.message, type=str(error.code), non_retryable=non_retryable)
 
@@ -81,12 +91,55 @@ class SettlementActivities:
         async with self._cluster.shards[shard].connection() as conn:
             return await post_batch(conn, shard=shard, requests=requests)
 
+    async def _post_isolating(
+        self, shard: int, requests: list[PostingRequest]
+    ) -> tuple[list[PostingResult], dict[str, Exception]]:
+        """Post the batch in one transaction; if that raises something unexpected, post each
+        request in its own transaction. Returns the results of the requests that went
+        through, and what each request that raised on its own raised, by transfer id.
+
+        A batch that raises wrote nothing, and operation keys make the second attempt of a
+        request that went through a replay, so running them again is safe.
+
+        Raises:
+            asyncpg.PostgresError, OSError: a shard failed (`SHARD_FAILURES`).
+            LedgerError: the posting code refused the batch as a whole.
+        """
+        try:
+            return await self._post(shard, requests), {}
+        except _EXPECTED_FAILURES:
+            raise
+        except Exception as error:
+            if len(requests) == 1:
+                _log_poisoned(shard, requests[0], error)
+                return [], {requests[0].transfer_id: error}
+            activity.logger.warning(
+                "batch of %d raised on shard %d, posting one by one: %r",
+                len(requests),
+                shard,
+                error,
+            )
+        results: list[PostingResult] = []
+        poisoned: dict[str, Exception] = {}
+        for request in requests:
+            try:
+                results.extend(await self._post(shard, [request]))
+            except _EXPECTED_FAILURES:
+                raise
+            except Exception as error:
+                _log_poisoned(shard, request, error)
+                poisoned[request.transfer_id] = error
+        return results, poisoned
+
     @activity.defn(name="credit_funds")
     async def credit_funds(self, credit: CreditFundsInput) -> CreditOutcome:
         """Credit the transfers bound for one destination shard, in one transaction there.
 
         A refusal (account missing, frozen, closed, currency mismatch) is a per-transfer
-        result; the credited transfers then move to saga step `credited` on the source.
+        result; the credited transfers then move to saga step `credited` on the source. A
+        transfer whose credit raises on its own (not a shard failure: a bug, a constraint or
+        a trigger on the destination) is refused with `settlement_failed` rather than
+        retried for ever, and the others are credited.
 
         Raises:
             ApplicationError: a non-retryable `LedgerError` code (never expected).
@@ -99,10 +152,11 @@ class SettlementActivities:
             transfers=credit.transfers,
         )
         try:
-            results = await self._post(credit.destination_shard, requests)
+            results, poisoned = await self._post_isolating(credit.destination_shard, requests)
         except LedgerError as error:
             raise _application_error(error, non_retryable=not error.transient) from error
         refusals = {r.transfer_id: str(r.error.code) for r in results if r.error is not None}
+        refusals.update(dict.fromkeys(poisoned, str(ErrorCode.SETTLEMENT_FAILED)))
         credited = [r.transfer_id for r in results if r.ok]
         if credited:
             async with self._cluster.shards[credit.source_shard].connection() as conn:
@@ -141,9 +195,17 @@ class SettlementActivities:
             failure_codes=holds.failure_codes,
         )
         try:
-            results = await self._post(holds.source_shard, requests)
+            results, poisoned = await self._post_isolating(holds.source_shard, requests)
         except LedgerError as error:
             raise _application_error(error, non_retryable=False) from error
+        if poisoned:
+            # The others are finished now; the retry replays them and tries these again, so
+            # they stay visible as a stuck saga until an operator mends the cause.
+            transfer_id, error = next(iter(poisoned.items()))
+            raise ApplicationError(
+                f"{movement} raised for {len(poisoned)} transfers, first {transfer_id}: {error!r}",
+                non_retryable=False,
+            ) from error
         refused = [r for r in results if r.error is not None]
         if refused:
             # A hold that cannot be finished breaks an invariant (the reserve made it); keep
@@ -169,3 +231,15 @@ class SettlementActivities:
             self._cluster, activity.client(), task_queue=activity.info().task_queue
         )
         return await sweeper.sweep(sweep, heartbeat=activity.heartbeat)
+
+
+def _log_poisoned(shard: int, request: PostingRequest, error: Exception) -> None:
+    """Log, with its traceback, a movement that raised on its own: a bug or a shard-side
+    rule, never an outage, so an operator has to look."""
+    activity.logger.error(
+        "%s of %s raised on shard %d on its own",
+        request.movement,
+        request.transfer_id,
+        shard,
+        exc_info=error,
+    )

@@ -124,17 +124,52 @@ async def recorded_workflows(
     return {r["transfer_id"]: r["workflow_id"] for r in rows}
 
 
-async def stale_rows(
+async def stale_unclaimed_rows(
     conn: asyncpg.Connection, *, older_than_s: float, limit: int
 ) -> list[OutboxRow]:
-    """Open rows created more than `older_than_s` seconds ago, oldest first."""
+    """Unclaimed open rows created more than `older_than_s` seconds ago, oldest first.
+
+    Claimed rows are read apart (`stale_claimed_rows`): however many sagas are running, they
+    cannot push a row no saga was started for out of this window.
+    """
     rows = await conn.fetch(
-        f"select {_ROW_COLUMNS} from saga_outbox where finished_at is null"
+        f"select {_ROW_COLUMNS} from saga_outbox"
+        " where finished_at is null and workflow_id is null"
         " and created_at < now() - make_interval(secs => $1) order by created_at limit $2",
         older_than_s,
         limit,
     )
     return [_row(r) for r in rows]
+
+
+async def stale_claimed_rows(
+    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+) -> list[OutboxRow]:
+    """Claimed open rows neither created nor checked (`mark_checked`) in the last
+    `older_than_s` seconds, those checked longest ago first.
+
+    Rows whose workflow was just checked go to the back of the line, so rows of sagas that
+    run for long (a post retrying while a shard is down) cannot fill the window sweep after
+    sweep: every claimed row is checked in turn.
+    """
+    rows = await conn.fetch(
+        f"select {_ROW_COLUMNS} from saga_outbox"
+        " where finished_at is null and workflow_id is not null"
+        " and coalesce(swept_at, created_at) < now() - make_interval(secs => $1)"
+        " order by coalesce(swept_at, created_at) limit $2",
+        older_than_s,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def mark_checked(conn: asyncpg.Connection, workflow_ids: Sequence[str]) -> None:
+    """Record that the sweep checked the workflows of these open rows just now."""
+    await conn.execute(
+        "update saga_outbox set swept_at = now()"
+        " where workflow_id = any($1::text[]) and finished_at is null",
+        list(workflow_ids),
+    )
 
 
 async def rows_of_workflow(conn: asyncpg.Connection, workflow_id: str) -> list[OutboxRow]:

@@ -13,6 +13,12 @@ Each open outbox row older than the stale threshold is in one of four states:
   under a new id, conditionally on the old one, and settled again: every step is keyed by
   its operation key, so the steps the old run did replay their first results.
 A transfer is thus claimed by one workflow id at a time and started under it only.
+
+Nothing starves the sweep. Unclaimed and claimed rows are read apart, each up to
+`rows_max`, and a claimed row whose workflow was checked goes to the back of the line
+(`outbox.mark_checked`), so rows of long-running sagas cannot hide the others. A shard that
+fails (down, unreachable, no connection within `POOL_ACQUIRE_TIMEOUT_S`) is logged and
+skipped; the others are swept, and the sweep then fails so that it is seen and retried.
 """
 
 from collections import defaultdict
@@ -25,8 +31,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
-from shards.cluster import ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster
 from workflows import outbox
 from workflows.models import (
     SweepInput,
@@ -74,27 +81,42 @@ class OutboxSweeper:
     ) -> SweepOutcome:
         """Sweep every shard once; `heartbeat` is called after each.
 
-        A start Temporal refuses is logged and the sweep goes on with the other rows, so one
-        bad batch does not hold up the rest; the sweep then fails, to be seen.
+        A shard that fails is logged and skipped, and a start Temporal refuses is logged and
+        the sweep goes on with the other rows, so neither one shard nor one bad batch holds up
+        the rest; the sweep then fails, to be seen and retried.
 
         Raises:
-            asyncpg.PostgresError, OSError: a shard failed (the next sweep tries again).
-            temporalio.service.RPCError: Temporal failed; claimed rows are restarted later.
-            ApplicationError: Temporal refused to start some batches (they stay claimed).
+            temporalio.service.RPCError: Temporal is unavailable; the next sweep tries again.
+            ApplicationError: some shards could not be swept (type `shard_unavailable`), or
+                Temporal refused to start some batches (`settlement_start_refused`; they stay
+                claimed).
         """
         tally = _Tally()
+        failed: dict[int, str] = {}
         for shard in self._cluster.shards:
-            async with shard.connection() as conn:
-                rows = await outbox.stale_rows(
-                    conn, older_than_s=sweep.stale_after_s, limit=sweep.rows_max
+            try:
+                await self._sweep_shard(shard.index, sweep, tally)
+            except SHARD_FAILURES as error:
+                failed[shard.index] = repr(error)
+            except LedgerError as error:
+                if error.code is not ErrorCode.SHARD_UNAVAILABLE:
+                    raise
+                failed[shard.index] = str(error)
+            if shard.index in failed:
+                log.error(
+                    "outbox sweep skipped a shard that failed",
+                    shard=shard.index,
+                    error=failed[shard.index],
                 )
-            await self._start_unclaimed(
-                shard.index, [r for r in rows if r.workflow_id is None], sweep, tally
-            )
-            await self._check_claimed(shard.index, [r for r in rows if r.workflow_id], tally)
             heartbeat(shard.index)
         if tally.started or tally.restarted or tally.reclaimed:
             log.warning("outbox sweep settled abandoned transfers", **asdict(tally))
+        if failed:
+            raise ApplicationError(
+                f"the outbox of shards {sorted(failed)} could not be swept; the others were",
+                {"failed_shards": failed, **asdict(tally)},
+                type=str(ErrorCode.SHARD_UNAVAILABLE),
+            )
         if tally.refused:
             raise ApplicationError(
                 f"Temporal refused to start the sagas of {tally.refused} transfers",
@@ -102,6 +124,23 @@ class OutboxSweeper:
                 type="settlement_start_refused",
             )
         return tally.outcome()
+
+    async def _sweep_shard(self, shard: int, sweep: SweepInput, tally: _Tally) -> None:
+        """Sweep one shard's outbox.
+
+        Raises:
+            asyncpg.PostgresError, OSError, TimeoutError: the shard failed.
+            temporalio.service.RPCError: Temporal is unavailable.
+        """
+        async with self._cluster.shards[shard].connection() as conn:
+            unclaimed = await outbox.stale_unclaimed_rows(
+                conn, older_than_s=sweep.stale_after_s, limit=sweep.rows_max
+            )
+            claimed = await outbox.stale_claimed_rows(
+                conn, older_than_s=sweep.stale_after_s, limit=sweep.rows_max
+            )
+        await self._start_unclaimed(shard, unclaimed, sweep, tally)
+        await self._check_claimed(shard, claimed, tally)
 
     async def _start_unclaimed(
         self, shard: int, rows: Sequence[OutboxRow], sweep: SweepInput, tally: _Tally
@@ -140,6 +179,11 @@ class OutboxSweeper:
                     tally.restarted += len(recorded)
             else:
                 await self._reclaim(shard, workflow_id, recorded, status, tally)
+        if counts:
+            # Whatever was found (running, restarted, re-claimed, refused), these rows wait
+            # behind the others until every claimed row of the shard has had its turn.
+            async with self._cluster.shards[shard].connection() as conn:
+                await outbox.mark_checked(conn, sorted(counts))
 
     async def _reclaim(
         self,

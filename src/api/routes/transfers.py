@@ -19,7 +19,7 @@ router = APIRouter(
     response_model=TransferOut,
     responses={
         202: {"model": TransferOut, "description": "cross-shard, still settling"},
-        **error_responses(402, 404, 409, 413),
+        **error_responses(402, 404, 409, 413, 502),
     },
 )
 async def create_transfer(

@@ -20,8 +20,10 @@ async def _state(request: Request) -> AppState:
 async def _principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    principal = await (await _state(request)).authenticator.authenticate(authorization)
+    state = await _state(request)
+    principal = await state.authenticator.authenticate(authorization)
     request.state.tenant_id = principal.tenant_id
+    state.rate_limiter.admit(principal.api_key_id)
     return principal
 
 

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from api.errors import codes_with_status
 from api.models import ErrorOut
 
-AUTHENTICATED = (400, 401, 500, 503)
-"""What any `/v1` route may answer: bad input, a missing or unknown key, a bug, an outage."""
+AUTHENTICATED = (400, 401, 429, 500, 503)
+"""What any `/v1` route may answer: bad input, a missing or unknown key, a key over its rate
+limit, a bug, an outage."""
 
 _REASONS = {
     400: "The request is invalid",
@@ -23,8 +24,17 @@ _REASONS = {
     404: "No such object for this tenant",
     409: "The object's state, or a request in flight with the same Idempotency-Key",
     413: "The body is over 1 MiB",
+    429: "The API key is over its rate limit; retry after Retry-After seconds",
     500: "A bug, logged with the request id",
     503: "A shard or the settlement is unavailable; retry after Retry-After seconds",
+}
+
+_RETRY_AFTER = (429, 503)
+"""Statuses whose answer carries `Retry-After` (every transient error code has one of them)."""
+_RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before retrying.",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
@@ -35,6 +45,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         codes = ", ".join(f"`{code}`" for code in codes_with_status(status))
         assert codes, f"no error code is answered with {status}"
         documented[status] = {"model": ErrorOut, "description": f"{_REASONS[status]}: {codes}."}
+        if status in _RETRY_AFTER:
+            documented[status]["headers"] = {"Retry-After": _RETRY_AFTER_HEADER}
     return documented
 
 

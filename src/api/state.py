@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.rate_limit import RateLimiter
 from api.transfer_service import TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
@@ -18,5 +19,6 @@ class AppState:
     committer: GroupCommitter
     idempotency: IdempotencyStore
     authenticator: Authenticator
+    rate_limiter: RateLimiter
     accounts: AccountService
     transfers: TransferService

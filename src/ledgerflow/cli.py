@@ -95,6 +95,8 @@ def api(data_dir: DataDir = None) -> None:
                 shard_dsns=found.shard_dsns,
                 pool_size_max=settings.pool_size_max,
                 saga_sync_wait_s=settings.saga_sync_wait_s,
+                rate_limit_per_s=settings.rate_limit_per_s,
+                rate_limit_burst=settings.rate_limit_burst,
                 settlement=settlement_factory(settings, found.temporal_address),
             )
         )

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.maintenance import purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
-from api.openapi import install_contract
+from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
 from api.routes import accounts, health, transfers
 from api.state import AppState
@@ -84,10 +85,14 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="1",
         summary="A sharded double-entry ledger for money movement.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served by `install_docs` from local assets, not a CDN
+        redoc_url=None,
     )
     app.state.metrics = metrics
     install_error_handlers(app)
     install_contract(app)
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(transfers.router)

@@ -7,6 +7,7 @@ queue of their own, served by an API of their own.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -158,6 +159,16 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     code, out, err = await run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "1d")
     assert code == 0, err
     assert "no cross-shard transfer has been processing for more than 1d" in out
+    code, out, err = await run_ledgerflow(
+        shard_dsns, "transfers", "stuck", "--older-than", "0s", "--json"
+    )
+    assert code == 1, err
+    (row,) = [row for row in json.loads(out) if row["id"] == reserved.transfer_id]
+    assert (row["amount"], row["saga_step"], row["workflow_id"]) == (700, "reserved", None)
+    code, out, err = await run_ledgerflow(
+        shard_dsns, "transfers", "stuck", "--older-than", "1d", "--json"
+    )
+    assert (code, json.loads(out)) == (0, []), err
 
     outcome = await sweep_now(client, TASK_QUEUE)
     assert outcome.started >= 1

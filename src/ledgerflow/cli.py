@@ -1,7 +1,9 @@
 """The `ledgerflow` command."""
 
 import asyncio
+import json
 import re
+import sys
 from dataclasses import asdict
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -256,6 +258,20 @@ def temporal_register_search_attributes(data_dir: DataDir = None) -> None:
 
     added = run_async(main())
     console.print(f"registered: {', '.join(added) if added else 'all were already there'}")
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the document here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the API's OpenAPI document (what /openapi.json serves), without any service."""
+    document = json.dumps(create_app(ApiConfig(shard_dsns=[])).openapi(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document, encoding="utf-8")
 
 
 @app.command()

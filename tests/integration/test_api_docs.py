@@ -41,7 +41,7 @@ def _install_chromium() -> str:
     try:
         for command in (
             ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+            ["apt-get", "install", "-y", "-qq", "chromium"],
         ):
             remaining_s = max(1.0, deadline - time.monotonic())
             subprocess.run(command, check=True, capture_output=True, env=env, timeout=remaining_s)

@@ -45,7 +45,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ulid import ULID
 
-from ledgerflow.bench import BenchOptions, BenchResult, run_bench
+from ledgerflow.bench import BenchMode, BenchOptions, BenchResult, run_bench
 from ledgerflow.temporal import exit_without_finalizing
 from shards.cluster import ShardCluster
 from shards.reconcile import reconcile
@@ -271,7 +271,7 @@ async def main() -> None:
     options = BenchOptions(
         url=args.url,
         api_key=args.api_key,
-        mode="cross",
+        mode=BenchMode.CROSS,
         transfers=args.transfers,
         concurrency=args.concurrency,
         duration_s_max=args.duration,

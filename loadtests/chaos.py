@@ -258,6 +258,7 @@ def main() -> None:
         drill.spawn("worker")
         drill.spawn("api")
         key = asyncio.run(new_api_key(dsns, tenant_prefix="chaos"))
+        # Not a fixed sleep: on a busy machine the API process takes several seconds to start.
         wait_until_serving(f"http://{HOST}:{config.api_port}", list(drill.children.values()))
         code = asyncio.run(_drive(args, drill, key))
         print(json.dumps({"exit": code}))

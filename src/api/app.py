@@ -10,13 +10,16 @@ from fastapi import FastAPI
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.maintenance import ShardHealth, purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
-from api.openapi import install_contract
+from api.openapi import install_contract, operation_id
+from api.rate_limit import RateLimiter
 from api.routes import accounts, health, transfers
 from api.state import AppState
 from api.transfer_service import Settlement, TransferService
+from ledger import limits
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
 from shards.idempotency import IdempotencyStore
@@ -42,6 +45,9 @@ class ApiConfig:
     pool_size_max: int = 10
     saga_sync_wait_s: float = 1.0
     settlement: SettlementFactory | None = None
+    rate_limit_per_s: float = limits.RATE_LIMIT_PER_S_DEFAULT
+    """Requests per second per API key in this process; 0 means unlimited."""
+    rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -81,10 +87,14 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="1",
         summary="A sharded double-entry ledger for money movement.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served by `install_docs` from local assets, not a CDN
+        redoc_url=None,
     )
     app.state.metrics = metrics
     install_error_handlers(app)
     install_contract(app)
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(transfers.router)
@@ -106,6 +116,7 @@ def _state(
         committer=committer,
         idempotency=idempotency,
         authenticator=Authenticator(cluster),
+        rate_limiter=RateLimiter(rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst),
         accounts=AccountService(cluster),
         transfers=TransferService(
             cluster,

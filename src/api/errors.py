@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.models import ID_PATTERN, TEXT_PATTERN
+from api.rate_limit import RateLimited
 from ledger.errors import ErrorCode, LedgerError, error_type
 from shards.cluster import SHARD_FAILURES
 
@@ -35,6 +36,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.API_KEY_INVALID: 401,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 400,
     ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: 409,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.SHARD_UNAVAILABLE: 503,
     ErrorCode.SETTLEMENT_UNAVAILABLE: 503,
     # Not the caller's fault (no 4xx), not a bug of the API (no 500), not worth retrying as is
@@ -73,7 +75,11 @@ def error_body(
 
 def error_response(error: LedgerError) -> JSONResponse:
     """An HTTP response for a domain error."""
-    headers = {"Retry-After": "1"} if error.transient else None
+    headers = None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    elif error.transient:
+        headers = {"Retry-After": "1"}
     return JSONResponse(
         error_body(error.code, error.message, error.param),
         status_code=http_status(error.code),

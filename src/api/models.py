@@ -3,7 +3,8 @@
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StringConstraints
+from pydantic_core import core_schema
 
 from ledger import limits
 from ledger.accounts import AccountStatus, NormalBalance
@@ -27,12 +28,35 @@ MetadataValue = Annotated[
     str, StringConstraints(max_length=limits.METADATA_VALUE_LENGTH_MAX, pattern=TEXT_PATTERN)
 ]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)]
-Currency = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Z]{3}$"),
-    # Documented as the supported set; an unknown code is answered 400 `currency_unknown`.
-    Field(json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)}),
-]
+
+
+class _CurrencyCode:
+    """An ISO 4217 code, validated as three capitals.
+
+    Documented as the supported set, but validated as a string: an unknown code is answered
+    400 `currency_unknown` by the domain, which a pydantic enum would turn into
+    `invalid_request`. The core schema's `ref` makes it one `Currency` component that
+    every model refers to, so a generated client has one `Currency` enum.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _source: object, _handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.str_schema(
+            pattern=r"^[A-Z]{3}$",
+            ref="Currency",
+            metadata={
+                "pydantic_js_updates": {
+                    "title": "Currency",
+                    "description": "An ISO 4217 currency code.",
+                    "enum": sorted(CURRENCY_EXPONENTS),
+                }
+            },
+        )
+
+
+Currency = Annotated[str, _CurrencyCode]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Amount = Annotated[int, Field(gt=0, le=limits.BIGINT_MAX, strict=True)]
 
@@ -44,6 +68,20 @@ class _Request(BaseModel):
 class AccountCreate(_Request):
     """`POST /v1/accounts`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"currency": "USD"},
+                {
+                    "currency": "EUR",
+                    "normal_balance": "credit",
+                    "allow_overdraft": False,
+                    "metadata": {"customer": "cus_42"},
+                },
+            ]
+        }
+    )
+
     currency: Currency
     normal_balance: NormalBalance = NormalBalance.CREDIT
     allow_overdraft: Annotated[bool, Field(strict=True)] = False
@@ -52,6 +90,20 @@ class AccountCreate(_Request):
 
 class TransferCreate(_Request):
     """`POST /v1/transfers`: move `amount` minor units from the debit to the credit account."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "debit_account_id": "acct_01JDQ4Z8G9W5V6X7Y8Z9A0B1C2",
+                    "credit_account_id": "acct_01JDQ4ZB3C4D5E6F7G8H9J0K1M",
+                    "amount": 2500,
+                    "currency": "USD",
+                    "metadata": {"order": "ord_1001"},
+                }
+            ]
+        }
+    )
 
     debit_account_id: AccountId
     credit_account_id: AccountId

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from api.account_service import AccountService
 from api.auth import Authenticator
 from api.maintenance import ShardHealth
+from api.rate_limit import RateLimiter
 from api.transfer_service import TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
@@ -20,5 +21,6 @@ class AppState:
     committer: GroupCommitter
     idempotency: IdempotencyStore
     authenticator: Authenticator
+    rate_limiter: RateLimiter
     accounts: AccountService
     transfers: TransferService

@@ -14,6 +14,7 @@ class ErrorType(StrEnum):
     INVALID_REQUEST = "invalid_request_error"
     AUTHENTICATION = "authentication_error"
     IDEMPOTENCY = "idempotency_error"
+    RATE_LIMIT = "rate_limit_error"
     FUNDS = "funds_error"
     STATE = "state_error"
     API = "api_error"
@@ -41,6 +42,8 @@ class ErrorCode(StrEnum):
     API_KEY_INVALID = "api_key_invalid"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_KEY_IN_FLIGHT = "idempotency_key_in_flight"
+    RATE_LIMITED = "rate_limited"
+    """The API key sent more requests than its rate limit allows; retry after Retry-After."""
     SHARD_UNAVAILABLE = "shard_unavailable"
     SETTLEMENT_UNAVAILABLE = "settlement_unavailable"
     SETTLEMENT_FAILED = "settlement_failed"
@@ -53,6 +56,7 @@ class ErrorCode(StrEnum):
 _TRANSIENT: frozenset[ErrorCode] = frozenset(
     {
         ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT,
+        ErrorCode.RATE_LIMITED,
         ErrorCode.SHARD_UNAVAILABLE,
         ErrorCode.SETTLEMENT_UNAVAILABLE,
         ErrorCode.INTERNAL_ERROR,
@@ -64,6 +68,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.API_KEY_INVALID: ErrorType.AUTHENTICATION,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: ErrorType.IDEMPOTENCY,
     ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: ErrorType.IDEMPOTENCY,
+    ErrorCode.RATE_LIMITED: ErrorType.RATE_LIMIT,
     ErrorCode.INSUFFICIENT_FUNDS: ErrorType.FUNDS,
     ErrorCode.ACCOUNT_FROZEN: ErrorType.STATE,
     ErrorCode.ACCOUNT_CLOSED: ErrorType.STATE,

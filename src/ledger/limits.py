@@ -115,6 +115,18 @@ SWEEP_ATTEMPTS_MAX: Final = 3
 
 STUCK_TRANSFERS_LIMIT_MAX: Final = 1000
 
+RATE_LIMIT_PER_S_DEFAULT: Final = 2000.0
+"""Requests per second per API key per API process. Above what one process serves today
+(about 1,000 transfers/s in `ledgerflow bench`), so benchmarks and single-tenant deployments
+never see a 429; a multi-tenant deployment sets its fair share. 0 turns limiting off."""
+RATE_LIMIT_BURST_DEFAULT: Final = 4000
+"""Requests a key may send at once after being idle (the bucket's size)."""
+RATE_LIMIT_PER_S_MAX: Final = 1_000_000.0
+RATE_LIMIT_BURST_MAX: Final = 1_000_000
+RATE_LIMIT_KEYS_MAX: Final = 10_000
+"""Token buckets kept per process; the least recently used is dropped beyond this."""
+RATE_LIMIT_RETRY_AFTER_S_MAX: Final = 60
+
 assert 0 < POSTING_BATCH_SIZE_MAX <= 10_000
 assert 0 < SAGA_BATCH_SIZE_MAX <= POSTING_BATCH_SIZE_MAX
 # The ids as a JSON list: brackets, and per id two quotes and a comma.
@@ -129,6 +141,9 @@ assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS
 assert REPORT_STATEMENT_TIMEOUT_MS >= STATEMENT_TIMEOUT_MS
 assert CONNECT_TIMEOUT_S < POOL_ACQUIRE_TIMEOUT_S
 assert max(POSTING_BATCH_SIZE_MAX, IDEMPOTENCY_BATCH_SIZE_MAX) <= BATCH_QUEUE_SIZE_MAX
+assert 0 <= RATE_LIMIT_PER_S_DEFAULT <= RATE_LIMIT_PER_S_MAX
+assert 1 <= RATE_LIMIT_BURST_DEFAULT <= RATE_LIMIT_BURST_MAX
+assert RATE_LIMIT_KEYS_MAX >= 1
 assert 1 <= SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT <= SAGA_IN_FLIGHT_PER_SOURCE_MAX
 assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S

@@ -14,11 +14,20 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import aiohttp
 from ulid import ULID
 
 FUNDING_AMOUNT = 10**12
+
+
+class BenchMode(StrEnum):
+    """Which shard pairs the transfers use."""
+
+    SINGLE = "single"
+    CROSS = "cross"
+    MIXED = "mixed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +36,7 @@ class BenchOptions:
 
     url: str
     api_key: str
-    mode: str  # single | cross | mixed
+    mode: BenchMode
     transfers: int
     concurrency: int
     duration_s_max: float
@@ -118,10 +127,12 @@ async def _post_transfer(
         return response.status
 
 
-def _pick_pair(customers: dict[int, list[str]], mode: str, rng: random.Random) -> tuple[str, str]:
+def _pick_pair(
+    customers: dict[int, list[str]], mode: BenchMode, rng: random.Random
+) -> tuple[str, str]:
     shards = sorted(customers)
     source = rng.choice(shards)
-    cross = mode == "cross" or (mode == "mixed" and rng.random() < 0.5)
+    cross = mode is BenchMode.CROSS or (mode is BenchMode.MIXED and rng.random() < 0.5)
     destination = rng.choice([s for s in shards if s != source]) if cross else source
     debit = rng.choice(customers[source])
     credit = rng.choice([a for a in customers[destination] if a != debit])
@@ -130,7 +141,7 @@ def _pick_pair(customers: dict[int, list[str]], mode: str, rng: random.Random) -
 
 async def run_bench(options: BenchOptions) -> BenchResult:
     """Drive the transfers and measure them."""
-    assert options.mode in {"single", "cross", "mixed"}
+    assert isinstance(options.mode, BenchMode), options.mode
     assert 0 < options.concurrency <= 1000
     async with aiohttp.ClientSession(
         base_url=options.url,

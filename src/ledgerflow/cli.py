@@ -1,7 +1,11 @@
 """The `ledgerflow` command."""
 
 import asyncio
+import json
 import re
+import sys
+from dataclasses import asdict
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated
 
@@ -13,13 +17,15 @@ from rich.table import Table
 from api.app import ApiConfig, create_app
 from ledger.limits import REPORT_STATEMENT_TIMEOUT_MS, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
-from ledgerflow.bench import BenchOptions, run_bench
+from ledgerflow.bench import BenchMode, BenchOptions, run_bench
 from ledgerflow.cli_support import (
     DataDir,
+    JsonFlag,
     console,
     endpoints_for,
     errors,
     fail,
+    print_json,
     run_async,
     settings_for,
 )
@@ -50,6 +56,24 @@ temporal_app = typer.Typer(help="Temporal cluster set-up.", no_args_is_help=True
 app.add_typer(keys_app, name="keys")
 app.add_typer(transfers_app, name="transfers")
 app.add_typer(temporal_app, name="temporal")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        console.print(f"ledgerflow {installed_version('ledgerflow')}")
+        raise typer.Exit
+
+
+@app.callback()
+def ledgerflow(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Ledgerflow: a sharded double-entry ledger."""
 
 
 @app.command()
@@ -95,6 +119,8 @@ def api(data_dir: DataDir = None) -> None:
                 shard_dsns=found.shard_dsns,
                 pool_size_max=settings.pool_size_max,
                 saga_sync_wait_s=settings.saga_sync_wait_s,
+                rate_limit_per_s=settings.rate_limit_per_s,
+                rate_limit_burst=settings.rate_limit_burst,
                 settlement=settlement_factory(settings, found.temporal_address),
             )
         )
@@ -138,7 +164,7 @@ def migrate(data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def verify(data_dir: DataDir = None) -> None:
+def verify(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
     """Prove the books: every shard balances and the clearing accounts match what is in flight.
 
     Exits 1 naming each account that is off.
@@ -153,6 +179,9 @@ def verify(data_dir: DataDir = None) -> None:
             report = await reconcile(cluster)
         finally:
             await cluster.close()
+        if as_json:
+            print_json({"ok": report.ok, "shards": len(cluster.shards), **asdict(report)})
+            return report.ok
         for problem in report.problems:
             errors.print(f"[red]✗[/red] {escape(problem)}")
         console.print(
@@ -163,7 +192,8 @@ def verify(data_dir: DataDir = None) -> None:
 
     if not run_async(main()):
         raise fail("the books do not balance", code=1)
-    console.print("[bold green]✓ the books balance[/bold green]")
+    if not as_json:
+        console.print("[bold green]✓ the books balance[/bold green]")
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -181,6 +211,7 @@ def _duration_s(text: str) -> int:
 def transfers_stuck(
     older_than: Annotated[str, typer.Option(help="Age, e.g. 30s, 5m, 2h.")] = "5m",
     limit: Annotated[int, typer.Option(min=1, max=STUCK_TRANSFERS_LIMIT_MAX)] = 100,
+    as_json: JsonFlag = False,
     data_dir: DataDir = None,
 ) -> None:
     """List cross-shard transfers still processing after a while, with their saga."""
@@ -197,6 +228,9 @@ def transfers_stuck(
             await cluster.close()
 
     rows = run_async(main())
+    if as_json:
+        print_json(rows)
+        raise typer.Exit(1 if rows else 0)
     if not rows:
         console.print(f"✓ no cross-shard transfer has been processing for more than {older_than}")
         return
@@ -231,8 +265,24 @@ def temporal_register_search_attributes(data_dir: DataDir = None) -> None:
 
 
 @app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option(help="Write the document here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the API's OpenAPI document (what /openapi.json serves), without any service."""
+    document = json.dumps(create_app(ApiConfig(shard_dsns=[])).openapi(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+
+
+@app.command()
 def bench(
-    mode: Annotated[str, typer.Option(help="single, cross or mixed shard pairs.")] = "single",
+    mode: Annotated[
+        BenchMode, typer.Option(help="Single-shard, cross-shard or mixed transfers.")
+    ] = BenchMode.SINGLE,
     transfers: Annotated[int, typer.Option(min=1, max=10_000_000)] = 5000,
     concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 64,
     duration: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 60.0,
@@ -241,8 +291,6 @@ def bench(
     data_dir: DataDir = None,
 ) -> None:
     """Drive transfers through the HTTP API and print transfers/s and latency percentiles."""
-    if mode not in {"single", "cross", "mixed"}:
-        raise fail("--mode is single, cross or mixed")
     settings = settings_for(data_dir)
     stack = StackInfo.read(settings.data_dir)
     url = url or (stack.api_url if stack else None)

@@ -1,6 +1,10 @@
 """What every `ledgerflow` command shares: the consoles, the settings, one-line errors."""
 
+import dataclasses
+import json
+import sys
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,6 +26,25 @@ T = TypeVar("T")
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True)
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print JSON on stdout instead of a table, for scripts.")
+]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(value: object) -> None:
+    """Write `value` as JSON on stdout (dataclasses as objects, datetimes in ISO 8601),
+    bypassing rich, whose wrapping and markup would corrupt it."""
+    sys.stdout.write(json.dumps(value, default=_json_default, indent=2) + "\n")
+
 
 DataDir = Annotated[
     Path | None,

@@ -176,6 +176,8 @@ async def _serve(
                 shard_dsns=dsns,
                 pool_size_max=settings.pool_size_max,
                 saga_sync_wait_s=settings.saga_sync_wait_s,
+                rate_limit_per_s=settings.rate_limit_per_s,
+                rate_limit_burst=settings.rate_limit_burst,
                 settlement=settlement_factory(settings, temporal.address),
             )
         )

@@ -11,10 +11,12 @@ from ledger.errors import LedgerError
 from ledger.tenants import check_tenant_name
 from ledgerflow.cli_support import (
     DataDir,
+    JsonFlag,
     console,
     endpoints_for,
     errors,
     fail,
+    print_json,
     run_async,
     settings_for,
 )
@@ -62,6 +64,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(
     tenant: Annotated[str, typer.Option(help="The tenant whose keys to list.")],
+    as_json: JsonFlag = False,
     data_dir: DataDir = None,
 ) -> None:
     """List a tenant's API keys (ids and dates; secrets are never stored)."""
@@ -69,10 +72,14 @@ def keys_list(
     async def work(catalog: ApiKeyCatalog) -> list[ApiKeyRecord]:
         return await catalog.list(tenant_id=tenant)
 
+    keys = _on_catalog(data_dir, work)
+    if as_json:
+        print_json(keys)
+        return
     table = Table(title=f"API keys of tenant {tenant}")
     for column in ("key", "created", "revoked"):
         table.add_column(column)
-    for key in _on_catalog(data_dir, work):
+    for key in keys:
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
         table.add_row(key.id, key.created_at.isoformat(timespec="seconds"), revoked)
     console.print(table)

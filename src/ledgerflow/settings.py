@@ -49,6 +49,15 @@ class Settings(BaseSettings):
         description="host:port where `ledgerflow worker` serves the Temporal SDK's Prometheus "
         "metrics (task latencies, slots, polls); unset serves none.",
     )
+    rate_limit_per_s: float = Field(
+        default=limits.RATE_LIMIT_PER_S_DEFAULT,
+        ge=0,
+        le=limits.RATE_LIMIT_PER_S_MAX,
+        description="Requests per second per API key in each API process; 0 is unlimited.",
+    )
+    rate_limit_burst: int = Field(
+        default=limits.RATE_LIMIT_BURST_DEFAULT, ge=1, le=limits.RATE_LIMIT_BURST_MAX
+    )
     data_dir: Path = Path(".ledgerflow")
     log_level: str = "info"
 

@@ -1,6 +1,7 @@
 """`ledgerflow keys create | list | revoke`: an operator issues and revokes keys, and a
 revoked key is refused by the API."""
 
+import json
 import re
 
 import httpx
@@ -45,6 +46,13 @@ async def test_a_revoked_key_is_refused_and_listed_as_revoked(
 
     code, listed, _ = await run_ledgerflow(shard_dsns, "keys", "list", "--tenant", tenant)
     assert _times_on_row(listed, key_id) == 2, listed  # created and revoked
+    code, listed, err = await run_ledgerflow(
+        shard_dsns, "keys", "list", "--tenant", tenant, "--json"
+    )
+    assert code == 0, err
+    (key,) = json.loads(listed)
+    assert (key["id"], key["tenant_id"]) == (key_id, tenant)
+    assert key["created_at"] <= key["revoked_at"]  # ISO 8601 in one zone sorts as time
 
     code, _, err = await run_ledgerflow(shard_dsns, "keys", "revoke", "key_unknown")
     assert code == 1

@@ -4,7 +4,7 @@ says it moved, in the mode asked for, and the books still balance."""
 import httpx
 import pytest
 
-from ledgerflow.bench import BenchOptions, run_bench
+from ledgerflow.bench import BenchMode, BenchOptions, run_bench
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -22,7 +22,7 @@ async def test_bench_drives_the_transfers_it_reports(
         BenchOptions(
             url=api_url,
             api_key=tenant_key,
-            mode=mode,
+            mode=BenchMode(mode),
             transfers=60,
             concurrency=8,
             duration_s_max=60,

@@ -7,6 +7,7 @@ queue of their own, served by an API of their own.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -149,15 +150,26 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     assert [(t.saga_step, t.workflow_id) for t in stuck if t.id == reserved.transfer_id] == [
         ("reserved", None)
     ]
-    code, out, err = await run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "0s")
+    # The table and the JSON at once: the sweep claims the row once it is 15 s old.
+    (code, out, err), (json_code, json_out, json_err) = await asyncio.gather(
+        run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "0s"),
+        run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "0s", "--json"),
+    )
+    assert json_code == 1, json_err
+    (row,) = [row for row in json.loads(json_out) if row["id"] == reserved.transfer_id]
+    assert (row["amount"], row["saga_step"], row["workflow_id"]) == (700, "reserved", None)
     assert code == 1, err
     listed = next(line for line in out.splitlines() if reserved.transfer_id in line)
     assert "7.00 USD" in listed
     assert "reserved" in listed
     assert "(not handed over)" in listed
-    code, out, err = await run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "1d")
+    (code, out, err), (json_code, json_out, json_err) = await asyncio.gather(
+        run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "1d"),
+        run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "1d", "--json"),
+    )
     assert code == 0, err
     assert "no cross-shard transfer has been processing for more than 1d" in out
+    assert (json_code, json.loads(json_out)) == (0, []), json_err
 
     outcome = await sweep_now(client, TASK_QUEUE)
     assert outcome.started >= 1

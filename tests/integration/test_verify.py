@@ -1,5 +1,7 @@
 """`ledgerflow verify` proves the books, and names the account when they do not balance."""
 
+import json
+
 import httpx
 import pytest
 
@@ -34,6 +36,14 @@ async def test_verify_passes_and_catches_a_tampered_account(
     code, output = await _verify(shard_dsns)
     assert code == 0, output
     assert "the books balance" in output
+    code, out, err = await run_ledgerflow(shard_dsns, "verify", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["problems"] == []
+    assert report["shards"] == 4
+    assert report["accounts_checked"] >= 2
+    assert report["entries_checked"] >= 2
 
     pool = cluster.shards[target["shard"]].pool
     async with pool.acquire() as conn:
@@ -45,6 +55,11 @@ async def test_verify_passes_and_catches_a_tampered_account(
         assert code == 1, output
         assert target["id"] in output
         assert "credits_posted" in output
+        code, out, _ = await run_ledgerflow(shard_dsns, "verify", "--json")
+        assert code == 1
+        report = json.loads(out)  # stdout is the JSON alone; the one-line error is on stderr
+        assert report["ok"] is False
+        assert any(target["id"] in problem for problem in report["problems"])
     finally:
         async with pool.acquire() as conn:
             await conn.execute(

@@ -1,0 +1,53 @@
+""" Contains all the data models used in inputs/outputs """
+
+from .account_create import AccountCreate
+from .account_create_metadata import AccountCreateMetadata
+from .account_out import AccountOut
+from .account_out_metadata import AccountOutMetadata
+from .account_status import AccountStatus
+from .balance_out import BalanceOut
+from .currency import Currency
+from .entry_out import EntryOut
+from .error_code import ErrorCode
+from .error_detail import ErrorDetail
+from .error_out import ErrorOut
+from .error_type import ErrorType
+from .healthz_response_healthz import HealthzResponseHealthz
+from .list_out_account_out import ListOutAccountOut
+from .list_out_entry_out import ListOutEntryOut
+from .list_out_transfer_out import ListOutTransferOut
+from .normal_balance import NormalBalance
+from .ready_out import ReadyOut
+from .ready_out_status import ReadyOutStatus
+from .saga_out import SagaOut
+from .transfer_create import TransferCreate
+from .transfer_create_metadata import TransferCreateMetadata
+from .transfer_out import TransferOut
+from .transfer_out_metadata import TransferOutMetadata
+
+__all__ = (
+    "AccountCreate",
+    "AccountCreateMetadata",
+    "AccountOut",
+    "AccountOutMetadata",
+    "AccountStatus",
+    "BalanceOut",
+    "Currency",
+    "EntryOut",
+    "ErrorCode",
+    "ErrorDetail",
+    "ErrorOut",
+    "ErrorType",
+    "HealthzResponseHealthz",
+    "ListOutAccountOut",
+    "ListOutEntryOut",
+    "ListOutTransferOut",
+    "NormalBalance",
+    "ReadyOut",
+    "ReadyOutStatus",
+    "SagaOut",
+    "TransferCreate",
+    "TransferCreateMetadata",
+    "TransferOut",
+    "TransferOutMetadata",
+)

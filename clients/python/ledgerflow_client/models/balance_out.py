@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+
+
+
+
+
+
+T = TypeVar("T", bound="BalanceOut")
+
+
+
+@_attrs_define
+class BalanceOut:
+    """ A balance in the account's normal orientation, in minor units.
+
+        Attributes:
+            posted (int):
+            pending (int):
+            held (int):
+            available (int):
+     """
+
+    posted: int
+    pending: int
+    held: int
+    available: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        posted = self.posted
+
+        pending = self.pending
+
+        held = self.held
+
+        available = self.available
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "posted": posted,
+            "pending": pending,
+            "held": held,
+            "available": available,
+        })
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        posted = d.pop("posted")
+
+        pending = d.pop("pending")
+
+        held = d.pop("held")
+
+        available = d.pop("available")
+
+        balance_out = cls(
+            posted=posted,
+            pending=pending,
+            held=held,
+            available=available,
+        )
+
+
+        balance_out.additional_properties = d
+        return balance_out
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

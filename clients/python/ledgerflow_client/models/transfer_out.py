@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
+from typing import Literal, cast
+import datetime
+
+if TYPE_CHECKING:
+  from ..models.saga_out import SagaOut
+  from ..models.transfer_out_metadata import TransferOutMetadata
+
+
+
+
+
+T = TypeVar("T", bound="TransferOut")
+
+
+
+@_attrs_define
+class TransferOut:
+    """ A transfer.
+
+        Attributes:
+            id (str):
+            status (str):
+            amount (int):
+            currency (str):
+            debit_account_id (str):
+            credit_account_id (str):
+            cross_shard (bool):
+            metadata (TransferOutMetadata):
+            created_at (datetime.datetime):
+            object_ (Literal['transfer'] | Unset):  Default: 'transfer'.
+            failure_code (None | str | Unset):
+            saga (None | SagaOut | Unset):
+     """
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    debit_account_id: str
+    credit_account_id: str
+    cross_shard: bool
+    metadata: TransferOutMetadata
+    created_at: datetime.datetime
+    object_: Literal['transfer'] | Unset = 'transfer'
+    failure_code: None | str | Unset = UNSET
+    saga: None | SagaOut | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.saga_out import SagaOut # noqa: PLC0415
+        from ..models.transfer_out_metadata import TransferOutMetadata # noqa: PLC0415
+        id = self.id
+
+        status = self.status
+
+        amount = self.amount
+
+        currency = self.currency
+
+        debit_account_id = self.debit_account_id
+
+        credit_account_id = self.credit_account_id
+
+        cross_shard = self.cross_shard
+
+        metadata = self.metadata.to_dict()
+
+        created_at = self.created_at.isoformat()
+
+        object_ = self.object_
+
+        failure_code: None | str | Unset
+        if isinstance(self.failure_code, Unset):
+            failure_code = UNSET
+        else:
+            failure_code = self.failure_code
+
+        saga: dict[str, Any] | None | Unset
+        if isinstance(self.saga, Unset):
+            saga = UNSET
+        elif isinstance(self.saga, SagaOut):
+            saga = self.saga.to_dict()
+        else:
+            saga = self.saga
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "id": id,
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "debit_account_id": debit_account_id,
+            "credit_account_id": credit_account_id,
+            "cross_shard": cross_shard,
+            "metadata": metadata,
+            "created_at": created_at,
+        })
+        if object_ is not UNSET:
+            field_dict["object"] = object_
+        if failure_code is not UNSET:
+            field_dict["failure_code"] = failure_code
+        if saga is not UNSET:
+            field_dict["saga"] = saga
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.saga_out import SagaOut # noqa: PLC0415
+        from ..models.transfer_out_metadata import TransferOutMetadata # noqa: PLC0415
+        d = dict(src_dict)
+        id = d.pop("id")
+
+        status = d.pop("status")
+
+        amount = d.pop("amount")
+
+        currency = d.pop("currency")
+
+        debit_account_id = d.pop("debit_account_id")
+
+        credit_account_id = d.pop("credit_account_id")
+
+        cross_shard = d.pop("cross_shard")
+
+        metadata = TransferOutMetadata.from_dict(d.pop("metadata"))
+
+
+
+
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+
+
+
+        object_ = cast(Literal['transfer'] | Unset , d.pop("object", UNSET))
+        if object_ != 'transfer'and not isinstance(object_, Unset):
+            raise ValueError(f"object must match const 'transfer', got '{object_}'")
+
+        def _parse_failure_code(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        failure_code = _parse_failure_code(d.pop("failure_code", UNSET))
+
+
+        def _parse_saga(data: object) -> None | SagaOut | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                saga_type_0 = SagaOut.from_dict(data)
+
+
+
+                return saga_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | SagaOut | Unset, data)
+
+        saga = _parse_saga(d.pop("saga", UNSET))
+
+
+        transfer_out = cls(
+            id=id,
+            status=status,
+            amount=amount,
+            currency=currency,
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            cross_shard=cross_shard,
+            metadata=metadata,
+            created_at=created_at,
+            object_=object_,
+            failure_code=failure_code,
+            saga=saga,
+        )
+
+
+        transfer_out.additional_properties = d
+        return transfer_out
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

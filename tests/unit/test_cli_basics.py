@@ -1,0 +1,25 @@
+"""The `ledgerflow` command's own surface: its version and the choices `--help` shows."""
+
+from importlib.metadata import version
+
+from typer.testing import CliRunner
+
+from ledgerflow.cli import app
+
+
+def test_version_prints_the_installed_version() -> None:
+    """`ledgerflow --version` prints the distribution's version and exits 0."""
+    result = CliRunner().invoke(app, ["--version"], prog_name="ledgerflow")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"ledgerflow {version('ledgerflow')}"
+
+
+def test_bench_help_lists_the_modes_and_refuses_others() -> None:
+    """`bench --help` names the modes; another mode is a usage error that names them."""
+    runner = CliRunner()
+    shown = runner.invoke(app, ["bench", "--help"], prog_name="ledgerflow", env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "single|cross|mixed" in shown.output
+    refused = runner.invoke(app, ["bench", "--mode", "sideways"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2
+    assert "'single', 'cross', 'mixed'" in refused.output

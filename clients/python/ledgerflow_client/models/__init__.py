@@ -18,7 +18,6 @@ from .list_out_entry_out import ListOutEntryOut
 from .list_out_transfer_out import ListOutTransferOut
 from .normal_balance import NormalBalance
 from .ready_out import ReadyOut
-from .ready_out_status import ReadyOutStatus
 from .saga_out import SagaOut
 from .transfer_create import TransferCreate
 from .transfer_create_metadata import TransferCreateMetadata
@@ -44,7 +43,6 @@ __all__ = (
     "ListOutTransferOut",
     "NormalBalance",
     "ReadyOut",
-    "ReadyOutStatus",
     "SagaOut",
     "TransferCreate",
     "TransferCreateMetadata",

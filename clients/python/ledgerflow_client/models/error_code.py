@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     RESOURCE_NOT_FOUND = "resource_not_found"
     SAME_ACCOUNT = "same_account"
+    SETTLEMENT_FAILED = "settlement_failed"
     SETTLEMENT_UNAVAILABLE = "settlement_unavailable"
     SHARD_UNAVAILABLE = "shard_unavailable"
     TRANSFER_NOT_FOUND = "transfer_not_found"

@@ -8,9 +8,8 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
-from ..models.ready_out_status import ReadyOutStatus
-from ..types import UNSET, Unset
 from typing import cast
+from typing import Literal, cast
 
 
 
@@ -23,17 +22,18 @@ T = TypeVar("T", bound="ReadyOut")
 
 @_attrs_define
 class ReadyOut:
-    """ `/readyz`: `ok` with the shard count, or `unavailable` naming the shards down.
+    """ `/readyz`: the process serves; `shards_down` names the shards that missed their last
+    health probe (requests for their accounts get 503 until they are back).
 
         Attributes:
-            status (ReadyOutStatus):
-            shards (int | None | Unset):
-            shards_down (list[int] | None | Unset):
+            status (Literal['ok']):
+            shards (int):
+            shards_down (list[int]):
      """
 
-    status: ReadyOutStatus
-    shards: int | None | Unset = UNSET
-    shards_down: list[int] | None | Unset = UNSET
+    status: Literal['ok']
+    shards: int
+    shards_down: list[int]
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -41,34 +41,22 @@ class ReadyOut:
 
 
     def to_dict(self) -> dict[str, Any]:
-        status = self.status.value
+        status = self.status
 
-        shards: int | None | Unset
-        if isinstance(self.shards, Unset):
-            shards = UNSET
-        else:
-            shards = self.shards
+        shards = self.shards
 
-        shards_down: list[int] | None | Unset
-        if isinstance(self.shards_down, Unset):
-            shards_down = UNSET
-        elif isinstance(self.shards_down, list):
-            shards_down = self.shards_down
+        shards_down = self.shards_down
 
 
-        else:
-            shards_down = self.shards_down
 
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update({
             "status": status,
+            "shards": shards,
+            "shards_down": shards_down,
         })
-        if shards is not UNSET:
-            field_dict["shards"] = shards
-        if shards_down is not UNSET:
-            field_dict["shards_down"] = shards_down
 
         return field_dict
 
@@ -77,37 +65,13 @@ class ReadyOut:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        status = ReadyOutStatus(d.pop("status"))
+        status = cast(Literal['ok'] , d.pop("status"))
+        if status != 'ok':
+            raise ValueError(f"status must match const 'ok', got '{status}'")
 
+        shards = d.pop("shards")
 
-
-
-        def _parse_shards(data: object) -> int | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(int | None | Unset, data)
-
-        shards = _parse_shards(d.pop("shards", UNSET))
-
-
-        def _parse_shards_down(data: object) -> list[int] | None | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            try:
-                if not isinstance(data, list):
-                    raise TypeError()
-                shards_down_type_0 = cast(list[int], data)
-
-                return shards_down_type_0
-            except (TypeError, ValueError, AttributeError, KeyError):
-                pass
-            return cast(list[int] | None | Unset, data)
-
-        shards_down = _parse_shards_down(d.pop("shards_down", UNSET))
+        shards_down = cast(list[int], d.pop("shards_down"))
 
 
         ready_out = cls(

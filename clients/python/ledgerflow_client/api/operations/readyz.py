@@ -40,13 +40,6 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
-    if response.status_code == 503:
-        response_503 = ReadyOut.from_dict(response.json())
-
-
-
-        return response_503
-
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
     else:
@@ -69,7 +62,9 @@ def sync_detailed(
 ) -> Response[ReadyOut]:
     """ Readyz
 
-     Every shard answers; 503 naming the ones that do not.
+     This process can serve: its pools and clients are open. A shard that is down does
+    not make it unready (requests for that shard's accounts get 503 `shard_unavailable`,
+    the others are served); `shards_down` names the shards that missed their last probe.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -97,7 +92,9 @@ def sync(
 ) -> ReadyOut | None:
     """ Readyz
 
-     Every shard answers; 503 naming the ones that do not.
+     This process can serve: its pools and clients are open. A shard that is down does
+    not make it unready (requests for that shard's accounts get 503 `shard_unavailable`,
+    the others are served); `shards_down` names the shards that missed their last probe.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -120,7 +117,9 @@ async def asyncio_detailed(
 ) -> Response[ReadyOut]:
     """ Readyz
 
-     Every shard answers; 503 naming the ones that do not.
+     This process can serve: its pools and clients are open. A shard that is down does
+    not make it unready (requests for that shard's accounts get 503 `shard_unavailable`,
+    the others are served); `shards_down` names the shards that missed their last probe.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -148,7 +147,9 @@ async def asyncio(
 ) -> ReadyOut | None:
     """ Readyz
 
-     Every shard answers; 503 naming the ones that do not.
+     This process can serve: its pools and clients are open. A shard that is down does
+    not make it unready (requests for that shard's accounts get 503 `shard_unavailable`,
+    the others are served); `shards_down` names the shards that missed their last probe.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

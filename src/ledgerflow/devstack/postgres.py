@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
 import structlog
 
 from ledgerflow.devstack.ports import DevStackError, PortInUseError, _url_host, port_in_use
@@ -125,6 +124,8 @@ class EmbeddedPostgres:
         if process is None:
             return
         if process.poll() is None:
+            import psutil  # noqa: PLC0415 - the `local` extra; the image's CLI imports this module
+
             group = psutil.Process(process.pid).children(recursive=True)
             # The backends share the group the postmaster leads; it is not reaped yet, so
             # its pid is still that group's id.
@@ -169,6 +170,8 @@ class EmbeddedPostgres:
         pid = _read_postmaster_pid(pid_file)
         if pid is None:
             return
+        import psutil  # noqa: PLC0415 - the `local` extra; the image's CLI imports this module
+
         try:
             process = psutil.Process(pid)
             command = process.cmdline()

@@ -283,8 +283,8 @@ def test_the_worker_has_probes_and_a_grace_period_that_lets_activities_finish():
     spec = worker["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == limits.WORKER_TERMINATION_GRACE_PERIOD_S
     assert (
-        limits.WORKER_GRACEFUL_SHUTDOWN_S + limits.WORKER_SHUTDOWN_MARGIN_S
-        <= spec["terminationGracePeriodSeconds"]
+        spec["terminationGracePeriodSeconds"]
+        >= limits.WORKER_GRACEFUL_SHUTDOWN_S + limits.WORKER_SHUTDOWN_MARGIN_S
     )
     (container,) = spec["containers"]
     address = _env_file(BASE / "settings.env")["LEDGERFLOW_WORKER_HEALTH_ADDRESS"]

@@ -649,8 +649,9 @@ def test_temporal_production_backs_up_temporal_db_and_the_plain_one_does_not():
 
 def test_production_talks_tls_to_temporal_with_the_ca_mounted_where_the_settings_say():
     """The production overlay turns on TLS to Temporal, and every container that talks to
-    Temporal (API, worker, register-search-attributes) mounts the CA at the configured path;
-    the Temporal values serve TLS from a mounted certificate."""
+    Temporal (API, worker, register-search-attributes) mounts the CA at the configured path,
+    as KEDA's Temporal scaler trusts it; the Temporal values serve TLS from a mounted
+    certificate that cert-manager issues for the names the clients verify."""
     objects = _build(K8S / "overlays/production")
     (config,) = [o for o in objects if o["metadata"]["name"].startswith("ledgerflow-config")]
     assert config["data"]["LEDGERFLOW_TEMPORAL_TLS"] == "true"
@@ -661,6 +662,15 @@ def test_production_talks_tls_to_temporal_with_the_ca_mounted_where_the_settings
         mounts = {m["mountPath"] for c in spec["containers"] for m in c["volumeMounts"]}
         mounted = str(ca_path.parent) in mounts
         assert mounted == (name.partition("/")[2] in talks_to_temporal), name
+    (trigger,) = _named(objects, "ScaledObject", "ledgerflow-worker")["spec"]["triggers"]
+    auth = _named(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert {"parameter": "ca", "name": "temporal-ca", "key": "ca.crt"} in auth["spec"][
+        "secretTargetRef"
+    ]
+    assert (
+        trigger["metadata"]["tlsServerName"]
+        == config["data"]["LEDGERFLOW_TEMPORAL_TLS_SERVER_NAME"]
+    )
     (values,) = _load(K8S / "temporal-values.yaml")
     tls = values["server"]["config"]["tls"]
     mounted = {m["mountPath"] for m in values["server"]["additionalVolumeMounts"]}

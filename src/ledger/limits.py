@@ -57,8 +57,9 @@ OUTBOX_SWEEP_INTERVAL_S: Final = 10
 """Pause of the long-running sweeper workflow between two sweeps (a durable timer)."""
 OUTBOX_SWEEPS_PER_RUN_MAX: Final = 360
 """Sweeps one run of the sweeper makes before it continues as new (an hour at the interval
-above). Each sweep adds about ten events to the history, so a run stays near 3,600 events,
-far below Temporal's 51,200, and replaying it on another worker stays cheap."""
+above). Each sweep adds about twelve events to the history (the activity, the timer and
+their workflow tasks; tests/replay/histories/sweep-forever.json), so a run stays near
+4,300 events, a tenth of Temporal's 51,200, and replaying it on another worker stays cheap."""
 OUTBOX_STALE_AFTER_S: Final = 15
 """An outbox row unclaimed (or claimed without a running saga) for this long is swept."""
 OUTBOX_SWEEP_ROWS_MAX: Final = 2000
@@ -119,7 +120,7 @@ assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert ACTIVITY_RETRY_INITIAL_S <= LOCAL_RETRY_THRESHOLD_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
-assert 10 * OUTBOX_SWEEPS_PER_RUN_MAX <= 51_200 // 4, "a sweeper run stays far below the cap"
+assert 12 * OUTBOX_SWEEPS_PER_RUN_MAX <= 51_200 // 10, "a sweeper run stays far below the cap"
 assert WORKER_GRACEFUL_SHUTDOWN_S >= ACTIVITY_START_TO_CLOSE_S
 # Kubernetes must not kill a worker while its activities are still allowed to finish.
 assert WORKER_GRACEFUL_SHUTDOWN_S + WORKER_SHUTDOWN_MARGIN_S <= WORKER_TERMINATION_GRACE_PERIOD_S

@@ -33,7 +33,15 @@ from pathlib import Path
 import aiohttp
 from ulid import ULID
 
-from bench_stack import HOST, Services, StackConfig, interrupt_once, new_api_key, run_child
+from bench_stack import (
+    HOST,
+    Services,
+    StackConfig,
+    interrupt_once,
+    new_api_key,
+    run_child,
+    wait_until_serving,
+)
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.temporal import exit_without_finalizing
 from shards.cluster import ShardCluster
@@ -250,7 +258,7 @@ def main() -> None:
         drill.spawn("worker")
         drill.spawn("api")
         key = asyncio.run(new_api_key(dsns, tenant_prefix="chaos"))
-        time.sleep(3)  # the children connect
+        wait_until_serving(f"http://{HOST}:{config.api_port}", list(drill.children.values()))
         code = asyncio.run(_drive(args, drill, key))
         print(json.dumps({"exit": code}))
     finally:

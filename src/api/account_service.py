@@ -3,6 +3,7 @@
 from asyncpg import Connection
 
 from api.auth import Principal
+from api.idempotency import Attempt
 from api.models import AccountCreate, AccountOut, EntryOut
 from api.pagination import Cursor, check_cursors, merged_page
 from api.presenters import account_out, entry_out
@@ -15,7 +16,7 @@ from shards import accounts as account_rows
 from shards import transfers as transfer_rows
 from shards.accounts import AccountRecord
 from shards.cluster import ShardCluster
-from shards.ids import new_account_id
+from shards.ids import account_id_for, new_account_id
 
 
 def _not_found(account_id: str) -> LedgerError:
@@ -28,17 +29,31 @@ class AccountService:
     def __init__(self, cluster: ShardCluster) -> None:
         self._cluster = cluster
 
-    async def create(self, *, principal: Principal, body: AccountCreate) -> AccountOut:
-        """Open an account with zero balances on the shard its id hashes to.
+    async def create(
+        self, *, principal: Principal, body: AccountCreate, attempt: Attempt | None
+    ) -> AccountOut:
+        """Open an account with zero balances on the shard its id hashes to; every attempt
+        of one idempotent request opens the same account.
 
         Raises:
             LedgerError(currency_unknown, metadata_invalid).
+            LedgerError(shard_unavailable): the request's idempotency record could not be
+                read, so a retry could not be promised the same account.
         """
         currency_exponent(body.currency)
         check_metadata(body.metadata)
-        account_id = new_account_id()
+        if attempt is None:
+            account_id = new_account_id()
+        elif attempt.first_seen_at is None:
+            raise LedgerError(
+                ErrorCode.SHARD_UNAVAILABLE,
+                "the shard holding this Idempotency-Key is unavailable; retry",
+                "Idempotency-Key",
+            )
+        else:
+            account_id = account_id_for(attempt.operation_key, attempt.first_seen_at)
         shard = self._cluster.shard_of(account_id)
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             record = await account_rows.insert_account(
                 conn,
                 shard=shard.index,
@@ -60,7 +75,7 @@ class AccountService:
         if not is_account_id(account_id):
             raise _not_found(account_id)
         shard = self._cluster.shard_of(account_id)
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             record = await account_rows.fetch_account(
                 conn, shard=shard.index, tenant_id=principal.tenant_id, account_id=account_id
             )
@@ -101,7 +116,7 @@ class AccountService:
         if not is_account_id(account_id):
             raise _not_found(account_id)
         shard = self._cluster.shard_of(account_id)
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             record = await account_rows.set_account_status(
                 conn,
                 shard=shard.index,
@@ -131,7 +146,7 @@ class AccountService:
         after = _entry_version(account_id, starting_after, "starting_after")
         before = _entry_version(account_id, ending_before, "ending_before")
         shard = self._cluster.shard_of(account_id)
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             rows = await transfer_rows.list_entries(
                 conn,
                 account_id=account_id,

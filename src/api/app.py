@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.account_service import AccountService
 from api.auth import Authenticator
 from api.errors import install_error_handlers
-from api.maintenance import purge_idempotency_keys
+from api.maintenance import ShardHealth, purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
 from api.openapi import install_contract
 from api.routes import accounts, health, transfers
@@ -53,23 +53,25 @@ def create_app(config: ApiConfig) -> FastAPI:
         cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
         committer = GroupCommitter(cluster, observer=metrics.observe_batch)
         idempotency = IdempotencyStore(cluster, observer=metrics.observe_idempotency_batch)
-        metrics.watch_pools(cluster)
+        health = ShardHealth(cluster)
+        metrics.watch_shards(cluster, health)
         purger = asyncio.create_task(purge_idempotency_keys(cluster))
         lag_probe = asyncio.create_task(metrics.probe_loop_lag())
+        shard_probe = asyncio.create_task(health.probe_forever())
         try:
             if config.settlement is None:
-                app.state.ledgerflow = _state(cluster, committer, idempotency, None, config)
+                app.state.ledgerflow = _state(cluster, committer, idempotency, health, None, config)
                 yield
             else:
                 async with config.settlement(cluster, observer=metrics) as settlement:
                     app.state.ledgerflow = _state(
-                        cluster, committer, idempotency, settlement, config
+                        cluster, committer, idempotency, health, settlement, config
                     )
                     yield
         finally:
-            purger.cancel()
-            lag_probe.cancel()
-            await asyncio.gather(purger, lag_probe, return_exceptions=True)
+            for task in (purger, lag_probe, shard_probe):
+                task.cancel()
+            await asyncio.gather(purger, lag_probe, shard_probe, return_exceptions=True)
             await committer.close()
             await idempotency.close()
             await cluster.close()
@@ -94,11 +96,13 @@ def _state(
     cluster: ShardCluster,
     committer: GroupCommitter,
     idempotency: IdempotencyStore,
+    health: ShardHealth,
     settlement: Settlement | None,
     config: ApiConfig,
 ) -> AppState:
     return AppState(
         cluster=cluster,
+        health=health,
         committer=committer,
         idempotency=idempotency,
         authenticator=Authenticator(cluster),

@@ -13,8 +13,10 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
+import structlog
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -30,9 +32,24 @@ from shards.idempotency import (
     KeyRelease,
 )
 
+log = structlog.get_logger("ledgerflow.api")
+
 REPLAYED_HEADER = "Idempotent-Replayed"
 
-Work = Callable[[], Awaitable[tuple[int, BaseModel]]]
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What every attempt of one idempotent request shares: the operation key its money
+    movement is made under (written in the same transaction as the movement, so a retry
+    after any crash finds it) and when the request was first seen. Without an
+    Idempotency-Key there is no attempt to share."""
+
+    operation_key: str
+    first_seen_at: datetime | None
+    """None when the request's idempotency record could not be read (its shard is down)."""
+
+
+Work = Callable[[Attempt | None], Awaitable[tuple[int, BaseModel]]]
 
 
 KEY_PATTERN = rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_LENGTH_MAX}}}$"
@@ -107,16 +124,31 @@ async def run_idempotent(
             transient failure of `work` raised.
     """
     if key is None:
-        status, model = await work()
+        status, model = await work(None)
         return _json(status, model.model_dump(mode="json"))
     request_hash = hashlib.sha256(fingerprint.canonical).hexdigest()
     raw_hash = hashlib.sha256(fingerprint.raw).hexdigest()
     owner = principal.api_key_id
     shard = store.shard_of(owner, key)
-    claim = await store.claim(
-        shard,
-        KeyClaim(owner, key, request_hash, None if raw_hash == request_hash else raw_hash),
-    )
+    # The request's fingerprint is part of the operation key: once this record has expired,
+    # the same key with other parameters moves money anew rather than finding (and
+    # replaying) what the old request moved.
+    operation_key = f"idem:{owner}:{key}:{request_hash[:32]}"
+    try:
+        claim = await store.claim(
+            shard,
+            KeyClaim(
+                owner,
+                key,
+                request_hash,
+                None if raw_hash == request_hash else raw_hash,
+                operation_key=operation_key,
+            ),
+        )
+    except LedgerError as error:
+        if error.code is not ErrorCode.SHARD_UNAVAILABLE:
+            raise
+        return await _without_record(work, operation_key, shard)
     if claim.outcome is ClaimOutcome.REPLAY:
         assert claim.status is not None
         assert claim.body is not None
@@ -126,21 +158,57 @@ async def run_idempotent(
             media_type="application/json",
             headers={REPLAYED_HEADER: "true"},
         )
+    assert claim.first_claimed_at is not None
+    attempt = Attempt(
+        # Records claimed before operation keys were stored keep the key they began with.
+        operation_key=claim.operation_key or f"idem:{owner}:{key}",
+        first_seen_at=claim.first_claimed_at,
+    )
     try:
-        status, model = await work()
+        status, model = await work(attempt)
         body = orjson.dumps(model.model_dump(mode="json"))
     except LedgerError as error:
         if error.transient:
-            await store.release(shard, KeyRelease(owner, key))
+            await _let_go(store, shard, KeyRelease(owner, key))
             raise
         status = http_status(error.code)
         body = orjson.dumps(error_body(error.code, error.message, error.param))
     except BaseException:
-        await store.release(shard, KeyRelease(owner, key))
+        await _let_go(store, shard, KeyRelease(owner, key))
         raise
     if status == 202:
         # Still settling: a replay must show the final state, so do not freeze this answer.
-        await store.release(shard, KeyRelease(owner, key))
+        await _let_go(store, shard, KeyRelease(owner, key))
     else:
-        await store.complete(shard, KeyCompletion(owner, key, status, body))
+        await _let_go(store, shard, KeyCompletion(owner, key, status, body))
     return Response(body, status_code=status, media_type="application/json")
+
+
+async def _let_go(store: IdempotencyStore, shard: int, done: KeyCompletion | KeyRelease) -> None:
+    """Complete or release a claimed record. When its shard fails, the answer stands
+    anyway: the record stays in flight until its lease ends, and a retry then runs the work
+    again, which its operation key makes a replay. Turning an answer the work gave into a
+    503 would tell the caller that something failed which did not."""
+    try:
+        if isinstance(done, KeyCompletion):
+            await store.complete(shard, done)
+        else:
+            await store.release(shard, done)
+    except LedgerError as error:
+        if error.code is not ErrorCode.SHARD_UNAVAILABLE:
+            raise
+        log.warning("idempotency record left in flight", shard=shard, key_shard_error=str(error))
+
+
+async def _without_record(work: Work, operation_key: str, shard: int) -> Response:
+    """Serve a request whose idempotency record is on a shard that is down.
+
+    A shard outage must not take down the requests for accounts on the other shards, and
+    exactly-once does not depend on the record: the money moves under `operation_key`, so a
+    retry (now, or once the shard is back) finds what this attempt did. What the outage
+    suspends is the rest of the contract: the answer is not stored for a byte-identical
+    replay, and the same key with other parameters is not recognised as reuse meanwhile.
+    """
+    log.warning("idempotency record unavailable; serving without it", shard=shard)
+    status, model = await work(Attempt(operation_key=operation_key, first_seen_at=None))
+    return _json(status, model.model_dump(mode="json"))

@@ -4,7 +4,11 @@ import asyncio
 
 import structlog
 
-from ledger.limits import IDEMPOTENCY_PURGE_INTERVAL_S
+from ledger.limits import (
+    IDEMPOTENCY_PURGE_INTERVAL_S,
+    SHARD_PROBE_INTERVAL_S,
+    SHARD_PROBE_TIMEOUT_S,
+)
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.idempotency import purge_expired_keys
 
@@ -23,10 +27,53 @@ async def purge_idempotency_keys(
         await asyncio.sleep(interval_s)
         for shard in cluster.shards:
             try:
-                async with shard.pool.acquire() as conn:
+                async with shard.connection() as conn:
                     purged = await purge_expired_keys(conn)
             except SHARD_FAILURES as error:
                 log.warning("idempotency purge failed", shard=shard.index, error=str(error))
                 continue
             if purged:
                 log.info("purged idempotency keys", shard=shard.index, count=purged)
+
+
+class ShardHealth:
+    """Whether each shard answered its last probe, for `/readyz` and `ledgerflow_shard_up`.
+
+    Health is reported, never enforced: a request for a shard that is down fails on its own
+    deadline with 503 `shard_unavailable`, while the others keep serving. Readiness means
+    that this process can serve, so one shard failing over takes no API process out of its
+    Service.
+    """
+
+    def __init__(self, cluster: ShardCluster) -> None:
+        self._cluster = cluster
+        self.up = [True] * len(cluster.shards)
+        """The cluster connected to every shard at start, so all begin up."""
+
+    @property
+    def down(self) -> list[int]:
+        """The shards that did not answer their last probe."""
+        return [index for index, up in enumerate(self.up) if not up]
+
+    async def probe_forever(self, *, interval_s: float = SHARD_PROBE_INTERVAL_S) -> None:
+        """Probe every shard every `interval_s`, each within `SHARD_PROBE_TIMEOUT_S`."""
+        while True:
+            await self.probe()
+            await asyncio.sleep(interval_s)
+
+    async def probe(self) -> None:
+        """Ask every shard `select 1` at once and record which answered in time."""
+        answers = await asyncio.gather(*(self._answers(s.index) for s in self._cluster.shards))
+        for index, answered in enumerate(answers):
+            if answered != self.up[index]:
+                log.warning("shard health changed", shard=index, up=answered)
+            self.up[index] = answered
+
+    async def _answers(self, index: int) -> bool:
+        try:
+            async with asyncio.timeout(SHARD_PROBE_TIMEOUT_S):
+                async with self._cluster.shards[index].connection() as conn:
+                    await conn.fetchval("select 1")
+        except SHARD_FAILURES:
+            return False
+        return True

@@ -156,8 +156,9 @@ class ErrorOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    """`/readyz`: `ok` with the shard count, or `unavailable` naming the shards down."""
+    """`/readyz`: the process serves; `shards_down` names the shards that missed their last
+    health probe (requests for their accounts get 503 until they are back)."""
 
-    status: Literal["ok", "unavailable"]
-    shards: int | None = None
-    shards_down: list[int] | None = None
+    status: Literal["ok"]
+    shards: int
+    shards_down: list[int]

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from api.errors import error_body
+from api.maintenance import ShardHealth
 from ledger.errors import ErrorCode
 from ledger.limits import REQUEST_BODY_BYTES_MAX
 from shards.cluster import ShardCluster
@@ -123,14 +124,15 @@ class Metrics:
         """Record transfers the dispatcher could not hand over (the sweeper will)."""
         self.saga_handovers_deferred.labels(because).inc(transfers)
 
-    def watch_pools(self, cluster: ShardCluster) -> None:
-        """Export pool usage per shard, read at scrape time."""
-        self.registry.register(_PoolCollector(cluster))
+    def watch_shards(self, cluster: ShardCluster, health: ShardHealth) -> None:
+        """Export pool usage and health per shard, read at scrape time."""
+        self.registry.register(_ShardCollector(cluster, health))
 
 
-class _PoolCollector(Collector):
-    def __init__(self, cluster: ShardCluster) -> None:
+class _ShardCollector(Collector):
+    def __init__(self, cluster: ShardCluster, health: ShardHealth) -> None:
         self._cluster = cluster
+        self._health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         in_use = GaugeMetricFamily(
@@ -139,11 +141,18 @@ class _PoolCollector(Collector):
         size = GaugeMetricFamily(
             "ledgerflow_pool_connections", "Open connections per shard", labels=["shard"]
         )
+        up = GaugeMetricFamily(
+            "ledgerflow_shard_up",
+            "1 when the shard answered this process's last probe, 0 when it did not",
+            labels=["shard"],
+        )
         for shard, used, total in self._cluster.pool_usage():
             in_use.add_metric([str(shard)], used)
             size.add_metric([str(shard)], total)
+            up.add_metric([str(shard)], 1 if self._health.up[shard] else 0)
         yield in_use
         yield size
+        yield up
 
 
 class RequestMiddleware:
@@ -216,8 +225,10 @@ class RequestMiddleware:
         )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(BaseException):
+    """Raised from `receive` past the size limit. Not an `Exception`: FastAPI turns any
+    `Exception` raised while it reads a body into a 400, and a chunked body (which has no
+    Content-Length to refuse it by) must be 413 like any other."""
 
 
 async def _too_large(send: Send, request_id: str) -> None:

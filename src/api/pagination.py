@@ -64,7 +64,7 @@ async def merged_page(
     """Ask every shard at once and merge: (the page newest first, whether more rows exist)."""
 
     async def on_shard(index: int) -> list[T]:
-        async with cluster.shards[index].pool.acquire() as conn:
+        async with cluster.shards[index].connection() as conn:
             return await fetch(conn, index, cursor)
 
     pages = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))

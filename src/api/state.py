@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.maintenance import ShardHealth
 from api.transfer_service import TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
@@ -15,6 +16,7 @@ class AppState:
     """The process-wide services."""
 
     cluster: ShardCluster
+    health: ShardHealth
     committer: GroupCommitter
     idempotency: IdempotencyStore
     authenticator: Authenticator

@@ -8,11 +8,12 @@ from typing import Protocol
 from asyncpg import Connection
 
 from api.auth import Principal
+from api.idempotency import Attempt
 from api.models import SagaOut, TransferCreate, TransferOut
 from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import is_transfer_id
+from ledger.ids import is_account_id, is_transfer_id
 from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from ledger.posting import Movement
@@ -58,7 +59,7 @@ class TransferService:
         self._sync_wait_s = sync_wait_s
 
     async def create(
-        self, *, principal: Principal, body: TransferCreate, idempotency_key: str | None
+        self, *, principal: Principal, body: TransferCreate, attempt: Attempt | None
     ) -> tuple[int, TransferOut]:
         """Move money; returns (HTTP status, transfer).
 
@@ -78,7 +79,17 @@ class TransferService:
             )
         currency_exponent(body.currency)
         check_metadata(body.metadata)
-        request = self._posting_request(principal, body, idempotency_key)
+        # Only customer account ids reach the posting code from a request: a system
+        # account's id (a clearing account) is as unknown here as another tenant's.
+        for account_id, param in (
+            (body.debit_account_id, "debit_account_id"),
+            (body.credit_account_id, "credit_account_id"),
+        ):
+            if not is_account_id(account_id):
+                raise LedgerError(
+                    ErrorCode.ACCOUNT_NOT_FOUND, f"no such {param.split('_')[0]} account", param
+                )
+        request = self._posting_request(principal, body, attempt)
         source = request.source_shard
         cross_shard = request.movement is Movement.RESERVE_FUNDS
         if cross_shard and self._settlement is None:
@@ -110,16 +121,12 @@ class TransferService:
         return status, transfer_out(record)
 
     def _posting_request(
-        self, principal: Principal, body: TransferCreate, idempotency_key: str | None
+        self, principal: Principal, body: TransferCreate, attempt: Attempt | None
     ) -> PostingRequest:
         """The first movement of a new transfer: the whole transfer on one shard, or the
         reserve on the source shard when the accounts live on two."""
         transfer_id = new_transfer_id(slot_of(body.debit_account_id))
-        key = (
-            f"idem:{principal.api_key_id}:{idempotency_key}"
-            if idempotency_key
-            else f"transfer:{transfer_id}"
-        )
+        key = attempt.operation_key if attempt is not None else f"transfer:{transfer_id}"
         source = self._cluster.shard_of(body.debit_account_id).index
         destination = self._cluster.shard_of(body.credit_account_id).index
         return PostingRequest(
@@ -139,7 +146,7 @@ class TransferService:
     async def _fetch(
         self, shard: int, principal: Principal, transfer_id: str
     ) -> TransferRecord | None:
-        async with self._cluster.shards[shard].pool.acquire() as conn:
+        async with self._cluster.shards[shard].connection() as conn:
             return await transfer_rows.fetch_transfer(
                 conn, tenant_id=principal.tenant_id, transfer_id=transfer_id
             )

@@ -8,6 +8,11 @@ from typing import Final
 BIGINT_MAX: Final = 2**63 - 1
 """Largest value a PostgreSQL bigint holds; every amount and every sum stays within it."""
 
+TOTAL_MAX: Final = 10**38
+"""Exclusive bound of an account's running totals (numeric(38, 0) on the shard): at one
+bigint-sized transfer per microsecond it takes three hundred years to reach."""
+assert BIGINT_MAX < TOTAL_MAX
+
 SLOT_COUNT: Final = 4096
 """Fixed number of hash slots; the shard map assigns slot ranges to instances."""
 
@@ -24,6 +29,14 @@ IDEMPOTENCY_LEASE_S: Final = 30
 """An in-flight idempotency record older than this is presumed abandoned and may be retried."""
 IDEMPOTENCY_BATCH_SIZE_MAX: Final = 512
 """Idempotency records written per statement (`shards.idempotency.IdempotencyStore`)."""
+
+AUTH_CACHE_TTL_S: Final = 60.0
+"""How long an API process trusts a key it looked up: a revocation takes effect within it."""
+AUTH_CACHE_ENTRIES_MAX: Final = 10_000
+AUTH_REFUSAL_CACHE_TTL_S: Final = 5.0
+"""How long an unknown key is refused without a lookup: short, so a key created a moment
+after a typo works almost at once."""
+AUTH_REFUSAL_CACHE_ENTRIES_MAX: Final = 10_000
 
 PAGE_SIZE_DEFAULT: Final = 10
 PAGE_SIZE_MAX: Final = 100
@@ -45,8 +58,22 @@ SAGA_BATCH_WINDOW_MS_MAX: Final = 1000
 SAGA_SYNC_WAIT_S_MAX: Final = 30.0
 
 POOL_SIZE_MAX: Final = 64
-STATEMENT_TIMEOUT_MS: Final = 10_000
-LOCK_TIMEOUT_MS: Final = 5_000
+POOL_ACQUIRE_TIMEOUT_S: Final = 5.0
+"""Longest wait for a pooled connection (a new one included) before the shard counts as
+unavailable for this request."""
+CONNECT_TIMEOUT_S: Final = 4.0
+"""Longest wait for a new connection to a shard to be established."""
+BATCH_QUEUE_SIZE_MAX: Final = 8192
+"""Items waiting per shard in one batcher (postings, idempotency records); more is 503
+`shard_unavailable` with Retry-After rather than memory that grows with the backlog."""
+STATEMENT_TIMEOUT_MS: Final = 5_000
+"""Deadline of one statement of the serving path, enforced by the shard and, for a shard
+that stops answering altogether, by the client a second later."""
+LOCK_TIMEOUT_MS: Final = 3_000
+REPORT_STATEMENT_TIMEOUT_MS: Final = 600_000
+"""Deadline of one statement of `ledgerflow verify` and the other reports that scan whole
+tables; they run on connections of their own, never on the serving path."""
+COMMAND_TIMEOUT_MARGIN_S: Final = 1.0
 
 ACTIVITY_START_TO_CLOSE_S: Final = 30
 ACTIVITY_RETRY_INTERVAL_MAX_S: Final = 30
@@ -110,11 +137,15 @@ assert 0 < SAGA_BATCH_SIZE_MAX <= POSTING_BATCH_SIZE_MAX
 # The ids as a JSON list: brackets, and per id two quotes and a comma.
 assert 2 + SAGA_BATCH_SIZE_MAX * (TRANSFER_ID_LENGTH + 3) <= SEARCH_ATTRIBUTE_VALUE_BYTES_MAX
 assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
+assert AUTH_REFUSAL_CACHE_TTL_S < AUTH_CACHE_TTL_S
 assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
 assert 0 < IDEMPOTENCY_BATCH_SIZE_MAX <= 10_000
 assert OUTBOX_SWEEP_ROWS_MAX >= SAGA_BATCH_SIZE_MAX
 assert OUTBOX_STALE_AFTER_S > SAGA_BATCH_WINDOW_MS_MAX / 1000
 assert STATEMENT_TIMEOUT_MS > LOCK_TIMEOUT_MS
+assert REPORT_STATEMENT_TIMEOUT_MS >= STATEMENT_TIMEOUT_MS
+assert CONNECT_TIMEOUT_S < POOL_ACQUIRE_TIMEOUT_S
+assert max(POSTING_BATCH_SIZE_MAX, IDEMPOTENCY_BATCH_SIZE_MAX) <= BATCH_QUEUE_SIZE_MAX
 assert 1 <= SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT <= SAGA_IN_FLIGHT_PER_SOURCE_MAX
 assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
@@ -125,6 +156,12 @@ assert WORKER_GRACEFUL_SHUTDOWN_S >= ACTIVITY_START_TO_CLOSE_S
 # Kubernetes must not kill a worker while its activities are still allowed to finish.
 assert WORKER_GRACEFUL_SHUTDOWN_S + WORKER_SHUTDOWN_MARGIN_S <= WORKER_TERMINATION_GRACE_PERIOD_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
+
+SHARD_PROBE_INTERVAL_S: Final = 5.0
+SHARD_PROBE_TIMEOUT_S: Final = 2.0
+"""How often, and how patiently, an API process asks each shard whether it answers: for
+`/readyz` and the `ledgerflow_shard_up` metric, never to refuse requests."""
+assert SHARD_PROBE_TIMEOUT_S < SHARD_PROBE_INTERVAL_S
 
 IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
 assert IDEMPOTENCY_PURGE_INTERVAL_S < IDEMPOTENCY_KEY_TTL_S

@@ -50,20 +50,6 @@ def check_amount(amount: int, param: str = "amount") -> int:
     return amount
 
 
-def checked_add(total: int, delta: int, param: str = "amount") -> int:
-    """`total + delta`, refused when the result leaves the bigint range.
-
-    Raises:
-        LedgerError(amount_overflow): the sum does not fit in a bigint.
-    """
-    result = total + delta
-    if not -BIGINT_MAX <= result <= BIGINT_MAX:
-        raise LedgerError(
-            ErrorCode.AMOUNT_OVERFLOW, "the resulting balance would exceed the bigint range", param
-        )
-    return result
-
-
 def format_minor(amount: int, currency: str) -> str:
     """Human form of an amount, for logs and the CLI: 12345 USD -> '123.45 USD'."""
     exponent = currency_exponent(currency)

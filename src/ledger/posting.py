@@ -13,7 +13,8 @@ from enum import StrEnum
 
 from ledger.accounts import AccountState, AccountStatus, Balance, Layer, Side, balance_of
 from ledger.errors import ErrorCode, LedgerError
-from ledger.money import BIGINT_MAX, checked_add
+from ledger.limits import BIGINT_MAX, TOTAL_MAX
+from ledger.tenants import SYSTEM_TENANT
 
 
 class Movement(StrEnum):
@@ -179,8 +180,11 @@ def apply_movement(
     }
     for line in lines:
         key = (line.account_id, line.layer, line.side)
-        totals[key] = checked_add(totals[key], line.amount)
+        # Totals are unbounded sums (numeric on the shard): no volume of movements fills
+        # them, so no tenant can spend a total another tenant's transfers need.
+        totals[key] += line.amount
         assert totals[key] >= 0, f"{movement} takes {key} below zero; the hold is missing"
+        assert totals[key] < TOTAL_MAX, f"{key} total leaves the numeric(38) column"
 
     after = {a: _balance_after(account, totals) for a, account in accounts.items()}
     if movement in _CHECKS_FUNDS:
@@ -188,15 +192,8 @@ def apply_movement(
         # a credit from a debit-normal one.
         _check_funds(debit, after[debit.id])
         _check_funds(credit, after[credit.id])
-    for balance in after.values():
-        # Every total fits a bigint, and so does `posted`, their difference; `available`
-        # subtracts the holds as well, so an overdrawn account holding more can leave it.
-        if not -BIGINT_MAX <= balance.available <= BIGINT_MAX:
-            raise LedgerError(
-                ErrorCode.AMOUNT_OVERFLOW,
-                "the resulting balance would exceed the bigint range",
-                "amount",
-            )
+    for account_id, balance in after.items():
+        _check_range(accounts[account_id], balance)
 
     entries: list[Entry] = []
     for line in lines:
@@ -228,6 +225,26 @@ def _balance_after(account: AccountState, totals: dict[tuple[str, Layer, Side], 
         debits_pending=totals[(account.id, Layer.PENDING, Side.DEBIT)],
         credits_pending=totals[(account.id, Layer.PENDING, Side.CREDIT)],
     )
+
+
+def _check_range(account: AccountState, after: Balance) -> None:
+    """Keep what a customer account shows within the bigint range the API documents.
+
+    A system account (a clearing account) is exempt: every tenant's cross-shard transfers
+    pass through it, so a bound there would be a budget one tenant could exhaust for all.
+
+    Raises:
+        LedgerError(amount_overflow): a balance figure would leave the range.
+    """
+    if account.tenant_id == SYSTEM_TENANT:
+        return
+    figures = (after.posted, after.pending, after.held, after.available)
+    if not all(-BIGINT_MAX <= figure <= BIGINT_MAX for figure in figures):
+        raise LedgerError(
+            ErrorCode.AMOUNT_OVERFLOW,
+            "the resulting balance would exceed the bigint range",
+            "amount",
+        )
 
 
 def _check_funds(account: AccountState, after: Balance) -> None:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
-from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
+from ledger.limits import REPORT_STATEMENT_TIMEOUT_MS, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
 from ledgerflow.cli_support import (
     DataDir,
@@ -154,7 +154,9 @@ def verify(data_dir: DataDir = None) -> None:
     found = endpoints_for(settings_for(data_dir))
 
     async def main() -> bool:
-        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=2)
+        cluster = await ShardCluster.connect(
+            found.shard_dsns, pool_size_max=2, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
+        )
         try:
             report = await reconcile(cluster)
         finally:
@@ -194,7 +196,9 @@ def transfers_stuck(
     found = endpoints_for(settings_for(data_dir))
 
     async def main() -> list[TransferRecord]:
-        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
+        cluster = await ShardCluster.connect(
+            found.shard_dsns, pool_size_max=1, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
+        )
         try:
             return await find_stuck_transfers(cluster, older_than_s=seconds, limit=limit)
         finally:

@@ -32,12 +32,16 @@ from ledgerflow.temporal import (
     run_worker_until,
     settlement_factory,
 )
-from shards.api_keys import create_api_key
+from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 
 LAYOUT_FILE = "layout.json"
 API_KEY_FILE = "api_key"
+LOOPBACK = "127.0.0.1"
+"""Where the shards and Temporal listen, whatever `--host` says: the embedded shards trust
+every local connection and the dev server has no authentication, so only the API (which
+checks API keys) may be exposed on other interfaces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +76,16 @@ def _check_layout(options: DevOptions) -> None:
 
 
 def _check_ports(options: DevOptions) -> None:
-    wanted = [(options.port, "the API")]
-    wanted += [(options.temporal_port, "Temporal gRPC"), (options.ui_port, "the Temporal UI")]
-    wanted += [(options.pg_port_base + i, f"PostgreSQL shard {i}") for i in range(options.shards)]
-    for port, what in wanted:
-        if port_in_use(options.host, port):
+    wanted = [(options.host, options.port, "the API")]
+    wanted += [
+        (LOOPBACK, options.temporal_port, "Temporal gRPC"),
+        (LOOPBACK, options.ui_port, "the Temporal UI"),
+    ]
+    wanted += [
+        (LOOPBACK, options.pg_port_base + i, f"PostgreSQL shard {i}") for i in range(options.shards)
+    ]
+    for host, port, what in wanted:
+        if port_in_use(host, port):
             raise PortInUseError(port, what)
 
 
@@ -93,6 +102,28 @@ def _api_key(data_dir: Path, settings: Settings) -> str:
     return secret
 
 
+def dev_services(
+    options: DevOptions, settings: Settings
+) -> tuple[list[EmbeddedPostgres], TemporalDevServer]:
+    """The shards and the Temporal dev server `ledgerflow dev` runs, all on loopback."""
+    shards = [
+        EmbeddedPostgres(
+            options.data_dir / f"shard-{i}", port=options.pg_port_base + i, host=LOOPBACK
+        )
+        for i in range(options.shards)
+    ]
+    temporal = TemporalDevServer(
+        db_file=options.data_dir / "temporal.db",
+        port=options.temporal_port,
+        ui_port=options.ui_port,
+        host=LOOPBACK,
+        namespace=settings.temporal_namespace,
+        search_attributes=SEARCH_ATTRIBUTE_TYPES,
+        log_file=options.data_dir / "temporal.log",
+    )
+    return shards, temporal
+
+
 def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
     """Start everything, serve until a signal, then stop everything that was started.
 
@@ -105,21 +136,7 @@ def run_dev(options: DevOptions, settings: Settings, console: Console) -> None:
     postgres_bin_path()
     temporal_executable()
     _check_ports(options)
-    shards = [
-        EmbeddedPostgres(
-            options.data_dir / f"shard-{i}", port=options.pg_port_base + i, host=options.host
-        )
-        for i in range(options.shards)
-    ]
-    temporal = TemporalDevServer(
-        db_file=options.data_dir / "temporal.db",
-        port=options.temporal_port,
-        ui_port=options.ui_port,
-        host=options.host,
-        namespace=settings.temporal_namespace,
-        search_attributes=SEARCH_ATTRIBUTE_TYPES,
-        log_file=options.data_dir / "temporal.log",
-    )
+    shards, temporal = dev_services(options, settings)
     started: list[EmbeddedPostgres | TemporalDevServer] = []
     try:
         with console.status("starting PostgreSQL shards and the Temporal dev server"):
@@ -148,8 +165,7 @@ async def _serve(
     secret = _api_key(options.data_dir, settings)
     cluster = await ShardCluster.connect(dsns, pool_size_max=settings.pool_size_max)
     try:
-        async with cluster.shards[0].pool.acquire() as conn:
-            await create_api_key(conn, tenant_id=settings.bootstrap_tenant, secret=secret)
+        await ApiKeyCatalog(cluster).create(tenant_id=settings.bootstrap_tenant, secret=secret)
         client = await connect_temporal(temporal.address, settings.temporal_namespace)
         api_url = f"http://{options.host}:{options.port}"
         StackInfo(shard_dsns=dsns, temporal_address=temporal.address, api_url=api_url).write(

@@ -1,15 +1,14 @@
 """`ledgerflow keys`: issue, list and revoke the API keys of a tenant."""
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
-import asyncpg
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from api.auth import CATALOG_SHARD
+from ledger.errors import LedgerError
+from ledger.tenants import check_tenant_name
 from ledgerflow.cli_support import (
     DataDir,
     console,
@@ -19,7 +18,7 @@ from ledgerflow.cli_support import (
     run_async,
     settings_for,
 )
-from shards.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
+from shards.api_keys import ApiKeyCatalog, ApiKeyRecord
 from shards.cluster import ShardCluster
 
 T = TypeVar("T")
@@ -27,15 +26,14 @@ T = TypeVar("T")
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
 
-def _on_catalog(data_dir: DataDir, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run `work` on a connection to the catalog shard, where the keys live."""
+def _on_catalog(data_dir: DataDir, work: Callable[[ApiKeyCatalog], Awaitable[T]]) -> T:
+    """Run `work` on the cluster's API key catalog."""
     found = endpoints_for(settings_for(data_dir))
 
     async def main() -> T:
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=1)
         try:
-            async with cluster.shards[CATALOG_SHARD].pool.acquire() as conn:
-                return await work(conn)
+            return await work(ApiKeyCatalog(cluster))
         finally:
             await cluster.close()
 
@@ -48,11 +46,13 @@ def keys_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create an API key for a tenant and print it once; only its hash is stored."""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
-        raise fail("a tenant name is 1 to 64 letters, digits, '_', '.' or '-'")
+    try:
+        check_tenant_name(tenant)
+    except LedgerError as error:
+        raise fail(error.message) from error
 
-    async def work(conn: asyncpg.Connection) -> tuple[str, str]:
-        return await create_api_key(conn, tenant_id=tenant)
+    async def work(catalog: ApiKeyCatalog) -> tuple[str, str]:
+        return await catalog.create(tenant_id=tenant)
 
     key_id, secret = _on_catalog(data_dir, work)
     errors.print(escape(f"created {key_id} for tenant '{tenant}'; it is shown only this once:"))
@@ -66,8 +66,8 @@ def keys_list(
 ) -> None:
     """List a tenant's API keys (ids and dates; secrets are never stored)."""
 
-    async def work(conn: asyncpg.Connection) -> list[ApiKeyRecord]:
-        return await list_api_keys(conn, tenant_id=tenant)
+    async def work(catalog: ApiKeyCatalog) -> list[ApiKeyRecord]:
+        return await catalog.list(tenant_id=tenant)
 
     table = Table(title=f"API keys of tenant {tenant}")
     for column in ("key", "created", "revoked"):
@@ -86,8 +86,8 @@ def keys_revoke(
     """Revoke an API key. API processes refuse it within a minute (their key cache);
     exit 1 when there is no such key."""
 
-    async def work(conn: asyncpg.Connection) -> ApiKeyRecord | None:
-        return await revoke_api_key(conn, key_id)
+    async def work(catalog: ApiKeyCatalog) -> ApiKeyRecord | None:
+        return await catalog.revoke(key_id)
 
     revoked = _on_catalog(data_dir, work)
     if revoked is None:

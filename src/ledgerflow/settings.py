@@ -6,10 +6,12 @@ Outside development it refuses the unsafe defaults (a generated API key, the dev
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger import limits
+from ledger.errors import LedgerError
+from ledger.tenants import check_tenant_name, is_well_formed_api_key
 
 
 class Environment(StrEnum):
@@ -78,6 +80,25 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path(".ledgerflow")
     log_level: str = "info"
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_api_key(cls, value: str | None) -> str | None:
+        if value is not None and not is_well_formed_api_key(value):
+            raise ValueError(
+                "LEDGERFLOW_API_KEY must be 32 to 128 characters of letters, digits and"
+                " '_.~+/=-' (generate one with: python -c 'import secrets;"
+                " print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @field_validator("bootstrap_tenant")
+    @classmethod
+    def _customer_tenant(cls, value: str) -> str:
+        try:
+            return check_tenant_name(value)
+        except LedgerError as error:
+            raise ValueError(error.message) from error
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

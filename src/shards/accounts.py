@@ -68,10 +68,15 @@ async def insert_account(
     allow_overdraft: bool,
     metadata: dict[str, str],
 ) -> AccountRecord:
-    """Create an account with zero balances."""
+    """Create an account with zero balances; an account that already has this id (the
+    first attempt of the same idempotent request) is returned as it is now."""
     row = await conn.fetchrow(
-        "insert into accounts (id, tenant_id, slot, currency, normal_balance, allow_overdraft,"
-        f" metadata) values ($1, $2, $3, $4, $5, $6, $7::text::jsonb) returning {_COLUMNS}",
+        "with new as ("
+        " insert into accounts (id, tenant_id, slot, currency, normal_balance, allow_overdraft,"
+        " metadata) values ($1, $2, $3, $4, $5, $6, $7::text::jsonb)"
+        f" on conflict (id) do nothing returning {_COLUMNS})"
+        f" select {_COLUMNS} from new"
+        f" union all select {_COLUMNS} from accounts where id = $1 and tenant_id = $2",
         account_id,
         tenant_id,
         slot_of(account_id),

@@ -30,12 +30,15 @@ _WRITE_BATCH = """
 with new_entries as (
     insert into entries (account_id, version, transfer_id, currency, layer, side, amount,
                          posted_after, available_after)
-    select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])
+    select a, v, t, c, l, s, amount, pa::numeric, aa::numeric
+    from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                $6::text[], $7::bigint[], $8::text[], $9::text[])
+         as u(a, v, t, c, l, s, amount, pa, aa)
 ), new_totals as (
-    update accounts a set debits_posted = u.dp, credits_posted = u.cp,
-                          debits_pending = u.dpe, credits_pending = u.cpe, version = u.v
-    from unnest($10::text[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
+    update accounts a set debits_posted = u.dp::numeric, credits_posted = u.cp::numeric,
+                          debits_pending = u.dpe::numeric, credits_pending = u.cpe::numeric,
+                          version = u.v
+    from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
                 $15::bigint[]) as u(id, dp, cp, dpe, cpe, v)
     where a.id = u.id
 ), opened as (
@@ -124,13 +127,15 @@ class BatchWrites:
             [str(e.layer) for e in entries],
             [str(e.side) for e in entries],
             [e.amount for e in entries],
-            [e.posted_after for e in entries],
-            [e.available_after for e in entries],
+            # Balances and totals are numeric columns, sent as text: a system account's
+            # may pass the bigint range (see migration 0002).
+            [str(e.posted_after) for e in entries],
+            [str(e.available_after) for e in entries],
             [a.id for a in touched],
-            [a.debits_posted for a in touched],
-            [a.credits_posted for a in touched],
-            [a.debits_pending for a in touched],
-            [a.credits_pending for a in touched],
+            [str(a.debits_posted) for a in touched],
+            [str(a.credits_posted) for a in touched],
+            [str(a.debits_pending) for a in touched],
+            [str(a.credits_pending) for a in touched],
             [a.version for a in touched],
             [r.transfer_id for r in opened],
             [r.tenant_id for r in opened],

@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 
 from ledger.errors import ErrorCode, LedgerError
+from ledger.limits import BATCH_QUEUE_SIZE_MAX
 from shards.cluster import SHARD_FAILURES, ShardCluster
 
 log = structlog.get_logger("ledgerflow.shards")
@@ -25,6 +26,10 @@ Result = TypeVar("Result")
 BatchRunner = Callable[[asyncpg.Connection, int, Sequence[Item]], Awaitable[list[Result]]]
 """Runs one batch on a connection to a shard: one result per item, in order. A result
 that is a `LedgerError` is raised to that item's caller alone."""
+
+BatchRecovery = Callable[[asyncpg.Connection, int, Sequence[Item]], Awaitable[list[Result] | None]]
+"""After a batch failed with a shard failure, finds out on a fresh connection whether it
+was written after all: its results if so, None if it certainly was not."""
 
 BatchObserver = Callable[[int, int, float], None]
 """Called with (shard, batch size, seconds) after every batch that ran, for metrics."""
@@ -38,17 +43,21 @@ class ShardBatcher(Generic[Item, Result]):
         cluster: ShardCluster,
         run: BatchRunner[Item, Result],
         *,
+        recover: BatchRecovery[Item, Result] | None = None,
         what: str,
         batch_size_max: int,
         flushers_per_shard: int = 2,
         observer: BatchObserver | None = None,
+        queue_size_max: int = BATCH_QUEUE_SIZE_MAX,
     ) -> None:
-        assert batch_size_max > 0
+        assert 0 < batch_size_max <= queue_size_max
         assert 1 <= flushers_per_shard <= 8
         self._cluster = cluster
         self._run = run
+        self._recover = recover
         self._what = what
         self._batch_size_max = batch_size_max
+        self._queue_size_max = queue_size_max
         self._flushers_max = flushers_per_shard
         self._observer = observer
         count = len(cluster.shards)
@@ -62,10 +71,17 @@ class ShardBatcher(Generic[Item, Result]):
         """Run `item` on `shard` as part of the next batch.
 
         Raises:
-            LedgerError(shard_unavailable): the shard failed. What the batch wrote then is
-                the runner's to say: a posting batch is one transaction and wrote nothing.
+            LedgerError(shard_unavailable): the shard failed, or `queue_size_max` items
+                already wait for it. What a failed batch wrote is the runner's to say: a
+                posting batch is one transaction and wrote nothing.
             LedgerError: whatever the runner refused this item with.
         """
+        if len(self._queues[shard]) >= self._queue_size_max:
+            # Shed load at the door: the backlog would only grow while the shard is slow,
+            # and every queued caller would time out anyway.
+            raise LedgerError(
+                ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} is overloaded; retry shortly"
+            )
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queues[shard].append((item, future))
         if self._flushers[shard] < self._flushers_max:
@@ -97,15 +113,13 @@ class ShardBatcher(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            async with self._cluster.shards[shard].pool.acquire() as conn:
+            async with self._cluster.shards[shard].connection() as conn:
                 results = await self._run(conn, shard, [item for item, _ in batch])
         except SHARD_FAILURES as error:
             log.warning(
-                f"{self._what} batch failed", shard=shard, size=len(batch), error=str(error)
+                f"{self._what} batch failed", shard=shard, size=len(batch), error=repr(error)
             )
-            _fail_all(
-                batch, LedgerError(ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} failed: {error}")
-            )
+            await self._after_failure(shard, batch)
             return
         except Exception as error:
             if len(batch) > 1:
@@ -129,6 +143,32 @@ class ShardBatcher(Generic[Item, Result]):
         if self._observer is not None:
             self._observer(shard, len(batch), loop.time() - started)
         _hand_out(batch, results)
+
+    async def _after_failure(
+        self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
+    ) -> None:
+        """Answer the callers of a batch the shard failed: with its results when recovery
+        shows it was written after all, else with `shard_unavailable`.
+
+        The database's own words stay in the log: they may name tables, queries or hosts,
+        which are none of a client's business.
+        """
+        if self._recover is not None:
+            try:
+                async with self._cluster.shards[shard].connection() as conn:
+                    results = await self._recover(conn, shard, [item for item, _ in batch])
+            except SHARD_FAILURES as error:
+                log.warning(f"{self._what} batch outcome unknown", shard=shard, error=repr(error))
+                _fail_all(batch, _unknown_outcome(shard))
+                return
+            if results is not None:
+                log.warning(f"{self._what} batch had committed", shard=shard, size=len(batch))
+                _hand_out(batch, results)
+                return
+        _fail_all(
+            batch,
+            LedgerError(ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} is unavailable; retry"),
+        )
 
     async def _run_one_by_one(
         self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
@@ -157,6 +197,15 @@ def _hand_out(
             future.set_exception(result)
         else:
             future.set_result(result)
+
+
+def _unknown_outcome(shard: int) -> LedgerError:
+    return LedgerError(
+        ErrorCode.SHARD_UNAVAILABLE,
+        f"shard {shard} failed before it could say whether this request was applied; retry"
+        " with the same Idempotency-Key, which applies it at most once",
+        "Idempotency-Key",
+    )
 
 
 def _fail_all(batch: Sequence[tuple[object, asyncio.Future[Any]]], error: BaseException) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
 from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
@@ -17,6 +18,10 @@ SHARD_INDEX_KEY = "shard_index"
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Account totals are numeric (migration 0002) and always whole: Python ints, not Decimal.
+    await conn.set_type_codec(
+        "numeric", encoder=str, decoder=int, schema="pg_catalog", format="text"
+    )
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -57,6 +62,15 @@ class Shard:
     dsn: str
     pool: asyncpg.Pool
 
+    def connection(self) -> PoolAcquireContext:
+        """A connection from the pool, waited for at most `POOL_ACQUIRE_TIMEOUT_S`.
+
+        Every caller takes connections this way, so a shard that hangs (a partition: it
+        accepts nothing and answers nothing) costs a caller a bounded wait and then a
+        `TimeoutError`, one of `SHARD_FAILURES`, instead of a request that never ends.
+        """
+        return self.pool.acquire(timeout=limits.POOL_ACQUIRE_TIMEOUT_S)
+
 
 class ShardCluster:
     """Pools for every shard plus the shard map that routes ids to them."""
@@ -74,8 +88,12 @@ class ShardCluster:
         *,
         pool_size_max: int = 10,
         pool_size_min: int = 1,
+        statement_timeout_ms: int = limits.STATEMENT_TIMEOUT_MS,
     ) -> "ShardCluster":
         """Open one pool per shard and load the shard map stored with the data.
+
+        Each statement has `statement_timeout_ms` on the shard and a second more on the
+        client, which is what ends a wait on a shard that answers nothing at all.
 
         Raises:
             LedgerError(shard_unavailable): a shard could not be reached.
@@ -83,6 +101,7 @@ class ShardCluster:
         """
         assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
         assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
+        assert limits.LOCK_TIMEOUT_MS < statement_timeout_ms <= limits.REPORT_STATEMENT_TIMEOUT_MS
         shards: list[Shard] = []
         try:
             for index, dsn in enumerate(dsns):
@@ -92,10 +111,11 @@ class ShardCluster:
                     max_size=pool_size_max,
                     init=_init_connection,
                     reset=_keep_session,
-                    command_timeout=limits.STATEMENT_TIMEOUT_MS / 1000,
+                    timeout=limits.CONNECT_TIMEOUT_S,
+                    command_timeout=statement_timeout_ms / 1000 + limits.COMMAND_TIMEOUT_MARGIN_S,
                     server_settings={
                         "lock_timeout": str(limits.LOCK_TIMEOUT_MS),
-                        "statement_timeout": str(limits.STATEMENT_TIMEOUT_MS),
+                        "statement_timeout": str(statement_timeout_ms),
                         "application_name": "ledgerflow",
                     },
                 )
@@ -145,7 +165,7 @@ async def load_shard_map(shards: Sequence[Shard]) -> ShardMap:
     """Read the shard map every shard stores, and check they agree with each other."""
     maps: list[ShardMap] = []
     for shard in shards:
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             rows = await conn.fetch(
                 "select key, value from shard_meta where key = any($1::text[])",
                 [SHARD_MAP_KEY, SHARD_INDEX_KEY],

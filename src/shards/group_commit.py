@@ -13,13 +13,19 @@ import asyncpg
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from shards.batching import BatchObserver, ShardBatcher
 from shards.cluster import ShardCluster
-from shards.posting import PostingRequest, PostingResult, post_batch
+from shards.posting import PostingRequest, PostingResult, post_batch, recover_batch
 
 
 async def _post(
     conn: asyncpg.Connection, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:
     return await post_batch(conn, shard=shard, requests=requests)
+
+
+async def _recover(
+    conn: asyncpg.Connection, _: int, requests: Sequence[PostingRequest]
+) -> list[PostingResult] | None:
+    return await recover_batch(conn, requests)
 
 
 class GroupCommitter(ShardBatcher[PostingRequest, PostingResult]):
@@ -41,6 +47,7 @@ class GroupCommitter(ShardBatcher[PostingRequest, PostingResult]):
         super().__init__(
             cluster,
             _post,
+            recover=_recover,
             what="posting",
             batch_size_max=batch_size_max,
             flushers_per_shard=flushers_per_shard,

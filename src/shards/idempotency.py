@@ -15,6 +15,7 @@ Every request writes its record twice, so the writes are batched per shard
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import asyncpg
@@ -36,11 +37,18 @@ class ClaimOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The result of claiming an idempotency key."""
+    """The result of claiming an idempotency key.
+
+    A claimed key comes with the operation key its work moves money under, and the time
+    the key was first claimed: both stay the same for every retry of the request, so the
+    retry finds what the first attempt wrote (`api.idempotency.Attempt`).
+    """
 
     outcome: ClaimOutcome
     status: int | None = None
     body: bytes | None = None
+    operation_key: str | None = None
+    first_claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,8 @@ class KeyClaim:
     key: str
     request_hash: str
     also_hash: str | None = None
+    operation_key: str = ""
+    """The operation key for the work if this claim starts the key's life anew."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +90,17 @@ KeyResult = Claim | LedgerError | None
 
 _CLAIM = """
 with c as (
-    select * from unnest($1::text[], $2::text[], $3::text[], $6::text[])
-        as c(api_key_id, key, request_hash, also_hash)
+    select * from unnest($1::text[], $2::text[], $3::text[], $6::text[], $7::text[])
+        as c(api_key_id, key, request_hash, also_hash, operation_key)
 )
-insert into idempotency_keys (api_key_id, key, request_hash, state)
-select api_key_id, key, request_hash, 'in_flight' from c
+insert into idempotency_keys (api_key_id, key, request_hash, state, operation_key)
+select api_key_id, key, request_hash, 'in_flight', operation_key from c
 on conflict (api_key_id, key) do update set
     request_hash = excluded.request_hash, state = 'in_flight', locked_at = now(),
     created_at = case when idempotency_keys.created_at < now() - make_interval(secs => $4)
                       then now() else idempotency_keys.created_at end,
+    operation_key = case when idempotency_keys.created_at < now() - make_interval(secs => $4)
+                         then excluded.operation_key else idempotency_keys.operation_key end,
     response_status = null, response_body = null
 where idempotency_keys.created_at < now() - make_interval(secs => $4)
    or (idempotency_keys.state = 'in_flight'
@@ -97,7 +109,7 @@ where idempotency_keys.created_at < now() - make_interval(secs => $4)
                 select c.also_hash from c
                 where c.api_key_id = excluded.api_key_id and c.key = excluded.key))
        and idempotency_keys.locked_at < now() - make_interval(secs => $5))
-returning api_key_id, key
+returning api_key_id, key, operation_key, created_at
 """
 
 _STORED = """
@@ -184,8 +196,9 @@ async def _claim(
         float(IDEMPOTENCY_KEY_TTL_S),
         float(IDEMPOTENCY_LEASE_S),
         [claim.also_hash for _, claim in ordered],
+        [claim.operation_key for _, claim in ordered],
     )
-    claimed = {(r["api_key_id"], r["key"]) for r in won}
+    claimed = {(r["api_key_id"], r["key"]): r for r in won}
     others = [pair for pair in first if pair not in claimed]
     stored: dict[tuple[str, str], _Stored] = {}
     if others:
@@ -202,7 +215,12 @@ async def _claim(
         if pair not in claimed:
             results[index] = _judge(claim, stored.get(pair))
         elif first[pair] is claim:
-            results[index] = Claim(ClaimOutcome.CLAIMED)
+            row = claimed[pair]
+            results[index] = Claim(
+                ClaimOutcome.CLAIMED,
+                operation_key=row["operation_key"],
+                first_claimed_at=row["created_at"],
+            )
         else:
             results[index] = _judge(claim, _Stored(first[pair].request_hash, "in_flight"))
     return results

@@ -1,7 +1,9 @@
 """New ids: a type prefix and a ULID, so ids sort by creation time."""
 
+import hashlib
 import secrets
 import time
+from datetime import datetime
 
 from ulid import ULID
 
@@ -15,6 +17,17 @@ _SLOT_BITS = SLOT_COUNT.bit_length() - 1
 def new_account_id() -> str:
     """A fresh `acct_<ulid>`."""
     return f"{ACCOUNT_PREFIX}{ULID()}"
+
+
+def account_id_for(operation_key: str, first_seen_at: datetime) -> str:
+    """The id of the account an idempotent request opens: the same for every attempt of
+    the request, so a retry after a crash finds the account the first attempt created
+    instead of opening a second one. It sorts by when the request was first seen, and its
+    80 random bits come from the operation key, which is unique per API key and request."""
+    millis = int(first_seen_at.timestamp() * 1000)
+    digest = hashlib.sha256(operation_key.encode()).digest()
+    value = millis << _ULID_RANDOM_BITS | int.from_bytes(digest[:10], "big")
+    return f"{ACCOUNT_PREFIX}{ULID.from_int(value)}"
 
 
 def new_transfer_id(slot: int) -> str:

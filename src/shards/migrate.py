@@ -5,6 +5,7 @@ from importlib import resources
 import asyncpg
 
 from ledger.shardmap import ShardMap
+from shards.api_keys import CATALOG_SHARD, fetch_key_rows, store_key_copies
 from shards.cluster import (
     SHARD_MAP_KEY,
     ShardMapError,
@@ -84,7 +85,25 @@ async def migrate_all(dsns: list[str]) -> dict[int, list[str]]:
                 "configured; adding or removing a shard needs a slot move, which Ledgerflow "
                 "does not do yet"
             )
-    return {
+    applied = {
         index: await migrate_shard(dsn, shard_index=index, shard_count=len(dsns))
         for index, dsn in enumerate(dsns)
     }
+    await _copy_api_keys(dsns)
+    return applied
+
+
+async def _copy_api_keys(dsns: list[str]) -> None:
+    """Copy the catalog's API keys to every other shard (`shards.api_keys`), so that keys
+    made before the copies existed also authenticate while the catalog shard is down."""
+    source = await asyncpg.connect(dsns[CATALOG_SHARD])
+    try:
+        rows = await fetch_key_rows(source)
+    finally:
+        await source.close()
+    for dsn in dsns[CATALOG_SHARD + 1 :]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await store_key_copies(conn, rows)
+        finally:
+            await conn.close()

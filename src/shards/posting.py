@@ -19,14 +19,13 @@ from datetime import datetime
 
 import asyncpg
 
-from ledger.accounts import AccountState, AccountStatus, NormalBalance
+from ledger.accounts import AccountState, AccountStatus, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
+from ledger.tenants import SYSTEM_TENANT
 from shards.batch_writes import BatchWrites
-
-SYSTEM_TENANT = "__system__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +68,28 @@ def posting_accounts(request: PostingRequest, shard: int) -> tuple[str, str]:
     """The (debit, credit) accounts a movement touches on `shard`.
 
     Cross-shard movements post against this shard's clearing account, so each shard
-    balances on its own.
+    balances on its own. The clearing account takes the position `clearing_side` names;
+    the request's own fields fill only the other one.
     """
     clearing = clearing_account_id(shard, request.currency)
-    match request.movement:
-        case Movement.TRANSFER:
+    match clearing_side(request.movement):
+        case None:
             return request.debit_account_id, request.credit_account_id
-        case Movement.CREDIT_FUNDS:
+        case Side.DEBIT:
             return clearing, request.credit_account_id
-        case Movement.RESERVE_FUNDS | Movement.POST_HOLD | Movement.RELEASE_HOLD:
+        case Side.CREDIT:
             return request.debit_account_id, clearing
+
+
+def clearing_side(movement: Movement) -> Side | None:
+    """Which side of a movement the shard's clearing account takes, if any."""
+    match movement:
+        case Movement.TRANSFER:
+            return None
+        case Movement.CREDIT_FUNDS:
+            return Side.DEBIT
+        case Movement.RESERVE_FUNDS | Movement.POST_HOLD | Movement.RELEASE_HOLD:
+            return Side.CREDIT
 
 
 def _result_from_json(key: str, transfer_id: str, result: dict[str, object]) -> PostingResult:
@@ -193,13 +204,21 @@ async def lock_accounts(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[st
 
 
 def _visible(
-    accounts: dict[str, AccountState], account_id: str, tenant_id: str
+    accounts: dict[str, AccountState], account_id: str, *, tenant_id: str, system: bool
 ) -> AccountState | None:
-    """An account as the tenant may see it: another tenant's account does not exist."""
+    """An account as this position of a posting may see it.
+
+    A position the request's fields fill sees only the tenant's own accounts: another
+    tenant's account, and every system account, does not exist there. The position the
+    clearing account takes sees only system accounts.
+    """
     account = accounts.get(account_id)
     if account is None:
         return None
-    if account.tenant_id not in (tenant_id, SYSTEM_TENANT):
+    if system:
+        assert account.tenant_id == SYSTEM_TENANT, f"{account_id} is not a system account"
+        return account
+    if account.tenant_id != tenant_id:
         return None
     return account
 
@@ -245,11 +264,20 @@ async def post_batch(
 
         writes = BatchWrites()
         for request, (debit_id, credit_id) in todo:
+            assert request.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
+            system = clearing_side(request.movement)
             try:
                 entries = apply_movement(
                     request.movement,
-                    debit=_visible(accounts, debit_id, request.tenant_id),
-                    credit=_visible(accounts, credit_id, request.tenant_id),
+                    debit=_visible(
+                        accounts, debit_id, tenant_id=request.tenant_id, system=system is Side.DEBIT
+                    ),
+                    credit=_visible(
+                        accounts,
+                        credit_id,
+                        tenant_id=request.tenant_id,
+                        system=system is Side.CREDIT,
+                    ),
                     amount=request.amount,
                     currency=request.currency,
                 )
@@ -267,3 +295,43 @@ async def post_batch(
                 results[request.operation_key], created_at=created[request.transfer_id]
             )
     return [results[r.operation_key] for r in requests]
+
+
+async def recover_batch(
+    conn: asyncpg.Connection, requests: Sequence[PostingRequest]
+) -> list[PostingResult] | None:
+    """Find out whether a batch whose transaction failed without a clear answer (the
+    connection lost or timed out, perhaps during COMMIT) was committed.
+
+    It claims the batch's operation keys again, in a transaction it then rolls back. An
+    insert of a key that a still-open transaction wrote waits for it, so the answer is
+    final: when every key exists, the batch (or an earlier attempt of each request)
+    committed, and the first results are returned as replays; when any key was free, the
+    batch wrote nothing, and None says a retry is safe.
+
+    Raises:
+        asyncpg.PostgresError, OSError, TimeoutError: the shard still fails; the outcome
+            stays unknown.
+    """
+    assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
+    claims = sorted({r.operation_key: r.transfer_id for r in requests}.items())
+    probe = conn.transaction(isolation="read_committed")
+    await probe.start()
+    try:
+        free = await conn.fetchval(
+            "with claimed as (insert into operations (key, transfer_id)"
+            " select * from unnest($1::text[], $2::text[]) on conflict do nothing returning key)"
+            " select count(*) from claimed",
+            [key for key, _ in claims],
+            [transfer_id for _, transfer_id in claims],
+        )
+    finally:
+        await probe.rollback()
+    if free:
+        return None
+    rows = await conn.fetch(
+        "select key, transfer_id, result from operations where key = any($1::text[])",
+        [key for key, _ in claims],
+    )
+    first = {r["key"]: _result_from_json(r["key"], r["transfer_id"], r["result"]) for r in rows}
+    return [first[r.operation_key] for r in requests]

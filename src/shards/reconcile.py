@@ -83,7 +83,7 @@ from accounts a left join (
 async def check_shard(cluster: ShardCluster, shard: int, report: Report) -> None:
     """The per-shard invariants, checked in one repeatable-read snapshot."""
     async with (
-        cluster.shards[shard].pool.acquire() as conn,
+        cluster.shards[shard].connection() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
         for row in await conn.fetch(_ZERO_SUM):
@@ -131,12 +131,12 @@ def _check_account(shard: int, row: asyncpg.Record, report: Report) -> None:
 
 
 _CLEARING_PENDING = """
-select currency, sum(credits_pending)::bigint as held from accounts where id like $1
+select currency, sum(credits_pending) as held from accounts where id like $1
 group by currency
 """
 
 _OPEN_RESERVES = """
-select currency, sum(amount)::bigint as reserved from saga_outbox
+select currency, sum(amount) as reserved from saga_outbox
 where finished_at is null group by currency
 """
 
@@ -158,7 +158,7 @@ async def check_clearing(cluster: ShardCluster, report: Report) -> None:
     reserved: dict[str, int] = defaultdict(int)
     for shard in cluster.shards:
         async with (
-            shard.pool.acquire() as conn,
+            shard.connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             held = {
@@ -180,7 +180,7 @@ async def check_clearing(cluster: ShardCluster, report: Report) -> None:
     credits = await _clearing_moves(cluster, "debit", "credited", report)
     transfers: dict[str, tuple[int, str, str]] = {}
     for shard in cluster.shards:
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             for r in await conn.fetch(_CROSS_SHARD_TRANSFERS):
                 transfers[r["id"]] = (r["amount"], r["currency"], r["status"])
 
@@ -210,7 +210,7 @@ async def _clearing_moves(
     after another; a transfer moved twice is a problem."""
     moves: dict[str, Move] = {}
     for shard in cluster.shards:
-        async with shard.pool.acquire() as conn:
+        async with shard.connection() as conn:
             rows = await conn.fetch(_CLEARING_MOVES, f"{CLEARING_PREFIX}%", side)
         for r in rows:
             if r["transfer_id"] in moves:

@@ -78,7 +78,7 @@ class SettlementActivities:
         self._cluster = cluster
 
     async def _post(self, shard: int, requests: list[PostingRequest]) -> list[PostingResult]:
-        async with self._cluster.shards[shard].pool.acquire() as conn:
+        async with self._cluster.shards[shard].connection() as conn:
             return await post_batch(conn, shard=shard, requests=requests)
 
     @activity.defn(name="credit_funds")
@@ -105,7 +105,7 @@ class SettlementActivities:
         refusals = {r.transfer_id: str(r.error.code) for r in results if r.error is not None}
         credited = [r.transfer_id for r in results if r.ok]
         if credited:
-            async with self._cluster.shards[credit.source_shard].pool.acquire() as conn:
+            async with self._cluster.shards[credit.source_shard].connection() as conn:
                 await outbox.mark_credited(conn, credited)
         return CreditOutcome(refusals=refusals)
 

@@ -230,7 +230,7 @@ class SettlementDispatcher:
         """Returns (transfer id -> workflow settling it, the workflow started here if any)."""
         shard = key[0]
         try:
-            async with self._cluster.shards[shard].pool.acquire() as conn:
+            async with self._cluster.shards[shard].connection() as conn:
                 workflow_id, claimed = await outbox.claim(
                     conn,
                     transfer_ids=transfer_ids,

@@ -20,7 +20,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
+from ledger.limits import BIGINT_MAX, TEMPORAL_RPC_TIMEOUT_S
 from ledger.money import format_minor
 from workflows import search_attributes as attrs
 from workflows.models import SettlementBatch, SettlementOutcome
@@ -45,7 +45,10 @@ def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBa
 
 
 def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
-    """What an operator filters on, set at start so even a never-run saga is findable."""
+    """What an operator filters on, set at start so even a never-run saga is findable.
+
+    `LedgerflowAmount` is the batch's total, saturated at 2^63 - 1.
+    """
     return TypedSearchAttributes(
         [
             SearchAttributePair(attrs.STATUS, "running"),
@@ -55,7 +58,9 @@ def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
                 attrs.DESTINATION_SHARDS, [str(s) for s in batch.destination_shards]
             ),
             SearchAttributePair(attrs.CURRENCY, batch.currency),
-            SearchAttributePair(attrs.AMOUNT, batch.amount),
+            # An Int64 attribute: a batch of several bigint-sized transfers would not fit,
+            # and a start Temporal refuses would be retried by the sweeper forever.
+            SearchAttributePair(attrs.AMOUNT, min(batch.amount, BIGINT_MAX)),
             SearchAttributePair(attrs.TRANSFER_COUNT, len(batch.transfers)),
             SearchAttributePair(attrs.TRANSFER_IDS, [t.id for t in batch.transfers]),
         ]

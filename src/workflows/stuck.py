@@ -23,7 +23,7 @@ async def find_stuck_transfers(
     assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
 
     async def on_shard(index: int) -> list[TransferRecord]:
-        async with cluster.shards[index].pool.acquire() as conn:
+        async with cluster.shards[index].connection() as conn:
             return await list_stuck_transfers(conn, older_than_s=older_than_s, limit=limit)
 
     found = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))

@@ -84,7 +84,7 @@ class OutboxSweeper:
         """
         tally = _Tally()
         for shard in self._cluster.shards:
-            async with shard.pool.acquire() as conn:
+            async with shard.connection() as conn:
                 rows = await outbox.stale_rows(
                     conn, older_than_s=sweep.stale_after_s, limit=sweep.rows_max
                 )
@@ -112,7 +112,7 @@ class OutboxSweeper:
         for ids in groups.values():
             ids.sort()
             for at in range(0, len(ids), sweep.batch_size_max):
-                async with self._cluster.shards[shard].pool.acquire() as conn:
+                async with self._cluster.shards[shard].connection() as conn:
                     workflow_id, claimed = await outbox.claim(
                         conn,
                         transfer_ids=ids[at : at + sweep.batch_size_max],
@@ -131,7 +131,7 @@ class OutboxSweeper:
             if status is WorkflowExecutionStatus.RUNNING:
                 tally.running += counts[workflow_id]
                 continue
-            async with self._cluster.shards[shard].pool.acquire() as conn:
+            async with self._cluster.shards[shard].connection() as conn:
                 recorded = await outbox.rows_of_workflow(conn, workflow_id)
             if not recorded:
                 continue  # finished since the scan
@@ -157,7 +157,7 @@ class OutboxSweeper:
             new_workflow_id=new_id,
             transfers=len(recorded),
         )
-        async with self._cluster.shards[shard].pool.acquire() as conn:
+        async with self._cluster.shards[shard].connection() as conn:
             claimed_id, claimed = await outbox.claim(
                 conn,
                 transfer_ids=[r.transfer_id for r in recorded],

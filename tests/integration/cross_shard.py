@@ -7,12 +7,11 @@ import httpx
 from temporalio.client import Client
 from ulid import ULID
 
-from api.auth import CATALOG_SHARD
 from ledger.limits import OUTBOX_SWEEP_ROWS_MAX, SAGA_BATCH_SIZE_MAX
 from ledger.posting import Movement
 from ledger.shardmap import even_shard_map
 from ledger.slots import slot_of
-from shards.api_keys import find_api_key
+from shards.api_keys import CATALOG_SHARD, find_api_key
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
 from shards.posting import PostingRequest, post_batch

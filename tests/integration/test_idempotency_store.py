@@ -13,6 +13,15 @@ from shards.cluster import ShardCluster
 from shards.idempotency import Claim, ClaimOutcome, KeyClaim, KeyCompletion, KeyRelease
 
 
+def _claimed(result: object) -> bool:
+    """Whether a claim got the key (it then also carries its operation key and time)."""
+    return (
+        isinstance(result, Claim)
+        and result.outcome is ClaimOutcome.CLAIMED
+        and result.first_claimed_at is not None
+    )
+
+
 async def _one(conn: asyncpg.Connection, op: records.KeyOperation) -> records.KeyResult:
     (result,) = await records.run_key_operations(conn, [op])
     return result
@@ -23,7 +32,7 @@ async def test_claim_replay_reuse_and_expiry(cluster: ShardCluster) -> None:
     (and purged) once older than its 24 hours."""
     owner, key = f"key_{ULID()}", "k1"
     async with cluster.shards[0].pool.acquire() as conn:
-        assert await _one(conn, KeyClaim(owner, key, "h1")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, key, "h1")))
         assert await _one(conn, KeyCompletion(owner, key, 201, b"{}")) is None
         assert await _one(conn, KeyClaim(owner, key, "h1")) == Claim(
             ClaimOutcome.REPLAY, 201, b"{}"
@@ -37,7 +46,7 @@ async def test_claim_replay_reuse_and_expiry(cluster: ShardCluster) -> None:
             " where api_key_id = $1",
             owner,
         )
-        assert await _one(conn, KeyClaim(owner, key, "h2")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, key, "h2")))
 
         await conn.execute(
             "update idempotency_keys set created_at = now() - interval '25 hours'"
@@ -56,7 +65,7 @@ async def test_abandoned_in_flight_key_is_retried_after_its_lease(cluster: Shard
     once its lease has expired (the operation log keeps the work exactly-once)."""
     owner, key = f"key_{ULID()}", "k2"
     async with cluster.shards[1].pool.acquire() as conn:
-        assert await _one(conn, KeyClaim(owner, key, "h")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, key, "h")))
         in_flight = await _one(conn, KeyClaim(owner, key, "h"))
         assert isinstance(in_flight, LedgerError)
         assert in_flight.code is ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT
@@ -65,7 +74,7 @@ async def test_abandoned_in_flight_key_is_retried_after_its_lease(cluster: Shard
             " where api_key_id = $1",
             owner,
         )
-        assert await _one(conn, KeyClaim(owner, key, "h")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, key, "h")))
 
 
 async def test_a_record_stored_under_the_also_hash_is_the_same_request(
@@ -75,7 +84,7 @@ async def test_a_record_stored_under_the_also_hash_is_the_same_request(
     released (and then holds the new hash), and still refuses a request matching neither."""
     owner = f"key_{ULID()}"
     async with cluster.shards[2].pool.acquire() as conn:
-        assert await _one(conn, KeyClaim(owner, "done", "old")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, "done", "old")))
         assert await _one(conn, KeyCompletion(owner, "done", 201, b"{}")) is None
         assert await _one(conn, KeyClaim(owner, "done", "new", "old")) == Claim(
             ClaimOutcome.REPLAY, 201, b"{}"
@@ -84,14 +93,12 @@ async def test_a_record_stored_under_the_also_hash_is_the_same_request(
         assert isinstance(other, LedgerError)
         assert other.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
 
-        assert await _one(conn, KeyClaim(owner, "released", "old")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, "released", "old")))
         assert await _one(conn, KeyRelease(owner, "released")) is None
         refused = await _one(conn, KeyClaim(owner, "released", "other", "other-old"))
         assert isinstance(refused, LedgerError)
         assert refused.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
-        assert await _one(conn, KeyClaim(owner, "released", "new", "old")) == Claim(
-            ClaimOutcome.CLAIMED
-        )
+        assert _claimed(await _one(conn, KeyClaim(owner, "released", "new", "old")))
         stored = await conn.fetchval(
             "select request_hash from idempotency_keys where api_key_id = $1 and key = $2",
             owner,
@@ -108,8 +115,8 @@ async def test_one_batch_judges_repeated_keys_as_if_one_after_another(
     the same batch apply to their own keys only; a released key stays bound to its body."""
     owner = f"key_{ULID()}"
     async with cluster.shards[2].pool.acquire() as conn:
-        assert await _one(conn, KeyClaim(owner, "done", "h")) == Claim(ClaimOutcome.CLAIMED)
-        assert await _one(conn, KeyClaim(owner, "dropped", "h")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, "done", "h")))
+        assert _claimed(await _one(conn, KeyClaim(owner, "dropped", "h")))
         results = await records.run_key_operations(
             conn,
             [
@@ -121,13 +128,13 @@ async def test_one_batch_judges_repeated_keys_as_if_one_after_another(
                 KeyClaim(owner, "fresh", "h"),
             ],
         )
-        assert results[0] == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(results[0])
         assert isinstance(results[1], LedgerError)
         assert results[1].code is ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT
         assert isinstance(results[2], LedgerError)
         assert results[2].code is ErrorCode.IDEMPOTENCY_KEY_REUSED
         assert results[3:5] == [None, None]
-        assert results[5] == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(results[5])
         rows = await conn.fetch(
             "select key, state, response_status from idempotency_keys"
             " where api_key_id = $1 order by key",
@@ -142,7 +149,7 @@ async def test_one_batch_judges_repeated_keys_as_if_one_after_another(
         reused = await _one(conn, KeyClaim(owner, "dropped", "other"))
         assert isinstance(reused, LedgerError)
         assert reused.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
-        assert await _one(conn, KeyClaim(owner, "dropped", "h")) == Claim(ClaimOutcome.CLAIMED)
+        assert _claimed(await _one(conn, KeyClaim(owner, "dropped", "h")))
 
 
 async def test_store_batches_concurrent_claims_and_refuses_all_but_one(
@@ -157,7 +164,7 @@ async def test_store_batches_concurrent_claims_and_refuses_all_but_one(
         *(store.claim(shard, KeyClaim(owner, key, "h")) for _ in range(50)),
         return_exceptions=True,
     )
-    won = [o for o in outcomes if o == Claim(ClaimOutcome.CLAIMED)]
+    won = [o for o in outcomes if _claimed(o)]
     refused = [o for o in outcomes if isinstance(o, LedgerError)]
     assert len(won) == 1
     assert len(refused) == 49
@@ -190,7 +197,7 @@ async def test_store_reports_a_shard_failure_as_transient(shard_dsns: list[str])
     with pytest.raises(asyncpg.PostgresError):
         await store.claim(store.shard_of(owner, "k\x00"), KeyClaim(owner, "k\x00", "h"))
     shard = store.shard_of(owner, "k")
-    assert await store.claim(shard, KeyClaim(owner, "k", "h")) == Claim(ClaimOutcome.CLAIMED)
+    assert _claimed(await store.claim(shard, KeyClaim(owner, "k", "h")))
     await store.close()
     await live.close()
 

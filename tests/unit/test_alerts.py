@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from api.maintenance import ShardHealth
 from api.observability import Metrics
 
 yaml = pytest.importorskip("yaml")
@@ -61,8 +62,10 @@ _RANGE = re.compile(r"\[[^\]]*\]")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_:][A-Za-z0-9_:]*\b")
 
 
-class _NoShards:
-    """Enough of a ShardCluster for the pool collector to be registered and collected."""
+class _OneShard:
+    """Enough of a ShardCluster for the shard collector to be registered and collected."""
+
+    shards = (None,)
 
     def pool_usage(self) -> list[tuple[int, int, int]]:
         return [(0, 1, 2)]
@@ -71,7 +74,8 @@ class _NoShards:
 def _api_metrics() -> set[str]:
     """Every sample name the API's registry exports, from its families' types."""
     metrics = Metrics()
-    metrics.watch_pools(_NoShards())  # type: ignore[arg-type]
+    cluster = _OneShard()
+    metrics.watch_shards(cluster, ShardHealth(cluster))  # type: ignore[arg-type]
     names = set()
     for family in metrics.registry.collect():
         names |= {family.name + suffix for suffix in _SUFFIXES[family.type]}
@@ -130,6 +134,7 @@ def test_the_api_registry_exports_what_the_alerts_build_on():
         "ledgerflow_event_loop_lag_seconds_bucket",
         "ledgerflow_saga_handovers_deferred_total",
         "ledgerflow_pool_connections_in_use",
+        "ledgerflow_shard_up",
     } <= exported
 
 
@@ -153,6 +158,7 @@ def test_the_alerts_cover_the_operating_risks():
         "LedgerflowHandoversDeferred",
         "LedgerflowEventLoopLag",
         "LedgerflowShardUnavailable",
+        "LedgerflowApiAnswers503",
         "LedgerflowShardWithoutPrimary",
         "LedgerflowShardReplicationLag",
         "LedgerflowShardSyncReplicasMissing",

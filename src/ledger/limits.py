@@ -83,6 +83,12 @@ CREDIT_ATTEMPTS_MAX: Final = 0
 """0 means unlimited: once reserved, a saga must finish; business refusals are non-retryable."""
 
 OUTBOX_SWEEP_INTERVAL_S: Final = 10
+"""Pause of the long-running sweeper workflow between two sweeps (a durable timer)."""
+OUTBOX_SWEEPS_PER_RUN_MAX: Final = 360
+"""Sweeps one run of the sweeper makes before it continues as new (an hour at the interval
+above). Each sweep adds about twelve events to the history (the activity, the timer and
+their workflow tasks; tests/replay/histories/sweep-forever.json), so a run stays near
+4,300 events, a tenth of Temporal's 51,200, and replaying it on another worker stays cheap."""
 OUTBOX_STALE_AFTER_S: Final = 15
 """An outbox row unclaimed (or claimed without a running saga) for this long is swept."""
 OUTBOX_SWEEP_ROWS_MAX: Final = 2000
@@ -111,7 +117,20 @@ this; longer backoffs wait on a durable timer, so a worker never holds a failing
 SWEEP_START_TO_CLOSE_S: Final = 60
 SWEEP_HEARTBEAT_TIMEOUT_S: Final = 20
 SWEEP_ATTEMPTS_MAX: Final = 3
-"""The sweep runs again on the next tick of its schedule, so one run retries briefly."""
+"""The sweeper sweeps again after its next pause anyway, so one sweep retries briefly."""
+
+WORKER_GRACEFUL_SHUTDOWN_S: Final = 40
+"""After SIGTERM, a worker stops polling and gives running activities this long to finish
+before it cancels them (`Worker(graceful_shutdown_timeout=...)`). A saga step is bounded by
+`ACTIVITY_START_TO_CLOSE_S`, so one that has started finishes; a longer sweep is cancelled
+and simply runs again on another worker."""
+WORKER_SHUTDOWN_MARGIN_S: Final = 10
+"""What the process needs after the graceful period: cancelling, closing the shard pools,
+flushing logs."""
+WORKER_TERMINATION_GRACE_PERIOD_S: Final = 60
+"""`terminationGracePeriodSeconds` of the worker pods (deploy/k8s/base/worker.yaml; a unit
+test checks that they agree): Kubernetes kills the process (SIGKILL) this long after
+SIGTERM."""
 
 STUCK_TRANSFERS_LIMIT_MAX: Final = 1000
 
@@ -149,9 +168,12 @@ assert 0 < SAGA_IN_FLIGHT_WAIT_S <= SAGA_SYNC_WAIT_S_MAX
 assert ACTIVITY_RETRY_INITIAL_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert ACTIVITY_RETRY_INITIAL_S <= LOCAL_RETRY_THRESHOLD_S < ACTIVITY_RETRY_INTERVAL_MAX_S
 assert SWEEP_HEARTBEAT_TIMEOUT_S < SWEEP_START_TO_CLOSE_S
-# A shard that hands out no connection is skipped before the sweep misses a heartbeat.
 # The sweep skips a shard whose connection does not come in time, before its heartbeat lapses.
 assert POOL_ACQUIRE_TIMEOUT_S < SWEEP_HEARTBEAT_TIMEOUT_S
+assert 12 * OUTBOX_SWEEPS_PER_RUN_MAX <= 51_200 // 10, "a sweeper run stays far below the cap"
+assert WORKER_GRACEFUL_SHUTDOWN_S >= ACTIVITY_START_TO_CLOSE_S
+# Kubernetes must not kill a worker while its activities are still allowed to finish.
+assert WORKER_GRACEFUL_SHUTDOWN_S + WORKER_SHUTDOWN_MARGIN_S <= WORKER_TERMINATION_GRACE_PERIOD_S
 assert OUTBOX_STALE_AFTER_S > SAGA_IN_FLIGHT_WAIT_S + SAGA_BATCH_WINDOW_MS_MAX / 1000
 
 SHARD_PROBE_INTERVAL_S: Final = 5.0

@@ -14,20 +14,13 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import aiohttp
 from ulid import ULID
 
+from ledgerflow.bench_mode import BenchMode
+
 FUNDING_AMOUNT = 10**12
-
-
-class BenchMode(StrEnum):
-    """Which shard pairs the transfers use."""
-
-    SINGLE = "single"
-    CROSS = "cross"
-    MIXED = "mixed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated
 
-import aiohttp
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -17,7 +16,7 @@ from rich.table import Table
 from api.app import ApiConfig, create_app
 from ledger.limits import REPORT_STATEMENT_TIMEOUT_MS, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
-from ledgerflow.bench import BenchMode, BenchOptions, run_bench
+from ledgerflow.bench_mode import BenchMode
 from ledgerflow.cli_support import (
     DataDir,
     JsonFlag,
@@ -36,6 +35,7 @@ from ledgerflow.runtime import tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
+    TemporalAuth,
     connect_temporal,
     exit_without_finalizing,
     register_search_attributes,
@@ -121,7 +121,9 @@ def api(data_dir: DataDir = None) -> None:
                 saga_sync_wait_s=settings.saga_sync_wait_s,
                 rate_limit_per_s=settings.rate_limit_per_s,
                 rate_limit_burst=settings.rate_limit_burst,
-                settlement=settlement_factory(settings, found.temporal_address),
+                settlement=settlement_factory(
+                    settings, found.temporal_address, auth=TemporalAuth.from_settings(settings)
+                ),
             )
         )
         tune_gc()
@@ -145,9 +147,16 @@ def worker(data_dir: DataDir = None) -> None:
                 found.temporal_address,
                 settings.temporal_namespace,
                 metrics_address=settings.worker_metrics_address,
+                auth=TemporalAuth.from_settings(settings),
             )
             tune_gc()
-            await run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
+            await run_worker_until(
+                client=client,
+                cluster=cluster,
+                settings=settings,
+                stop=stop,
+                health_address=settings.worker_health_address,
+            )
         finally:
             await cluster.close()
 
@@ -257,7 +266,11 @@ def temporal_register_search_attributes(data_dir: DataDir = None) -> None:
     found = endpoints_for(settings)
 
     async def main() -> list[str]:
-        client = await connect_temporal(found.temporal_address, settings.temporal_namespace)
+        client = await connect_temporal(
+            found.temporal_address,
+            settings.temporal_namespace,
+            auth=TemporalAuth.from_settings(settings),
+        )
         return await register_search_attributes(client, settings.temporal_namespace)
 
     added = run_async(main())
@@ -290,7 +303,18 @@ def bench(
     api_key: Annotated[str | None, typer.Option(envvar="LEDGERFLOW_API_KEY")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Drive transfers through the HTTP API and print transfers/s and latency percentiles."""
+    """Drive transfers through the HTTP API and print transfers/s and latency percentiles.
+
+    Needs the `bench` extra (`pip install 'ledgerflow[bench]'`); the image leaves it out.
+    """
+    try:
+        import aiohttp  # noqa: PLC0415 - the bench extra; services never import it
+
+        from ledgerflow.bench import BenchOptions, run_bench  # noqa: PLC0415 - needs aiohttp
+    except ImportError as error:
+        raise fail(
+            f"`ledgerflow bench` needs the bench extra: pip install 'ledgerflow[bench]' ({error})"
+        ) from None
     settings = settings_for(data_dir)
     stack = StackInfo.read(settings.data_dir)
     url = url or (stack.api_url if stack else None)

@@ -6,7 +6,7 @@ Outside development it refuses the unsafe defaults (a generated API key, the dev
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger import limits
@@ -33,6 +33,30 @@ class Settings(BaseSettings):
     )
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    temporal_tls: bool = Field(
+        default=False,
+        description="Connect to Temporal over TLS (implied by the API key or a client "
+        "certificate); the server is verified against the system's roots or the CA file.",
+    )
+    temporal_tls_ca_path: FilePath | None = Field(
+        default=None, description="PEM CA bundle that signed the Temporal frontend's certificate."
+    )
+    temporal_tls_cert_path: FilePath | None = Field(
+        default=None,
+        description="PEM client certificate for mTLS (Temporal Cloud, or a "
+        "self-hosted frontend with requireClientAuth).",
+    )
+    temporal_tls_key_path: FilePath | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        description="Name the frontend's certificate is verified against, "
+        "when it differs from the address's host.",
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key (sent as a bearer token, over TLS)."
+    )
     task_queue: str = "ledgerflow-settlement"
     api_key: str | None = Field(
         default=None, description="Bootstrap API key; dev generates one when unset."
@@ -57,6 +81,11 @@ class Settings(BaseSettings):
     )
     rate_limit_burst: int = Field(
         default=limits.RATE_LIMIT_BURST_DEFAULT, ge=1, le=limits.RATE_LIMIT_BURST_MAX
+    )
+    worker_health_address: str | None = Field(
+        default=None,
+        description="host:port where `ledgerflow worker` answers Kubernetes probes "
+        "(/healthz, /readyz); unset serves none.",
     )
     data_dir: Path = Path(".ledgerflow")
     log_level: str = "info"
@@ -84,4 +113,20 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env is Environment.PRODUCTION and not self.shard_dsns:
             raise ValueError("LEDGERFLOW_SHARD_DSNS is required in production")
+        if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
+            raise ValueError(
+                "LEDGERFLOW_TEMPORAL_TLS_CERT_PATH and LEDGERFLOW_TEMPORAL_TLS_KEY_PATH go "
+                "together (mTLS needs both the certificate and its key)"
+            )
         return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        """Whether the Temporal connection is TLS: asked for, or implied by credentials
+        that must never travel in clear text."""
+        return (
+            self.temporal_tls
+            or self.temporal_api_key is not None
+            or self.temporal_tls_cert_path is not None
+            or self.temporal_tls_ca_path is not None
+        )

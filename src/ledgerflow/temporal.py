@@ -4,22 +4,27 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import TLSConfig
 
 from api.app import SettlementFactory
 from ledger.errors import ErrorCode, LedgerError
+from ledgerflow.health import WorkerProbes, serve_probes
 from ledgerflow.settings import Settings
 from shards.cluster import ShardCluster
 from workflows.dispatch import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES, register_search_attributes
-from workflows.worker import run_worker
+from workflows.worker import build_worker, ensure_sweeper
 
 __all__ = [
     "SEARCH_ATTRIBUTE_TYPES",
+    "TemporalAuth",
     "connect_temporal",
     "exit_without_finalizing",
     "register_search_attributes",
@@ -41,16 +46,73 @@ def exit_without_finalizing(code: int) -> NoReturn:
     os._exit(code)
 
 
+@dataclass(frozen=True, slots=True)
+class TemporalAuth:
+    """How a process proves itself to Temporal and checks it talks to the right server:
+    plain TCP for the dev server, TLS (optionally mutual) for a self-hosted cluster, an API
+    key over TLS (or mTLS) for Temporal Cloud."""
+
+    tls: TLSConfig | bool = False
+    api_key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "TemporalAuth":
+        """The `LEDGERFLOW_TEMPORAL_TLS*` and `LEDGERFLOW_TEMPORAL_API_KEY` settings, with the
+        certificate files read now (a process fails at start, not at its first saga).
+
+        Raises:
+            LedgerError(invalid_request): a certificate or key file cannot be read.
+        """
+        api_key = settings.temporal_api_key
+        secret = api_key.get_secret_value() if api_key is not None else None
+        if not settings.temporal_uses_tls:
+            return cls(tls=False, api_key=secret)
+        ca, cert, key = (
+            _read_pem(path)
+            for path in (
+                settings.temporal_tls_ca_path,
+                settings.temporal_tls_cert_path,
+                settings.temporal_tls_key_path,
+            )
+        )
+        if ca is None and cert is None and settings.temporal_tls_server_name is None:
+            return cls(tls=True, api_key=secret)  # the system's roots, the address's name
+        return cls(
+            tls=TLSConfig(
+                server_root_ca_cert=ca,
+                client_cert=cert,
+                client_private_key=key,
+                domain=settings.temporal_tls_server_name,
+            ),
+            api_key=secret,
+        )
+
+
+def _read_pem(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise LedgerError(ErrorCode.INVALID_REQUEST, f"cannot read {path}: {error}") from error
+
+
 async def connect_temporal(
-    address: str, namespace: str, *, metrics_address: str | None = None
+    address: str,
+    namespace: str,
+    *,
+    metrics_address: str | None = None,
+    auth: TemporalAuth | None = None,
 ) -> Client:
     """A Temporal client for the namespace; with `metrics_address` (host:port), the SDK's
     Prometheus metrics of this client and every worker built on it are served there.
+    `auth` gives TLS and the API key (none: plain TCP, as the dev server speaks).
 
     Raises:
         LedgerError(settlement_unavailable): Temporal cannot be reached.
         LedgerError(invalid_request): the metrics address is malformed or taken.
     """
+    auth = auth or TemporalAuth()
     runtime = None
     if metrics_address is not None:
         try:
@@ -63,18 +125,25 @@ async def connect_temporal(
                 f"LEDGERFLOW_WORKER_METRICS_ADDRESS={metrics_address}: {error}",
             ) from error
     try:
-        return await Client.connect(address, namespace=namespace, runtime=runtime)
+        return await Client.connect(
+            address, namespace=namespace, runtime=runtime, tls=auth.tls, api_key=auth.api_key
+        )
     except RuntimeError as error:
         raise LedgerError(
             ErrorCode.SETTLEMENT_UNAVAILABLE, f"Temporal at {address} is unreachable: {error}"
         ) from error
 
 
-def settlement_factory(settings: Settings, temporal_address: str) -> SettlementFactory:
+def settlement_factory(
+    settings: Settings, temporal_address: str, *, auth: TemporalAuth | None = None
+) -> SettlementFactory:
     """How the API opens cross-shard settlement, from the settings."""
+    auth = auth or TemporalAuth()
     return partial(
         open_settlement,
         temporal_address=temporal_address,
+        temporal_tls=auth.tls,
+        temporal_api_key=auth.api_key,
         namespace=settings.temporal_namespace,
         task_queue=settings.task_queue,
         batch_window_ms=settings.saga_batch_window_ms,
@@ -83,9 +152,30 @@ def settlement_factory(settings: Settings, temporal_address: str) -> SettlementF
 
 
 async def run_worker_until(
-    *, client: Client, cluster: ShardCluster, settings: Settings, stop: asyncio.Event
+    *,
+    client: Client,
+    cluster: ShardCluster,
+    settings: Settings,
+    stop: asyncio.Event,
+    health_address: str | None = None,
 ) -> None:
-    """Run the settlement worker (and make sure the outbox sweep is scheduled) until `stop`."""
-    await run_worker(
-        client=client, cluster=cluster, task_queue=settings.task_queue, stop_event=stop
+    """Make sure the outbox sweeper runs, then run the settlement worker until `stop`.
+
+    With `health_address` (host:port), answer Kubernetes' probes there meanwhile: ready
+    while the worker polls and `stop` is not set, alive until the worker stopped on its own
+    (a worker that failed fatally leaves this waiting for `stop`, and the liveness probe is
+    what restarts the pod).
+
+    Raises:
+        temporalio.service.RPCError: Temporal refused the sweeper.
+        LedgerError(invalid_request): the health address is malformed or taken.
+    """
+    worker = build_worker(client=client, cluster=cluster, task_queue=settings.task_queue)
+    probes = WorkerProbes(
+        ready=lambda: worker.is_running and not stop.is_set(),
+        alive=lambda: not worker.is_shutdown or stop.is_set(),
     )
+    async with serve_probes(health_address, probes):
+        await ensure_sweeper(client, settings.task_queue)
+        async with worker:
+            await stop.wait()

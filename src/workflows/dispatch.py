@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 import asyncpg
 import structlog
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 from ledger import limits
 from ledger.posting import Movement
@@ -319,16 +319,25 @@ async def open_settlement(
     batch_size_max: int,
     in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
     observer: SettlementObserver | None = None,
+    temporal_tls: TLSConfig | bool = False,
+    temporal_api_key: str | None = None,
 ) -> AsyncIterator[SettlementDispatcher]:
     """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
 
     The client connects lazily, so the API starts (and single-shard transfers work) while
     Temporal is down; cross-shard reserves then wait in the outbox for the sweeper.
 
-    Use with `functools.partial(open_settlement, temporal_address=..., ...)`.
+    `temporal_tls` and `temporal_api_key` are `Client.connect`'s `tls` and `api_key` (TLS,
+    mTLS, or Temporal Cloud's API key). Use with
+    `functools.partial(open_settlement, temporal_address=..., ...)`.
     """
     client = await Client.connect(
-        temporal_address, namespace=namespace, lazy=True, data_converter=DATA_CONVERTER
+        temporal_address,
+        namespace=namespace,
+        lazy=True,
+        data_converter=DATA_CONVERTER,
+        tls=temporal_tls,
+        api_key=temporal_api_key,
     )
     dispatcher = SettlementDispatcher(
         cluster,

@@ -141,6 +141,16 @@ class SweepInput:
 
 
 @dataclass(frozen=True, slots=True)
+class SweeperInput:
+    """Input of `SweepSagaOutboxForever`: what each sweep gets, and the pause between two."""
+
+    sweep: SweepInput
+    interval_s: float
+    sweeps_per_run_max: int
+    """Sweeps before the run continues as new, which keeps its history short."""
+
+
+@dataclass(frozen=True, slots=True)
 class SweepOutcome:
     """What one sweep did, per kind of row it found."""
 

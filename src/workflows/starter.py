@@ -21,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.limits import BIGINT_MAX, TEMPORAL_RPC_TIMEOUT_S
+from ledger.money import format_minor
 from workflows import search_attributes as attrs
 from workflows.models import SettlementBatch, SettlementOutcome
 from workflows.outbox import OutboxRow
@@ -66,6 +67,25 @@ def initial_search_attributes(batch: SettlementBatch) -> TypedSearchAttributes:
     )
 
 
+def settlement_summary(batch: SettlementBatch) -> str:
+    """The one line the Temporal UI shows for the saga: `3 transfers, 12.50 USD, shard 0 →
+    2, 3` (the workflow's static summary, fixed at start)."""
+    count = len(batch.transfers)
+    noun = "transfer" if count == 1 else "transfers"
+    destinations = ", ".join(str(s) for s in batch.destination_shards)
+    total = format_minor(batch.amount, batch.currency)
+    return f"{count} {noun}, {total}, shard {batch.source_shard} → {destinations}"
+
+
+def settlement_details(batch: SettlementBatch) -> str:
+    """The saga's static details (Temporal markdown): one line per transfer it settles."""
+    lines = [
+        f"- `{t.id}`: {format_minor(t.amount, batch.currency)} → shard {t.destination_shard}"
+        for t in batch.transfers
+    ]
+    return "\n".join(lines)
+
+
 _UNAVAILABLE = frozenset(
     {
         RPCStatusCode.UNAVAILABLE,
@@ -104,6 +124,8 @@ async def start_settlement(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_search_attributes(batch),
+            static_summary=settlement_summary(batch),
+            static_details=settlement_details(batch),
             rpc_timeout=timedelta(seconds=TEMPORAL_RPC_TIMEOUT_S),
         )
     except WorkflowAlreadyStartedError:

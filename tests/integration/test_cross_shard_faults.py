@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -42,7 +42,7 @@ from workflows.dispatch import DeferredBecause, open_settlement
 from workflows.models import CreditFundsInput, CreditOutcome, FinishHoldsInput
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from workflows.stuck import find_stuck_transfers
-from workflows.worker import build_worker, sweep_schedule_id
+from workflows.worker import build_worker, sweeper_workflow_id
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -126,11 +126,14 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     temporal_env: WorkflowEnvironment,
 ) -> None:
     """An API killed right after the reserve leaves a hold and an unclaimed outbox row,
-    which `ledgerflow transfers stuck` lists; the scheduled sweep claims it and a saga
-    settles it."""
+    which `ledgerflow transfers stuck` lists; a sweep claims it and a saga settles it,
+    showing its transfers, total and shards as its summary line. The session's sweeper is
+    one long-running workflow with a fixed id, not a workflow per sweep."""
     client = temporal_env.client
-    schedule = await client.get_schedule_handle(sweep_schedule_id(TASK_QUEUE)).describe()
-    assert schedule.schedule.spec.intervals[0].every.total_seconds() == 10
+    sweeper = await client.get_workflow_handle(sweeper_workflow_id(TASK_QUEUE)).describe()
+    assert sweeper.status is WorkflowExecutionStatus.RUNNING
+    assert sweeper.workflow_type == "SweepSagaOutboxForever"
+    assert (await sweeper.static_summary()).startswith("outbox sweeper: every 10 s")
 
     pair = await open_cross_pair(api)
     await fund(api, pair, 2_000)
@@ -178,6 +181,10 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     assert done["saga"]["workflow_id"].startswith("settle-")
     assert (await balance(api, pair.target["id"]))["available"] == 700
     assert await saga_count(client, reserved.transfer_id) == 1
+    saga = await client.get_workflow_handle(done["saga"]["workflow_id"]).describe()
+    shards = f"shard {pair.source['shard']} → {pair.target['shard']}"
+    assert await saga.static_summary() == f"1 transfer, 7.00 USD, {shards}"
+    assert reserved.transfer_id in (await saga.static_details() or "")
 
 
 @dataclass

@@ -5,7 +5,8 @@ Run it after a deliberate, patched workflow change, and commit the new files:
     python -m pytest tests/replay/record_histories.py
 
 It drives real sagas through the API and the dispatcher on the session's stack: a batch that
-posts, one that is compensated, one that does both, and one outbox sweep.
+posts, one that is compensated, one that does both, and one outbox sweep; and one run of the
+long-running sweeper, to its continue-as-new (`-k sweeper` records only that one).
 """
 
 import asyncio
@@ -16,6 +17,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
+from ledger.limits import OUTBOX_SWEEP_ROWS_MAX, SAGA_BATCH_SIZE_MAX
 from shards.cluster import ShardCluster
 from tests.conftest import TASK_QUEUE
 from tests.integration.cross_shard import (
@@ -30,14 +32,19 @@ from tests.integration.cross_shard import (
 )
 from tests.integration.helpers import transfer
 from workflows.dispatch import open_settlement
+from workflows.models import SweeperInput, SweepInput
+from workflows.sweep import SweepSagaOutboxForever
+from workflows.worker import build_worker
 
 HISTORIES = Path(__file__).parent / "histories"
 
 pytestmark = pytest.mark.usefixtures("books")
 
 
-async def _save(env: WorkflowEnvironment, workflow_id: str, name: str) -> None:
-    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+async def _save(
+    env: WorkflowEnvironment, workflow_id: str, name: str, *, run_id: str | None = None
+) -> None:
+    history = await env.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
@@ -98,3 +105,32 @@ async def test_record_histories(
     await settled(api)
     await _save(temporal_env, sweep_id, "sweep-started")
     assert await _workflow_of(api, orphan.transfer_id)
+
+
+async def test_record_sweeper_history(
+    temporal_env: WorkflowEnvironment, worker_cluster: ShardCluster
+) -> None:
+    """One run of the sweeper: two sweeps, two pauses, continued as new."""
+    client = temporal_env.client
+    queue = f"record-sweeper-{ULID()}"
+    async with build_worker(client=client, cluster=worker_cluster, task_queue=queue):
+        first = await client.start_workflow(
+            SweepSagaOutboxForever.run,
+            SweeperInput(
+                sweep=SweepInput(
+                    stale_after_s=3600,
+                    rows_max=OUTBOX_SWEEP_ROWS_MAX,
+                    batch_size_max=SAGA_BATCH_SIZE_MAX,
+                ),
+                interval_s=0.2,
+                sweeps_per_run_max=2,
+            ),
+            id=f"record-sweeper-{ULID()}",
+            task_queue=queue,
+        )
+        for _ in range(100):
+            if (await first.describe()).run_id != first.result_run_id:
+                break
+            await asyncio.sleep(0.1)
+        await _save(temporal_env, first.id, "sweep-forever", run_id=first.result_run_id)
+        await client.get_workflow_handle(first.id).terminate()

@@ -14,7 +14,7 @@ from temporalio.worker import Replayer
 
 from workflows.payloads import DATA_CONVERTER
 from workflows.settlement import SettleCrossShardBatch
-from workflows.sweep import SweepSagaOutbox
+from workflows.sweep import SweepSagaOutbox, SweepSagaOutboxForever
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -23,13 +23,15 @@ HISTORIES = Path(__file__).parent / "histories"
     "converter", [DATA_CONVERTER, DataConverter.default], ids=["settlement", "sdk-default"]
 )
 async def test_recorded_histories_replay(converter: DataConverter) -> None:
-    """Every recorded saga and sweep replays without a non-determinism error, with the
-    settlement's payload converter and with the SDK's default: both read the same JSON, so
-    histories written before and after the settlement changed converters replay alike."""
+    """Every recorded saga, sweep and sweeper run replays without a non-determinism error,
+    with the settlement's payload converter and with the SDK's default: both read the same
+    JSON, so histories written before and after the settlement changed converters replay
+    alike."""
     files = sorted(HISTORIES.glob("*.json"))
     assert {f.stem.split("-")[0] for f in files} >= {"settle", "sweep"}, files
     replayer = Replayer(
-        workflows=[SettleCrossShardBatch, SweepSagaOutbox], data_converter=converter
+        workflows=[SettleCrossShardBatch, SweepSagaOutbox, SweepSagaOutboxForever],
+        data_converter=converter,
     )
     for file in files:
         history = WorkflowHistory.from_json(file.stem, file.read_text())

@@ -44,6 +44,13 @@ ALLOWED_SETTINGS = {
     "LEDGERFLOW_LOG_LEVEL",
     "LEDGERFLOW_DATA_DIR",
     "LEDGERFLOW_WORKER_METRICS_ADDRESS",
+    "LEDGERFLOW_WORKER_HEALTH_ADDRESS",
+    "LEDGERFLOW_TEMPORAL_TLS",
+    "LEDGERFLOW_TEMPORAL_TLS_CA_PATH",
+    "LEDGERFLOW_TEMPORAL_TLS_CERT_PATH",
+    "LEDGERFLOW_TEMPORAL_TLS_KEY_PATH",
+    "LEDGERFLOW_TEMPORAL_TLS_SERVER_NAME",
+    "LEDGERFLOW_TEMPORAL_API_KEY",
 }
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -218,12 +225,78 @@ def test_the_api_serves_port_8000_with_readiness_and_liveness_probes():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert api["spec"]["template"]["spec"]["topologySpreadConstraints"]
-    (hpa,) = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
-    assert hpa["spec"]["scaleTargetRef"]["name"] == "ledgerflow-api"
-    assert hpa["spec"]["minReplicas"] == 3
+    assert "replicas" not in api["spec"], "the ScaledObject owns the replica count"
     service = _named(objects, "Service", "ledgerflow-api")
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_the_api_scales_on_requests_and_event_loop_lag_not_cpu():
+    """One `ledgerflow api` process uses about one core, so the pod requests one CPU (no CPU
+    limit to throttle its loop), and KEDA scales on what saturates a process: requests per
+    second and event-loop lag, both metrics the API exports. No CPU autoscaler is left."""
+    objects = _objects()
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    api = _named(objects, "Deployment", "ledgerflow-api")
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"] == "1"
+    assert "cpu" not in container["resources"]["limits"]
+    scaled = _named(objects, "ScaledObject", "ledgerflow-api")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"] == {"name": "ledgerflow-api"}
+    assert scaled["spec"]["minReplicaCount"] == 3
+    triggers = {t["name"]: t for t in scaled["spec"]["triggers"]}
+    assert {t["type"] for t in triggers.values()} == {"prometheus"}
+    rps = triggers["requests-per-second"]
+    assert rps["metricType"] == "AverageValue"
+    assert "ledgerflow_http_requests_total" in rps["metadata"]["query"]
+    lag = triggers["event-loop-lag"]
+    assert lag["metricType"] == "Value"
+    assert "ledgerflow_event_loop_lag_seconds_bucket" in lag["metadata"]["query"]
+    assert float(lag["metadata"]["threshold"]) > 0
+
+
+def test_the_workers_scale_on_the_settlement_backlog():
+    """KEDA's Temporal scaler reads the backlog of the task queue, namespace and frontend
+    the workers themselves use."""
+    settings = _env_file(BASE / "settings.env")
+    objects = _objects()
+    worker = _named(objects, "Deployment", "ledgerflow-worker")
+    assert "replicas" not in worker["spec"], "the ScaledObject owns the replica count"
+    scaled = _named(objects, "ScaledObject", "ledgerflow-worker")
+    assert scaled["spec"]["scaleTargetRef"] == {"name": "ledgerflow-worker"}
+    assert scaled["spec"]["minReplicaCount"] >= 2
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "temporal"
+    assert trigger["metadata"]["taskQueue"] == settings["LEDGERFLOW_TASK_QUEUE"]
+    assert trigger["metadata"]["namespace"] == settings["LEDGERFLOW_TEMPORAL_NAMESPACE"]
+    assert trigger["metadata"]["endpoint"] == settings["LEDGERFLOW_TEMPORAL_ADDRESS"]
+    assert int(trigger["metadata"]["targetQueueSize"]) > 0
+
+
+def test_the_worker_has_probes_and_a_grace_period_that_lets_activities_finish():
+    """The worker answers the kubelet on LEDGERFLOW_WORKER_HEALTH_ADDRESS's port, and its pod
+    waits WORKER_TERMINATION_GRACE_PERIOD_S after SIGTERM, which limits.py asserts covers
+    the graceful shutdown the worker is built with plus the time to close."""
+    limits = pytest.importorskip("ledger.limits")
+    worker = _named(_objects(), "Deployment", "ledgerflow-worker")
+    spec = worker["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == limits.WORKER_TERMINATION_GRACE_PERIOD_S
+    assert (
+        spec["terminationGracePeriodSeconds"]
+        >= limits.WORKER_GRACEFUL_SHUTDOWN_S + limits.WORKER_SHUTDOWN_MARGIN_S
+    )
+    (container,) = spec["containers"]
+    address = _env_file(BASE / "settings.env")["LEDGERFLOW_WORKER_HEALTH_ADDRESS"]
+    port = int(address.rpartition(":")[2])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == port
+    for probe, path in [
+        ("startupProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ]:
+        assert container[probe]["httpGet"] == {"path": path, "port": "health"}, probe
 
 
 def test_each_command_runs_as_its_own_workload():
@@ -240,9 +313,10 @@ def test_each_command_runs_as_its_own_workload():
         ("worker",): "Deployment",
         ("migrate",): "Job",
         ("verify",): "CronJob",
+        ("transfers", "stuck", "--older-than", "10m"): "CronJob",
         ("temporal", "register-search-attributes"): "Job",
     }
-    (verify,) = [o for o in _objects() if o["kind"] == "CronJob"]
+    verify = _named(_objects(), "CronJob", "ledgerflow-verify")
     assert verify["spec"]["schedule"].split()[1:] == ["*", "*", "*", "*"], "hourly"
     assert verify["spec"]["concurrencyPolicy"] == "Forbid"
 
@@ -304,7 +378,7 @@ def _ledgerflow_containers() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_every_ledgerflow_container_composes_the_shard_dsns_from_the_cnpg_secrets():
     containers = list(_ledgerflow_containers())
-    assert len(containers) == 5
+    assert len(containers) == 6
     for where, container in containers:
         env = container["env"]
         defined: set[str] = set()
@@ -445,6 +519,7 @@ BUILDS = [
     "overlays/production",
     "overlays/loadtest",
     "temporal",
+    "temporal-dev",
     "temporal-production",
 ]
 
@@ -467,28 +542,31 @@ def test_every_kustomization_builds(name: str):
                 assert ":" in container["image"], f"{container['image']} is not pinned"
 
 
-def test_the_dev_overlay_is_small_and_needs_no_prometheus_operator():
+def test_the_dev_overlay_is_small_and_needs_no_prometheus_operator_nor_keda():
     objects = _build(K8S / "overlays/dev")
-    assert not [o for o in objects if o["kind"] == "PodMonitor"]
+    groups = {o["apiVersion"].partition("/")[0] for o in objects}
+    assert not groups & {"monitoring.coreos.com", "keda.sh"}, groups
     for cluster in _clusters(objects).values():
         assert cluster["spec"]["instances"] == 1
     for obj in objects:
         if obj["kind"] == "Deployment":
             assert obj["spec"].get("replicas", 1) == 1
-        if obj["kind"] == "HorizontalPodAutoscaler":
-            assert obj["spec"]["minReplicas"] == 1
 
 
 def test_the_production_connection_budget_fits_max_connections():
     objects = _build(K8S / "overlays/production")
-    (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    (config,) = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("ledgerflow-config")
+    ]
     pool = int(config["data"]["LEDGERFLOW_POOL_SIZE_MAX"])
-    (hpa,) = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
-    workers = _named(objects, "Deployment", "ledgerflow-worker")["spec"]["replicas"]
-    jobs = 2  # migrate or register-search-attributes, and verify
+    api = _named(objects, "ScaledObject", "ledgerflow-api")["spec"]["maxReplicaCount"]
+    workers = _named(objects, "ScaledObject", "ledgerflow-worker")["spec"]["maxReplicaCount"]
+    jobs = 3  # migrate or register-search-attributes, verify, transfers stuck
     for cluster in _clusters(objects).values():
         max_connections = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
-        assert (hpa["spec"]["maxReplicas"] + workers + jobs) * pool <= max_connections
+        assert (api + workers + jobs) * pool <= max_connections
 
 
 def test_the_loadtest_overlay_adds_locust():
@@ -564,3 +642,87 @@ def test_temporal_production_backs_up_temporal_db_and_the_plain_one_does_not():
     assert example["metadata"] == {"name": secret, "namespace": "temporal"}
     plain = _build(K8S / "temporal")
     assert all("plugins" not in c["spec"] for c in _clusters(plain).values())
+
+
+# -- Temporal in production: TLS, namespace security, a dev variant -----------------------
+
+
+def test_production_talks_tls_to_temporal_with_the_ca_mounted_where_the_settings_say():
+    """The production overlay turns on TLS to Temporal, and every container that talks to
+    Temporal (API, worker, register-search-attributes) mounts the CA at the configured path,
+    as KEDA's Temporal scaler trusts it; the Temporal values serve TLS from a mounted
+    certificate that cert-manager issues for the names the clients verify."""
+    objects = _build(K8S / "overlays/production")
+    (config,) = [o for o in objects if o["metadata"]["name"].startswith("ledgerflow-config")]
+    assert config["data"]["LEDGERFLOW_TEMPORAL_TLS"] == "true"
+    ca_path = Path(config["data"]["LEDGERFLOW_TEMPORAL_TLS_CA_PATH"])
+    talks_to_temporal = {"ledgerflow-api", "ledgerflow-worker"}
+    talks_to_temporal.add("ledgerflow-register-search-attributes")
+    for name, spec in _workloads(objects):
+        mounts = {m["mountPath"] for c in spec["containers"] for m in c["volumeMounts"]}
+        mounted = str(ca_path.parent) in mounts
+        assert mounted == (name.partition("/")[2] in talks_to_temporal), name
+    (trigger,) = _named(objects, "ScaledObject", "ledgerflow-worker")["spec"]["triggers"]
+    auth = _named(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert {"parameter": "ca", "name": "temporal-ca", "key": "ca.crt"} in auth["spec"][
+        "secretTargetRef"
+    ]
+    assert (
+        trigger["metadata"]["tlsServerName"]
+        == config["data"]["LEDGERFLOW_TEMPORAL_TLS_SERVER_NAME"]
+    )
+    (values,) = _load(K8S / "temporal-values.yaml")
+    tls = values["server"]["config"]["tls"]
+    mounted = {m["mountPath"] for m in values["server"]["additionalVolumeMounts"]}
+    for side in ("internode", "frontend"):
+        for key in ("certFile", "keyFile"):
+            assert str(Path(tls[side]["server"][key]).parent) in mounted, (side, key)
+    assert tls["internode"]["server"]["requireClientAuth"] is True
+    secret = values["server"]["additionalVolumes"][0]["secret"]["secretName"]
+    certificates = _build(K8S / "temporal-production")
+    issued = {o["spec"]["secretName"] for o in certificates if o["kind"] == "Certificate"}
+    assert secret in issued
+    dns = _named(certificates, "Certificate", secret)["spec"]["dnsNames"]
+    assert tls["frontend"]["client"]["serverName"] in dns
+    assert tls["internode"]["client"]["serverName"] in dns
+    assert config["data"]["LEDGERFLOW_TEMPORAL_TLS_SERVER_NAME"] in dns
+
+
+def test_the_temporal_namespace_has_pod_security_and_a_network_policy():
+    """Pod Security labels on the namespace; the server's pods admit the frontend port only
+    from Ledgerflow and KEDA (and everything from each other)."""
+    objects = _build(K8S / "temporal")
+    (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] in {"baseline", "restricted"}
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    policy = _named(objects, "NetworkPolicy", "temporal-server")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "temporal"}
+    frontend_from = set()
+    for rule in policy["spec"]["ingress"]:
+        if [p["port"] for p in rule.get("ports", [])] == [7233]:
+            for peer in rule["from"]:
+                (name,) = peer["namespaceSelector"]["matchLabels"].values()
+                frontend_from.add(name)
+    assert frontend_from == {"ledgerflow", "keda"}
+
+
+def test_the_dev_temporal_needs_neither_prometheus_operator_nor_cert_manager():
+    """temporal-dev and temporal-values-dev.yaml run on kind or minikube: no PodMonitor, no
+    ServiceMonitor, no certificates, one database instance, and the same database wiring
+    as production."""
+    objects = _build(K8S / "temporal-dev")
+    groups = {o["apiVersion"].partition("/")[0] for o in objects}
+    assert not groups & {"monitoring.coreos.com", "cert-manager.io"}, groups
+    (cluster,) = _clusters(objects).values()
+    assert cluster["spec"]["instances"] == 1
+    assert "synchronous" not in cluster["spec"]["postgresql"]
+    (values,) = _load(K8S / "temporal-values-dev.yaml")
+    assert values["server"]["metrics"]["serviceMonitor"]["enabled"] is False
+    assert "tls" not in values["server"]["config"]
+    (production,) = _load(K8S / "temporal-values.yaml")
+    for store in ("default", "visibility"):
+        dev_sql = values["server"]["config"]["persistence"]["datastores"][store]["sql"]
+        prod_sql = production["server"]["config"]["persistence"]["datastores"][store]["sql"]
+        for key in ("connectAddr", "existingSecret", "databaseName", "user", "pluginName"):
+            assert dev_sql[key] == prod_sql[key], (store, key)

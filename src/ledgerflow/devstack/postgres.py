@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
 import structlog
 
 from ledgerflow.devstack.ports import DevStackError, PortInUseError, _url_host, port_in_use
@@ -131,6 +130,8 @@ class EmbeddedPostgres:
     def _signal_all(self, signum: signal.Signals) -> None:
         assert self._process is not None, "not started"
         assert self._process.poll() is None, "not running"
+        import psutil  # noqa: PLC0415 - the `local` extra; the image's CLI imports this module
+
         postmaster = psutil.Process(self._process.pid)
         for process in [postmaster, *postmaster.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -144,6 +145,8 @@ class EmbeddedPostgres:
         if process is None:
             return
         if process.poll() is None:
+            import psutil  # noqa: PLC0415 - the `local` extra; the image's CLI imports this module
+
             group = psutil.Process(process.pid).children(recursive=True)
             # The backends share the group the postmaster leads; it is not reaped yet, so
             # its pid is still that group's id.
@@ -188,6 +191,8 @@ class EmbeddedPostgres:
         pid = _read_postmaster_pid(pid_file)
         if pid is None:
             return
+        import psutil  # noqa: PLC0415 - the `local` extra; the image's CLI imports this module
+
         try:
             process = psutil.Process(pid)
             command = process.cmdline()

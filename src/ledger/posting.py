@@ -13,7 +13,8 @@ from enum import StrEnum
 
 from ledger.accounts import AccountState, AccountStatus, Balance, Layer, Side, balance_of
 from ledger.errors import ErrorCode, LedgerError
-from ledger.money import BIGINT_MAX, checked_add
+from ledger.limits import BIGINT_MAX
+from ledger.money import checked_add
 
 
 class Movement(StrEnum):

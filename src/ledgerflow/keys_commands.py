@@ -4,7 +4,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
-import asyncpg
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -21,13 +20,14 @@ from ledgerflow.cli_support import (
 )
 from shards.api_keys import ApiKeyRecord, create_api_key, list_api_keys, revoke_api_key
 from shards.cluster import ShardCluster
+from shards.db import Connection
 
 T = TypeVar("T")
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
 
-def _on_catalog(data_dir: DataDir, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def _on_catalog(data_dir: DataDir, work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run `work` on a connection to the catalog shard, where the keys live."""
     found = endpoints_for(settings_for(data_dir))
 
@@ -51,7 +51,7 @@ def keys_create(
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
         raise fail("a tenant name is 1 to 64 letters, digits, '_', '.' or '-'")
 
-    async def work(conn: asyncpg.Connection) -> tuple[str, str]:
+    async def work(conn: Connection) -> tuple[str, str]:
         return await create_api_key(conn, tenant_id=tenant)
 
     key_id, secret = _on_catalog(data_dir, work)
@@ -66,7 +66,7 @@ def keys_list(
 ) -> None:
     """List a tenant's API keys (ids and dates; secrets are never stored)."""
 
-    async def work(conn: asyncpg.Connection) -> list[ApiKeyRecord]:
+    async def work(conn: Connection) -> list[ApiKeyRecord]:
         return await list_api_keys(conn, tenant_id=tenant)
 
     table = Table(title=f"API keys of tenant {tenant}")
@@ -86,7 +86,7 @@ def keys_revoke(
     """Revoke an API key. API processes refuse it within a minute (their key cache);
     exit 1 when there is no such key."""
 
-    async def work(conn: asyncpg.Connection) -> ApiKeyRecord | None:
+    async def work(conn: Connection) -> ApiKeyRecord | None:
         return await revoke_api_key(conn, key_id)
 
     revoked = _on_catalog(data_dir, work)

@@ -4,8 +4,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
+from shards.db import Connection
 from shards.ids import new_api_key
 
 
@@ -15,7 +14,7 @@ def hash_api_key(secret: str) -> str:
 
 
 async def create_api_key(
-    conn: asyncpg.Connection, *, tenant_id: str, secret: str | None = None
+    conn: Connection, *, tenant_id: str, secret: str | None = None
 ) -> tuple[str, str]:
     """Store a new key for `tenant_id`; returns (key id, secret). The secret is not kept.
 
@@ -35,7 +34,7 @@ async def create_api_key(
     return row["id"], secret
 
 
-async def find_api_key(conn: asyncpg.Connection, secret: str) -> tuple[str, str] | None:
+async def find_api_key(conn: Connection, secret: str) -> tuple[str, str] | None:
     """(key id, tenant) for a live key, or None."""
     row = await conn.fetchrow(
         "select id, tenant_id from api_keys where key_hash = $1 and revoked_at is null",
@@ -54,7 +53,7 @@ class ApiKeyRecord:
     revoked_at: datetime | None
 
 
-async def list_api_keys(conn: asyncpg.Connection, *, tenant_id: str) -> list[ApiKeyRecord]:
+async def list_api_keys(conn: Connection, *, tenant_id: str) -> list[ApiKeyRecord]:
     """The tenant's keys, newest first, revoked ones included."""
     rows = await conn.fetch(
         "select id, tenant_id, created_at, revoked_at from api_keys where tenant_id = $1"
@@ -64,7 +63,7 @@ async def list_api_keys(conn: asyncpg.Connection, *, tenant_id: str) -> list[Api
     return [ApiKeyRecord(**dict(r)) for r in rows]
 
 
-async def revoke_api_key(conn: asyncpg.Connection, key_id: str) -> ApiKeyRecord | None:
+async def revoke_api_key(conn: Connection, key_id: str) -> ApiKeyRecord | None:
     """Revoke a key (idempotent: a revoked key keeps its first revocation time); None
     when there is no such key. API processes stop accepting it within their cache TTL."""
     row = await conn.fetchrow(

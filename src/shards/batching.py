@@ -11,18 +11,18 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 import structlog
 
 from ledger.errors import ErrorCode, LedgerError
 from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.db import Connection
 
 log = structlog.get_logger("ledgerflow.shards")
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-BatchRunner = Callable[[asyncpg.Connection, int, Sequence[Item]], Awaitable[list[Result]]]
+BatchRunner = Callable[[Connection, int, Sequence[Item]], Awaitable[list[Result]]]
 """Runs one batch on a connection to a shard: one result per item, in order. A result
 that is a `LedgerError` is raised to that item's caller alone."""
 

@@ -9,8 +9,7 @@ and `transfers.workflow_id` change in one transaction, so a transfer never has t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
+from shards.db import Connection, Record
 from workflows.models import SettlementTransfer
 
 _ROW_COLUMNS = (
@@ -45,7 +44,7 @@ class OutboxRow:
         )
 
 
-def _row(record: asyncpg.Record) -> OutboxRow:
+def _row(record: Record) -> OutboxRow:
     return OutboxRow(**dict(record))
 
 
@@ -71,7 +70,7 @@ select * from claimed order by transfer_id
 
 
 async def claim(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     transfer_ids: Sequence[str],
     workflow_id_prefix: str = "",
@@ -110,7 +109,7 @@ async def claim(
 
 
 async def recorded_workflows(
-    conn: asyncpg.Connection, transfer_ids: Sequence[str]
+    conn: Connection, transfer_ids: Sequence[str]
 ) -> dict[str, str | None]:
     """For each open row among `transfer_ids`, the workflow recorded for it (None: unclaimed).
 
@@ -124,9 +123,7 @@ async def recorded_workflows(
     return {r["transfer_id"]: r["workflow_id"] for r in rows}
 
 
-async def stale_rows(
-    conn: asyncpg.Connection, *, older_than_s: float, limit: int
-) -> list[OutboxRow]:
+async def stale_rows(conn: Connection, *, older_than_s: float, limit: int) -> list[OutboxRow]:
     """Open rows created more than `older_than_s` seconds ago, oldest first."""
     rows = await conn.fetch(
         f"select {_ROW_COLUMNS} from saga_outbox where finished_at is null"
@@ -137,7 +134,7 @@ async def stale_rows(
     return [_row(r) for r in rows]
 
 
-async def rows_of_workflow(conn: asyncpg.Connection, workflow_id: str) -> list[OutboxRow]:
+async def rows_of_workflow(conn: Connection, workflow_id: str) -> list[OutboxRow]:
     """The open rows recorded under one workflow, in transfer id order."""
     rows = await conn.fetch(
         f"select {_ROW_COLUMNS} from saga_outbox where workflow_id = $1"
@@ -147,7 +144,7 @@ async def rows_of_workflow(conn: asyncpg.Connection, workflow_id: str) -> list[O
     return [_row(r) for r in rows]
 
 
-async def mark_credited(conn: asyncpg.Connection, transfer_ids: Sequence[str]) -> None:
+async def mark_credited(conn: Connection, transfer_ids: Sequence[str]) -> None:
     """Record on the source shard that the destination credited these transfers.
 
     Only a transfer still at `reserved` moves, so a late retry never rewinds a later step.

@@ -215,7 +215,6 @@ async def test_one_batch_settles_many_and_refuses_one_alone(
     # 20 reserves arrive within a batch window or while the first saga settles: at least
     # one saga carries several of them, whatever the timing on a busy machine.
     assert shares[0] >= 2, f"transfers between one pair were not batched: {shares}"
-    print(f"transfers per saga: {shares}")
 
 
 async def test_sequential_retry_replays_and_settles_once(

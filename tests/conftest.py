@@ -98,10 +98,22 @@ async def cluster(shard_dsns: list[str]) -> AsyncIterator[ShardCluster]:
 
 
 async def serve(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    """Run an ASGI app on a free loopback port in this event loop."""
+    """Run an ASGI app on a free loopback port in this event loop.
+
+    The server keeps idle connections for 30 s, longer than httpx's clients keep them (5 s):
+    with equal limits, a client that reuses a connection just before its 5 s are up, while
+    this loop runs late under load, writes to a socket the server has just closed, and the
+    request fails with `httpx.ReadError`."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=30,
+        )
     )
     task = asyncio.create_task(server.serve())
     for _ in range(500):

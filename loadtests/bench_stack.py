@@ -9,7 +9,8 @@ lock. Once the API answers `/readyz`, it prints the API URL, an API key and the 
 address for `bench_cross_shard.py` (and writes them to DATA_DIR/bench-stack.json), and stops
 everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
 
-Two shards by default: one per core of the 2-core machine the README's figures come from.
+Two shards by default: one per core of the 2-core machine docs/performance.md's figures come
+from.
 Every shard is a PostgreSQL server with its own commits and its own batches, so on one
 machine more shards than cores cost CPU per transfer and add no capacity: `--shards 4` (the
 dev stack's count) settles about a quarter fewer cross-shard transfers per second there.

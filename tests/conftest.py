@@ -6,6 +6,7 @@ never see each other's accounts.
 
 import asyncio
 import os
+import random
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
@@ -14,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from hypothesis import settings
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from ulid import ULID
@@ -96,7 +98,12 @@ async def cluster(shard_dsns: list[str]) -> AsyncIterator[ShardCluster]:
 
 
 async def serve(app: object) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    """Run an ASGI app on a free loopback port in this event loop."""
+    """Run an ASGI app on a free loopback port in this event loop.
+
+    The server keeps idle connections for 30 s, longer than httpx's clients keep them (5 s):
+    with equal limits, a client that reuses a connection just before its 5 s are up, while
+    this loop runs late under load, writes to a socket the server has just closed, and the
+    request fails with `httpx.ReadError`."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -233,10 +240,12 @@ async def api(api_url: str, tenant_key: str) -> AsyncIterator[httpx.AsyncClient]
 
 @pytest.fixture
 async def books(cluster: ShardCluster) -> AsyncIterator[None]:
-    """Checks after the test that every shard's books balance."""
+    """Checks after the test that every shard's books balance and that no money is left in
+    flight: a saga that has not finished within the wait is a stuck hold, and fails the test."""
     yield
     report = await reconcile_settled(cluster)
     assert report.ok, report.problems
+    assert not settling(report), f"money still in flight: {report.in_flight_summary()}"
 
 
 async def reconcile_settled(cluster: ShardCluster, *, timeout_s: float = 30) -> Report:
@@ -244,10 +253,40 @@ async def reconcile_settled(cluster: ShardCluster, *, timeout_s: float = 30) -> 
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         report = await reconcile(cluster)
-        idle = not any(report.in_flight.values()) and not any(report.credited_unposted.values())
-        if (report.ok and idle) or asyncio.get_running_loop().time() > deadline:
+        if (report.ok and not settling(report)) or asyncio.get_running_loop().time() > deadline:
             return report
         await asyncio.sleep(0.2)
+
+
+def settling(report: Report) -> bool:
+    """Whether sagas held money (reserved, or credited and not yet posted) when `report`
+    was read."""
+    return any(report.in_flight.values()) or any(report.credited_unposted.values())
+
+
+# A Hypothesis failure prints the `@reproduce_failure(...)` blob that replays its example.
+settings.register_profile("ledgerflow", print_blob=True)
+settings.load_profile("ledgerflow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give every run a Hypothesis seed, so that a failing run can be replayed with
+    `--hypothesis-seed=N` (printed by `pytest_terminal_summary`). Runs before Hypothesis's
+    own plugin reads the option; a seed given on the command line is kept."""
+    if config.getoption("hypothesis_seed") is None:
+        config.option.hypothesis_seed = str(random.getrandbits(64))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Print the run's Hypothesis seed when the run failed."""
+    if exitstatus != 0:
+        seed = config.getoption("hypothesis_seed")
+        terminalreporter.write_line(
+            f"Hypothesis seed of this run: {seed} (replay with --hypothesis-seed={seed})"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,7 +1,5 @@
 """Accounts: create, read, list, freeze and close, and their entries."""
 
-from asyncpg import Connection
-
 from api.auth import Principal
 from api.idempotency import Attempt
 from api.models import AccountCreate, AccountOut, EntryOut
@@ -16,6 +14,7 @@ from shards import accounts as account_rows
 from shards import transfers as transfer_rows
 from shards.accounts import AccountRecord
 from shards.cluster import ShardCluster
+from shards.db import Connection
 from shards.ids import account_id_for, new_account_id
 
 

@@ -9,10 +9,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-import asyncpg
-
 from ledger.errors import ErrorCode, LedgerError
 from shards.cluster import ShardCluster
+from shards.db import Connection
 
 
 class _HasId(Protocol):
@@ -45,7 +44,7 @@ class Cursor:
         return self.ending_before is not None
 
 
-ShardPage = Callable[[asyncpg.Connection, int, Cursor], Awaitable[list[T]]]
+ShardPage = Callable[[Connection, int, Cursor], Awaitable[list[T]]]
 """Fetch `cursor.limit + 1` rows past the cursor on one shard (connection, shard index)."""
 
 

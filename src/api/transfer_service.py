@@ -5,8 +5,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from asyncpg import Connection
-
 from api.auth import Principal
 from api.idempotency import Attempt
 from api.models import SagaOut, TransferCreate, TransferOut
@@ -20,6 +18,7 @@ from ledger.posting import Movement
 from ledger.slots import slot_of
 from shards import transfers as transfer_rows
 from shards.cluster import ShardCluster
+from shards.db import Connection
 from shards.group_commit import GroupCommitter
 from shards.ids import new_transfer_id
 from shards.posting import PostingRequest

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import asyncpg
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -21,6 +20,7 @@ from ledgerflow.logs import configure_logging
 from ledgerflow.runtime import run_loop
 from ledgerflow.settings import Settings
 from shards.cluster import SHARD_FAILURES, ShardMapError
+from shards.db import DatabaseError
 
 T = TypeVar("T")
 
@@ -70,6 +70,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+# Any database error ends the command with one line; its cause is in the message.
+_SHARD_ERRORS: tuple[type[Exception], ...] = (*SHARD_FAILURES, DatabaseError)
+
+
 def run_async(body: Coroutine[Any, Any, T]) -> T:
     """Run a command's async body; a shard or Temporal that cannot be reached, or fails
     midway, is a one-line error and exit code 2, not a traceback."""
@@ -79,7 +83,7 @@ def run_async(body: Coroutine[Any, Any, T]) -> T:
         raise fail(error.message) from None
     except ShardMapError as error:
         raise fail(str(error)) from None
-    except (*SHARD_FAILURES, asyncpg.PostgresError) as error:
+    except _SHARD_ERRORS as error:
         raise fail(f"a shard failed: {error}") from None
 
 

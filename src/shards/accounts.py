@@ -9,6 +9,7 @@ import asyncpg
 from ledger.accounts import AccountStatus, Balance, NormalBalance, balance_of
 from ledger.errors import ErrorCode, LedgerError
 from ledger.slots import slot_of
+from shards.db import Connection
 from shards.pages import fetch_page
 
 _COLUMNS = (
@@ -58,7 +59,7 @@ def _record(row: asyncpg.Record, shard: int) -> AccountRecord:
 
 
 async def insert_account(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     shard: int,
     account_id: str,
@@ -90,7 +91,7 @@ async def insert_account(
 
 
 async def fetch_account(
-    conn: asyncpg.Connection, *, shard: int, tenant_id: str, account_id: str
+    conn: Connection, *, shard: int, tenant_id: str, account_id: str
 ) -> AccountRecord:
     """One of the tenant's accounts.
 
@@ -108,7 +109,7 @@ async def fetch_account(
 
 
 async def list_accounts(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     shard: int,
     tenant_id: str,
@@ -134,7 +135,7 @@ async def list_accounts(
 
 
 async def set_account_status(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     shard: int,
     tenant_id: str,

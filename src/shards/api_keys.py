@@ -10,10 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from ledger.tenants import check_tenant_name
 from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.db import Connection, Record
 from shards.ids import new_api_key
 
 CATALOG_SHARD = 0
@@ -26,7 +25,7 @@ def hash_api_key(secret: str) -> str:
 
 
 async def create_api_key(
-    conn: asyncpg.Connection, *, tenant_id: str, secret: str | None = None
+    conn: Connection, *, tenant_id: str, secret: str | None = None
 ) -> tuple[str, str]:
     """Store a new key for `tenant_id`; returns (key id, secret). The secret is not kept.
 
@@ -50,7 +49,7 @@ async def create_api_key(
     return row["id"], secret
 
 
-async def find_api_key(conn: asyncpg.Connection, secret: str) -> tuple[str, str] | None:
+async def find_api_key(conn: Connection, secret: str) -> tuple[str, str] | None:
     """(key id, tenant) for a live key, or None."""
     row = await conn.fetchrow(
         "select id, tenant_id from api_keys where key_hash = $1 and revoked_at is null",
@@ -69,7 +68,7 @@ class ApiKeyRecord:
     revoked_at: datetime | None
 
 
-async def list_api_keys(conn: asyncpg.Connection, *, tenant_id: str) -> list[ApiKeyRecord]:
+async def list_api_keys(conn: Connection, *, tenant_id: str) -> list[ApiKeyRecord]:
     """The tenant's keys, newest first, revoked ones included."""
     rows = await conn.fetch(
         "select id, tenant_id, created_at, revoked_at from api_keys where tenant_id = $1"
@@ -79,7 +78,7 @@ async def list_api_keys(conn: asyncpg.Connection, *, tenant_id: str) -> list[Api
     return [ApiKeyRecord(**dict(r)) for r in rows]
 
 
-async def revoke_api_key(conn: asyncpg.Connection, key_id: str) -> ApiKeyRecord | None:
+async def revoke_api_key(conn: Connection, key_id: str) -> ApiKeyRecord | None:
     """Revoke a key (idempotent: a revoked key keeps its first revocation time); None
     when there is no such key. API processes stop accepting it within their cache TTL."""
     row = await conn.fetchrow(
@@ -97,9 +96,7 @@ on conflict (id) do update set revoked_at = coalesce(api_keys.revoked_at, exclud
 """
 
 
-async def fetch_key_rows(
-    conn: asyncpg.Connection, key_ids: list[str] | None = None
-) -> list[asyncpg.Record]:
+async def fetch_key_rows(conn: Connection, key_ids: list[str] | None = None) -> list[Record]:
     """Every stored key (or those of `key_ids`), secrets' hashes and revocations included."""
     return await conn.fetch(
         "select id, tenant_id, key_hash, created_at, revoked_at from api_keys"
@@ -108,7 +105,7 @@ async def fetch_key_rows(
     )
 
 
-async def store_key_copies(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+async def store_key_copies(conn: Connection, rows: list[Record]) -> None:
     """Write copies of the catalog's `rows` on another shard; a revocation is never undone."""
     await conn.execute(
         _COPY_KEYS,

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import asyncpg
-
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
 from ledger.posting import Entry, Movement
+from shards.db import Connection
 
 if TYPE_CHECKING:
     from shards.posting import PostingRequest
@@ -112,7 +111,7 @@ class BatchWrites:
         self.results.append((request.operation_key, result_json(error)))
 
     async def flush(
-        self, conn: asyncpg.Connection, accounts: dict[str, AccountState]
+        self, conn: Connection, accounts: dict[str, AccountState]
     ) -> dict[str, datetime]:
         """Write everything in one round trip; returns each new transfer's creation time."""
         touched = [accounts[a] for a in sorted(self.touched)]

@@ -11,23 +11,23 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 import structlog
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BATCH_QUEUE_SIZE_MAX
 from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.db import Connection
 
 log = structlog.get_logger("ledgerflow.shards")
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-BatchRunner = Callable[[asyncpg.Connection, int, Sequence[Item]], Awaitable[list[Result]]]
+BatchRunner = Callable[[Connection, int, Sequence[Item]], Awaitable[list[Result]]]
 """Runs one batch on a connection to a shard: one result per item, in order. A result
 that is a `LedgerError` is raised to that item's caller alone."""
 
-BatchRecovery = Callable[[asyncpg.Connection, int, Sequence[Item]], Awaitable[list[Result] | None]]
+BatchRecovery = Callable[[Connection, int, Sequence[Item]], Awaitable[list[Result] | None]]
 """After a batch failed with a shard failure, finds out on a fresh connection whether it
 was written after all: its results if so, None if it certainly was not."""
 

@@ -11,12 +11,13 @@ from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import transfer_slot
 from ledger.shardmap import ShardMap, even_shard_map
+from shards.db import Connection
 
 SHARD_MAP_KEY = "shard_map"
 SHARD_INDEX_KEY = "shard_index"
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     # Account totals are numeric (migration 0002) and always whole: Python ints, not Decimal.
     await conn.set_type_codec(
@@ -24,7 +25,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def _keep_session(_: asyncpg.Connection) -> None:
+async def _keep_session(_: Connection) -> None:
     """Skip asyncpg's reset query on release.
 
     Ledgerflow never changes session state (no SET, LISTEN, cursors or session advisory
@@ -33,7 +34,7 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """
 
 
-SHARD_FAILURES: tuple[type[BaseException], ...] = (
+SHARD_FAILURES: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
@@ -188,7 +189,7 @@ async def load_shard_map(shards: Sequence[Shard]) -> ShardMap:
     return maps[0]
 
 
-async def store_shard_map(conn: asyncpg.Connection, *, shard_index: int, shard_count: int) -> None:
+async def store_shard_map(conn: Connection, *, shard_index: int, shard_count: int) -> None:
     """Write the initial shard map and this shard's index, unless already there."""
     shard_map = even_shard_map(shard_count)
     await conn.execute(

@@ -8,22 +8,21 @@ hot account is locked once per batch instead of once per transfer.
 
 from collections.abc import Sequence
 
-import asyncpg
-
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from shards.batching import BatchObserver, ShardBatcher
 from shards.cluster import ShardCluster
+from shards.db import Connection
 from shards.posting import PostingRequest, PostingResult, post_batch, recover_batch
 
 
 async def _post(
-    conn: asyncpg.Connection, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:
     return await post_batch(conn, shard=shard, requests=requests)
 
 
 async def _recover(
-    conn: asyncpg.Connection, _: int, requests: Sequence[PostingRequest]
+    conn: Connection, _: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult] | None:
     return await recover_batch(conn, requests)
 

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-import asyncpg
-
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import IDEMPOTENCY_BATCH_SIZE_MAX, IDEMPOTENCY_KEY_TTL_S, IDEMPOTENCY_LEASE_S
 from shards.batching import BatchObserver, ShardBatcher
 from shards.cluster import ShardCluster
+from shards.db import Connection
 
 
 class ClaimOutcome(StrEnum):
@@ -177,7 +176,7 @@ def _judge(claim: KeyClaim, stored: _Stored | None) -> Claim | LedgerError:
 
 
 async def _claim(
-    conn: asyncpg.Connection, claims: list[tuple[int, KeyClaim]]
+    conn: Connection, claims: list[tuple[int, KeyClaim]]
 ) -> dict[int, Claim | LedgerError]:
     """One statement claims every key of the batch, in sorted order (two batches sharing
     keys then wait for each other rather than in a cycle). The first claim of a key in the
@@ -227,7 +226,7 @@ async def _claim(
 
 
 async def run_key_operations(
-    conn: asyncpg.Connection, operations: Sequence[KeyOperation]
+    conn: Connection, operations: Sequence[KeyOperation]
 ) -> list[KeyResult]:
     """Claim, complete and release idempotency keys: one statement per kind for the batch.
 
@@ -309,13 +308,11 @@ class IdempotencyStore(ShardBatcher[KeyOperation, KeyResult]):
         await self.submit(shard, release)
 
 
-async def _run(
-    conn: asyncpg.Connection, _: int, operations: Sequence[KeyOperation]
-) -> list[KeyResult]:
+async def _run(conn: Connection, _: int, operations: Sequence[KeyOperation]) -> list[KeyResult]:
     return await run_key_operations(conn, operations)
 
 
-async def purge_expired_keys(conn: asyncpg.Connection) -> int:
+async def purge_expired_keys(conn: Connection) -> int:
     """Delete keys past their retention; returns how many."""
     result = await conn.execute(
         "delete from idempotency_keys where created_at < now() - make_interval(secs => $1)",

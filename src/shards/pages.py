@@ -2,9 +2,11 @@
 
 import asyncpg
 
+from shards.db import Connection
+
 
 async def fetch_page(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     select: str,
     key: str,

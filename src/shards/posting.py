@@ -26,6 +26,7 @@ from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
 from shards.batch_writes import BatchWrites
+from shards.db import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ def _account(row: asyncpg.Record) -> AccountState:
 
 
 async def _claim_and_lock(
-    conn: asyncpg.Connection, requests: Sequence[PostingRequest], account_ids: Sequence[str]
+    conn: Connection, requests: Sequence[PostingRequest], account_ids: Sequence[str]
 ) -> tuple[dict[str, PostingResult], dict[str, AccountState]]:
     """Insert the operation keys, then lock `account_ids`; returns the first results of
     keys seen before, and the locked accounts.
@@ -178,9 +179,7 @@ async def _claim_and_lock(
     return first_results, accounts
 
 
-async def _ensure_clearing_accounts(
-    conn: asyncpg.Connection, shard: int, currencies: set[str]
-) -> None:
+async def _ensure_clearing_accounts(conn: Connection, shard: int, currencies: set[str]) -> None:
     ids = [clearing_account_id(shard, c) for c in sorted(currencies)]
     await conn.execute(
         "insert into accounts (id, tenant_id, slot, currency, normal_balance,"
@@ -193,7 +192,7 @@ async def _ensure_clearing_accounts(
     )
 
 
-async def lock_accounts(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, AccountState]:
+async def lock_accounts(conn: Connection, ids: Sequence[str]) -> dict[str, AccountState]:
     """Lock accounts `for update` in sorted id order and load their state."""
     rows = await conn.fetch(
         f"select {_ACCOUNT_COLUMNS} from accounts where id = any($1::text[])"
@@ -224,7 +223,7 @@ def _visible(
 
 
 async def post_batch(
-    conn: asyncpg.Connection, *, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:
     """Apply a batch of movements on one shard, in one transaction, exactly once each.
 
@@ -298,7 +297,7 @@ async def post_batch(
 
 
 async def recover_batch(
-    conn: asyncpg.Connection, requests: Sequence[PostingRequest]
+    conn: Connection, requests: Sequence[PostingRequest]
 ) -> list[PostingResult] | None:
     """Find out whether a batch whose transaction failed without a clear answer (the
     connection lost or timed out, perhaps during COMMIT) was committed.

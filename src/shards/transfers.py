@@ -6,6 +6,7 @@ from datetime import datetime
 import asyncpg
 
 from ledger.accounts import Layer, Side
+from shards.db import Connection
 from shards.pages import fetch_page
 
 _TRANSFER_COLUMNS = (
@@ -58,7 +59,7 @@ def _transfer(row: asyncpg.Record) -> TransferRecord:
 
 
 async def fetch_transfer(
-    conn: asyncpg.Connection, *, tenant_id: str, transfer_id: str
+    conn: Connection, *, tenant_id: str, transfer_id: str
 ) -> TransferRecord | None:
     """A tenant's transfer stored on this shard, or None."""
     row = await conn.fetchrow(
@@ -69,9 +70,7 @@ async def fetch_transfer(
     return None if row is None else _transfer(row)
 
 
-async def fetch_transfers(
-    conn: asyncpg.Connection, transfer_ids: list[str]
-) -> list[TransferRecord]:
+async def fetch_transfers(conn: Connection, transfer_ids: list[str]) -> list[TransferRecord]:
     """Transfers by id on this shard, whatever their tenant (for the saga and operators)."""
     rows = await conn.fetch(
         f"select {_TRANSFER_COLUMNS} from transfers where id = any($1::text[])", transfer_ids
@@ -80,7 +79,7 @@ async def fetch_transfers(
 
 
 async def list_transfers(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     tenant_id: str,
     after_id: str | None,
@@ -101,7 +100,7 @@ async def list_transfers(
 
 
 async def list_stuck_transfers(
-    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+    conn: Connection, *, older_than_s: float, limit: int
 ) -> list[TransferRecord]:
     """Cross-shard transfers still processing after `older_than_s` seconds."""
     rows = await conn.fetch(
@@ -114,7 +113,7 @@ async def list_stuck_transfers(
 
 
 async def list_entries(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     account_id: str,
     after_version: int | None,

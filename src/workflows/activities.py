@@ -73,7 +73,7 @@ def posting_requests(
     ]
 
 
-_EXPECTED_FAILURES = (*SHARD_FAILURES, LedgerError)
+_EXPECTED_FAILURES: tuple[type[Exception], ...] = (*SHARD_FAILURES, LedgerError)
 """What a step handles as it always has: shard failures retry, ledger errors are codes."""
 
 
@@ -201,11 +201,11 @@ class SettlementActivities:
         if poisoned:
             # The others are finished now; the retry replays them and tries these again, so
             # they stay visible as a stuck saga until an operator mends the cause.
-            transfer_id, error = next(iter(poisoned.items()))
+            transfer_id, raised = next(iter(poisoned.items()))
             raise ApplicationError(
-                f"{movement} raised for {len(poisoned)} transfers, first {transfer_id}: {error!r}",
+                f"{movement} raised for {len(poisoned)} transfers, first {transfer_id}: {raised!r}",
                 non_retryable=False,
-            ) from error
+            ) from raised
         refused = [r for r in results if r.error is not None]
         if refused:
             # A hold that cannot be finished breaks an invariant (the reserve made it); keep

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, Protocol
 
-import asyncpg
 import structlog
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, TLSConfig
@@ -36,6 +35,7 @@ from temporalio.service import RPCError, TLSConfig
 from ledger import limits
 from ledger.posting import Movement
 from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.db import DatabaseError
 from shards.posting import PostingRequest
 from workflows import outbox
 from workflows.models import (
@@ -56,7 +56,7 @@ BatchKey = tuple[int, str]
 """(source shard, currency): what one batch settles."""
 
 # Any database error defers the hand-over to the sweeper: the reserve is durable either way.
-_SHARD_ERRORS = (*SHARD_FAILURES, asyncpg.PostgresError)
+_SHARD_ERRORS: tuple[type[Exception], ...] = (*SHARD_FAILURES, DatabaseError)
 # A lazy client that cannot connect raises RuntimeError; a server that refuses, RPCError.
 _TEMPORAL_ERRORS = (RPCError, RuntimeError, TimeoutError)
 

@@ -9,8 +9,7 @@ and `transfers.workflow_id` change in one transaction, so a transfer never has t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
+from shards.db import Connection, Record
 from workflows.models import SettlementTransfer
 
 _ROW_COLUMNS = (
@@ -45,7 +44,7 @@ class OutboxRow:
         )
 
 
-def _row(record: asyncpg.Record) -> OutboxRow:
+def _row(record: Record) -> OutboxRow:
     return OutboxRow(**dict(record))
 
 
@@ -71,7 +70,7 @@ select * from claimed order by transfer_id
 
 
 async def claim(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     transfer_ids: Sequence[str],
     workflow_id_prefix: str = "",
@@ -110,7 +109,7 @@ async def claim(
 
 
 async def recorded_workflows(
-    conn: asyncpg.Connection, transfer_ids: Sequence[str]
+    conn: Connection, transfer_ids: Sequence[str]
 ) -> dict[str, str | None]:
     """For each open row among `transfer_ids`, the workflow recorded for it (None: unclaimed).
 
@@ -125,7 +124,7 @@ async def recorded_workflows(
 
 
 async def stale_unclaimed_rows(
-    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+    conn: Connection, *, older_than_s: float, limit: int
 ) -> list[OutboxRow]:
     """Unclaimed open rows created more than `older_than_s` seconds ago, oldest first.
 
@@ -143,7 +142,7 @@ async def stale_unclaimed_rows(
 
 
 async def stale_claimed_rows(
-    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+    conn: Connection, *, older_than_s: float, limit: int
 ) -> list[OutboxRow]:
     """Claimed open rows neither created nor checked (`mark_checked`) in the last
     `older_than_s` seconds, those checked longest ago first.
@@ -163,7 +162,7 @@ async def stale_claimed_rows(
     return [_row(r) for r in rows]
 
 
-async def mark_checked(conn: asyncpg.Connection, workflow_ids: Sequence[str]) -> None:
+async def mark_checked(conn: Connection, workflow_ids: Sequence[str]) -> None:
     """Record that the sweep checked the workflows of these open rows just now."""
     await conn.execute(
         "update saga_outbox set swept_at = now()"
@@ -172,7 +171,7 @@ async def mark_checked(conn: asyncpg.Connection, workflow_ids: Sequence[str]) ->
     )
 
 
-async def rows_of_workflow(conn: asyncpg.Connection, workflow_id: str) -> list[OutboxRow]:
+async def rows_of_workflow(conn: Connection, workflow_id: str) -> list[OutboxRow]:
     """The open rows recorded under one workflow, in transfer id order."""
     rows = await conn.fetch(
         f"select {_ROW_COLUMNS} from saga_outbox where workflow_id = $1"
@@ -182,7 +181,7 @@ async def rows_of_workflow(conn: asyncpg.Connection, workflow_id: str) -> list[O
     return [_row(r) for r in rows]
 
 
-async def mark_credited(conn: asyncpg.Connection, transfer_ids: Sequence[str]) -> None:
+async def mark_credited(conn: Connection, transfer_ids: Sequence[str]) -> None:
     """Record on the source shard that the destination credited these transfers.
 
     Only a transfer still at `reserved` moves, so a late retry never rewinds a later step.

@@ -106,7 +106,10 @@ async def register_missing(client: Client, namespace: str, wanted: Mapping[str, 
         if name not in existing:
             missing[name] = indexed_type
         elif existing[name] != indexed_type:
-            actual, expected = (IndexedValueType.Name(t) for t in (existing[name], indexed_type))
+            actual, expected = (
+                IndexedValueType.Name(IndexedValueType.ValueType(t))
+                for t in (existing[name], indexed_type)
+            )
             raise SearchAttributeConflictError(
                 f"search attribute {name} is registered as {actual}, not {expected}"
             )

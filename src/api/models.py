@@ -10,6 +10,7 @@ from ledger import limits
 from ledger.accounts import AccountStatus, NormalBalance
 from ledger.errors import ErrorCode, ErrorType
 from ledger.money import CURRENCY_EXPONENTS
+from ledger.transfers import SagaStep, TransferStatus
 
 TEXT_PATTERN = r"^[^\x00]*$"
 """Free text (metadata): any Unicode but NUL, which PostgreSQL cannot store in text or jsonb.
@@ -140,7 +141,7 @@ class AccountOut(BaseModel):
 class SagaOut(BaseModel):
     """How a cross-shard transfer is being settled."""
 
-    step: str | None
+    step: SagaStep | None
     workflow_id: str | None
     source_shard: int
     destination_shard: int
@@ -151,7 +152,7 @@ class TransferOut(BaseModel):
 
     id: str
     object: Literal["transfer"] = "transfer"
-    status: str
+    status: TransferStatus
     amount: int
     currency: str
     debit_account_id: str

@@ -16,6 +16,7 @@ from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from ledger.posting import Movement
 from ledger.slots import slot_of
+from ledger.transfers import SagaStep, TransferStatus
 from shards import transfers as transfer_rows
 from shards.cluster import ShardCluster
 from shards.db import Connection
@@ -114,9 +115,9 @@ class TransferService:
                 return 201, _posted(request, result.created_at, settled)
         record = await self._fetch(source, principal, result.transfer_id)
         assert record is not None, "a posted transfer must be readable on its shard"
-        if record.status == "failed":
+        if record.status is TransferStatus.FAILED:
             raise _settlement_failed(record.id, record.failure_code)
-        status = 202 if record.status == "processing" else 201
+        status = 202 if record.status is TransferStatus.PROCESSING else 201
         return status, transfer_out(record)
 
     def _posting_request(
@@ -204,14 +205,14 @@ def _posted(
     saga = None
     if settled is not None:
         saga = SagaOut(
-            step="posted",
+            step=SagaStep.POSTED,
             workflow_id=settled.workflow_id,
             source_shard=request.source_shard,
             destination_shard=request.destination_shard,
         )
     return TransferOut(
         id=request.transfer_id,
-        status="posted",
+        status=TransferStatus.POSTED,
         amount=request.amount,
         currency=request.currency,
         debit_account_id=request.debit_account_id,

@@ -1,7 +1,10 @@
-"""Accounts and the balance math: how four raw totals become what an API shows."""
+"""Accounts: their lifecycle, and the balance math that turns four raw totals into what an
+API shows."""
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ledger.errors import ErrorCode, LedgerError
 
 
 class NormalBalance(StrEnum):
@@ -17,6 +20,36 @@ class AccountStatus(StrEnum):
     ACTIVE = "active"
     FROZEN = "frozen"
     CLOSED = "closed"
+
+
+STATUS_TRANSITIONS: dict[AccountStatus, frozenset[AccountStatus]] = {
+    AccountStatus.ACTIVE: frozenset(AccountStatus),
+    AccountStatus.FROZEN: frozenset(AccountStatus),
+    AccountStatus.CLOSED: frozenset({AccountStatus.CLOSED}),
+}
+"""The status changes an account may make (setting the status it has is a no-op); closing
+is final."""
+assert set(STATUS_TRANSITIONS) == set(AccountStatus)
+
+
+def check_status_change(
+    account_id: str, current: AccountStatus, new: AccountStatus, balance: "Balance"
+) -> AccountStatus:
+    """`new`, when the account may move there from `current` holding `balance`.
+
+    Raises:
+        LedgerError(account_closed): the account is closed; closing is final.
+        LedgerError(account_not_empty): closing an account that still holds money.
+    """
+    if new not in STATUS_TRANSITIONS[current]:
+        raise LedgerError(ErrorCode.ACCOUNT_CLOSED, f"account {account_id} is closed", "id")
+    if new is AccountStatus.CLOSED and (balance.posted or balance.pending or balance.held):
+        raise LedgerError(
+            ErrorCode.ACCOUNT_NOT_EMPTY,
+            f"account {account_id} still holds money; move it out before closing",
+            "id",
+        )
+    return new
 
 
 class Layer(StrEnum):

@@ -6,7 +6,13 @@ from datetime import datetime
 
 import asyncpg
 
-from ledger.accounts import AccountStatus, Balance, NormalBalance, balance_of
+from ledger.accounts import (
+    AccountStatus,
+    Balance,
+    NormalBalance,
+    balance_of,
+    check_status_change,
+)
 from ledger.errors import ErrorCode, LedgerError
 from ledger.slots import slot_of
 from shards.db import Connection
@@ -158,15 +164,7 @@ async def set_account_status(
         if current is None:
             raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")
         record = _record(current, shard)
-        if record.status is AccountStatus.CLOSED and status is not AccountStatus.CLOSED:
-            raise LedgerError(ErrorCode.ACCOUNT_CLOSED, f"account {account_id} is closed", "id")
-        balance = record.balance
-        if status is AccountStatus.CLOSED and (balance.posted or balance.pending or balance.held):
-            raise LedgerError(
-                ErrorCode.ACCOUNT_NOT_EMPTY,
-                f"account {account_id} still holds money; move it out before closing",
-                "id",
-            )
+        check_status_change(account_id, record.status, status, record.balance)
         row = await conn.fetchrow(
             f"update accounts set status = $2 where id = $1 returning {_COLUMNS}",
             account_id,

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
 from ledger.posting import Entry, Movement
+from ledger.transfers import SagaStep, finishing, opening_status
 from shards.db import Connection
 
 if TYPE_CHECKING:
     from shards.posting import PostingRequest
 
+# Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
+# names none of them.
 _OPENS_TRANSFER = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 
@@ -44,12 +47,12 @@ with new_entries as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
                            currency, status, cross_shard, source_shard, destination_shard,
                            saga_step, metadata)
-    select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency,
-           case when u.is_cross then 'processing' else 'posted' end, u.is_cross, u.src, u.dst,
-           case when u.is_cross then 'reserved' end, u.metadata::jsonb
+    select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.status, u.is_cross,
+           u.src, u.dst, u.step, u.metadata::jsonb
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
-                $22::boolean[], $23::int[], $24::int[], $25::text[])
-         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata)
+                $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[])
+         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata, status,
+              step)
     returning id, created_at
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
@@ -60,10 +63,10 @@ with new_entries as (
          as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst)
     where u.is_cross
 ), finished as (
-    update transfers t set status = case when u.posted then 'posted' else 'failed' end,
-                           saga_step = case when u.posted then 'posted' else 'released' end,
+    update transfers t set status = u.status, saga_step = u.step,
                            failure_code = u.failure_code, updated_at = now()
-    from unnest($26::text[], $27::boolean[], $28::text[]) as u(id, posted, failure_code)
+    from unnest($26::text[], $27::text[], $28::text[], $33::text[])
+         as u(id, status, failure_code, step)
     where t.id = u.id
 ), finished_holds as (
     update saga_outbox set finished_at = now() where transfer_id = any($26::text[])
@@ -74,6 +77,11 @@ with new_entries as (
 )
 select id, created_at from opened
 """
+
+
+def _opening_step(request: PostingRequest) -> str | None:
+    """The saga step a new transfer starts at: `reserved` when a saga settles it."""
+    return str(SagaStep.RESERVED) if request.movement is Movement.RESERVE_FUNDS else None
 
 
 def result_json(error: LedgerError | None) -> str:
@@ -117,6 +125,7 @@ class BatchWrites:
         touched = [accounts[a] for a in sorted(self.touched)]
         entries = [e for _, e in self.entries]
         opened, finished = self.opened, self.finished
+        endings = [finishing(r.movement) for r in finished]
         rows = await conn.fetch(
             _WRITE_BATCH,
             [e.account_id for e in entries],
@@ -147,9 +156,12 @@ class BatchWrites:
             [r.destination_shard for r in opened],
             [json.dumps(r.metadata) for r in opened],
             [r.transfer_id for r in finished],
-            [r.movement is Movement.POST_HOLD for r in finished],
+            [str(status) for status, _ in endings],
             [r.failure_code for r in finished],
             [k for k, _ in self.results],
             [r for _, r in self.results],
+            [str(opening_status(r.movement)) for r in opened],
+            [_opening_step(r) for r in opened],
+            [str(step) for _, step in endings],
         )
         return {row["id"]: row["created_at"] for row in rows}

@@ -27,6 +27,7 @@ import asyncpg
 from ledger.accounts import NormalBalance, balance_of
 from ledger.ids import CLEARING_PREFIX
 from ledger.money import format_minor
+from ledger.transfers import TransferStatus
 from shards.cluster import ShardCluster
 
 
@@ -193,7 +194,7 @@ async def check_clearing(cluster: ShardCluster, report: Report) -> None:
     credited_unposted: dict[str, int] = defaultdict(int)
     for transfer_id, (amount, currency) in credits.items():
         found = transfers.get(transfer_id)
-        if found is None or found[:2] != (amount, currency) or found[2] == "failed":
+        if found is None or found[:2] != (amount, currency) or found[2] == TransferStatus.FAILED:
             report.problems.append(
                 f"transfer {transfer_id}: credited {amount} {currency} but its reserve is "
                 + ("missing" if found is None else f"{found[0]} {found[1]}, {found[2]}")

@@ -6,6 +6,7 @@ from datetime import datetime
 import asyncpg
 
 from ledger.accounts import Layer, Side
+from ledger.transfers import SagaStep, TransferStatus
 from shards.db import Connection
 from shards.pages import fetch_page
 
@@ -26,11 +27,11 @@ class TransferRecord:
     credit_account_id: str
     amount: int
     currency: str
-    status: str
+    status: TransferStatus
     cross_shard: bool
     source_shard: int
     destination_shard: int
-    saga_step: str | None
+    saga_step: SagaStep | None
     workflow_id: str | None
     failure_code: str | None
     metadata: dict[str, str]
@@ -55,7 +56,10 @@ class EntryRecord:
 
 
 def _transfer(row: asyncpg.Record) -> TransferRecord:
-    return TransferRecord(**dict(row))
+    fields = dict(row)
+    fields["status"] = TransferStatus(fields["status"])
+    fields["saga_step"] = None if fields["saga_step"] is None else SagaStep(fields["saga_step"])
+    return TransferRecord(**fields)
 
 
 async def fetch_transfer(
@@ -104,7 +108,9 @@ async def list_stuck_transfers(
 ) -> list[TransferRecord]:
     """Cross-shard transfers still processing after `older_than_s` seconds."""
     rows = await conn.fetch(
-        f"select {_TRANSFER_COLUMNS} from transfers where status = 'processing'"
+        # The status is spelled into the statement, not bound, so that the partial index on
+        # unfinished transfers serves every plan of it.
+        f"select {_TRANSFER_COLUMNS} from transfers where status = '{TransferStatus.PROCESSING}'"
         " and created_at < now() - make_interval(secs => $1) order by created_at limit $2",
         older_than_s,
         limit,

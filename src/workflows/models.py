@@ -7,22 +7,12 @@ effects and imports nothing that does I/O, so the workflow sandbox can load it.
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from ledger.limits import SAGA_BATCH_SIZE_MAX
+from ledger.transfers import SagaStep
 
 WORKFLOW_ID_PREFIX = "settle"
 _RECLAIM_SUFFIX = re.compile(r"-r(\d+)$")
-
-
-class TransferStep(StrEnum):
-    """Where one transfer of a batch is; the query handler reports it."""
-
-    RESERVED = "reserved"
-    CREDITED = "credited"
-    REFUSED = "refused"
-    POSTED = "posted"
-    RELEASED = "released"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +99,7 @@ class TransferState:
     """One transfer as the saga sees it (the query handler's answer)."""
 
     transfer_id: str
-    step: TransferStep
+    step: SagaStep
     failure_code: str | None = None
 
 

@@ -9,6 +9,7 @@ and `transfers.workflow_id` change in one transaction, so a transfer never has t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ledger.transfers import SagaStep, TransferStatus, check_step
 from shards.db import Connection, Record
 from workflows.models import SettlementTransfer
 
@@ -187,7 +188,10 @@ async def mark_credited(conn: Connection, transfer_ids: Sequence[str]) -> None:
     Only a transfer still at `reserved` moves, so a late retry never rewinds a later step.
     """
     await conn.execute(
-        "update transfers set saga_step = 'credited', updated_at = now()"
-        " where id = any($1::text[]) and status = 'processing' and saga_step = 'reserved'",
+        "update transfers set saga_step = $2, updated_at = now()"
+        " where id = any($1::text[]) and status = $3 and saga_step = $4",
         list(transfer_ids),
+        str(check_step(SagaStep.RESERVED, SagaStep.CREDITED)),
+        str(TransferStatus.PROCESSING),
+        str(SagaStep.RESERVED),
     )

@@ -40,6 +40,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from ledger import limits
 from ledger.errors import NON_RETRYABLE_CODES
+from ledger.transfers import SagaStep
 from workflows import search_attributes as attrs
 from workflows.activities import SettlementActivities
 from workflows.models import (
@@ -50,7 +51,6 @@ from workflows.models import (
     SettlementOutcome,
     SettlementTransfer,
     TransferState,
-    TransferStep,
 )
 
 _START_TO_CLOSE = timedelta(seconds=limits.ACTIVITY_START_TO_CLOSE_S)
@@ -84,7 +84,7 @@ class SettleCrossShardBatch:
 
     @workflow.init
     def __init__(self, batch: SettlementBatch) -> None:
-        self._states = {t.id: TransferState(t.id, TransferStep.RESERVED) for t in batch.transfers}
+        self._states = {t.id: TransferState(t.id, SagaStep.RESERVED) for t in batch.transfers}
 
     @workflow.query
     def transfers(self) -> list[TransferState]:
@@ -97,8 +97,8 @@ class SettleCrossShardBatch:
         refusals = await self._credit(batch)
         credited = [t for t in batch.transfers if t.id not in refusals]
         refused = [t for t in batch.transfers if t.id in refusals]
-        self._record(credited, TransferStep.CREDITED)
-        self._record(refused, TransferStep.REFUSED, refusals)
+        self._record(credited, SagaStep.CREDITED)
+        self._record(refused, SagaStep.REFUSED, refusals)
         workflow.upsert_search_attributes([attrs.STEP.value_set(_finish_step(credited, refused))])
 
         # Both steps touch the source shard only; they run side by side.
@@ -106,8 +106,8 @@ class SettleCrossShardBatch:
             self._finish(SettlementActivities.post_holds, batch, credited, {}),
             self._finish(SettlementActivities.release_holds, batch, refused, refusals),
         )
-        self._record(credited, TransferStep.POSTED)
-        self._record(refused, TransferStep.RELEASED, refusals)
+        self._record(credited, SagaStep.POSTED)
+        self._record(refused, SagaStep.RELEASED, refusals)
         workflow.upsert_search_attributes(
             [attrs.STATUS.value_set("completed"), attrs.STEP.value_set("done")]
         )
@@ -186,7 +186,7 @@ class SettleCrossShardBatch:
     def _record(
         self,
         transfers: list[SettlementTransfer],
-        step: TransferStep,
+        step: SagaStep,
         failure_codes: dict[str, str] | None = None,
     ) -> None:
         codes = failure_codes or {}

@@ -19,10 +19,12 @@ from .list_out_transfer_out import ListOutTransferOut
 from .normal_balance import NormalBalance
 from .ready_out import ReadyOut
 from .saga_out import SagaOut
+from .saga_step import SagaStep
 from .transfer_create import TransferCreate
 from .transfer_create_metadata import TransferCreateMetadata
 from .transfer_out import TransferOut
 from .transfer_out_metadata import TransferOutMetadata
+from .transfer_status import TransferStatus
 
 __all__ = (
     "AccountCreate",
@@ -44,8 +46,10 @@ __all__ = (
     "NormalBalance",
     "ReadyOut",
     "SagaOut",
+    "SagaStep",
     "TransferCreate",
     "TransferCreateMetadata",
     "TransferOut",
     "TransferOutMetadata",
+    "TransferStatus",
 )

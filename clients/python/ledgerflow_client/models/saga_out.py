@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..models.saga_step import SagaStep
 from typing import cast
 
 
@@ -24,13 +25,13 @@ class SagaOut:
     """ How a cross-shard transfer is being settled.
 
         Attributes:
-            step (None | str):
+            step (None | SagaStep):
             workflow_id (None | str):
             source_shard (int):
             destination_shard (int):
      """
 
-    step: None | str
+    step: None | SagaStep
     workflow_id: None | str
     source_shard: int
     destination_shard: int
@@ -42,7 +43,10 @@ class SagaOut:
 
     def to_dict(self) -> dict[str, Any]:
         step: None | str
-        step = self.step
+        if isinstance(self.step, SagaStep):
+            step = self.step.value
+        else:
+            step = self.step
 
         workflow_id: None | str
         workflow_id = self.workflow_id
@@ -68,10 +72,20 @@ class SagaOut:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        def _parse_step(data: object) -> None | str:
+        def _parse_step(data: object) -> None | SagaStep:
             if data is None:
                 return data
-            return cast(None | str, data)
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                step_type_0 = SagaStep(data)
+
+
+
+                return step_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | SagaStep, data)
 
         step = _parse_step(d.pop("step"))
 

@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..models.transfer_status import TransferStatus
 from ..types import UNSET, Unset
 from typing import cast
 from typing import Literal, cast
@@ -31,7 +32,7 @@ class TransferOut:
 
         Attributes:
             id (str):
-            status (str):
+            status (TransferStatus): Where a transfer is, as the API shows it.
             amount (int):
             currency (str):
             debit_account_id (str):
@@ -45,7 +46,7 @@ class TransferOut:
      """
 
     id: str
-    status: str
+    status: TransferStatus
     amount: int
     currency: str
     debit_account_id: str
@@ -67,7 +68,7 @@ class TransferOut:
         from ..models.transfer_out_metadata import TransferOutMetadata # noqa: PLC0415
         id = self.id
 
-        status = self.status
+        status = self.status.value
 
         amount = self.amount
 
@@ -131,7 +132,10 @@ class TransferOut:
         d = dict(src_dict)
         id = d.pop("id")
 
-        status = d.pop("status")
+        status = TransferStatus(d.pop("status"))
+
+
+
 
         amount = d.pop("amount")
 

@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+class SagaStep(StrEnum):
+    CREDITED = "credited"
+    POSTED = "posted"
+    REFUSED = "refused"
+    RELEASED = "released"
+    RESERVED = "reserved"
+
+    def __str__(self) -> str:
+        return str(self.value)

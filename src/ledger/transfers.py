@@ -1,0 +1,106 @@
+"""The transfer lifecycle: its states, the saga's steps, and which changes are allowed.
+
+Every writer of a transfer's status or saga step (the posting SQL's parameters, the saga,
+the outbox, reconciliation, the API's presenters and its OpenAPI enum) names them from
+here, and a change of status or step is checked against the tables below. Adding a state
+(holds will add `pending` and `voided`) is a change in this module plus the code that acts
+on it.
+"""
+
+from enum import StrEnum
+from typing import Final
+
+from ledger.posting import Movement
+
+
+class TransferStatus(StrEnum):
+    """Where a transfer is, as the API shows it."""
+
+    PROCESSING = "processing"
+    """Cross-shard: reserved on the source, its saga not finished."""
+    PENDING = "pending"
+    """A hold waiting for capture or void (the schema allows it; nothing writes it yet)."""
+    POSTED = "posted"
+    """Final: the money moved."""
+    VOIDED = "voided"
+    """Final: a hold released without moving money (reserved for holds)."""
+    FAILED = "failed"
+    """Final: refused by the destination and compensated; `failure_code` says why."""
+
+
+class SagaStep(StrEnum):
+    """Where a cross-shard transfer is in its saga."""
+
+    RESERVED = "reserved"
+    """The source holds the money; the destination has not been credited."""
+    CREDITED = "credited"
+    """The destination was credited; the hold must be posted (never compensated)."""
+    REFUSED = "refused"
+    """The destination refused the credit; the hold must be released. Seen by the saga's
+    query only: the transfer row goes from `reserved` straight to `released`."""
+    POSTED = "posted"
+    """Final: the hold was posted."""
+    RELEASED = "released"
+    """Final: the hold was released; the transfer failed."""
+
+
+STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
+    TransferStatus.PROCESSING: frozenset({TransferStatus.POSTED, TransferStatus.FAILED}),
+    TransferStatus.PENDING: frozenset({TransferStatus.POSTED, TransferStatus.VOIDED}),
+    TransferStatus.POSTED: frozenset(),
+    TransferStatus.VOIDED: frozenset(),
+    TransferStatus.FAILED: frozenset(),
+}
+"""The status changes a transfer may make; a status with none is final."""
+
+STEP_TRANSITIONS: Final[dict[SagaStep, frozenset[SagaStep]]] = {
+    SagaStep.RESERVED: frozenset({SagaStep.CREDITED, SagaStep.REFUSED, SagaStep.RELEASED}),
+    SagaStep.CREDITED: frozenset({SagaStep.POSTED}),
+    SagaStep.REFUSED: frozenset({SagaStep.RELEASED}),
+    SagaStep.POSTED: frozenset(),
+    SagaStep.RELEASED: frozenset(),
+}
+"""The saga step changes a transfer may make. A credited transfer is never released."""
+
+assert set(STATUS_TRANSITIONS) == set(TransferStatus)
+assert set(STEP_TRANSITIONS) == set(SagaStep)
+
+
+def check_transition(current: TransferStatus, new: TransferStatus) -> TransferStatus:
+    """`new`, when a transfer at `current` may move there; a programming error otherwise."""
+    assert new in STATUS_TRANSITIONS[current], f"a {current} transfer cannot become {new}"
+    return new
+
+
+def check_step(current: SagaStep, new: SagaStep) -> SagaStep:
+    """`new`, when a saga at `current` may move there; a programming error otherwise."""
+    assert new in STEP_TRANSITIONS[current], f"a saga at {current} cannot move to {new}"
+    return new
+
+
+def opening_status(movement: Movement) -> TransferStatus:
+    """The status a transfer starts with: posted at once on one shard, processing while a
+    saga settles it across two."""
+    match movement:
+        case Movement.TRANSFER:
+            return TransferStatus.POSTED
+        case Movement.RESERVE_FUNDS:
+            return TransferStatus.PROCESSING
+    raise AssertionError(f"{movement} does not open a transfer")
+
+
+def finishing(movement: Movement) -> tuple[TransferStatus, SagaStep]:
+    """The status and saga step a cross-shard transfer ends with when `movement` (the post or
+    the release of its hold) is applied; both checked against the transitions."""
+    match movement:
+        case Movement.POST_HOLD:
+            return (
+                check_transition(TransferStatus.PROCESSING, TransferStatus.POSTED),
+                check_step(SagaStep.CREDITED, SagaStep.POSTED),
+            )
+        case Movement.RELEASE_HOLD:
+            return (
+                check_transition(TransferStatus.PROCESSING, TransferStatus.FAILED),
+                check_step(SagaStep.REFUSED, SagaStep.RELEASED),
+            )
+    raise AssertionError(f"{movement} does not finish a transfer")

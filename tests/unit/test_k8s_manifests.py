@@ -726,3 +726,32 @@ def test_the_dev_temporal_needs_neither_prometheus_operator_nor_cert_manager():
         prod_sql = production["server"]["config"]["persistence"]["datastores"][store]["sql"]
         for key in ("connectAddr", "existingSecret", "databaseName", "user", "pluginName"):
             assert dev_sql[key] == prod_sql[key], (store, key)
+
+
+# -- schemas ------------------------------------------------------------------------
+
+KUBERNETES_VERSION = "1.31.0"
+"""The Kubernetes API the manifests are validated against (offline: kubernetes-validate
+ships the schemas)."""
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_every_rendered_builtin_object_matches_the_kubernetes_schema(name: str):
+    """Every rendered object of a built-in kind (Deployments, Services, CronJobs,
+    NetworkPolicies, ...) validates against the Kubernetes API schema, with unknown fields
+    refused; objects of operators' kinds (CloudNativePG, KEDA, cert-manager, the Prometheus
+    operator) have no schema there and are counted apart."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    validated, custom = 0, 0
+    for obj in _build(K8S / name):
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            custom += 1
+            continue
+        except kubernetes_validate.ValidationError as error:
+            raise AssertionError(
+                f"{obj['kind']}/{obj['metadata']['name']}: {error.message} at {list(error.path)}"
+            ) from None
+        validated += 1
+    assert validated, f"{name}: nothing of a built-in kind was validated ({custom} custom)"

@@ -42,6 +42,9 @@ class ApiConfig:
     pool_size_max: int = 10
     saga_sync_wait_s: float = 1.0
     settlement: SettlementFactory | None = None
+    tracing: bool = False
+    """Start a server span per request (through the global OpenTelemetry tracer provider),
+    continuing an incoming `traceparent`; off, the API does no tracing work at all."""
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -86,7 +89,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(transfers.router)
-    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.add_middleware(RequestMiddleware, metrics=metrics, tracing=config.tracing)
     return app
 
 

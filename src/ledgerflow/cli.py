@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from ledgerflow.cli_support import (
     fail,
     run_async,
     settings_for,
+    traced,
 )
 from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
@@ -74,7 +76,8 @@ def dev(
         ui_port=ui_port,
     )
     try:
-        run_dev(options, settings, console)
+        with traced("ledgerflow-dev") as tracing:
+            run_dev(replace(options, tracing=tracing), settings, console)
     except PortInUseError as error:
         raise fail(f"{error}; stop whatever uses it or choose another port") from None
     except (DevError, DevStackError) as error:
@@ -87,7 +90,7 @@ def api(data_dir: DataDir = None) -> None:
     settings = settings_for(data_dir)
     found = endpoints_for(settings)
 
-    async def main() -> None:
+    async def main(tracing: bool) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
         application = create_app(
@@ -95,13 +98,15 @@ def api(data_dir: DataDir = None) -> None:
                 shard_dsns=found.shard_dsns,
                 pool_size_max=settings.pool_size_max,
                 saga_sync_wait_s=settings.saga_sync_wait_s,
-                settlement=settlement_factory(settings, found.temporal_address),
+                settlement=settlement_factory(settings, found.temporal_address, tracing=tracing),
+                tracing=tracing,
             )
         )
         tune_gc()
         await serve_api(application, host=settings.host, port=settings.port, stop=stop)
 
-    run_async(main())
+    with traced("ledgerflow-api") as tracing:
+        run_async(main(tracing))
 
 
 @app.command()
@@ -110,7 +115,7 @@ def worker(data_dir: DataDir = None) -> None:
     settings = settings_for(data_dir)
     found = endpoints_for(settings)
 
-    async def main() -> None:
+    async def main(tracing: bool) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=settings.pool_size_max)
@@ -119,13 +124,15 @@ def worker(data_dir: DataDir = None) -> None:
                 found.temporal_address,
                 settings.temporal_namespace,
                 metrics_address=settings.worker_metrics_address,
+                tracing=tracing,
             )
             tune_gc()
             await run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
         finally:
             await cluster.close()
 
-    run_async(main())
+    with traced("ledgerflow-worker") as tracing:
+        run_async(main(tracing))
 
 
 @app.command()

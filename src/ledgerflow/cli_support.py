@@ -1,6 +1,7 @@
 """What every `ledgerflow` command shares: the consoles, the settings, one-line errors."""
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +17,7 @@ from ledgerflow.config import ConfigError, Endpoints, endpoints
 from ledgerflow.logs import configure_logging
 from ledgerflow.runtime import run_loop
 from ledgerflow.settings import Settings
+from ledgerflow.tracing import check_tracing_environment, process_tracing
 from shards.cluster import SHARD_FAILURES, ShardMapError
 
 T = TypeVar("T")
@@ -66,3 +68,15 @@ def endpoints_for(settings: Settings) -> Endpoints:
         return endpoints(settings)
     except ConfigError as error:
         raise fail(str(error)) from None
+
+
+@contextmanager
+def traced(service_name: str) -> Iterator[bool]:
+    """`ledgerflow.tracing.process_tracing` for a command: yields whether spans are exported;
+    an unsupported OTLP setting is a one-line error."""
+    try:
+        check_tracing_environment()
+    except LedgerError as error:
+        raise fail(error.message) from None
+    with process_tracing(service_name) as tracing:
+        yield tracing

@@ -51,6 +51,8 @@ class DevOptions:
     pg_port_base: int
     temporal_port: int
     ui_port: int
+    tracing: bool = False
+    """Trace requests and sagas (`ledgerflow.tracing` installed an exporter)."""
 
 
 class DevError(Exception):
@@ -150,7 +152,9 @@ async def _serve(
     try:
         async with cluster.shards[0].pool.acquire() as conn:
             await create_api_key(conn, tenant_id=settings.bootstrap_tenant, secret=secret)
-        client = await connect_temporal(temporal.address, settings.temporal_namespace)
+        client = await connect_temporal(
+            temporal.address, settings.temporal_namespace, tracing=options.tracing
+        )
         api_url = f"http://{options.host}:{options.port}"
         StackInfo(shard_dsns=dsns, temporal_address=temporal.address, api_url=api_url).write(
             options.data_dir
@@ -160,7 +164,8 @@ async def _serve(
                 shard_dsns=dsns,
                 pool_size_max=settings.pool_size_max,
                 saga_sync_wait_s=settings.saga_sync_wait_s,
-                settlement=settlement_factory(settings, temporal.address),
+                settlement=settlement_factory(settings, temporal.address, tracing=options.tracing),
+                tracing=options.tracing,
             )
         )
         worker = asyncio.create_task(

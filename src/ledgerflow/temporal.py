@@ -13,6 +13,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from api.app import SettlementFactory
 from ledger.errors import ErrorCode, LedgerError
 from ledgerflow.settings import Settings
+from ledgerflow.tracing import temporal_interceptors
 from shards.cluster import ShardCluster
 from workflows.dispatch import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES, register_search_attributes
@@ -42,10 +43,11 @@ def exit_without_finalizing(code: int) -> NoReturn:
 
 
 async def connect_temporal(
-    address: str, namespace: str, *, metrics_address: str | None = None
+    address: str, namespace: str, *, metrics_address: str | None = None, tracing: bool = False
 ) -> Client:
     """A Temporal client for the namespace; with `metrics_address` (host:port), the SDK's
-    Prometheus metrics of this client and every worker built on it are served there.
+    Prometheus metrics of this client and every worker built on it are served there; with
+    `tracing`, the client and its workers carry OpenTelemetry traces (`ledgerflow.tracing`).
 
     Raises:
         LedgerError(settlement_unavailable): Temporal cannot be reached.
@@ -63,15 +65,23 @@ async def connect_temporal(
                 f"LEDGERFLOW_WORKER_METRICS_ADDRESS={metrics_address}: {error}",
             ) from error
     try:
-        return await Client.connect(address, namespace=namespace, runtime=runtime)
+        return await Client.connect(
+            address,
+            namespace=namespace,
+            runtime=runtime,
+            interceptors=temporal_interceptors(tracing=tracing),
+        )
     except RuntimeError as error:
         raise LedgerError(
             ErrorCode.SETTLEMENT_UNAVAILABLE, f"Temporal at {address} is unreachable: {error}"
         ) from error
 
 
-def settlement_factory(settings: Settings, temporal_address: str) -> SettlementFactory:
-    """How the API opens cross-shard settlement, from the settings."""
+def settlement_factory(
+    settings: Settings, temporal_address: str, *, tracing: bool = False
+) -> SettlementFactory:
+    """How the API opens cross-shard settlement, from the settings; with `tracing`, each
+    saga continues the trace of the request (or the batch) that started it."""
     return partial(
         open_settlement,
         temporal_address=temporal_address,
@@ -79,6 +89,7 @@ def settlement_factory(settings: Settings, temporal_address: str) -> SettlementF
         task_queue=settings.task_queue,
         batch_window_ms=settings.saga_batch_window_ms,
         batch_size_max=settings.saga_batch_size_max,
+        interceptors=temporal_interceptors(tracing=tracing),
     )
 
 

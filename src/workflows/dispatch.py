@@ -18,11 +18,16 @@ Exactly once, without a gap: a row already claimed (an HTTP retry of the same re
 the sweeper's work) is not claimed again; its caller waits on the workflow recorded for it.
 Whatever fails after the reserve (this process, the shard, Temporal) leaves the row
 unclaimed or claimed-but-not-started, and the sweeper (`workflows.sweeper`) settles it.
+
+Traces: each `hand_over` is a span in its request's trace, and closing a batch is a
+`settle_batch` span (`shards.tracing.batch_span`): the child of the one request it settles,
+or a root linked to each request's span. Starting the workflow inside it carries its
+context to the saga through the client's `TracingInterceptor`, when one is installed.
 """
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,13 +35,16 @@ from typing import Literal, Protocol
 
 import asyncpg
 import structlog
-from temporalio.client import Client, WorkflowFailureError
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
+from temporalio.client import Client, Interceptor, WorkflowFailureError
 from temporalio.service import RPCError
 
 from ledger import limits
 from ledger.posting import Movement
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.posting import PostingRequest
+from shards.tracing import TRACER, batch_span, caller_span
 from workflows import outbox
 from workflows.models import (
     SettledTransfer,
@@ -97,10 +105,11 @@ class _Unobserved:
 
 @dataclass(eq=False, slots=True)
 class _Batch:
-    """Transfers gathering for one saga; `dispatched` maps each to the workflow settling it
-    (None when nothing can be waited for: not started, or already finished)."""
+    """Transfers gathering for one saga, each with the span of the request that handed it
+    over; `dispatched` maps each to the workflow settling it (None when nothing can be
+    waited for: not started, or already finished)."""
 
-    transfer_ids: dict[str, None]
+    transfer_ids: dict[str, SpanContext | None]
     dispatched: asyncio.Future[dict[str, str | None]]
     window_over: bool = False
 
@@ -150,6 +159,20 @@ class SettlementDispatcher:
         """
         assert reserved.movement is Movement.RESERVE_FUNDS
         assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
+        with TRACER.start_as_current_span("hand_over") as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "ledgerflow.transfer_id": reserved.transfer_id,
+                        "ledgerflow.source_shard": reserved.source_shard,
+                        "ledgerflow.destination_shard": reserved.destination_shard,
+                    }
+                )
+            return await self._hand_over(reserved, wait_s=wait_s)
+
+    async def _hand_over(
+        self, reserved: PostingRequest, *, wait_s: float
+    ) -> SettledTransfer | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         batch = self._enqueue(reserved)
@@ -179,7 +202,7 @@ class SettlementDispatcher:
             self._undispatched.add(batch)
             source.open = batch
             asyncio.get_running_loop().call_later(self._window_s, self._window_over, key, batch)
-        batch.transfer_ids[reserved.transfer_id] = None
+        batch.transfer_ids[reserved.transfer_id] = caller_span()
         if len(batch.transfer_ids) >= self._batch_size_max:
             self._dispatch(key)
         return batch
@@ -210,7 +233,16 @@ class SettlementDispatcher:
         source = self._sources[key]
         closed_at = asyncio.get_running_loop().time()
         try:
-            settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
+            with batch_span(
+                "settle_batch",
+                batch.transfer_ids.values(),
+                attributes={
+                    "ledgerflow.source_shard": key[0],
+                    "ledgerflow.currency": key[1],
+                    "ledgerflow.batch.size": len(batch.transfer_ids),
+                },
+            ):
+                settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
             batch.dispatched.set_result(settled_by)
             if started is not None:
                 completion = self._completion(started)
@@ -259,6 +291,7 @@ class SettlementDispatcher:
             self._observer.handover_deferred("temporal", len(claimed))
             return settled_by, None
         self._observer.saga_started(shard, len(claimed))
+        trace.get_current_span().set_attribute("ledgerflow.workflow_id", workflow_id)
         settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
         return settled_by, workflow_id
 
@@ -319,16 +352,22 @@ async def open_settlement(
     batch_size_max: int,
     in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
     observer: SettlementObserver | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[SettlementDispatcher]:
     """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
 
     The client connects lazily, so the API starts (and single-shard transfers work) while
     Temporal is down; cross-shard reserves then wait in the outbox for the sweeper.
 
+    `interceptors` are the client's (`TracingInterceptor` carries each saga's trace).
     Use with `functools.partial(open_settlement, temporal_address=..., ...)`.
     """
     client = await Client.connect(
-        temporal_address, namespace=namespace, lazy=True, data_converter=DATA_CONVERTER
+        temporal_address,
+        namespace=namespace,
+        lazy=True,
+        data_converter=DATA_CONVERTER,
+        interceptors=interceptors,
     )
     dispatcher = SettlementDispatcher(
         cluster,

@@ -1,4 +1,4 @@
-"""Prometheus metrics, one structured log line per request, and the request's server span.
+"""Prometheus metrics and one structured log line per request.
 
 Routes are labelled by their template (`/v1/accounts/{account_id}`), never the raw path,
 so label cardinality stays bounded; no header, key or body is ever logged (but a
@@ -10,15 +10,12 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
-from contextvars import Token
 from functools import partial
 
 import orjson
 import structlog
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import Span, SpanKind, StatusCode, format_trace_id
+from opentelemetry import trace
+from opentelemetry.trace import Span, format_trace_id
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -29,7 +26,6 @@ from api.errors import error_body
 from ledger.errors import ErrorCode
 from ledger.limits import REQUEST_BODY_BYTES_MAX, REQUEST_ID_LENGTH_MAX
 from shards.cluster import ShardCluster
-from shards.tracing import TRACER
 from workflows.dispatch import DeferredBecause
 
 log = structlog.get_logger("ledgerflow.api")
@@ -156,22 +152,18 @@ class _PoolCollector(Collector):
 
 
 class RequestMiddleware:
-    """Request ids, the body size limit, metrics, the access log and (with `tracing`) the
-    request's server span, as raw ASGI.
+    """Request ids, the body size limit, metrics and the access log, as raw ASGI.
 
     The request id is the caller's `X-Request-ID` when it is well-formed (at most
     `REQUEST_ID_LENGTH_MAX` characters of `[A-Za-z0-9._:;=+/@-]`), else a new `req_<ulid>`;
     it is logged and answered in `request-id` (and echoed in `x-request-id` when the caller
-    sent one). The server span continues an incoming `traceparent`. It is written here
-    rather than by OpenTelemetry's ASGI instrumentation, which costs about 0.2 ms of CPU
-    per request even with tracing off (docs/observability.md): the API's CPU per request
-    is its throughput bound.
+    sent one). When the request is traced (FastAPI's server span, `ApiConfig.tracing`),
+    the span carries the request id and the log line the trace id.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, tracing: bool = False) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,7 +172,9 @@ class RequestMiddleware:
         headers = dict(scope.get("headers") or [])
         incoming_id = headers.get(b"x-request-id")
         request_id = _request_id(incoming_id)
-        span, token = _start_server_span(scope, headers, request_id) if self.tracing else _UNTRACED
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("ledgerflow.request_id", request_id)
         started = time.perf_counter()
         status = 500
         extra = [(b"request-id", request_id.encode())]
@@ -190,8 +184,6 @@ class RequestMiddleware:
             status = await self._call(scope, receive, send, headers, extra)
         finally:
             self._record(scope, status, started, request_id, span)
-            if token is not None:
-                otel_context.detach(token)
 
     async def _call(
         self,
@@ -233,7 +225,7 @@ class RequestMiddleware:
         return status
 
     def _record(
-        self, scope: Scope, status: int, started: float, request_id: str, span: Span | None
+        self, scope: Scope, status: int, started: float, request_id: str, span: Span
     ) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
@@ -243,17 +235,12 @@ class RequestMiddleware:
         self.metrics.request_seconds.labels(template, method).observe(elapsed)
         if template == "/v1/transfers" and method == "POST":
             self.metrics.transfer_seconds.labels(str(status)).observe(elapsed)
-        trace_id = None
-        if span is not None:
-            _end_server_span(span, method, template, status)
-            span_context = span.get_span_context()
-            if span_context.is_valid:
-                trace_id = format_trace_id(span_context.trace_id)
+        span_context = span.get_span_context()
         state = scope.get("state") or {}
         log.info(
             "request",
             request_id=request_id,
-            trace_id=trace_id,
+            trace_id=format_trace_id(span_context.trace_id) if span_context.is_valid else None,
             method=method,
             route=template,
             status=status,
@@ -270,57 +257,6 @@ def _request_id(incoming: bytes | None) -> str:
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming.decode("ascii")
     return f"req_{ULID()}"
-
-
-class _HeaderGetter(Getter[dict[bytes, bytes]]):
-    """Reads W3C trace context from ASGI's lower-case byte headers."""
-
-    def get(self, carrier: dict[bytes, bytes], key: str) -> list[str] | None:
-        """The header's value, if present."""
-        value = carrier.get(key.encode("latin-1"))
-        return None if value is None else [value.decode("latin-1")]
-
-    def keys(self, carrier: dict[bytes, bytes]) -> list[str]:
-        """Every header name."""
-        return [key.decode("latin-1") for key in carrier]
-
-
-_HEADERS = _HeaderGetter()
-
-
-_UNTRACED: tuple[None, None] = (None, None)
-
-
-def _start_server_span(
-    scope: Scope, headers: dict[bytes, bytes], request_id: str
-) -> tuple[Span, Token[otel_context.Context]]:
-    """Start the request's server span, continuing the caller's `traceparent` (and baggage)
-    if it sent one, and make it current; returns it and the token to detach it with.
-
-    It is named by its method until the app has matched the route."""
-    parent = propagate.extract(headers, getter=_HEADERS)
-    span = TRACER.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
-    if span.is_recording():
-        span.set_attributes(
-            {
-                "http.request.method": scope["method"],
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-                "ledgerflow.request_id": request_id,
-            }
-        )
-    return span, otel_context.attach(trace.set_span_in_context(span, parent))
-
-
-def _end_server_span(span: Span, method: str, template: str, status: int) -> None:
-    if span.is_recording():
-        span.update_name(f"{method} {template}")
-        span.set_attribute("http.route", template)
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            # A server span is an error on 5xx only: a 4xx is the client's mistake.
-            span.set_status(StatusCode.ERROR)
-    span.end()
 
 
 class _BodyTooLarge(Exception):

@@ -31,7 +31,7 @@ that is a `LedgerError` is raised to that item's caller alone."""
 BatchObserver = Callable[[int, int, float], None]
 """Called with (shard, batch size, seconds) after every batch that ran, for metrics."""
 
-_Queued = tuple[Item, "asyncio.Future[Result]", SpanContext | None]
+_Queued = tuple[Item, asyncio.Future[Result], SpanContext | None]
 """An item, the future its caller awaits, and the caller's span (for the batch's span)."""
 
 

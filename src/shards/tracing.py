@@ -39,7 +39,8 @@ def batch_span(
 ) -> Iterator[Span]:
     """A current span for one batch: the child of its one traced caller, or a new root
     linked to each of them (OpenTelemetry keeps the first 128 links by default)."""
-    traced = list(dict.fromkeys(c for c in callers if c is not None))
+    # One caller may hand over several items (a retry within one batch): count it once.
+    traced = list({(c.trace_id, c.span_id): c for c in callers if c is not None}.values())
     if len(traced) == 1:
         parent = trace.set_span_in_context(trace.NonRecordingSpan(traced[0]))
         links: list[Link] = []

@@ -36,7 +36,15 @@ from api.app import ApiConfig, create_app
 from ledger.limits import REQUEST_ID_LENGTH_MAX, SAGA_BATCH_SIZE_MAX
 from shards.cluster import ShardCluster
 from tests.conftest import serve, stop
-from tests.integration.cross_shard import CrossPair, fund, open_cross_pair
+from tests.integration.cross_shard import (
+    CrossPair,
+    fund,
+    open_cross_pair,
+    reserve_only,
+    settled,
+    sweep_now,
+    tenant_of,
+)
 from tests.integration.helpers import transfer
 from workflows.dispatch import open_settlement
 from workflows.worker import build_worker
@@ -109,6 +117,7 @@ class TracedStack:
 
     api: httpx.AsyncClient
     temporal: Client
+    task_queue: str
 
 
 @pytest.fixture
@@ -147,7 +156,7 @@ async def traced(
             async with httpx.AsyncClient(
                 base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
             ) as api:
-                yield TracedStack(api=api, temporal=client)
+                yield TracedStack(api=api, temporal=client, task_queue=task_queue)
         finally:
             await stop(server, task)
 
@@ -321,3 +330,39 @@ async def test_a_well_formed_request_id_is_used_without_tracing(api: httpx.Async
     response = await api.get("/v1/accounts", headers={"X-Request-ID": incoming})
     assert response.headers["request-id"] == incoming
     assert response.headers["x-request-id"] == incoming
+
+
+async def test_a_saga_the_sweeper_starts_is_traced_under_the_sweep(
+    traced: TracedStack, spans: InMemorySpanExporter, cluster: ShardCluster, tenant_key: str
+) -> None:
+    """A reserve whose hand-over never happened is settled by the sweep (a sandboxed
+    workflow, unlike the saga): the sweep's trace holds its own workflow and activity and
+    the saga it starts, down to the credit on the destination shard."""
+    pair = await funded_pair(traced.api)
+    reserved = await reserve_only(cluster, pair, 75, tenant_id=await tenant_of(cluster, tenant_key))
+    sweep_id = f"traced-sweep-{ULID()}"
+    outcome = await sweep_now(traced.temporal, traced.task_queue, workflow_id=sweep_id)
+    assert outcome.started >= 1
+    (start,) = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "StartWorkflow:SweepSagaOutbox"
+        and (s.attributes or {}).get("temporalWorkflowID") == sweep_id
+    ]
+    found = await trace_of(
+        spans,
+        start.context.trace_id,
+        names={
+            "RunWorkflow:SweepSagaOutbox",
+            "RunActivity:sweep_outbox",
+            "StartWorkflow:SettleCrossShardBatch",
+            "RunActivity:credit_funds",
+            "RunActivity:post_holds",
+        },
+        timeout_s=30,
+    )
+    credited = posting_spans(found)[(pair.target["shard"], "credit_funds")]
+    assert credited.attributes is not None
+    assert credited.attributes["ledgerflow.batch.size"] >= 1  # type: ignore[operator]
+    (row,) = [t for t in await settled(traced.api) if t["id"] == reserved.transfer_id]
+    assert row["status"] == "posted"

@@ -25,8 +25,8 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
+from shards import tracing
 from shards.batch_writes import BatchWrites
-from shards.tracing import TRACER
 
 SYSTEM_TENANT = "__system__"
 
@@ -218,7 +218,7 @@ async def post_batch(
         asyncpg.PostgresError, OSError: the shard failed; the transaction rolled back.
     """
     assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
-    with TRACER.start_as_current_span("post_batch", kind=SpanKind.CLIENT) as span:
+    with tracing.span("post_batch", kind=SpanKind.CLIENT) as span:
         results = await _post_batch(conn, shard=shard, requests=requests)
         if span.is_recording():
             # Only a recorded span pays for its attributes: posting is the hot path.

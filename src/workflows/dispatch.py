@@ -42,9 +42,10 @@ from temporalio.service import RPCError
 
 from ledger import limits
 from ledger.posting import Movement
+from shards import tracing
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.posting import PostingRequest
-from shards.tracing import TRACER, batch_span, caller_span
+from shards.tracing import batch_span, caller_span
 from workflows import outbox
 from workflows.models import (
     SettledTransfer,
@@ -159,7 +160,7 @@ class SettlementDispatcher:
         """
         assert reserved.movement is Movement.RESERVE_FUNDS
         assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
-        with TRACER.start_as_current_span("hand_over") as span:
+        with tracing.span("hand_over") as span:
             if span.is_recording():
                 span.set_attributes(
                     {

@@ -182,6 +182,8 @@ class SettlementDispatcher:
             workflow_id = settled_by.get(reserved.transfer_id)
             if workflow_id is None:
                 return None
+            # The way from a transfer's trace to its saga's (which links back to this span).
+            trace.get_current_span().set_attribute("ledgerflow.workflow_id", workflow_id)
             outcome = await asyncio.wait_for(
                 asyncio.shield(self._completion(workflow_id)),
                 max(deadline - loop.time(), 0),

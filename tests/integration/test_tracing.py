@@ -311,6 +311,7 @@ async def test_a_batch_saga_links_the_trace_of_every_transfer_it_settles(
         request_trace = await trace_of(spans, trace_id, names={"POST /v1/transfers"})
         by_id = {s.context.span_id: s for s in request_trace}
         assert by_id[span_id].name == "hand_over"
+        assert (by_id[span_id].attributes or {})["ledgerflow.workflow_id"] == workflow_id
         assert "POST /v1/transfers" in ancestors(by_id[span_id], by_id)
         (server,) = [s for s in request_trace if s.name == "POST /v1/transfers"]
         assert reserve_of(spans, server) is not None, "the reserve is in or linked from the trace"

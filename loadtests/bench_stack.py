@@ -7,7 +7,9 @@ server (SQLite with WAL and synchronous=normal, as `ledgerflow dev` runs it), th
 settlement worker and the API in two child processes, so they do not share one interpreter
 lock. Once the API answers `/readyz`, it prints the API URL, an API key and the Temporal
 address for `bench_cross_shard.py` (and writes them to DATA_DIR/bench-stack.json), and stops
-everything on Ctrl-C or SIGTERM. Everything listens on loopback only.
+everything on Ctrl-C or SIGTERM. Everything listens on loopback only. With
+`OTEL_EXPORTER_OTLP_ENDPOINT` set, both children trace and export as `ledgerflow api` and
+`worker` do (docs/observability.md).
 
 Two shards by default: one per core of the 2-core machine docs/performance.md's figures come
 from.
@@ -35,6 +37,7 @@ from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.logs import configure_logging
 from ledgerflow.runtime import run_loop, tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
+from ledgerflow.tracing import process_tracing, temporal_interceptors
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
@@ -61,7 +64,7 @@ class StackConfig:
     pool_size_max: int
 
 
-async def _serve_api(config: StackConfig) -> None:
+async def _serve_api(config: StackConfig, *, tracing: bool) -> None:
     configure_logging(level="warning")
     stop = asyncio.Event()
     stop_on_signals(stop)
@@ -73,6 +76,7 @@ async def _serve_api(config: StackConfig) -> None:
         batch_window_ms=config.batch_window_ms,
         batch_size_max=config.batch_size_max,
         in_flight_max=config.in_flight_max,
+        interceptors=temporal_interceptors(tracing=tracing),
     )
     app = create_app(
         ApiConfig(
@@ -80,13 +84,14 @@ async def _serve_api(config: StackConfig) -> None:
             pool_size_max=config.pool_size_max,
             saga_sync_wait_s=config.sync_wait_s,
             settlement=settlement,
+            tracing=tracing,
         )
     )
     tune_gc()
     await serve_api(app, host=HOST, port=config.api_port, stop=stop)
 
 
-async def _run_worker(config: StackConfig) -> None:
+async def _run_worker(config: StackConfig, *, tracing: bool) -> None:
     from temporalio.client import Client  # noqa: PLC0415 - only the worker child needs it
 
     configure_logging(level="warning")
@@ -94,7 +99,9 @@ async def _run_worker(config: StackConfig) -> None:
     stop_on_signals(stop)
     cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
     try:
-        client = await Client.connect(config.temporal_address)
+        client = await Client.connect(
+            config.temporal_address, interceptors=temporal_interceptors(tracing=tracing)
+        )
         tune_gc()
         await run_worker(client=client, cluster=cluster, task_queue=TASK_QUEUE, stop_event=stop)
     finally:
@@ -103,8 +110,11 @@ async def _run_worker(config: StackConfig) -> None:
 
 def run_child(role: str, config: StackConfig) -> None:
     """The body of the `api` or `worker` child process (spawned, so it needs a top-level
-    function)."""
-    run_loop(_serve_api(config) if role == "api" else _run_worker(config))
+    function). It traces, as `ledgerflow api` and `worker` do, when the environment names
+    an OTLP endpoint (`ledgerflow.tracing`)."""
+    with process_tracing(f"ledgerflow-bench-{role}") as tracing:
+        body = _serve_api if role == "api" else _run_worker
+        run_loop(body(config, tracing=tracing))
 
 
 @dataclass

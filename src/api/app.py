@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from api.account_service import AccountService
 from api.auth import Authenticator
@@ -48,6 +49,10 @@ class ApiConfig:
     rate_limit_per_s: float = limits.RATE_LIMIT_PER_S_DEFAULT
     """Requests per second per API key in this process; 0 means unlimited."""
     rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
+    tracing: bool = False
+    """A server span per request (FastAPI's own, through the global OpenTelemetry tracer
+    provider), continuing an incoming `traceparent`; off, FastAPI starts none even when
+    the process has a tracer provider."""
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -90,6 +95,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         generate_unique_id_function=operation_id,
         docs_url=None,  # served by `install_docs` from local assets, not a CDN
         redoc_url=None,
+        telemetry=_telemetry(tracing=config.tracing),
     )
     app.state.metrics = metrics
     install_error_handlers(app)
@@ -100,6 +106,26 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(transfers.router)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app
+
+
+def _telemetry(*, tracing: bool) -> TelemetryConfig:
+    """FastAPI's OpenTelemetry: its server span when tracing, nothing else, ever.
+
+    FastAPI turns on everything (server spans, spans around dependencies, the endpoint and
+    serialization, request metrics, exception logs) as soon as the process has a global
+    provider. Measured per request on this machine with a recording provider: about
+    0.3 ms for the server span and 0.15-0.25 ms more for the operation spans, against
+    about 0.3 ms for the whole request path without them; the API's CPU per request is its
+    throughput bound. Metrics are Prometheus's (`Metrics`) and logs structlog's; export is
+    set up by `ledgerflow.tracing`, not by FastAPI.
+    """
+    return {
+        "tracing": tracing,
+        "operation_spans": False,
+        "metrics": False,
+        "logs": False,
+        "auto_configure": False,
+    }
 
 
 def _state(

@@ -1,16 +1,21 @@
 """Prometheus metrics and one structured log line per request.
 
 Routes are labelled by their template (`/v1/accounts/{account_id}`), never the raw path,
-so label cardinality stays bounded; no header, key or body is ever logged.
+so label cardinality stays bounded; no header, key or body is ever logged (but a
+well-formed `X-Request-ID`, which is the request id). The log line carries the trace id
+when the request is traced.
 """
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from functools import partial
 
 import orjson
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Span, format_trace_id
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +25,7 @@ from ulid import ULID
 from api.errors import error_body
 from api.maintenance import ShardHealth
 from ledger.errors import ErrorCode
-from ledger.limits import REQUEST_BODY_BYTES_MAX
+from ledger.limits import REQUEST_BODY_BYTES_MAX, REQUEST_ID_LENGTH_MAX
 from shards.cluster import ShardCluster
 from workflows.dispatch import DeferredBecause
 
@@ -156,7 +161,14 @@ class _ShardCollector(Collector):
 
 
 class RequestMiddleware:
-    """Request ids, the body size limit, metrics and the access log, as raw ASGI."""
+    """Request ids, the body size limit, metrics and the access log, as raw ASGI.
+
+    The request id is the caller's `X-Request-ID` when it is well-formed (at most
+    `REQUEST_ID_LENGTH_MAX` characters of `[A-Za-z0-9._:;=+/@-]`), else a new `req_<ulid>`;
+    it is logged and answered in `request-id` (and echoed in `x-request-id` when the caller
+    sent one). When the request is traced (FastAPI's server span, `ApiConfig.tracing`),
+    the span carries the request id and the log line the trace id.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -166,16 +178,37 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = f"req_{ULID()}"
+        headers = dict(scope.get("headers") or [])
+        incoming_id = headers.get(b"x-request-id")
+        request_id = _request_id(incoming_id)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("ledgerflow.request_id", request_id)
         started = time.perf_counter()
         status = 500
-        headers = dict(scope.get("headers") or [])
+        extra = [(b"request-id", request_id.encode())]
+        if incoming_id is not None and request_id.encode() == incoming_id:
+            extra.append((b"x-request-id", incoming_id))
+        try:
+            status = await self._call(scope, receive, send, headers, extra)
+        finally:
+            self._record(scope, status, started, request_id, span)
+
+    async def _call(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+    ) -> int:
+        """Run the app under the body size limit; returns the status answered."""
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > REQUEST_BODY_BYTES_MAX:
-            await _too_large(send, request_id)
-            self._record(scope, 413, started, request_id)
-            return
+            await _too_large(send, extra)
+            return 413
         received = 0
+        status = 500
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -190,21 +223,19 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tagged_send)
         except _BodyTooLarge:
-            status = 413
-            await _too_large(send, request_id)
-        finally:
-            self._record(scope, status, started, request_id)
+            await _too_large(send, extra)
+            return 413
+        return status
 
-    def _record(self, scope: Scope, status: int, started: float, request_id: str) -> None:
+    def _record(
+        self, scope: Scope, status: int, started: float, request_id: str, span: Span
+    ) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
@@ -213,10 +244,12 @@ class RequestMiddleware:
         self.metrics.request_seconds.labels(template, method).observe(elapsed)
         if template == "/v1/transfers" and method == "POST":
             self.metrics.transfer_seconds.labels(str(status)).observe(elapsed)
+        span_context = span.get_span_context()
         state = scope.get("state") or {}
         log.info(
             "request",
             request_id=request_id,
+            trace_id=format_trace_id(span_context.trace_id) if span_context.is_valid else None,
             method=method,
             route=template,
             status=status,
@@ -225,13 +258,23 @@ class RequestMiddleware:
         )
 
 
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:;=+/@-]{1,%d}" % REQUEST_ID_LENGTH_MAX)
+
+
+def _request_id(incoming: bytes | None) -> str:
+    """The caller's request id when it is safe to log and echo, else a new one."""
+    if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+        return incoming.decode("ascii")
+    return f"req_{ULID()}"
+
+
 class _BodyTooLarge(BaseException):
     """Raised from `receive` past the size limit. Not an `Exception`: FastAPI turns any
     `Exception` raised while it reads a body into a 400, and a chunked body (which has no
     Content-Length to refuse it by) must be 413 like any other."""
 
 
-async def _too_large(send: Send, request_id: str) -> None:
+async def _too_large(send: Send, extra: list[tuple[bytes, bytes]]) -> None:
     body = orjson.dumps(
         error_body(
             ErrorCode.BODY_TOO_LARGE,
@@ -246,7 +289,7 @@ async def _too_large(send: Send, request_id: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"request-id", request_id.encode()),
+                *extra,
             ],
         }
     )

@@ -5,6 +5,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
+from opentelemetry import trace
+
 from api.auth import Principal
 from api.idempotency import Attempt
 from api.models import SagaOut, TransferCreate, TransferOut
@@ -98,6 +100,10 @@ class TransferService:
                 "cross-shard settlement is not configured on this server",
             )
         result = await self._committer.submit(source, request)
+        span = trace.get_current_span()
+        if span.is_recording():
+            # Lets an operator find a transfer's trace by its id (a replay's is its first).
+            span.set_attribute("ledgerflow.transfer_id", result.transfer_id)
         if result.error is not None:
             raise result.error
         if not cross_shard and result.created_at is not None:

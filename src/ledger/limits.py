@@ -23,6 +23,9 @@ METADATA_KEY_LENGTH_MAX: Final = 40
 METADATA_VALUE_LENGTH_MAX: Final = 500
 
 REQUEST_BODY_BYTES_MAX: Final = 1024 * 1024
+REQUEST_ID_LENGTH_MAX: Final = 128
+"""An incoming `X-Request-ID` longer than this is replaced by one of ours: it is logged and
+echoed on every request, so its size is bounded like every other input."""
 IDEMPOTENCY_KEY_LENGTH_MAX: Final = 255
 IDEMPOTENCY_KEY_TTL_S: Final = 24 * 3600
 IDEMPOTENCY_LEASE_S: Final = 30

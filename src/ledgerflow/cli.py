@@ -4,7 +4,7 @@ import asyncio
 import json
 import re
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +27,7 @@ from ledgerflow.cli_support import (
     print_json,
     run_async,
     settings_for,
+    traced,
 )
 from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
@@ -98,7 +99,8 @@ def dev(
         ui_port=ui_port,
     )
     try:
-        run_dev(options, settings, console)
+        with traced("ledgerflow-dev") as tracing:
+            run_dev(replace(options, tracing=tracing), settings, console)
     except PortInUseError as error:
         raise fail(f"{error}; stop whatever uses it or choose another port") from None
     except (DevError, DevStackError) as error:
@@ -111,7 +113,7 @@ def api(data_dir: DataDir = None) -> None:
     settings = settings_for(data_dir)
     found = endpoints_for(settings)
 
-    async def main() -> None:
+    async def main(tracing: bool) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
         application = create_app(
@@ -122,14 +124,19 @@ def api(data_dir: DataDir = None) -> None:
                 rate_limit_per_s=settings.rate_limit_per_s,
                 rate_limit_burst=settings.rate_limit_burst,
                 settlement=settlement_factory(
-                    settings, found.temporal_address, auth=TemporalAuth.from_settings(settings)
+                    settings,
+                    found.temporal_address,
+                    auth=TemporalAuth.from_settings(settings),
+                    tracing=tracing,
                 ),
+                tracing=tracing,
             )
         )
         tune_gc()
         await serve_api(application, host=settings.host, port=settings.port, stop=stop)
 
-    run_async(main())
+    with traced("ledgerflow-api") as tracing:
+        run_async(main(tracing))
 
 
 @app.command()
@@ -138,7 +145,7 @@ def worker(data_dir: DataDir = None) -> None:
     settings = settings_for(data_dir)
     found = endpoints_for(settings)
 
-    async def main() -> None:
+    async def main(tracing: bool) -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
         cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=settings.pool_size_max)
@@ -148,6 +155,7 @@ def worker(data_dir: DataDir = None) -> None:
                 settings.temporal_namespace,
                 metrics_address=settings.worker_metrics_address,
                 auth=TemporalAuth.from_settings(settings),
+                tracing=tracing,
             )
             tune_gc()
             await run_worker_until(
@@ -160,7 +168,8 @@ def worker(data_dir: DataDir = None) -> None:
         finally:
             await cluster.close()
 
-    run_async(main())
+    with traced("ledgerflow-worker") as tracing:
+        run_async(main(tracing))
 
 
 @app.command()

@@ -3,7 +3,8 @@
 import dataclasses
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,6 +20,7 @@ from ledgerflow.config import ConfigError, Endpoints, endpoints
 from ledgerflow.logs import configure_logging
 from ledgerflow.runtime import run_loop
 from ledgerflow.settings import Settings
+from ledgerflow.tracing import check_tracing_environment, process_tracing
 from shards.cluster import SHARD_FAILURES, ShardMapError
 from shards.db import DatabaseError
 
@@ -93,3 +95,15 @@ def endpoints_for(settings: Settings) -> Endpoints:
         return endpoints(settings)
     except ConfigError as error:
         raise fail(str(error)) from None
+
+
+@contextmanager
+def traced(service_name: str) -> Iterator[bool]:
+    """`ledgerflow.tracing.process_tracing` for a command: yields whether spans are exported;
+    an unsupported OTLP setting is a one-line error."""
+    try:
+        check_tracing_environment()
+    except LedgerError as error:
+        raise fail(error.message) from None
+    with process_tracing(service_name) as tracing:
+        yield tracing

@@ -55,6 +55,8 @@ class DevOptions:
     pg_port_base: int
     temporal_port: int
     ui_port: int
+    tracing: bool = False
+    """Trace requests and sagas (`ledgerflow.tracing` installed an exporter)."""
 
 
 class DevError(Exception):
@@ -166,7 +168,9 @@ async def _serve(
     cluster = await ShardCluster.connect(dsns, pool_size_max=settings.pool_size_max)
     try:
         await ApiKeyCatalog(cluster).create(tenant_id=settings.bootstrap_tenant, secret=secret)
-        client = await connect_temporal(temporal.address, settings.temporal_namespace)
+        client = await connect_temporal(
+            temporal.address, settings.temporal_namespace, tracing=options.tracing
+        )
         api_url = f"http://{options.host}:{options.port}"
         StackInfo(shard_dsns=dsns, temporal_address=temporal.address, api_url=api_url).write(
             options.data_dir
@@ -178,7 +182,8 @@ async def _serve(
                 saga_sync_wait_s=settings.saga_sync_wait_s,
                 rate_limit_per_s=settings.rate_limit_per_s,
                 rate_limit_burst=settings.rate_limit_burst,
-                settlement=settlement_factory(settings, temporal.address),
+                settlement=settlement_factory(settings, temporal.address, tracing=options.tracing),
+                tracing=options.tracing,
             )
         )
         worker = asyncio.create_task(

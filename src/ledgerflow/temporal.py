@@ -17,6 +17,7 @@ from api.app import SettlementFactory
 from ledger.errors import ErrorCode, LedgerError
 from ledgerflow.health import WorkerProbes, serve_probes
 from ledgerflow.settings import Settings
+from ledgerflow.tracing import temporal_interceptors
 from shards.cluster import ShardCluster
 from workflows.dispatch import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES, register_search_attributes
@@ -103,10 +104,12 @@ async def connect_temporal(
     *,
     metrics_address: str | None = None,
     auth: TemporalAuth | None = None,
+    tracing: bool = False,
 ) -> Client:
     """A Temporal client for the namespace; with `metrics_address` (host:port), the SDK's
     Prometheus metrics of this client and every worker built on it are served there.
-    `auth` gives TLS and the API key (none: plain TCP, as the dev server speaks).
+    `auth` gives TLS and the API key (none: plain TCP, as the dev server speaks); with
+    `tracing`, the client and its workers carry OpenTelemetry traces (`ledgerflow.tracing`).
 
     Raises:
         LedgerError(settlement_unavailable): Temporal cannot be reached.
@@ -126,7 +129,12 @@ async def connect_temporal(
             ) from error
     try:
         return await Client.connect(
-            address, namespace=namespace, runtime=runtime, tls=auth.tls, api_key=auth.api_key
+            address,
+            namespace=namespace,
+            runtime=runtime,
+            tls=auth.tls,
+            api_key=auth.api_key,
+            interceptors=temporal_interceptors(tracing=tracing),
         )
     except RuntimeError as error:
         raise LedgerError(
@@ -135,9 +143,14 @@ async def connect_temporal(
 
 
 def settlement_factory(
-    settings: Settings, temporal_address: str, *, auth: TemporalAuth | None = None
+    settings: Settings,
+    temporal_address: str,
+    *,
+    auth: TemporalAuth | None = None,
+    tracing: bool = False,
 ) -> SettlementFactory:
-    """How the API opens cross-shard settlement, from the settings."""
+    """How the API opens cross-shard settlement, from the settings; with `tracing`, each
+    saga continues the trace of the request (or the batch) that started it."""
     auth = auth or TemporalAuth()
     return partial(
         open_settlement,
@@ -148,6 +161,7 @@ def settlement_factory(
         task_queue=settings.task_queue,
         batch_window_ms=settings.saga_batch_window_ms,
         batch_size_max=settings.saga_batch_size_max,
+        interceptors=temporal_interceptors(tracing=tracing),
     )
 
 

@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import structlog
+from opentelemetry.trace import SpanContext
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BATCH_QUEUE_SIZE_MAX
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.db import Connection
+from shards.tracing import batch_span, caller_span
 
 log = structlog.get_logger("ledgerflow.shards")
 
@@ -33,6 +35,9 @@ was written after all: its results if so, None if it certainly was not."""
 
 BatchObserver = Callable[[int, int, float], None]
 """Called with (shard, batch size, seconds) after every batch that ran, for metrics."""
+
+_Queued = tuple[Item, asyncio.Future[Result], SpanContext | None]
+"""An item, the future its caller awaits, and the caller's span (for the batch's span)."""
 
 
 class ShardBatcher(Generic[Item, Result]):
@@ -61,9 +66,7 @@ class ShardBatcher(Generic[Item, Result]):
         self._flushers_max = flushers_per_shard
         self._observer = observer
         count = len(cluster.shards)
-        self._queues: list[deque[tuple[Item, asyncio.Future[Result]]]] = [
-            deque() for _ in range(count)
-        ]
+        self._queues: list[deque[_Queued[Item, Result]]] = [deque() for _ in range(count)]
         self._flushers = [0] * count
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -83,7 +86,7 @@ class ShardBatcher(Generic[Item, Result]):
                 ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} is overloaded; retry shortly"
             )
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._queues[shard].append((item, future))
+        self._queues[shard].append((item, future, caller_span()))
         if self._flushers[shard] < self._flushers_max:
             self._flushers[shard] += 1
             task = asyncio.create_task(self._drain(shard))
@@ -100,9 +103,7 @@ class ShardBatcher(Generic[Item, Result]):
         finally:
             self._flushers[shard] -= 1
 
-    async def _run_batch(
-        self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
-    ) -> None:
+    async def _run_batch(self, shard: int, batch: list[_Queued[Item, Result]]) -> None:
         """Run one batch and hand each caller its result.
 
         A batch that raises wrote nothing (a posting batch is one transaction, an idempotency
@@ -113,8 +114,13 @@ class ShardBatcher(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            async with self._cluster.shards[shard].connection() as conn:
-                results = await self._run(conn, shard, [item for item, _ in batch])
+            with batch_span(
+                f"{self._what} batch",
+                (caller for _, _, caller in batch),
+                attributes={"ledgerflow.shard": shard, "ledgerflow.batch.size": len(batch)},
+            ):
+                async with self._cluster.shards[shard].connection() as conn:
+                    results = await self._run(conn, shard, [item for item, _, _ in batch])
         except SHARD_FAILURES as error:
             log.warning(
                 f"{self._what} batch failed", shard=shard, size=len(batch), error=repr(error)
@@ -137,16 +143,14 @@ class ShardBatcher(Generic[Item, Result]):
             _fail_all(batch, error)
             return
         except BaseException:
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.cancel()
             raise
         if self._observer is not None:
             self._observer(shard, len(batch), loop.time() - started)
         _hand_out(batch, results)
 
-    async def _after_failure(
-        self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
-    ) -> None:
+    async def _after_failure(self, shard: int, batch: list[_Queued[Item, Result]]) -> None:
         """Answer the callers of a batch the shard failed: with its results when recovery
         shows it was written after all, else with `shard_unavailable`.
 
@@ -156,7 +160,7 @@ class ShardBatcher(Generic[Item, Result]):
         if self._recover is not None:
             try:
                 async with self._cluster.shards[shard].connection() as conn:
-                    results = await self._recover(conn, shard, [item for item, _ in batch])
+                    results = await self._recover(conn, shard, [item for item, _, _ in batch])
             except SHARD_FAILURES as error:
                 log.warning(f"{self._what} batch outcome unknown", shard=shard, error=repr(error))
                 _fail_all(batch, _unknown_outcome(shard))
@@ -170,14 +174,12 @@ class ShardBatcher(Generic[Item, Result]):
             LedgerError(ErrorCode.SHARD_UNAVAILABLE, f"shard {shard} is unavailable; retry"),
         )
 
-    async def _run_one_by_one(
-        self, shard: int, batch: list[tuple[Item, asyncio.Future[Result]]]
-    ) -> None:
+    async def _run_one_by_one(self, shard: int, batch: list[_Queued[Item, Result]]) -> None:
         try:
             for one in batch:
                 await self._run_batch(shard, [one])
         except BaseException:
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.cancel()
             raise
 
@@ -187,10 +189,8 @@ class ShardBatcher(Generic[Item, Result]):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _hand_out(
-    batch: Sequence[tuple[object, asyncio.Future[Result]]], results: Sequence[Result]
-) -> None:
-    for (_, future), result in zip(batch, results, strict=True):
+def _hand_out(batch: Sequence[_Queued[Any, Result]], results: Sequence[Result]) -> None:
+    for (_, future, _), result in zip(batch, results, strict=True):
         if future.done():
             continue
         if isinstance(result, LedgerError):
@@ -208,7 +208,7 @@ def _unknown_outcome(shard: int) -> LedgerError:
     )
 
 
-def _fail_all(batch: Sequence[tuple[object, asyncio.Future[Any]]], error: BaseException) -> None:
-    for _, future in batch:
+def _fail_all(batch: Sequence[_Queued[Any, Any]], error: BaseException) -> None:
+    for _, future, _ in batch:
         if not future.done():
             future.set_exception(error)

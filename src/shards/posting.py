@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from ledger.accounts import AccountState, AccountStatus, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
@@ -25,6 +26,7 @@ from ledger.ids import clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
+from shards import tracing
 from shards.batch_writes import BatchWrites
 from shards.db import Connection
 
@@ -234,6 +236,27 @@ async def post_batch(
         asyncpg.PostgresError, OSError: the shard failed; the transaction rolled back.
     """
     assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
+    with tracing.span("post_batch", kind=SpanKind.CLIENT) as span:
+        results = await _post_batch(conn, shard=shard, requests=requests)
+        if span.is_recording():
+            # Only a recorded span pays for its attributes: posting is the hot path.
+            span.set_attributes(
+                {
+                    "db.system.name": "postgresql",
+                    "db.operation.name": "post_batch",
+                    "ledgerflow.shard": shard,
+                    "ledgerflow.batch.size": len(requests),
+                    "ledgerflow.movements": sorted({str(r.movement) for r in requests}),
+                    "ledgerflow.batch.refused": sum(1 for r in results if r.error is not None),
+                    "ledgerflow.batch.replayed": sum(1 for r in results if r.replayed),
+                }
+            )
+        return results
+
+
+async def _post_batch(
+    conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
+) -> list[PostingResult]:
     async with conn.transaction(isolation="read_committed"):
         pairs = [posting_accounts(r, shard) for r in requests]
         first_results, accounts = await _claim_and_lock(

@@ -18,25 +18,34 @@ Exactly once, without a gap: a row already claimed (an HTTP retry of the same re
 the sweeper's work) is not claimed again; its caller waits on the workflow recorded for it.
 Whatever fails after the reserve (this process, the shard, Temporal) leaves the row
 unclaimed or claimed-but-not-started, and the sweeper (`workflows.sweeper`) settles it.
+
+Traces: each `hand_over` is a span in its request's trace, and closing a batch is a
+`settle_batch` span (`shards.tracing.batch_span`): the child of the one request it settles,
+or a root linked to each request's span. Starting the workflow inside it carries its
+context to the saga through the client's `TracingInterceptor`, when one is installed.
 """
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, Protocol
 
 import structlog
-from temporalio.client import Client, WorkflowFailureError
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
+from temporalio.client import Client, Interceptor, WorkflowFailureError
 from temporalio.service import RPCError, TLSConfig
 
 from ledger import limits
 from ledger.posting import Movement
+from shards import tracing
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.db import DatabaseError
 from shards.posting import PostingRequest
+from shards.tracing import batch_span, caller_span
 from workflows import outbox
 from workflows.models import (
     SettledTransfer,
@@ -97,10 +106,11 @@ class _Unobserved:
 
 @dataclass(eq=False, slots=True)
 class _Batch:
-    """Transfers gathering for one saga; `dispatched` maps each to the workflow settling it
-    (None when nothing can be waited for: not started, or already finished)."""
+    """Transfers gathering for one saga, each with the span of the request that handed it
+    over; `dispatched` maps each to the workflow settling it (None when nothing can be
+    waited for: not started, or already finished)."""
 
-    transfer_ids: dict[str, None]
+    transfer_ids: dict[str, SpanContext | None]
     dispatched: asyncio.Future[dict[str, str | None]]
     window_over: bool = False
 
@@ -150,6 +160,20 @@ class SettlementDispatcher:
         """
         assert reserved.movement is Movement.RESERVE_FUNDS
         assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
+        with tracing.span("hand_over") as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "ledgerflow.transfer_id": reserved.transfer_id,
+                        "ledgerflow.source_shard": reserved.source_shard,
+                        "ledgerflow.destination_shard": reserved.destination_shard,
+                    }
+                )
+            return await self._hand_over(reserved, wait_s=wait_s)
+
+    async def _hand_over(
+        self, reserved: PostingRequest, *, wait_s: float
+    ) -> SettledTransfer | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         batch = self._enqueue(reserved)
@@ -158,6 +182,8 @@ class SettlementDispatcher:
             workflow_id = settled_by.get(reserved.transfer_id)
             if workflow_id is None:
                 return None
+            # The way from a transfer's trace to its saga's (which links back to this span).
+            trace.get_current_span().set_attribute("ledgerflow.workflow_id", workflow_id)
             outcome = await asyncio.wait_for(
                 asyncio.shield(self._completion(workflow_id)),
                 max(deadline - loop.time(), 0),
@@ -179,7 +205,7 @@ class SettlementDispatcher:
             self._undispatched.add(batch)
             source.open = batch
             asyncio.get_running_loop().call_later(self._window_s, self._window_over, key, batch)
-        batch.transfer_ids[reserved.transfer_id] = None
+        batch.transfer_ids[reserved.transfer_id] = caller_span()
         if len(batch.transfer_ids) >= self._batch_size_max:
             self._dispatch(key)
         return batch
@@ -210,7 +236,16 @@ class SettlementDispatcher:
         source = self._sources[key]
         closed_at = asyncio.get_running_loop().time()
         try:
-            settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
+            with batch_span(
+                "settle_batch",
+                batch.transfer_ids.values(),
+                attributes={
+                    "ledgerflow.source_shard": key[0],
+                    "ledgerflow.currency": key[1],
+                    "ledgerflow.batch.size": len(batch.transfer_ids),
+                },
+            ):
+                settled_by, started = await self._claim_and_start(key, list(batch.transfer_ids))
             batch.dispatched.set_result(settled_by)
             if started is not None:
                 completion = self._completion(started)
@@ -259,6 +294,7 @@ class SettlementDispatcher:
             self._observer.handover_deferred("temporal", len(claimed))
             return settled_by, None
         self._observer.saga_started(shard, len(claimed))
+        trace.get_current_span().set_attribute("ledgerflow.workflow_id", workflow_id)
         settled_by.update(dict.fromkeys(claimed_ids, workflow_id))
         return settled_by, workflow_id
 
@@ -321,6 +357,7 @@ async def open_settlement(
     observer: SettlementObserver | None = None,
     temporal_tls: TLSConfig | bool = False,
     temporal_api_key: str | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> AsyncIterator[SettlementDispatcher]:
     """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
 
@@ -330,6 +367,7 @@ async def open_settlement(
     `temporal_tls` and `temporal_api_key` are `Client.connect`'s `tls` and `api_key` (TLS,
     mTLS, or Temporal Cloud's API key). Use with
     `functools.partial(open_settlement, temporal_address=..., ...)`.
+    `interceptors` are the client's (`TracingInterceptor` carries each saga's trace).
     """
     client = await Client.connect(
         temporal_address,
@@ -338,6 +376,7 @@ async def open_settlement(
         data_converter=DATA_CONVERTER,
         tls=temporal_tls,
         api_key=temporal_api_key,
+        interceptors=interceptors,
     )
     dispatcher = SettlementDispatcher(
         cluster,

@@ -8,6 +8,7 @@ from ulid import ULID
 
 from shards.cluster import ShardCluster
 from tests.conftest import new_tenant_key
+from tests.integration.cross_shard import account_on, settled
 from tests.integration.helpers import balance, create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -96,7 +97,6 @@ async def test_bad_transfers_are_refused_and_move_nothing(api: httpx.AsyncClient
     """Each kind of bad transfer gets its documented 4xx and leaves balances untouched."""
     funding = await create_account(api, allow_overdraft=True)
     usd = await create_account(api)
-    eur = await create_account(api, currency="EUR")
     base = {"debit_account_id": funding["id"], "credit_account_id": usd["id"], "currency": "USD"}
     cases = [
         ({**base, "amount": 0}, 400, "amount_invalid", "amount"),
@@ -116,9 +116,10 @@ async def test_bad_transfers_are_refused_and_move_nothing(api: httpx.AsyncClient
     for body, status, code, param in cases:
         response = await api.post("/v1/transfers", json=body)
         assert_error(response, status, code, param)
-    if funding["shard"] == eur["shard"]:
-        mismatch = await transfer(api, funding["id"], eur["id"], 1)
-        assert_error(mismatch, 400, "currency_mismatch", "credit_account_id")
+    # On the funding account's shard, so the refusal is the posting's own, every run.
+    eur = await account_on(api, funding["shard"], currency="EUR")
+    mismatch = await transfer(api, funding["id"], eur["id"], 1)
+    assert_error(mismatch, 400, "currency_mismatch", "credit_account_id")
     malformed = await api.post(
         "/v1/transfers", content=b"{not json", headers={"Content-Type": "application/json"}
     )
@@ -138,30 +139,53 @@ async def test_bodies_over_one_mebibyte_are_413(api: httpx.AsyncClient) -> None:
 
 
 async def test_tenants_see_only_their_own(
-    api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
+    api: httpx.AsyncClient, api_url: str, cluster: ShardCluster, books: None
 ) -> None:
-    """Another tenant's account and transfer are 404 (never 403, never data)."""
-    funding = await create_account(api, allow_overdraft=True)
-    own = await create_account(api)
+    """Another tenant's ids are 404 (never 403, never data) on every route: account reads,
+    entries, freeze, unfreeze and close, both sides of a transfer on one shard and across
+    two, and transfer reads; its lists show nothing of ours. Nothing moves."""
+    funding = await account_on(api, 0, allow_overdraft=True)
+    own = await account_on(api, 0)
+    own_far = await account_on(api, 1)
+    moved = await transfer(api, funding["id"], own["id"], 5)
+    assert moved.status_code == 201, moved.text
+    crossed = await transfer(api, funding["id"], own_far["id"], 7)
+    assert crossed.status_code in (201, 202), crossed.text
     other_key = await new_tenant_key(cluster)
     async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
+        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}, timeout=30
     ) as other:
-        assert_error(await other.get(f"/v1/accounts/{own['id']}"), 404, "account_not_found")
+        for account in (own, own_far):
+            account_id = account["id"]
+            assert_error(await other.get(f"/v1/accounts/{account_id}"), 404, "account_not_found")
+            entries = await other.get(f"/v1/accounts/{account_id}/entries")
+            assert_error(entries, 404, "account_not_found")
+            for action in ("freeze", "unfreeze", "close"):
+                changed = await other.post(f"/v1/accounts/{account_id}/{action}")
+                assert_error(changed, 404, "account_not_found")
         assert (await other.get("/v1/accounts")).json()["data"] == []
-        stranger = None
-        while stranger is None or stranger["shard"] != own["shard"]:
-            stranger = await create_account(other, allow_overdraft=True)
-        stolen = await transfer(other, own["id"], stranger["id"], 1)
-        assert_error(stolen, 404, "account_not_found", "debit_account_id")
-        pushed = await transfer(other, stranger["id"], own["id"], 1)
-        assert_error(pushed, 404, "account_not_found", "credit_account_id")
-        if funding["shard"] == own["shard"]:
-            moved = await transfer(api, funding["id"], own["id"], 5)
-            assert moved.status_code == 201
-            tid = moved.json()["id"]
-            assert_error(await other.get(f"/v1/transfers/{tid}"), 404, "transfer_not_found")
-    assert (await balance(api, own["id"]))["posted"] in (0, 5)
+        assert (await other.get("/v1/transfers")).json()["data"] == []
+        for transfer_id in (moved.json()["id"], crossed.json()["id"]):
+            read = await other.get(f"/v1/transfers/{transfer_id}")
+            assert_error(read, 404, "transfer_not_found")
+        near = await account_on(other, 0, allow_overdraft=True)
+        far = await account_on(other, 1, allow_overdraft=True)
+        for theirs, ours in ((near, own), (far, own), (near, own_far)):
+            stolen = await transfer(other, ours["id"], theirs["id"], 1)
+            assert_error(stolen, 404, "account_not_found", "debit_account_id")
+        # The debit is the stranger's own, so only the credit side can refuse: on one shard
+        # the posting does, across two the destination does during the saga, and the hold
+        # is released.
+        for theirs, ours in ((near, own), (near, own_far)):
+            pushed = await transfer(other, theirs["id"], ours["id"], 1)
+            assert_error(pushed, 404, "account_not_found", "credit_account_id")
+        for theirs in (near, far):
+            assert await balance(other, theirs["id"]) == {
+                "posted": 0, "pending": 0, "held": 0, "available": 0
+            }  # fmt: skip
+    await settled(api)
+    assert (await balance(api, own["id"]))["posted"] == 5
+    assert (await balance(api, own_far["id"]))["posted"] == 7
 
 
 async def test_cursor_pagination(api: httpx.AsyncClient) -> None:

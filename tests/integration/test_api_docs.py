@@ -3,7 +3,7 @@
 to resolve, and the rendered page lists the operations.
 
 Chromium comes from the system (Debian's `chromium` package). When it is missing and the
-suite runs as root with apt-get (as CI does), the session installs it, bounded in time;
+suite runs as root with apt-get (as CI does), the test session installs it, bounded in time;
 otherwise, or when that fails, the tests are skipped with the reason.
 """
 

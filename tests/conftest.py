@@ -179,9 +179,15 @@ async def settlement_worker(
 
 
 def settlement_config(
-    shard_dsns: list[str], temporal_address: str, *, task_queue: str, sync_wait_s: float
+    shard_dsns: list[str],
+    temporal_address: str,
+    *,
+    task_queue: str,
+    sync_wait_s: float,
+    batch_window_ms: int = 5,
 ) -> ApiConfig:
-    """An API configuration whose cross-shard transfers are settled on `task_queue`."""
+    """An API configuration whose cross-shard transfers are settled on `task_queue`, in
+    batches gathered for `batch_window_ms`."""
     return ApiConfig(
         shard_dsns=shard_dsns,
         pool_size_max=8,
@@ -191,7 +197,7 @@ def settlement_config(
             temporal_address=temporal_address,
             namespace="default",
             task_queue=task_queue,
-            batch_window_ms=5,
+            batch_window_ms=batch_window_ms,
             batch_size_max=SAGA_BATCH_SIZE_MAX,
         ),
     )

@@ -10,7 +10,6 @@ at the post, retried alone until the cause is mended.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 import asyncpg
 import httpx
@@ -18,13 +17,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
-from api.app import ApiConfig, create_app
-from ledger.limits import SAGA_BATCH_SIZE_MAX
+from api.app import create_app
 from shards.cluster import ShardCluster
-from tests.conftest import serve, stop
+from tests.conftest import serve, settlement_config, stop
 from tests.integration.cross_shard import account_on, fund, open_cross_pair, settled
 from tests.integration.helpers import balance, transfer
-from workflows.dispatch import open_settlement
 from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -44,18 +41,12 @@ async def api_batching_on(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An API process whose sagas run on `task_queue`, gathering each batch for 1 s and
     answering once its saga finished or after `sync_wait_s`."""
-    config = ApiConfig(
-        shard_dsns=shard_dsns,
-        pool_size_max=8,
-        saga_sync_wait_s=sync_wait_s,
-        settlement=partial(
-            open_settlement,
-            temporal_address=temporal_address,
-            namespace="default",
-            task_queue=task_queue,
-            batch_window_ms=_WINDOW_MS,
-            batch_size_max=SAGA_BATCH_SIZE_MAX,
-        ),
+    config = settlement_config(
+        shard_dsns,
+        temporal_address,
+        task_queue=task_queue,
+        sync_wait_s=sync_wait_s,
+        batch_window_ms=_WINDOW_MS,
     )
     server, task, url = await serve(create_app(config))
     try:

@@ -38,7 +38,7 @@ from ledgerflow.logs import configure_logging
 from ledgerflow.runtime import run_loop, tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.tracing import process_tracing, temporal_interceptors
-from shards.api_keys import create_api_key
+from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from workflows.dispatch import open_settlement
@@ -162,8 +162,7 @@ async def new_api_key(dsns: list[str], *, tenant_prefix: str) -> str:
     """A key of a fresh tenant, so every run moves money among its own accounts."""
     cluster = await ShardCluster.connect(dsns, pool_size_max=1)
     try:
-        async with cluster.shards[0].pool.acquire() as conn:
-            _, secret = await create_api_key(conn, tenant_id=f"{tenant_prefix}_{ULID()}")
+        _, secret = await ApiKeyCatalog(cluster).create(tenant_id=f"{tenant_prefix}_{ULID()}")
         return secret
     finally:
         await cluster.close()

@@ -25,7 +25,7 @@ from ledger.limits import SAGA_BATCH_SIZE_MAX
 from ledgerflow.devstack import EmbeddedPostgres, free_port
 from ledgerflow.devstack.temporal_server import temporal_executable
 from ledgerflow.temporal import exit_without_finalizing
-from shards.api_keys import create_api_key
+from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import Report, reconcile
@@ -220,9 +220,9 @@ async def api_url(api_config: ApiConfig) -> AsyncIterator[str]:
 
 
 async def new_tenant_key(cluster: ShardCluster) -> str:
-    """Create a fresh tenant with its own API key; returns the key's secret."""
-    async with cluster.shards[0].pool.acquire() as conn:
-        _, secret = await create_api_key(conn, tenant_id=f"tenant_{ULID()}")
+    """Create a fresh tenant with its own API key, stored on every shard as `ledgerflow
+    keys create` stores it; returns the key's secret."""
+    _, secret = await ApiKeyCatalog(cluster).create(tenant_id=f"tenant_{ULID()}")
     return secret
 
 

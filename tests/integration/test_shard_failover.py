@@ -13,6 +13,7 @@ from ulid import ULID
 
 from ledger.limits import (
     COMMAND_TIMEOUT_MARGIN_S,
+    IDEMPOTENCY_LEASE_S,
     POOL_ACQUIRE_TIMEOUT_S,
     SHARD_PROBE_INTERVAL_S,
     STATEMENT_TIMEOUT_MS,
@@ -98,7 +99,17 @@ async def _drill(
         assert keyed.status_code == 201, keyed.text
     finally:
         await recover()
-    retried = await transfer(api, *(a["id"] for a in accounts[healthy]), 11, key=key)
+    # A claim sent to a hanging shard may still land when the shard resumes: the record is
+    # then in flight until its lease ends, and a retry meanwhile is 409, as documented.
+    deadline = asyncio.get_running_loop().time() + IDEMPOTENCY_LEASE_S + 10
+    while True:
+        retried = await transfer(api, *(a["id"] for a in accounts[healthy]), 11, key=key)
+        in_flight = retried.status_code == 409 and (
+            retried.json()["error"]["code"] == "idempotency_key_in_flight"
+        )
+        if not in_flight or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(1)
     assert retried.status_code == 201, retried.text
     assert retried.json()["id"] == keyed.json()["id"]
     assert (await balance(api, accounts[healthy][1]["id"]))["posted"] == 16

@@ -7,7 +7,7 @@ from fastapi.security import HTTPBearer
 from starlette.requests import HTTPConnection
 
 from api.auth import Principal
-from api.idempotency import KEY_PATTERN, check_key
+from api.idempotency import KEY_PATTERN, IdempotentRequest, check_key
 from api.models import ID_PATTERN
 from api.state import AppState
 from ledger import limits
@@ -61,8 +61,25 @@ async def _idempotency_key(
     return check_key(idempotency_key)
 
 
+async def _idempotent(
+    request: Request,
+    principal: Annotated[Principal, Depends(_principal)],
+    key: Annotated[str | None, Depends(_idempotency_key)],
+) -> IdempotentRequest:
+    state = await _state(request)
+    return IdempotentRequest(
+        store=state.idempotency,
+        principal=principal,
+        key=key,
+        method_path=f"{request.method} {request.url.path}",
+    )
+
+
 StateDep = Annotated[AppState, Depends(_state)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
-IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]
+IdempotentDep = Annotated[IdempotentRequest, Depends(_idempotent)]
+"""What every POST route answers through: `Idempotency-Key` checked and documented,
+replays, reuse refused (`api.idempotency`). FastAPI runs `_principal` once per request
+however many dependencies name it, so the route may take `PrincipalDep` as well."""
 LimitQuery = Annotated[int, Query(ge=1, le=limits.PAGE_SIZE_MAX)]
 CursorQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=ID_PATTERN)]

@@ -1,5 +1,21 @@
 """`Idempotency-Key` on POST: the same key and request replay the first response.
 
+Every POST route takes `api.deps.IdempotentDep` and answers through it, so that each one
+keeps the same contract without repeating it:
+
+    @router.post("/{account_id}/freeze", response_model=AccountOut, ...)
+    async def freeze_account(
+        account_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
+    ) -> Response:
+        async def work(attempt: Attempt | None) -> tuple[int, AccountOut]:
+            return 200, await state.accounts.set_status(...)
+
+        return await idempotent.run(None, work)
+
+`run(params, work)` takes the request's validated body model (None for a request without
+one) and the work, which gets the `Attempt` to move money under and returns the HTTP status
+and the response model. The route chooses the status from the service's domain answer.
+
 The record lives on the shard the (API key, idempotency key) pair hashes to. The work is
 exactly-once on its own through the operation log, so this layer only has to make replays
 byte-identical and refuse reuse with a different request.
@@ -79,23 +95,47 @@ class Fingerprint:
 
     canonical: bytes
     """Method, path and the validated parameters as JSON with sorted keys."""
-    raw: bytes
-    """Method, path and the body's bytes: how records were identified before the canonical
-    form; still accepted, so a byte-identical retry of a request first answered before that
-    change replays. Every such record is gone `IDEMPOTENCY_KEY_TTL_S` after the change."""
 
     @classmethod
-    def of(cls, method_path: str, params: BaseModel | None, body: bytes) -> "Fingerprint":
+    def of(cls, method_path: str, params: BaseModel | None) -> "Fingerprint":
         """The fingerprint of `method_path` (`"POST /v1/transfers"`) with `params`, the
-        request's validated body model (None for a request without parameters), sent as
-        `body`."""
+        request's validated body model (None for a request without parameters)."""
         head = f"{method_path}\n".encode()
         canonical = (
             b""
             if params is None
             else orjson.dumps(params.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         )
-        return cls(canonical=head + canonical, raw=head + body)
+        return cls(canonical=head + canonical)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """One POST request under the idempotency contract, built per request by
+    `api.deps.IdempotentDep` (see this module's docstring for the pattern)."""
+
+    store: IdempotencyStore
+    principal: Principal
+    key: str | None
+    """The request's `Idempotency-Key`, checked; None when it sent none."""
+    method_path: str
+    """`"POST /v1/transfers"`: with the parameters, what the key is bound to."""
+
+    async def run(self, params: BaseModel | None, work: Work) -> Response:
+        """Answer the request with `work`, run once per key (`run_idempotent`); `params` is
+        the validated body model (None for a request without one).
+
+        Raises:
+            LedgerError: idempotency_key_reused, idempotency_key_in_flight, or whatever a
+                transient failure of `work` raised.
+        """
+        return await run_idempotent(
+            self.store,
+            principal=self.principal,
+            key=self.key,
+            fingerprint=Fingerprint.of(self.method_path, params),
+            work=work,
+        )
 
 
 def _json(status: int, body: object, *, replayed: bool = False) -> Response:
@@ -127,7 +167,6 @@ async def run_idempotent(
         status, model = await work(None)
         return _json(status, model.model_dump(mode="json"))
     request_hash = hashlib.sha256(fingerprint.canonical).hexdigest()
-    raw_hash = hashlib.sha256(fingerprint.raw).hexdigest()
     owner = principal.api_key_id
     shard = store.shard_of(owner, key)
     # The request's fingerprint is part of the operation key: once this record has expired,
@@ -137,13 +176,7 @@ async def run_idempotent(
     try:
         claim = await store.claim(
             shard,
-            KeyClaim(
-                owner,
-                key,
-                request_hash,
-                None if raw_hash == request_hash else raw_hash,
-                operation_key=operation_key,
-            ),
+            KeyClaim(owner, key, request_hash, operation_key=operation_key),
         )
     except LedgerError as error:
         if error.code is not ErrorCode.SHARD_UNAVAILABLE:

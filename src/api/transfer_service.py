@@ -1,6 +1,5 @@
 """Transfers: the single-shard fast path and the hand-over to cross-shard settlement."""
 
-import asyncio
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -62,10 +61,11 @@ class TransferService:
 
     async def create(
         self, *, principal: Principal, body: TransferCreate, attempt: Attempt | None
-    ) -> tuple[int, TransferOut]:
-        """Move money; returns (HTTP status, transfer).
+    ) -> TransferOut:
+        """Move money; returns the transfer as it stands when the answer is due.
 
-        201 when the transfer is posted, 202 when a cross-shard saga is still settling it.
+        Its status is `posted` when the money moved, or `processing` when a cross-shard saga
+        is still settling it (the reserve is durable and the saga will finish it).
 
         Raises:
             LedgerError: same_account, currency_unknown, metadata_invalid,
@@ -109,7 +109,7 @@ class TransferService:
         if not cross_shard and result.created_at is not None:
             # Fresh single-shard transfers are answered from what was just written,
             # sparing a read; replays read the first transfer back.
-            return 201, _posted(request, result.created_at)
+            return _posted(request, result.created_at)
         if cross_shard:
             assert self._settlement is not None
             reserved = request if not result.replayed else _with_id(request, result.transfer_id)
@@ -118,13 +118,12 @@ class TransferService:
                 raise _settlement_failed(result.transfer_id, settled.failure_code)
             if settled is not None and result.created_at is not None:
                 # A fresh transfer the saga posted: answered without reading it back.
-                return 201, _posted(request, result.created_at, settled)
+                return _posted(request, result.created_at, settled)
         record = await self._fetch(source, principal, result.transfer_id)
         assert record is not None, "a posted transfer must be readable on its shard"
         if record.status is TransferStatus.FAILED:
             raise _settlement_failed(record.id, record.failure_code)
-        status = 202 if record.status is TransferStatus.PROCESSING else 201
-        return status, transfer_out(record)
+        return transfer_out(record)
 
     def _posting_request(
         self, principal: Principal, body: TransferCreate, attempt: Attempt | None
@@ -158,10 +157,8 @@ class TransferService:
             )
 
     async def get(self, *, principal: Principal, transfer_id: str) -> TransferOut:
-        """One of the tenant's transfers, read on the shard its id names.
-
-        Ids minted before they carried their slot are looked for on the other shards too,
-        so an unknown id costs one read per shard.
+        """One of the tenant's transfers, read on the shard its id names (its debit
+        account's: `shards.ids.new_transfer_id` puts the slot in the id).
 
         Raises:
             LedgerError(transfer_not_found): unknown, or another tenant's.
@@ -170,14 +167,9 @@ class TransferService:
             raise _not_found(transfer_id)
         home = self._cluster.shard_of_transfer(transfer_id).index
         record = await self._fetch(home, principal, transfer_id)
-        if record is not None:
-            return transfer_out(record)
-        others = [s.index for s in self._cluster.shards if s.index != home]
-        found = await asyncio.gather(*(self._fetch(s, principal, transfer_id) for s in others))
-        for record in found:
-            if record is not None:
-                return transfer_out(record)
-        raise _not_found(transfer_id)
+        if record is None:
+            raise _not_found(transfer_id)
+        return transfer_out(record)
 
     async def list_page(
         self,
@@ -231,8 +223,11 @@ def _posted(
 
 
 def _settlement_failed(transfer_id: str, failure_code: str | None) -> LedgerError:
+    # A saga fails a transfer only with the code that refused its credit (one transfer's
+    # refusal, or the whole step's): a failed transfer without one is a bug, not a guess.
+    assert failure_code is not None, f"failed transfer {transfer_id} records no failure code"
     return LedgerError(
-        ErrorCode(failure_code or ErrorCode.ACCOUNT_NOT_FOUND),
+        ErrorCode(failure_code),
         f"transfer {transfer_id} failed to settle and its hold was released",
         "credit_account_id",
     )

@@ -52,14 +52,11 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class KeyClaim:
-    """Claim `key` for a request that hashes to `request_hash`; a record stored under
-    `also_hash` (the same request, identified the way an earlier version did) is the same
-    request too."""
+    """Claim `key` for a request that hashes to `request_hash`."""
 
     api_key_id: str
     key: str
     request_hash: str
-    also_hash: str | None = None
     operation_key: str = ""
     """The operation key for the work if this claim starts the key's life anew."""
 
@@ -89,8 +86,8 @@ KeyResult = Claim | LedgerError | None
 
 _CLAIM = """
 with c as (
-    select * from unnest($1::text[], $2::text[], $3::text[], $6::text[], $7::text[])
-        as c(api_key_id, key, request_hash, also_hash, operation_key)
+    select * from unnest($1::text[], $2::text[], $3::text[], $6::text[])
+        as c(api_key_id, key, request_hash, operation_key)
 )
 insert into idempotency_keys (api_key_id, key, request_hash, state, operation_key)
 select api_key_id, key, request_hash, 'in_flight', operation_key from c
@@ -103,10 +100,7 @@ on conflict (api_key_id, key) do update set
     response_status = null, response_body = null
 where idempotency_keys.created_at < now() - make_interval(secs => $4)
    or (idempotency_keys.state = 'in_flight'
-       and (idempotency_keys.request_hash = excluded.request_hash
-            or idempotency_keys.request_hash = (
-                select c.also_hash from c
-                where c.api_key_id = excluded.api_key_id and c.key = excluded.key))
+       and idempotency_keys.request_hash = excluded.request_hash
        and idempotency_keys.locked_at < now() - make_interval(secs => $5))
 returning api_key_id, key, operation_key, created_at
 """
@@ -160,7 +154,7 @@ def _judge(claim: KeyClaim, stored: _Stored | None) -> Claim | LedgerError:
     if stored is None:
         # Expired and deleted between the two statements: a retry claims it.
         return LedgerError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT, "retry the request")
-    if stored.request_hash not in (claim.request_hash, claim.also_hash):
+    if stored.request_hash != claim.request_hash:
         return LedgerError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
             "this Idempotency-Key was used with a different request",
@@ -194,7 +188,6 @@ async def _claim(
         [claim.request_hash for _, claim in ordered],
         float(IDEMPOTENCY_KEY_TTL_S),
         float(IDEMPOTENCY_LEASE_S),
-        [claim.also_hash for _, claim in ordered],
         [claim.operation_key for _, claim in ordered],
     )
     claimed = {(r["api_key_id"], r["key"]): r for r in won}

@@ -74,14 +74,6 @@ async def fetch_transfer(
     return None if row is None else _transfer(row)
 
 
-async def fetch_transfers(conn: Connection, transfer_ids: list[str]) -> list[TransferRecord]:
-    """Transfers by id on this shard, whatever their tenant (for the saga and operators)."""
-    rows = await conn.fetch(
-        f"select {_TRANSFER_COLUMNS} from transfers where id = any($1::text[])", transfer_ids
-    )
-    return [_transfer(r) for r in rows]
-
-
 async def list_transfers(
     conn: Connection,
     *,

@@ -77,36 +77,6 @@ async def test_abandoned_in_flight_key_is_retried_after_its_lease(cluster: Shard
         assert _claimed(await _one(conn, KeyClaim(owner, key, "h")))
 
 
-async def test_a_record_stored_under_the_also_hash_is_the_same_request(
-    cluster: ShardCluster,
-) -> None:
-    """A record hashed the earlier way replays for the same request, is taken over by it once
-    released (and then holds the new hash), and still refuses a request matching neither."""
-    owner = f"key_{ULID()}"
-    async with cluster.shards[2].pool.acquire() as conn:
-        assert _claimed(await _one(conn, KeyClaim(owner, "done", "old")))
-        assert await _one(conn, KeyCompletion(owner, "done", 201, b"{}")) is None
-        assert await _one(conn, KeyClaim(owner, "done", "new", "old")) == Claim(
-            ClaimOutcome.REPLAY, 201, b"{}"
-        )
-        other = await _one(conn, KeyClaim(owner, "done", "other", "other-old"))
-        assert isinstance(other, LedgerError)
-        assert other.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
-
-        assert _claimed(await _one(conn, KeyClaim(owner, "released", "old")))
-        assert await _one(conn, KeyRelease(owner, "released")) is None
-        refused = await _one(conn, KeyClaim(owner, "released", "other", "other-old"))
-        assert isinstance(refused, LedgerError)
-        assert refused.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
-        assert _claimed(await _one(conn, KeyClaim(owner, "released", "new", "old")))
-        stored = await conn.fetchval(
-            "select request_hash from idempotency_keys where api_key_id = $1 and key = $2",
-            owner,
-            "released",
-        )
-        assert stored == "new"
-
-
 async def test_one_batch_judges_repeated_keys_as_if_one_after_another(
     cluster: ShardCluster,
 ) -> None:

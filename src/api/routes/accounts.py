@@ -1,9 +1,9 @@
 """`/v1/accounts`."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import Attempt, Fingerprint, run_idempotent
+from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, StateDep
+from api.idempotency import Attempt
 from api.models import AccountCreate, AccountOut, EntryOut, ListOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
@@ -18,24 +18,14 @@ _POST_ERRORS = error_responses(409, 413)
 
 @router.post("", status_code=201, response_model=AccountOut, responses=_POST_ERRORS)
 async def create_account(
-    body: AccountCreate,
-    request: Request,
-    state: StateDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
+    body: AccountCreate, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
 ) -> Response:
     """Open an account. Balances start at zero."""
 
     async def work(attempt: Attempt | None) -> tuple[int, AccountOut]:
         return 201, await state.accounts.create(principal=principal, body=body, attempt=attempt)
 
-    return await run_idempotent(
-        state.idempotency,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=Fingerprint.of("POST /v1/accounts", body, await request.body()),
-        work=work,
-    )
+    return await idempotent.run(body, work)
 
 
 @router.get("", response_model=ListOut[AccountOut])
@@ -63,10 +53,9 @@ async def get_account(account_id: str, state: StateDep, principal: PrincipalDep)
 
 
 async def _set_status(
-    request: Request,
     state: StateDep,
     principal: PrincipalDep,
-    idempotency_key: str | None,
+    idempotent: IdempotentDep,
     account_id: str,
     status: AccountStatus,
 ) -> Response:
@@ -75,61 +64,37 @@ async def _set_status(
             principal=principal, account_id=account_id, status=status
         )
 
-    return await run_idempotent(
-        state.idempotency,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=Fingerprint.of(f"POST {request.url.path}", None, await request.body()),
-        work=work,
-    )
+    return await idempotent.run(None, work)
 
 
 @router.post(
     "/{account_id}/freeze", response_model=AccountOut, responses=error_responses(404, 409, 413)
 )
 async def freeze_account(
-    account_id: str,
-    request: Request,
-    state: StateDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
+    account_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
 ) -> Response:
     """Stop all new money moving in or out of an account."""
-    return await _set_status(
-        request, state, principal, idempotency_key, account_id, AccountStatus.FROZEN
-    )
+    return await _set_status(state, principal, idempotent, account_id, AccountStatus.FROZEN)
 
 
 @router.post(
     "/{account_id}/unfreeze", response_model=AccountOut, responses=error_responses(404, 409, 413)
 )
 async def unfreeze_account(
-    account_id: str,
-    request: Request,
-    state: StateDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
+    account_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
 ) -> Response:
     """Let money move again through a frozen account."""
-    return await _set_status(
-        request, state, principal, idempotency_key, account_id, AccountStatus.ACTIVE
-    )
+    return await _set_status(state, principal, idempotent, account_id, AccountStatus.ACTIVE)
 
 
 @router.post(
     "/{account_id}/close", response_model=AccountOut, responses=error_responses(404, 409, 413)
 )
 async def close_account(
-    account_id: str,
-    request: Request,
-    state: StateDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
+    account_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
 ) -> Response:
     """Close an empty account for good."""
-    return await _set_status(
-        request, state, principal, idempotency_key, account_id, AccountStatus.CLOSED
-    )
+    return await _set_status(state, principal, idempotent, account_id, AccountStatus.CLOSED)
 
 
 @router.get(

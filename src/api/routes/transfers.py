@@ -1,12 +1,13 @@
 """`/v1/transfers`."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from api.deps import CursorQuery, IdempotencyKeyDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import Attempt, Fingerprint, run_idempotent
+from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, StateDep
+from api.idempotency import Attempt
 from api.models import ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
+from ledger.transfers import TransferStatus
 
 router = APIRouter(
     prefix="/v1/transfers", tags=["transfers"], responses=error_responses(*AUTHENTICATED)
@@ -23,11 +24,7 @@ router = APIRouter(
     },
 )
 async def create_transfer(
-    body: TransferCreate,
-    request: Request,
-    state: StateDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
+    body: TransferCreate, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
 ) -> Response:
     """Move money between two accounts of the same currency.
 
@@ -37,15 +34,16 @@ async def create_transfer(
     """
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
-        return await state.transfers.create(principal=principal, body=body, attempt=attempt)
+        created = await state.transfers.create(principal=principal, body=body, attempt=attempt)
+        return created_status(created.status), created
 
-    return await run_idempotent(
-        state.idempotency,
-        principal=principal,
-        key=idempotency_key,
-        fingerprint=Fingerprint.of("POST /v1/transfers", body, await request.body()),
-        work=work,
-    )
+    return await idempotent.run(body, work)
+
+
+def created_status(status: TransferStatus) -> int:
+    """The HTTP status of a new transfer's answer: 202 while its saga is settling it (the
+    answer is not final, so it is not stored for replay), else 201."""
+    return 202 if status is TransferStatus.PROCESSING else 201
 
 
 @router.get("", response_model=ListOut[TransferOut])

@@ -43,8 +43,8 @@ class ApiConfig:
     """What the API process needs to know."""
 
     shard_dsns: list[str]
-    pool_size_max: int = 10
-    saga_sync_wait_s: float = 1.0
+    pool_size_max: int = limits.POOL_SIZE_DEFAULT
+    saga_sync_wait_s: float = limits.SAGA_SYNC_WAIT_S_DEFAULT
     settlement: SettlementFactory | None = None
     rate_limit_per_s: float = limits.RATE_LIMIT_PER_S_DEFAULT
     """Requests per second per API key in this process; 0 means unlimited."""

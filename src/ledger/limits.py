@@ -59,8 +59,12 @@ payloads stay far below 256 KB."""
 
 SAGA_BATCH_WINDOW_MS_MAX: Final = 1000
 SAGA_SYNC_WAIT_S_MAX: Final = 30.0
+SAGA_SYNC_WAIT_S_DEFAULT: Final = 1.0
+"""How long a cross-shard request waits for its saga before answering 202 `processing`."""
 
 POOL_SIZE_MAX: Final = 64
+POOL_SIZE_DEFAULT: Final = 10
+"""Connections per shard in a serving process (`LEDGERFLOW_POOL_SIZE_MAX`)."""
 POOL_ACQUIRE_TIMEOUT_S: Final = 5.0
 """Longest wait for a pooled connection (a new one included) before the shard counts as
 unavailable for this request."""
@@ -154,6 +158,8 @@ assert 0 < SAGA_BATCH_SIZE_MAX <= POSTING_BATCH_SIZE_MAX
 # The ids as a JSON list: brackets, and per id two quotes and a comma.
 assert 2 + SAGA_BATCH_SIZE_MAX * (TRANSFER_ID_LENGTH + 3) <= SEARCH_ATTRIBUTE_VALUE_BYTES_MAX
 assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
+assert 1 <= POOL_SIZE_DEFAULT <= POOL_SIZE_MAX
+assert 0 <= SAGA_SYNC_WAIT_S_DEFAULT <= SAGA_SYNC_WAIT_S_MAX
 assert AUTH_REFUSAL_CACHE_TTL_S < AUTH_CACHE_TTL_S
 assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
 assert 0 < IDEMPOTENCY_BATCH_SIZE_MAX <= 10_000

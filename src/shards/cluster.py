@@ -90,7 +90,7 @@ class ShardCluster:
         cls,
         dsns: Sequence[str],
         *,
-        pool_size_max: int = 10,
+        pool_size_max: int = limits.POOL_SIZE_DEFAULT,
         pool_size_min: int = 1,
         statement_timeout_ms: int = limits.STATEMENT_TIMEOUT_MS,
     ) -> "ShardCluster":

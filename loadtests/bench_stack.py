@@ -27,23 +27,19 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 from ulid import ULID
 
-from api.app import ApiConfig, create_app
+from ledgerflow.composition import Wiring, run_worker_process, serve_api_process
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.logs import configure_logging
-from ledgerflow.runtime import run_loop, tune_gc
-from ledgerflow.serving import serve_api, stop_on_signals
-from ledgerflow.tracing import process_tracing, temporal_interceptors
+from ledgerflow.runtime import run_loop
+from ledgerflow.tracing import process_tracing
 from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
-from workflows.dispatch import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
-from workflows.worker import run_worker
 
 HOST = "127.0.0.1"
 TASK_QUEUE = "ledgerflow-bench"
@@ -63,58 +59,33 @@ class StackConfig:
     sync_wait_s: float
     pool_size_max: int
 
-
-async def _serve_api(config: StackConfig, *, tracing: bool) -> None:
-    configure_logging(level="warning")
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    settlement = partial(
-        open_settlement,
-        temporal_address=config.temporal_address,
-        namespace="default",
-        task_queue=TASK_QUEUE,
-        batch_window_ms=config.batch_window_ms,
-        batch_size_max=config.batch_size_max,
-        in_flight_max=config.in_flight_max,
-        interceptors=temporal_interceptors(tracing=tracing),
-    )
-    app = create_app(
-        ApiConfig(
-            shard_dsns=config.shard_dsns,
-            pool_size_max=config.pool_size_max,
-            saga_sync_wait_s=config.sync_wait_s,
-            settlement=settlement,
+    def wiring(self, *, tracing: bool) -> Wiring:
+        """The system both children build: the API settles on `TASK_QUEUE`, where the
+        worker polls."""
+        return Wiring(
+            shard_dsns=self.shard_dsns,
+            temporal_address=self.temporal_address,
+            task_queue=TASK_QUEUE,
+            pool_size_max=self.pool_size_max,
+            saga_sync_wait_s=self.sync_wait_s,
+            saga_batch_window_ms=self.batch_window_ms,
+            saga_batch_size_max=self.batch_size_max,
+            saga_in_flight_max=self.in_flight_max,
             tracing=tracing,
         )
-    )
-    tune_gc()
-    await serve_api(app, host=HOST, port=config.api_port, stop=stop)
-
-
-async def _run_worker(config: StackConfig, *, tracing: bool) -> None:
-    from temporalio.client import Client  # noqa: PLC0415 - only the worker child needs it
-
-    configure_logging(level="warning")
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    cluster = await ShardCluster.connect(config.shard_dsns, pool_size_max=config.pool_size_max)
-    try:
-        client = await Client.connect(
-            config.temporal_address, interceptors=temporal_interceptors(tracing=tracing)
-        )
-        tune_gc()
-        await run_worker(client=client, cluster=cluster, task_queue=TASK_QUEUE, stop_event=stop)
-    finally:
-        await cluster.close()
 
 
 def run_child(role: str, config: StackConfig) -> None:
     """The body of the `api` or `worker` child process (spawned, so it needs a top-level
     function). It traces, as `ledgerflow api` and `worker` do, when the environment names
     an OTLP endpoint (`ledgerflow.tracing`)."""
+    configure_logging(level="warning")
     with process_tracing(f"ledgerflow-bench-{role}") as tracing:
-        body = _serve_api if role == "api" else _run_worker
-        run_loop(body(config, tracing=tracing))
+        wiring = config.wiring(tracing=tracing)
+        if role == "api":
+            run_loop(serve_api_process(wiring, host=HOST, port=config.api_port))
+        else:
+            run_loop(run_worker_process(wiring))
 
 
 @dataclass

@@ -8,7 +8,6 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +21,7 @@ from ulid import ULID
 
 from api.app import ApiConfig, create_app
 from ledger.limits import SAGA_BATCH_SIZE_MAX
+from ledgerflow.composition import Wiring
 from ledgerflow.devstack import EmbeddedPostgres, free_port
 from ledgerflow.devstack.temporal_server import temporal_executable
 from ledgerflow.temporal import exit_without_finalizing
@@ -29,9 +29,7 @@ from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import Report, reconcile
-from workflows.dispatch import open_settlement
 from workflows.search_attributes import ALL_KEYS
-from workflows.worker import build_worker, ensure_sweeper
 
 SHARD_COUNT = 4
 TASK_QUEUE = "ledgerflow-test-settlement"
@@ -169,12 +167,14 @@ async def worker_cluster(shard_dsns: list[str]) -> AsyncIterator[ShardCluster]:
 
 @pytest.fixture(scope="session")
 async def settlement_worker(
-    temporal_env: WorkflowEnvironment, worker_cluster: ShardCluster
+    shard_dsns: list[str],
+    temporal_address: str,
+    temporal_env: WorkflowEnvironment,
+    worker_cluster: ShardCluster,
 ) -> AsyncIterator[Worker]:
     """The session's settlement worker, with its outbox sweeper running, in this loop."""
-    await ensure_sweeper(temporal_env.client, TASK_QUEUE)
-    worker = build_worker(client=temporal_env.client, cluster=worker_cluster, task_queue=TASK_QUEUE)
-    async with worker:
+    wiring = Wiring(shard_dsns=shard_dsns, temporal_address=temporal_address, task_queue=TASK_QUEUE)
+    async with wiring.worker(client=temporal_env.client, cluster=worker_cluster) as worker:
         yield worker
 
 
@@ -188,19 +188,15 @@ def settlement_config(
 ) -> ApiConfig:
     """An API configuration whose cross-shard transfers are settled on `task_queue`, in
     batches gathered for `batch_window_ms`."""
-    return ApiConfig(
+    return Wiring(
         shard_dsns=shard_dsns,
+        temporal_address=temporal_address,
+        task_queue=task_queue,
         pool_size_max=8,
         saga_sync_wait_s=sync_wait_s,
-        settlement=partial(
-            open_settlement,
-            temporal_address=temporal_address,
-            namespace="default",
-            task_queue=task_queue,
-            batch_window_ms=batch_window_ms,
-            batch_size_max=SAGA_BATCH_SIZE_MAX,
-        ),
-    )
+        saga_batch_window_ms=batch_window_ms,
+        saga_batch_size_max=SAGA_BATCH_SIZE_MAX,
+    ).api_config()
 
 
 @pytest.fixture(scope="session")

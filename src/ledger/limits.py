@@ -58,6 +58,8 @@ batch's transfer ids, which must fit one search attribute value (63 ids as JSON)
 payloads stay far below 256 KB."""
 
 SAGA_BATCH_WINDOW_MS_MAX: Final = 1000
+SAGA_BATCH_WINDOW_MS_DEFAULT: Final = 5
+"""How long the API gathers cross-shard transfers for one saga."""
 SAGA_SYNC_WAIT_S_MAX: Final = 30.0
 SAGA_SYNC_WAIT_S_DEFAULT: Final = 1.0
 """How long a cross-shard request waits for its saga before answering 202 `processing`."""
@@ -160,6 +162,7 @@ assert 2 + SAGA_BATCH_SIZE_MAX * (TRANSFER_ID_LENGTH + 3) <= SEARCH_ATTRIBUTE_VA
 assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
 assert 1 <= POOL_SIZE_DEFAULT <= POOL_SIZE_MAX
 assert 0 <= SAGA_SYNC_WAIT_S_DEFAULT <= SAGA_SYNC_WAIT_S_MAX
+assert 0 <= SAGA_BATCH_WINDOW_MS_DEFAULT <= SAGA_BATCH_WINDOW_MS_MAX
 assert AUTH_REFUSAL_CACHE_TTL_S < AUTH_CACHE_TTL_S
 assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
 assert 0 < IDEMPOTENCY_BATCH_SIZE_MAX <= 10_000

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.app import ApiConfig, create_app
+from ledger.errors import LedgerError
 from ledger.limits import REPORT_STATEMENT_TIMEOUT_MS, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
 from ledgerflow.bench_mode import BenchMode
@@ -29,19 +30,18 @@ from ledgerflow.cli_support import (
     settings_for,
     traced,
 )
+from ledgerflow.composition import Wiring, run_worker_process, serve_api_process
+from ledgerflow.config import Endpoints
 from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
 from ledgerflow.keys_commands import keys_app
-from ledgerflow.runtime import tune_gc
-from ledgerflow.serving import serve_api, stop_on_signals
+from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
     TemporalAuth,
     connect_temporal,
     exit_without_finalizing,
     register_search_attributes,
-    run_worker_until,
-    settlement_factory,
 )
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
@@ -112,31 +112,9 @@ def api(data_dir: DataDir = None) -> None:
     """Serve the HTTP API against separately run shards and Temporal."""
     settings = settings_for(data_dir)
     found = endpoints_for(settings)
-
-    async def main(tracing: bool) -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        application = create_app(
-            ApiConfig(
-                shard_dsns=found.shard_dsns,
-                pool_size_max=settings.pool_size_max,
-                saga_sync_wait_s=settings.saga_sync_wait_s,
-                rate_limit_per_s=settings.rate_limit_per_s,
-                rate_limit_burst=settings.rate_limit_burst,
-                settlement=settlement_factory(
-                    settings,
-                    found.temporal_address,
-                    auth=TemporalAuth.from_settings(settings),
-                    tracing=tracing,
-                ),
-                tracing=tracing,
-            )
-        )
-        tune_gc()
-        await serve_api(application, host=settings.host, port=settings.port, stop=stop)
-
     with traced("ledgerflow-api") as tracing:
-        run_async(main(tracing))
+        wiring = _wiring(settings, found, tracing=tracing)
+        run_async(serve_api_process(wiring, host=settings.host, port=settings.port))
 
 
 @app.command()
@@ -144,32 +122,31 @@ def worker(data_dir: DataDir = None) -> None:
     """Run the settlement workflows and activities against a Temporal cluster."""
     settings = settings_for(data_dir)
     found = endpoints_for(settings)
-
-    async def main(tracing: bool) -> None:
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        cluster = await ShardCluster.connect(found.shard_dsns, pool_size_max=settings.pool_size_max)
-        try:
-            client = await connect_temporal(
-                found.temporal_address,
-                settings.temporal_namespace,
+    with traced("ledgerflow-worker") as tracing:
+        wiring = _wiring(settings, found, tracing=tracing)
+        run_async(
+            run_worker_process(
+                wiring,
                 metrics_address=settings.worker_metrics_address,
-                auth=TemporalAuth.from_settings(settings),
-                tracing=tracing,
-            )
-            tune_gc()
-            await run_worker_until(
-                client=client,
-                cluster=cluster,
-                settings=settings,
-                stop=stop,
                 health_address=settings.worker_health_address,
             )
-        finally:
-            await cluster.close()
+        )
 
-    with traced("ledgerflow-worker") as tracing:
-        run_async(main(tracing))
+
+def _wiring(settings: Settings, found: Endpoints, *, tracing: bool) -> Wiring:
+    """The system `ledgerflow api` and `worker` run in: the settings, the services found,
+    and Temporal's credentials (a certificate that cannot be read is a one-line error)."""
+    try:
+        auth = TemporalAuth.from_settings(settings)
+    except LedgerError as error:
+        raise fail(error.message) from None
+    return Wiring.from_settings(
+        settings,
+        shard_dsns=found.shard_dsns,
+        temporal_address=found.temporal_address,
+        temporal_auth=auth,
+        tracing=tracing,
+    )
 
 
 @app.command()

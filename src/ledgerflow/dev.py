@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from api.app import ApiConfig, create_app
+from ledgerflow.composition import Wiring
 from ledgerflow.devstack import (
     EmbeddedPostgres,
     PortInUseError,
@@ -26,14 +26,8 @@ from ledgerflow.runtime import run_loop, tune_gc
 from ledgerflow.serving import serve_api, stop_on_signals
 from ledgerflow.settings import Settings
 from ledgerflow.stackfile import StackInfo
-from ledgerflow.temporal import (
-    SEARCH_ATTRIBUTE_TYPES,
-    connect_temporal,
-    run_worker_until,
-    settlement_factory,
-)
+from ledgerflow.temporal import SEARCH_ATTRIBUTE_TYPES
 from shards.api_keys import ApiKeyCatalog
-from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 
 LAYOUT_FILE = "layout.json"
@@ -165,31 +159,20 @@ async def _serve(
     stop_on_signals(stop)
     applied = await migrate_all(dsns)
     secret = _api_key(options.data_dir, settings)
-    cluster = await ShardCluster.connect(dsns, pool_size_max=settings.pool_size_max)
-    try:
+    wiring = Wiring.from_settings(
+        settings, shard_dsns=dsns, temporal_address=temporal.address, tracing=options.tracing
+    )
+    async with wiring.cluster() as cluster:
         await ApiKeyCatalog(cluster).create(tenant_id=settings.bootstrap_tenant, secret=secret)
-        client = await connect_temporal(
-            temporal.address, settings.temporal_namespace, tracing=options.tracing
-        )
+        client = await wiring.temporal_client()
         api_url = f"http://{options.host}:{options.port}"
         StackInfo(shard_dsns=dsns, temporal_address=temporal.address, api_url=api_url).write(
             options.data_dir
         )
-        app = create_app(
-            ApiConfig(
-                shard_dsns=dsns,
-                pool_size_max=settings.pool_size_max,
-                saga_sync_wait_s=settings.saga_sync_wait_s,
-                rate_limit_per_s=settings.rate_limit_per_s,
-                rate_limit_burst=settings.rate_limit_burst,
-                settlement=settlement_factory(settings, temporal.address, tracing=options.tracing),
-                tracing=options.tracing,
-            )
+        worker = asyncio.create_task(wiring.run_worker(client=client, cluster=cluster, stop=stop))
+        api = asyncio.create_task(
+            serve_api(wiring.app(), host=options.host, port=options.port, stop=stop)
         )
-        worker = asyncio.create_task(
-            run_worker_until(client=client, cluster=cluster, settings=settings, stop=stop)
-        )
-        api = asyncio.create_task(serve_api(app, host=options.host, port=options.port, stop=stop))
         tune_gc()
         _banner(console, options, api_url, temporal, secret, applied, settings)
         done, _ = await asyncio.wait({worker, api}, return_when=asyncio.FIRST_COMPLETED)
@@ -197,8 +180,6 @@ async def _serve(
         await asyncio.gather(worker, api, return_exceptions=True)
         for task in done:
             task.result()
-    finally:
-        await cluster.close()
 
 
 def _banner(

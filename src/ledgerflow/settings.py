@@ -65,8 +65,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     pool_size_max: int = Field(default=limits.POOL_SIZE_DEFAULT, ge=1, le=limits.POOL_SIZE_MAX)
-    saga_batch_window_ms: int = Field(default=5, ge=0, le=limits.SAGA_BATCH_WINDOW_MS_MAX)
-    saga_batch_size_max: int = Field(default=60, ge=1, le=limits.SAGA_BATCH_SIZE_MAX)
+    saga_batch_window_ms: int = Field(
+        default=limits.SAGA_BATCH_WINDOW_MS_DEFAULT, ge=0, le=limits.SAGA_BATCH_WINDOW_MS_MAX
+    )
+    saga_batch_size_max: int = Field(
+        default=limits.SAGA_BATCH_SIZE_MAX, ge=1, le=limits.SAGA_BATCH_SIZE_MAX
+    )
     saga_sync_wait_s: float = Field(
         default=limits.SAGA_SYNC_WAIT_S_DEFAULT, ge=0, le=limits.SAGA_SYNC_WAIT_S_MAX
     )

@@ -1,11 +1,9 @@
-"""Temporal wiring for the processes: the client, the worker loop, the API's settlement."""
+"""Temporal for the processes: the client, its credentials, and a clean exit."""
 
-import asyncio
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -13,15 +11,10 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from api.app import SettlementFactory
 from ledger.errors import ErrorCode, LedgerError
-from ledgerflow.health import WorkerProbes, serve_probes
 from ledgerflow.settings import Settings
 from ledgerflow.tracing import temporal_interceptors
-from shards.cluster import ShardCluster
-from workflows.dispatch import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES, register_search_attributes
-from workflows.worker import build_worker, ensure_sweeper
 
 __all__ = [
     "SEARCH_ATTRIBUTE_TYPES",
@@ -29,8 +22,6 @@ __all__ = [
     "connect_temporal",
     "exit_without_finalizing",
     "register_search_attributes",
-    "run_worker_until",
-    "settlement_factory",
 ]
 
 
@@ -140,56 +131,3 @@ async def connect_temporal(
         raise LedgerError(
             ErrorCode.SETTLEMENT_UNAVAILABLE, f"Temporal at {address} is unreachable: {error}"
         ) from error
-
-
-def settlement_factory(
-    settings: Settings,
-    temporal_address: str,
-    *,
-    auth: TemporalAuth | None = None,
-    tracing: bool = False,
-) -> SettlementFactory:
-    """How the API opens cross-shard settlement, from the settings; with `tracing`, each
-    saga continues the trace of the request (or the batch) that started it."""
-    auth = auth or TemporalAuth()
-    return partial(
-        open_settlement,
-        temporal_address=temporal_address,
-        temporal_tls=auth.tls,
-        temporal_api_key=auth.api_key,
-        namespace=settings.temporal_namespace,
-        task_queue=settings.task_queue,
-        batch_window_ms=settings.saga_batch_window_ms,
-        batch_size_max=settings.saga_batch_size_max,
-        interceptors=temporal_interceptors(tracing=tracing),
-    )
-
-
-async def run_worker_until(
-    *,
-    client: Client,
-    cluster: ShardCluster,
-    settings: Settings,
-    stop: asyncio.Event,
-    health_address: str | None = None,
-) -> None:
-    """Make sure the outbox sweeper runs, then run the settlement worker until `stop`.
-
-    With `health_address` (host:port), answer Kubernetes' probes there meanwhile: ready
-    while the worker polls and `stop` is not set, alive until the worker stopped on its own
-    (a worker that failed fatally leaves this waiting for `stop`, and the liveness probe is
-    what restarts the pod).
-
-    Raises:
-        temporalio.service.RPCError: Temporal refused the sweeper.
-        LedgerError(invalid_request): the health address is malformed or taken.
-    """
-    worker = build_worker(client=client, cluster=cluster, task_queue=settings.task_queue)
-    probes = WorkerProbes(
-        ready=lambda: worker.is_running and not stop.is_set(),
-        alive=lambda: not worker.is_shutdown or stop.is_set(),
-    )
-    async with serve_probes(health_address, probes):
-        await ensure_sweeper(client, settings.task_queue)
-        async with worker:
-            await stop.wait()

@@ -122,6 +122,21 @@ class BalanceOut(BaseModel):
     available: int
 
 
+class BalanceAtOut(BaseModel):
+    """An account's balance as it stood at an instant, from its entries."""
+
+    object: Literal["balance"] = "balance"
+    account_id: str
+    currency: str
+    at: datetime
+    version: int
+    """The account's version at `at`: the last entry at or before it (0: none yet)."""
+    posted: int
+    pending: int
+    held: int
+    available: int
+
+
 class AccountOut(BaseModel):
     """An account."""
 

@@ -29,19 +29,24 @@ _OPENS_TRANSFER = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 
 _WRITE_BATCH = """
-with new_entries as (
+with stamp as (
+    -- Under the account locks: no later writer of these accounts can take an earlier
+    -- time, and a clock that stepped back cannot take an account's entries back in time.
+    select greatest(clock_timestamp(), max(entry_at)) as at
+    from accounts where id = any($10::text[])
+), new_entries as (
     insert into entries (account_id, version, transfer_id, currency, layer, side, amount,
-                         posted_after, available_after)
-    select a, v, t, c, l, s, amount, pa::numeric, aa::numeric
+                         posted_after, available_after, pending_after, created_at)
+    select a, v, t, c, l, s, amount, pa::numeric, aa::numeric, pe::numeric, stamp.at
     from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                $6::text[], $7::bigint[], $8::text[], $9::text[])
-         as u(a, v, t, c, l, s, amount, pa, aa)
+                $6::text[], $7::bigint[], $8::text[], $9::text[], $34::text[])
+         as u(a, v, t, c, l, s, amount, pa, aa, pe), stamp
 ), new_totals as (
     update accounts a set debits_posted = u.dp::numeric, credits_posted = u.cp::numeric,
                           debits_pending = u.dpe::numeric, credits_pending = u.cpe::numeric,
-                          version = u.v
+                          version = u.v, entry_at = stamp.at
     from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                $15::bigint[]) as u(id, dp, cp, dpe, cpe, v)
+                $15::bigint[]) as u(id, dp, cp, dpe, cpe, v), stamp
     where a.id = u.id
 ), opened as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
@@ -163,5 +168,6 @@ class BatchWrites:
             [str(opening_status(r.movement)) for r in opened],
             [_opening_step(r) for r in opened],
             [str(step) for _, step in endings],
+            [str(e.pending_after) for e in entries],
         )
         return {row["id"]: row["created_at"] for row in rows}

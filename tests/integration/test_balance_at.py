@@ -10,7 +10,13 @@ import pytest
 from ledger.accounts import Layer, NormalBalance, Side, balance_of
 from ledger.ids import clearing_account_id
 from tests.conftest import new_tenant_key
-from tests.integration.helpers import accounts_by_shard, balance, create_account, transfer
+from tests.integration.helpers import (
+    accounts_by_shard,
+    all_entries,
+    balance,
+    create_account,
+    transfer,
+)
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -22,18 +28,6 @@ async def _balance_at(api: httpx.AsyncClient, account_id: str, at: datetime) -> 
     assert body["object"] == "balance"
     assert body["account_id"] == account_id
     return {k: body[k] for k in ("posted", "pending", "held", "available")}
-
-
-async def _all_entries(api: httpx.AsyncClient, account_id: str) -> list[dict]:
-    """Every entry of an account, oldest first."""
-    entries: list[dict] = []
-    params: dict[str, object] = {"limit": 100}
-    while True:
-        page = (await api.get(f"/v1/accounts/{account_id}/entries", params=params)).json()
-        entries.extend(page["data"])
-        if not page["has_more"]:
-            return entries[::-1]
-        params["starting_after"] = page["data"][-1]["id"]
 
 
 def _replay(entries: list[dict], normal: str, at: datetime) -> dict:
@@ -88,7 +82,7 @@ async def test_balance_at_matches_what_was_seen_then(api: httpx.AsyncClient) -> 
         "held": 0,
         "available": 0,
     }
-    entries = await _all_entries(api, account["id"])
+    entries = await all_entries(api, account["id"])
     for instant, expected in seen:
         assert await _balance_at(api, account["id"], instant) == expected
         assert _replay(entries, "credit", instant) == expected
@@ -127,7 +121,7 @@ async def test_held_money_shows_at_the_moment_it_was_held(api: httpx.AsyncClient
     await _settled(api, response.json()["id"])
     if account["shard"] == by_shard[3][0]["shard"]:
         pytest.fail("accounts_by_shard gave two accounts on one shard")
-    entries = await _all_entries(api, account["id"])
+    entries = await all_entries(api, account["id"])
     reserve = next(e for e in entries if e["layer"] == "pending" and e["amount"] > 0)
     at_reserve = datetime.fromisoformat(reserve["created_at"])
     assert await _balance_at(api, account["id"], at_reserve) == _replay(
@@ -156,7 +150,7 @@ async def test_entry_times_never_go_backwards_under_concurrency(api: httpx.Async
     ]
     for r in responses:
         await _settled(api, r.json()["id"])
-    entries = await _all_entries(api, hot["id"])
+    entries = await all_entries(api, hot["id"])
     assert [e["version"] for e in entries] == list(range(1, len(entries) + 1))
     stamps = [datetime.fromisoformat(e["created_at"]) for e in entries]
     assert stamps == sorted(stamps), "an entry carries an earlier time than the one before it"

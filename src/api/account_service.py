@@ -1,8 +1,10 @@
-"""Accounts: create, read, list, freeze and close, and their entries."""
+"""Accounts: create, read, list, freeze and close, their entries and past balances."""
+
+from datetime import UTC, datetime
 
 from api.auth import Principal
 from api.idempotency import Attempt
-from api.models import AccountCreate, AccountOut, EntryOut
+from api.models import AccountCreate, AccountOut, BalanceAtOut, EntryOut
 from api.pagination import Cursor, check_cursors, merged_page
 from api.presenters import account_out, entry_out
 from ledger.accounts import AccountStatus
@@ -79,6 +81,36 @@ class AccountService:
                 conn, shard=shard.index, tenant_id=principal.tenant_id, account_id=account_id
             )
         return account_out(record)
+
+    async def balance_at(
+        self, *, principal: Principal, account_id: str, at: str | None
+    ) -> BalanceAtOut:
+        """The account's balance as it stood at `at` (RFC 3339 with an offset; now when
+        None), read from its entries.
+
+        Raises:
+            LedgerError(account_not_found): unknown, or another tenant's.
+            LedgerError(invalid_request): `at` is not an RFC 3339 instant, or in the future.
+        """
+        if not is_account_id(account_id):
+            raise _not_found(account_id)
+        instant = parse_instant(at, "at")
+        shard = self._cluster.shard_of(account_id)
+        async with shard.connection() as conn:
+            record = await account_rows.fetch_account(
+                conn, shard=shard.index, tenant_id=principal.tenant_id, account_id=account_id
+            )
+            past = await account_rows.balance_at(conn, account=record, at=instant)
+        return BalanceAtOut(
+            account_id=record.id,
+            currency=record.currency,
+            at=instant,
+            version=past.version,
+            posted=past.balance.posted,
+            pending=past.balance.pending,
+            held=past.balance.held,
+            available=past.balance.available,
+        )
 
     async def list_page(
         self,
@@ -170,3 +202,30 @@ def _entry_version(account_id: str, cursor: str | None, param: str) -> int | Non
             ErrorCode.INVALID_REQUEST, f"{cursor!r} is not an entry of {account_id}", param
         )
     return int(version)
+
+
+def parse_instant(text: str | None, param: str) -> datetime:
+    """An RFC 3339 instant from a query parameter, no later than now (now when None).
+
+    A time without an offset is refused rather than guessed: a balance at the wrong hour
+    is a wrong balance.
+
+    Raises:
+        LedgerError(invalid_request): not an instant with an offset, or in the future.
+    """
+    now = datetime.now(UTC)
+    if text is None:
+        return now
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST,
+            f"{text!r} is not an RFC 3339 date-time with an offset, e.g. 2026-01-31T23:59:59Z",
+            param,
+        )
+    if instant > now:
+        raise LedgerError(ErrorCode.INVALID_REQUEST, f"{text!r} is in the future", param)
+    return instant

@@ -13,11 +13,12 @@ from api.account_service import AccountService
 from api.auth import Authenticator
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.event_service import EventService
 from api.maintenance import ShardHealth, purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
 from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
-from api.routes import accounts, health, transfers
+from api.routes import accounts, events, health, transfers
 from api.state import AppState
 from api.transfer_service import Settlement, TransferService
 from ledger import limits
@@ -104,6 +105,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(transfers.router)
+    app.include_router(events.router)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app
 
@@ -144,6 +146,7 @@ def _state(
         authenticator=Authenticator(cluster),
         rate_limiter=RateLimiter(rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst),
         accounts=AccountService(cluster),
+        events=EventService(cluster),
         transfers=TransferService(
             cluster,
             committer,

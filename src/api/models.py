@@ -9,6 +9,7 @@ from pydantic_core import core_schema
 from ledger import limits
 from ledger.accounts import AccountStatus, NormalBalance
 from ledger.errors import ErrorCode, ErrorType
+from ledger.events import EventType
 from ledger.money import CURRENCY_EXPONENTS
 from ledger.transfers import SagaStep, TransferStatus
 
@@ -122,6 +123,21 @@ class BalanceOut(BaseModel):
     available: int
 
 
+class BalanceAtOut(BaseModel):
+    """An account's balance as it stood at an instant, from its entries."""
+
+    object: Literal["balance"] = "balance"
+    account_id: str
+    currency: str
+    at: datetime
+    version: int
+    """The account's version at `at`: the last entry at or before it (0: none yet)."""
+    posted: int
+    pending: int
+    held: int
+    available: int
+
+
 class AccountOut(BaseModel):
     """An account."""
 
@@ -161,6 +177,22 @@ class TransferOut(BaseModel):
     failure_code: str | None = None
     saga: SagaOut | None = None
     metadata: dict[str, str]
+    created_at: datetime
+
+
+class EventData(BaseModel):
+    """What an event carries: the transfer as the change left it."""
+
+    object: TransferOut
+
+
+class EventOut(BaseModel):
+    """One change of a transfer's state, in the tenant's event feed."""
+
+    id: str
+    object: Literal["event"] = "event"
+    type: EventType
+    data: EventData
     created_at: datetime
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.event_service import EventService
 from api.maintenance import ShardHealth
 from api.rate_limit import RateLimiter
 from api.transfer_service import TransferService
@@ -23,4 +24,5 @@ class AppState:
     authenticator: Authenticator
     rate_limiter: RateLimiter
     accounts: AccountService
+    events: EventService
     transfers: TransferService

@@ -52,6 +52,7 @@ class Entry:
     amount: int
     posted_after: int
     available_after: int
+    pending_after: int
     version_after: int
 
 
@@ -210,6 +211,7 @@ def apply_movement(
                 amount=line.amount,
                 posted_after=balance.posted,
                 available_after=balance.available,
+                pending_after=balance.pending,
                 version_after=account.version,
             )
         )

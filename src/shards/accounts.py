@@ -172,3 +172,45 @@ async def set_account_status(
         )
     assert row is not None
     return _record(row, shard)
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceAt:
+    """An account's balance as its entries stood at an instant: after entry `version`
+    (0 when the account had no entry yet)."""
+
+    version: int
+    balance: Balance
+
+
+# The fallback sums the pending layer for entries written before migration 0004, which
+# recorded no `pending_after`: the incoming side is credits for a credit-normal account.
+_BALANCE_AT = """
+with v as (select entry_version_at($1, $2) as version)
+select v.version, e.posted_after, e.available_after,
+       coalesce(e.pending_after, (
+           select coalesce(sum(p.amount), 0) from entries p
+           where p.account_id = $1 and p.version <= v.version and p.layer = 'pending'
+             and p.side = case when $3 = 'credit' then 'credit' else 'debit' end
+       )) as pending_after
+from v left join entries e on e.account_id = $1 and e.version = v.version
+"""
+
+
+async def balance_at(conn: Connection, *, account: AccountRecord, at: datetime) -> BalanceAt:
+    """The balance of `account` (already checked to be the caller's) at instant `at`.
+
+    Entry times never go backwards within an account (migration 0004), so the balance at
+    `at` is the one recorded with the last entry stamped at or before it.
+    """
+    row = await conn.fetchrow(_BALANCE_AT, account.id, at, str(account.normal_balance))
+    assert row is not None
+    if row["version"] == 0:
+        return BalanceAt(version=0, balance=Balance(posted=0, pending=0, held=0))
+    posted = row["posted_after"]
+    return BalanceAt(
+        version=row["version"],
+        balance=Balance(
+            posted=posted, pending=row["pending_after"], held=posted - row["available_after"]
+        ),
+    )

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
+from ledger.events import event_for
 from ledger.posting import Entry, Movement
-from ledger.transfers import SagaStep, finishing, opening_status
+from ledger.transfers import SagaStep, TransferStatus, finishing, opening_status
 from shards.db import Connection
 
 if TYPE_CHECKING:
@@ -29,19 +30,24 @@ _OPENS_TRANSFER = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 
 _WRITE_BATCH = """
-with new_entries as (
+with stamp as (
+    -- Under the account locks: no later writer of these accounts can take an earlier
+    -- time, and a clock that stepped back cannot take an account's entries back in time.
+    select greatest(clock_timestamp(), max(entry_at)) as at
+    from accounts where id = any($10::text[])
+), new_entries as (
     insert into entries (account_id, version, transfer_id, currency, layer, side, amount,
-                         posted_after, available_after)
-    select a, v, t, c, l, s, amount, pa::numeric, aa::numeric
+                         posted_after, available_after, pending_after, created_at)
+    select a, v, t, c, l, s, amount, pa::numeric, aa::numeric, pe::numeric, stamp.at
     from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                $6::text[], $7::bigint[], $8::text[], $9::text[])
-         as u(a, v, t, c, l, s, amount, pa, aa)
+                $6::text[], $7::bigint[], $8::text[], $9::text[], $34::text[])
+         as u(a, v, t, c, l, s, amount, pa, aa, pe), stamp
 ), new_totals as (
     update accounts a set debits_posted = u.dp::numeric, credits_posted = u.cp::numeric,
                           debits_pending = u.dpe::numeric, credits_pending = u.cpe::numeric,
-                          version = u.v
+                          version = u.v, entry_at = stamp.at
     from unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                $15::bigint[]) as u(id, dp, cp, dpe, cpe, v)
+                $15::bigint[]) as u(id, dp, cp, dpe, cpe, v), stamp
     where a.id = u.id
 ), opened as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
@@ -53,7 +59,7 @@ with new_entries as (
                 $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[])
          as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata, status,
               step)
-    returning id, created_at
+    returning *
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
                              amount, currency, source_shard, destination_shard)
@@ -68,6 +74,15 @@ with new_entries as (
     from unnest($26::text[], $27::text[], $28::text[], $33::text[])
          as u(id, status, failure_code, step)
     where t.id = u.id
+    returning t.*
+), new_events as (
+    insert into events (id, tenant_id, type, transfer_id, data, created_at)
+    select 'evt_' || lpad(to_hex((extract(epoch from stamp.at) * 1000000)::bigint), 14, '0')
+               || lpad(to_hex($37::int), 4, '0') || lpad(to_hex(nextval('events_seq')), 12, '0'),
+           x.tenant_id, u.type, x.id, to_jsonb(x), stamp.at
+    from (select * from opened union all select * from finished) as x
+    join unnest($35::text[], $36::text[]) as u(id, type) on u.id = x.id
+    cross join stamp
 ), finished_holds as (
     update saga_outbox set finished_at = now() where transfer_id = any($26::text[])
 ), results as (
@@ -82,6 +97,21 @@ select id, created_at from opened
 def _opening_step(request: PostingRequest) -> str | None:
     """The saga step a new transfer starts at: `reserved` when a saga settles it."""
     return str(SagaStep.RESERVED) if request.movement is Movement.RESERVE_FUNDS else None
+
+
+def _events(
+    opened: list[PostingRequest],
+    finished: list[PostingRequest],
+    endings: list[tuple[TransferStatus, SagaStep]],
+) -> tuple[list[str], list[str]]:
+    """(transfer ids, event types) of the changes this batch reports in the event feed: a
+    transfer that opens final (posted on one shard) and every transfer a saga finishes."""
+    reported = [(r.transfer_id, event_for(opening_status(r.movement))) for r in opened]
+    reported += [
+        (r.transfer_id, event_for(status)) for r, (status, _) in zip(finished, endings, strict=True)
+    ]
+    kept = [(t, str(e)) for t, e in reported if e is not None]
+    return [t for t, _ in kept], [e for _, e in kept]
 
 
 def result_json(error: LedgerError | None) -> str:
@@ -119,7 +149,7 @@ class BatchWrites:
         self.results.append((request.operation_key, result_json(error)))
 
     async def flush(
-        self, conn: Connection, accounts: dict[str, AccountState]
+        self, conn: Connection, accounts: dict[str, AccountState], *, shard: int
     ) -> dict[str, datetime]:
         """Write everything in one round trip; returns each new transfer's creation time."""
         touched = [accounts[a] for a in sorted(self.touched)]
@@ -163,5 +193,8 @@ class BatchWrites:
             [str(opening_status(r.movement)) for r in opened],
             [_opening_step(r) for r in opened],
             [str(step) for _, step in endings],
+            [str(e.pending_after) for e in entries],
+            *_events(opened, finished, endings),
+            shard,
         )
         return {row["id"]: row["created_at"] for row in rows}

@@ -310,7 +310,7 @@ async def _post_batch(
                 writes.refuse(request, error)
                 continue
             writes.add(request, entries)
-        created = await writes.flush(conn, accounts) if writes.results else {}
+        created = await writes.flush(conn, accounts, shard=shard) if writes.results else {}
     for request, _ in todo:
         if request.transfer_id in created:
             results[request.operation_key] = replace(

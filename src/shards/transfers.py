@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -55,8 +56,16 @@ class EntryRecord:
     created_at: datetime
 
 
+_FIELDS = frozenset(TransferRecord.__dataclass_fields__)
+
+
 def _transfer(row: asyncpg.Record) -> TransferRecord:
-    fields = dict(row)
+    return transfer_from_fields(dict(row))
+
+
+def transfer_from_fields(fields: dict[str, Any]) -> TransferRecord:
+    """A transfer from its row's columns (a record, or the row as jsonb)."""
+    fields = {k: v for k, v in fields.items() if k in _FIELDS}
     fields["status"] = TransferStatus(fields["status"])
     fields["saga_step"] = None if fields["saga_step"] is None else SagaStep(fields["saga_step"])
     return TransferRecord(**fields)

@@ -72,6 +72,20 @@ async def balance(api: httpx.AsyncClient, account_id: str) -> dict:
     return response.json()["balance"]
 
 
+async def all_entries(api: httpx.AsyncClient, account_id: str) -> list[dict]:
+    """Every entry of an account, oldest first, page by page."""
+    entries: list[dict] = []
+    params: dict[str, object] = {"limit": 100}
+    while True:
+        response = await api.get(f"/v1/accounts/{account_id}/entries", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        entries.extend(page["data"])
+        if not page["has_more"]:
+            return entries[::-1]
+        params["starting_after"] = page["data"][-1]["id"]
+
+
 async def run_ledgerflow(shard_dsns: list[str], *args: str) -> tuple[int, str, str]:
     """Run `python -m ledgerflow ARGS` against these shards; returns (exit code, stdout,
     stderr)."""

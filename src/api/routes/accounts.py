@@ -1,10 +1,12 @@
 """`/v1/accounts`."""
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, StateDep
 from api.idempotency import Attempt
-from api.models import AccountCreate, AccountOut, EntryOut, ListOut
+from api.models import AccountCreate, AccountOut, BalanceAtOut, EntryOut, ListOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
 from ledger.accounts import AccountStatus
@@ -50,6 +52,27 @@ async def list_accounts(
 async def get_account(account_id: str, state: StateDep, principal: PrincipalDep) -> AccountOut:
     """One account with its balance."""
     return await state.accounts.get(principal=principal, account_id=account_id)
+
+
+@router.get(
+    "/{account_id}/balance", response_model=BalanceAtOut, responses=error_responses(400, 404)
+)
+async def get_balance(
+    account_id: str,
+    state: StateDep,
+    principal: PrincipalDep,
+    at: Annotated[
+        str | None,
+        Query(
+            description="An RFC 3339 instant with an offset, not in the future; now when absent.",
+            examples=["2026-01-31T23:59:59Z"],
+            max_length=64,
+        ),
+    ] = None,
+) -> BalanceAtOut:
+    """The account's posted, pending, held and available balance as it stood at `at`,
+    from its entries."""
+    return await state.accounts.balance_at(principal=principal, account_id=account_id, at=at)
 
 
 async def _set_status(

@@ -1,0 +1,71 @@
+"""Event feed reads. Events are written by the posting statement (`shards.batch_writes`)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from ledger.events import EventType
+from shards.db import Connection
+from shards.pages import fetch_page
+from shards.transfers import TransferRecord, transfer_from_fields
+
+_COLUMNS = "id, tenant_id, type, transfer_id, data, created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One change of a transfer, with the transfer as the change left it."""
+
+    id: str
+    type: EventType
+    transfer: TransferRecord
+    created_at: datetime
+
+
+def _event(row: asyncpg.Record) -> EventRecord:
+    data = dict(row["data"])
+    # jsonb keeps the row's timestamps as text.
+    for column in ("created_at", "updated_at"):
+        data[column] = datetime.fromisoformat(data[column])
+    return EventRecord(
+        id=row["id"],
+        type=EventType(row["type"]),
+        transfer=transfer_from_fields(data),
+        created_at=row["created_at"],
+    )
+
+
+async def list_events(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    event_type: EventType | None,
+    after_id: str | None,
+    before_id: str | None,
+    limit: int,
+) -> list[EventRecord]:
+    """A page of the tenant's events on one shard, newest first (see `fetch_page`)."""
+    select = f"select {_COLUMNS} from events where"
+    if event_type is not None:
+        # A member of the closed EventType set, spelled into the statement so that the
+        # (tenant_id, type, id) index serves it; never text from a request.
+        select += f" type = '{EventType(event_type)}' and"
+    rows = await fetch_page(
+        conn,
+        select=f"{select} tenant_id = $1",
+        key="id",
+        owner=tenant_id,
+        after=after_id,
+        before=before_id,
+        limit=limit,
+    )
+    return [_event(r) for r in rows]
+
+
+async def fetch_event(conn: Connection, *, tenant_id: str, event_id: str) -> EventRecord | None:
+    """One of the tenant's events stored on this shard, or None."""
+    row = await conn.fetchrow(
+        f"select {_COLUMNS} from events where id = $1 and tenant_id = $2", event_id, tenant_id
+    )
+    return None if row is None else _event(row)

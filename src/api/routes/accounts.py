@@ -57,7 +57,7 @@ async def get_account(account_id: str, state: StateDep, principal: PrincipalDep)
 @router.get(
     "/{account_id}/balance", response_model=BalanceAtOut, responses=error_responses(400, 404)
 )
-async def get_balance(
+async def get_account_balance(
     account_id: str,
     state: StateDep,
     principal: PrincipalDep,

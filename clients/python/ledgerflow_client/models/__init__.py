@@ -5,6 +5,7 @@ from .account_create_metadata import AccountCreateMetadata
 from .account_out import AccountOut
 from .account_out_metadata import AccountOutMetadata
 from .account_status import AccountStatus
+from .balance_at_out import BalanceAtOut
 from .balance_out import BalanceOut
 from .currency import Currency
 from .entry_out import EntryOut
@@ -12,9 +13,13 @@ from .error_code import ErrorCode
 from .error_detail import ErrorDetail
 from .error_out import ErrorOut
 from .error_type import ErrorType
+from .event_data import EventData
+from .event_out import EventOut
+from .event_type import EventType
 from .healthz_response_healthz import HealthzResponseHealthz
 from .list_out_account_out import ListOutAccountOut
 from .list_out_entry_out import ListOutEntryOut
+from .list_out_event_out import ListOutEventOut
 from .list_out_transfer_out import ListOutTransferOut
 from .normal_balance import NormalBalance
 from .ready_out import ReadyOut
@@ -32,6 +37,7 @@ __all__ = (
     "AccountOut",
     "AccountOutMetadata",
     "AccountStatus",
+    "BalanceAtOut",
     "BalanceOut",
     "Currency",
     "EntryOut",
@@ -39,9 +45,13 @@ __all__ = (
     "ErrorDetail",
     "ErrorOut",
     "ErrorType",
+    "EventData",
+    "EventOut",
+    "EventType",
     "HealthzResponseHealthz",
     "ListOutAccountOut",
     "ListOutEntryOut",
+    "ListOutEventOut",
     "ListOutTransferOut",
     "NormalBalance",
     "ReadyOut",

@@ -112,6 +112,36 @@ class TransferCreate(_Request):
     amount: Amount
     currency: Currency
     metadata: Metadata = Field(default_factory=dict)
+    pending: bool = Field(
+        default=False,
+        strict=True,
+        description="Place a hold instead of moving the money: 201 `pending` until a capture,"
+        " a void or `expires_at`.",
+    )
+    expires_in: int | None = Field(
+        default=None,
+        ge=1,
+        le=limits.HOLD_EXPIRES_IN_S_MAX,
+        strict=True,
+        description="Seconds until a hold expires (only with `pending`; default 7 days).",
+    )
+
+
+class CaptureCreate(_Request):
+    """`POST /v1/transfers/{id}/capture`: post `amount` of a hold (all of it when absent)."""
+
+    amount: Amount | None = None
+    final: bool = Field(
+        default=True,
+        strict=True,
+        description="Release what the capture leaves (true), or keep it held for more captures.",
+    )
+
+
+class IncrementCreate(_Request):
+    """`POST /v1/transfers/{id}/increment`: raise an open hold by `amount`."""
+
+    amount: Amount
 
 
 class BalanceOut(BaseModel):
@@ -163,6 +193,14 @@ class SagaOut(BaseModel):
     destination_shard: int
 
 
+class CaptureOut(BaseModel):
+    """One capture of a hold."""
+
+    amount: int
+    final: bool
+    at: datetime
+
+
 class TransferOut(BaseModel):
     """A transfer."""
 
@@ -178,6 +216,13 @@ class TransferOut(BaseModel):
     saga: SagaOut | None = None
     metadata: dict[str, str]
     created_at: datetime
+    expires_at: datetime | None = None
+    """A hold's expiry; null for a transfer that is not a hold."""
+    captured_amount: int | None = None
+    """What a hold's captures posted so far (`amount` is what was held, increments
+    included); null for a transfer that is not a hold."""
+    captures: list[CaptureOut] | None = None
+    """A hold's captures, in order; null for a transfer that is not a hold."""
 
 
 class EventData(BaseModel):

@@ -1,6 +1,8 @@
 """Stored records to API objects."""
 
-from api.models import AccountOut, BalanceOut, EntryOut, SagaOut, TransferOut
+from datetime import datetime
+
+from api.models import AccountOut, BalanceOut, CaptureOut, EntryOut, SagaOut, TransferOut
 from ledger.ids import entry_id
 from shards.accounts import AccountRecord
 from shards.transfers import EntryRecord, TransferRecord
@@ -50,7 +52,22 @@ def transfer_out(record: TransferRecord) -> TransferOut:
         saga=saga,
         metadata=record.metadata,
         created_at=record.created_at,
+        expires_at=record.expires_at,
+        captured_amount=None if record.expires_at is None else record.captured_amount,
+        captures=None if record.expires_at is None else _captures(record),
     )
+
+
+def _captures(record: TransferRecord) -> list[CaptureOut]:
+    """A hold's captures, in order."""
+    return [
+        CaptureOut(
+            amount=int(str(c["amount"])),
+            final=bool(c["final"]),
+            at=datetime.fromisoformat(str(c["at"])),
+        )
+        for c in record.captures
+    ]
 
 
 def entry_out(record: EntryRecord) -> EntryOut:

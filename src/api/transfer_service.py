@@ -1,7 +1,7 @@
 """Transfers: the single-shard fast path and the hand-over to cross-shard settlement."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from opentelemetry import trace
@@ -11,6 +11,7 @@ from api.idempotency import Attempt
 from api.models import SagaOut, TransferCreate, TransferOut
 from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
+from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_account_id, is_transfer_id
 from ledger.metadata import check_metadata
@@ -18,10 +19,12 @@ from ledger.money import currency_exponent
 from ledger.posting import Movement
 from ledger.slots import slot_of
 from ledger.transfers import SagaStep, TransferStatus
+from shards import holds as hold_rows
 from shards import transfers as transfer_rows
 from shards.cluster import ShardCluster
 from shards.db import Connection
 from shards.group_commit import GroupCommitter
+from shards.holds import HoldAction, HoldChange
 from shards.ids import new_transfer_id
 from shards.posting import PostingRequest
 from shards.transfers import TransferRecord
@@ -73,26 +76,17 @@ class TransferService:
                 insufficient_funds, amount_overflow; shard_unavailable and
                 settlement_unavailable (transient).
         """
-        if body.debit_account_id == body.credit_account_id:
-            raise LedgerError(
-                ErrorCode.SAME_ACCOUNT,
-                "debit and credit accounts must differ",
-                "credit_account_id",
-            )
-        currency_exponent(body.currency)
-        check_metadata(body.metadata)
-        # Only customer account ids reach the posting code from a request: a system
-        # account's id (a clearing account) is as unknown here as another tenant's.
-        for account_id, param in (
-            (body.debit_account_id, "debit_account_id"),
-            (body.credit_account_id, "credit_account_id"),
-        ):
-            if not is_account_id(account_id):
-                raise LedgerError(
-                    ErrorCode.ACCOUNT_NOT_FOUND, f"no such {param.split('_')[0]} account", param
-                )
+        _check_create(body)
         request = self._posting_request(principal, body, attempt)
         source = request.source_shard
+        if body.pending and request.source_shard != request.destination_shard:
+            raise LedgerError(
+                ErrorCode.INVALID_REQUEST,
+                "holds between accounts on two shards are not supported yet",
+                "pending",
+            )
+        if body.pending:
+            return await self._hold(principal, replace(request, movement=Movement.HOLD), body)
         cross_shard = request.movement is Movement.RESERVE_FUNDS
         if cross_shard and self._settlement is None:
             raise LedgerError(
@@ -123,6 +117,62 @@ class TransferService:
         assert record is not None, "a posted transfer must be readable on its shard"
         if record.status is TransferStatus.FAILED:
             raise _settlement_failed(record.id, record.failure_code)
+        return transfer_out(record)
+
+    async def _hold(
+        self, principal: Principal, request: PostingRequest, body: TransferCreate
+    ) -> TransferOut:
+        """Place a hold on one shard: the money is held, not moved."""
+        expires_in = body.expires_in or limits.HOLD_EXPIRES_IN_S_MAX
+        request = replace(request, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in))
+        result = await self._committer.submit(request.source_shard, request)
+        if result.error is not None:
+            raise result.error
+        record = await self._fetch(request.source_shard, principal, result.transfer_id)
+        assert record is not None, "a hold must be readable on its shard"
+        return transfer_out(record)
+
+    async def change_hold(
+        self,
+        *,
+        principal: Principal,
+        transfer_id: str,
+        action: HoldAction,
+        attempt: Attempt | None,
+        amount: int | None = None,
+        final: bool = True,
+    ) -> TransferOut:
+        """Capture, void or increment one of the tenant's holds, exactly once per attempt.
+
+        Raises:
+            LedgerError: transfer_not_found, transfer_not_pending, transfer_expired,
+                amount_exceeds_hold; for an increment insufficient_funds, account_frozen,
+                account_closed, amount_overflow.
+        """
+        if not is_transfer_id(transfer_id):
+            raise _not_found(transfer_id)
+        shard = self._cluster.shard_of_transfer(transfer_id)
+        key = (
+            attempt.operation_key
+            if attempt is not None
+            else f"{action}:{transfer_id}:{new_transfer_id(0)}"
+        )
+        change = HoldChange(
+            operation_key=key,
+            tenant_id=principal.tenant_id,
+            transfer_id=transfer_id,
+            action=action,
+            amount=amount,
+            final=final,
+        )
+        async with shard.connection() as conn:
+            error, _ = await hold_rows.change_hold(conn, shard=shard.index, change=change)
+            if error is not None:
+                raise error
+            record = await transfer_rows.fetch_transfer(
+                conn, tenant_id=principal.tenant_id, transfer_id=transfer_id
+            )
+        assert record is not None, "a changed hold must be readable on its shard"
         return transfer_out(record)
 
     def _posting_request(
@@ -193,6 +243,37 @@ class TransferService:
 
         rows, has_more = await merged_page(self._cluster, cursor, page)
         return [transfer_out(r) for r in rows], has_more
+
+
+def _check_create(body: TransferCreate) -> None:
+    """What a new transfer is refused for before any shard is asked.
+
+    Raises:
+        LedgerError: same_account, currency_unknown, metadata_invalid, account_not_found,
+            invalid_request.
+    """
+    if body.debit_account_id == body.credit_account_id:
+        raise LedgerError(
+            ErrorCode.SAME_ACCOUNT,
+            "debit and credit accounts must differ",
+            "credit_account_id",
+        )
+    currency_exponent(body.currency)
+    check_metadata(body.metadata)
+    # Only customer account ids reach the posting code from a request: a system
+    # account's id (a clearing account) is as unknown here as another tenant's.
+    for account_id, param in (
+        (body.debit_account_id, "debit_account_id"),
+        (body.credit_account_id, "credit_account_id"),
+    ):
+        if not is_account_id(account_id):
+            raise LedgerError(
+                ErrorCode.ACCOUNT_NOT_FOUND, f"no such {param.split('_')[0]} account", param
+            )
+    if body.expires_in is not None and not body.pending:
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST, "expires_in applies to holds only", "expires_in"
+        )
 
 
 def _posted(

@@ -38,6 +38,9 @@ class ErrorCode(StrEnum):
     ACCOUNT_FROZEN = "account_frozen"
     ACCOUNT_CLOSED = "account_closed"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
+    TRANSFER_NOT_PENDING = "transfer_not_pending"
+    TRANSFER_EXPIRED = "transfer_expired"
+    AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
     API_KEY_MISSING = "api_key_missing"
     API_KEY_INVALID = "api_key_invalid"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
@@ -73,6 +76,8 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.ACCOUNT_FROZEN: ErrorType.STATE,
     ErrorCode.ACCOUNT_CLOSED: ErrorType.STATE,
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
+    ErrorCode.TRANSFER_NOT_PENDING: ErrorType.STATE,
+    ErrorCode.TRANSFER_EXPIRED: ErrorType.STATE,
     ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_FAILED: ErrorType.API,

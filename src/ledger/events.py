@@ -1,9 +1,10 @@
 """The event feed's vocabulary: which change of a transfer each event reports.
 
 An event is written in the transaction that changes a transfer's status, with the transfer
-as that change left it. Today's writers report `transfer.posted` and `transfer.failed`;
-the other types are part of the API's contract and are written by the funds features
-(holds, review, delayed availability) as they land.
+as that change left it. Today's writers report `transfer.posted`, `transfer.failed`,
+`transfer.pending`, `transfer.captured`, `transfer.voided` and `transfer.expired`; the
+other types are part of the API's contract and are written by review and delayed
+availability as they land.
 """
 
 from enum import StrEnum
@@ -38,5 +39,7 @@ def event_for(status: TransferStatus) -> EventType | None:
             return EventType.TRANSFER_PENDING
         case TransferStatus.VOIDED:
             return EventType.TRANSFER_VOIDED
+        case TransferStatus.EXPIRED:
+            return EventType.TRANSFER_EXPIRED
         case TransferStatus.PROCESSING:
             return None

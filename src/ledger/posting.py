@@ -30,6 +30,15 @@ class Movement(StrEnum):
     """Saga step 3 on the source shard: turn the pending debit into a posted one."""
     RELEASE_HOLD = "release_hold"
     """Compensation on the source shard: cancel the pending debit."""
+    HOLD = "hold"
+    """A customer's hold on one shard: pending debit and pending credit between the two
+    accounts; opens a `pending` transfer."""
+    INCREASE_HOLD = "increase_hold"
+    """Raise an open hold (incremental authorisation): the lines and checks of `HOLD`."""
+    CAPTURE = "capture"
+    """Post part or all of a hold: the pending lines go, the posted lines come."""
+    RELEASE = "release"
+    """Release part or all of a hold (void, expiry, what a final capture leaves)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +89,21 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
         ("credit", Layer.PENDING, Side.CREDIT, -1),
     ),
 }
+# A customer's hold moves money like the saga's reserve, post and release, between the two
+# customer accounts instead of through a clearing account.
+_LINES[Movement.HOLD] = _LINES[Movement.INCREASE_HOLD] = _LINES[Movement.RESERVE_FUNDS]
+_LINES[Movement.CAPTURE] = _LINES[Movement.POST_HOLD]
+_LINES[Movement.RELEASE] = _LINES[Movement.RELEASE_HOLD]
+assert set(_LINES) == set(Movement)
 
 # Movements that start new money moving are refused by frozen/closed accounts and by
 # insufficient funds; movements that finish a reservation must always succeed.
-_CHECKS_DEBIT_SIDE = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
-_CHECKS_CREDIT_SIDE = frozenset({Movement.TRANSFER, Movement.CREDIT_FUNDS})
+_CHECKS_DEBIT_SIDE = frozenset(
+    {Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
+)
+_CHECKS_CREDIT_SIDE = frozenset(
+    {Movement.TRANSFER, Movement.CREDIT_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
+)
 _CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE
 
 

@@ -2,9 +2,8 @@
 
 Every writer of a transfer's status or saga step (the posting SQL's parameters, the saga,
 the outbox, reconciliation, the API's presenters and its OpenAPI enum) names them from
-here, and a change of status or step is checked against the tables below. Adding a state
-(holds will add `pending` and `voided`) is a change in this module plus the code that acts
-on it.
+here, and a change of status or step is checked against the tables below. Adding a state is
+a change in this module plus the code that acts on it.
 """
 
 from enum import StrEnum
@@ -19,11 +18,14 @@ class TransferStatus(StrEnum):
     PROCESSING = "processing"
     """Cross-shard: reserved on the source, its saga not finished."""
     PENDING = "pending"
-    """A hold waiting for capture or void (the schema allows it; nothing writes it yet)."""
+    """A hold: the money is held on the debit side and pending on the credit side, until a
+    final capture, a void or its expiry."""
     POSTED = "posted"
-    """Final: the money moved."""
+    """Final: the money moved (for a hold: captured, what was not captured released)."""
     VOIDED = "voided"
-    """Final: a hold released without moving money (reserved for holds)."""
+    """Final: a hold released by its owner; whatever was captured before stays posted."""
+    EXPIRED = "expired"
+    """Final: a hold that reached `expires_at` and was released."""
     FAILED = "failed"
     """Final: refused by the destination and compensated; `failure_code` says why."""
 
@@ -46,9 +48,12 @@ class SagaStep(StrEnum):
 
 STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
     TransferStatus.PROCESSING: frozenset({TransferStatus.POSTED, TransferStatus.FAILED}),
-    TransferStatus.PENDING: frozenset({TransferStatus.POSTED, TransferStatus.VOIDED}),
+    TransferStatus.PENDING: frozenset(
+        {TransferStatus.POSTED, TransferStatus.VOIDED, TransferStatus.EXPIRED}
+    ),
     TransferStatus.POSTED: frozenset(),
     TransferStatus.VOIDED: frozenset(),
+    TransferStatus.EXPIRED: frozenset(),
     TransferStatus.FAILED: frozenset(),
 }
 """The status changes a transfer may make; a status with none is final."""
@@ -86,6 +91,8 @@ def opening_status(movement: Movement) -> TransferStatus:
             return TransferStatus.POSTED
         case Movement.RESERVE_FUNDS:
             return TransferStatus.PROCESSING
+        case Movement.HOLD:
+            return TransferStatus.PENDING
     raise AssertionError(f"{movement} does not open a transfer")
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
 # names none of them.
-_OPENS_TRANSFER = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
+_OPENS_TRANSFER = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD})
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 
 _WRITE_BATCH = """
@@ -52,13 +52,14 @@ with stamp as (
 ), opened as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
                            currency, status, cross_shard, source_shard, destination_shard,
-                           saga_step, metadata)
+                           saga_step, metadata, expires_at)
     select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.status, u.is_cross,
-           u.src, u.dst, u.step, u.metadata::jsonb
+           u.src, u.dst, u.step, u.metadata::jsonb, u.expires
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
-                $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[])
+                $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[],
+                $38::timestamptz[])
          as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata, status,
-              step)
+              step, expires)
     returning *
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
@@ -77,8 +78,7 @@ with stamp as (
     returning t.*
 ), new_events as (
     insert into events (id, tenant_id, type, transfer_id, data, created_at)
-    select 'evt_' || lpad(to_hex((extract(epoch from stamp.at) * 1000000)::bigint), 14, '0')
-               || lpad(to_hex($37::int), 4, '0') || lpad(to_hex(nextval('events_seq')), 12, '0'),
+    select event_id(stamp.at, $37::int),
            x.tenant_id, u.type, x.id, to_jsonb(x), stamp.at
     from (select * from opened union all select * from finished) as x
     join unnest($35::text[], $36::text[]) as u(id, type) on u.id = x.id
@@ -196,5 +196,6 @@ class BatchWrites:
             [str(e.pending_after) for e in entries],
             *_events(opened, finished, endings),
             shard,
+            [r.expires_at for r in opened],
         )
         return {row["id"]: row["created_at"] for row in rows}

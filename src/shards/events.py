@@ -26,8 +26,9 @@ class EventRecord:
 def _event(row: asyncpg.Record) -> EventRecord:
     data = dict(row["data"])
     # jsonb keeps the row's timestamps as text.
-    for column in ("created_at", "updated_at"):
-        data[column] = datetime.fromisoformat(data[column])
+    for column in ("created_at", "updated_at", "expires_at"):
+        if data.get(column) is not None:
+            data[column] = datetime.fromisoformat(data[column])
     return EventRecord(
         id=row["id"],
         type=EventType(row["type"]),

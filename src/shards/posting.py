@@ -48,6 +48,8 @@ class PostingRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     failure_code: str | None = None
     """For `RELEASE_HOLD`: why the transfer failed."""
+    expires_at: datetime | None = None
+    """For `HOLD`: when the hold stops being capturable and is released."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,13 @@ def posting_accounts(request: PostingRequest, shard: int) -> tuple[str, str]:
 def clearing_side(movement: Movement) -> Side | None:
     """Which side of a movement the shard's clearing account takes, if any."""
     match movement:
-        case Movement.TRANSFER:
+        case (
+            Movement.TRANSFER
+            | Movement.HOLD
+            | Movement.INCREASE_HOLD
+            | Movement.CAPTURE
+            | Movement.RELEASE
+        ):
             return None
         case Movement.CREDIT_FUNDS:
             return Side.DEBIT
@@ -258,59 +266,68 @@ async def _post_batch(
     conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:
     async with conn.transaction(isolation="read_committed"):
-        pairs = [posting_accounts(r, shard) for r in requests]
-        first_results, accounts = await _claim_and_lock(
-            conn, requests, [a for pair in pairs for a in pair]
-        )
-        results: dict[str, PostingResult] = dict(first_results)
-        todo: list[tuple[PostingRequest, tuple[str, str]]] = []
-        for request, pair in zip(requests, pairs, strict=True):
-            if request.operation_key not in results:
-                results[request.operation_key] = PostingResult(
-                    request.operation_key, request.transfer_id, None, replayed=False
-                )
-                todo.append((request, pair))
-        if not todo:
-            return [results[r.operation_key] for r in requests]
+        return await apply_postings(conn, shard=shard, requests=requests)
 
-        missing = {
-            r.currency
-            for r, _ in todo
-            if r.movement is not Movement.TRANSFER
-            and clearing_account_id(shard, r.currency) not in accounts
-        }
-        if missing:
-            # A clearing account is created on its first use only, then locked like the rest.
-            await _ensure_clearing_accounts(conn, shard, missing)
-            accounts = await lock_accounts(conn, [a for _, pair in todo for a in pair])
 
-        writes = BatchWrites()
-        for request, (debit_id, credit_id) in todo:
-            assert request.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
-            system = clearing_side(request.movement)
-            try:
-                entries = apply_movement(
-                    request.movement,
-                    debit=_visible(
-                        accounts, debit_id, tenant_id=request.tenant_id, system=system is Side.DEBIT
-                    ),
-                    credit=_visible(
-                        accounts,
-                        credit_id,
-                        tenant_id=request.tenant_id,
-                        system=system is Side.CREDIT,
-                    ),
-                    amount=request.amount,
-                    currency=request.currency,
-                )
-            except LedgerError as error:
-                results[request.operation_key] = PostingResult(
-                    request.operation_key, request.transfer_id, error, replayed=False
-                )
-                writes.refuse(request, error)
-                continue
-            writes.add(request, entries)
-        created = await writes.flush(conn, accounts, shard=shard) if writes.results else {}
+async def apply_postings(
+    conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
+) -> list[PostingResult]:
+    """`post_batch`'s work inside a transaction the caller holds, for a caller that
+    changes more rows in the same transaction (a hold's capture updates the transfer)."""
+    assert conn.is_in_transaction()
+    pairs = [posting_accounts(r, shard) for r in requests]
+    first_results, accounts = await _claim_and_lock(
+        conn, requests, [a for pair in pairs for a in pair]
+    )
+    results: dict[str, PostingResult] = dict(first_results)
+    todo: list[tuple[PostingRequest, tuple[str, str]]] = []
+    for request, pair in zip(requests, pairs, strict=True):
+        if request.operation_key not in results:
+            results[request.operation_key] = PostingResult(
+                request.operation_key, request.transfer_id, None, replayed=False
+            )
+            todo.append((request, pair))
+    if not todo:
+        return [results[r.operation_key] for r in requests]
+
+    missing = {
+        r.currency
+        for r, _ in todo
+        if clearing_side(r.movement) is not None
+        and clearing_account_id(shard, r.currency) not in accounts
+    }
+    if missing:
+        # A clearing account is created on its first use only, then locked like the rest.
+        await _ensure_clearing_accounts(conn, shard, missing)
+        accounts = await lock_accounts(conn, [a for _, pair in todo for a in pair])
+
+    writes = BatchWrites()
+    for request, (debit_id, credit_id) in todo:
+        assert request.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
+        system = clearing_side(request.movement)
+        try:
+            entries = apply_movement(
+                request.movement,
+                debit=_visible(
+                    accounts, debit_id, tenant_id=request.tenant_id, system=system is Side.DEBIT
+                ),
+                credit=_visible(
+                    accounts,
+                    credit_id,
+                    tenant_id=request.tenant_id,
+                    system=system is Side.CREDIT,
+                ),
+                amount=request.amount,
+                currency=request.currency,
+            )
+        except LedgerError as error:
+            results[request.operation_key] = PostingResult(
+                request.operation_key, request.transfer_id, error, replayed=False
+            )
+            writes.refuse(request, error)
+            continue
+        writes.add(request, entries)
+    created = await writes.flush(conn, accounts, shard=shard) if writes.results else {}
     for request, _ in todo:
         if request.transfer_id in created:
             results[request.operation_key] = replace(

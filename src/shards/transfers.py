@@ -14,7 +14,7 @@ from shards.pages import fetch_page
 _TRANSFER_COLUMNS = (
     "id, tenant_id, debit_account_id, credit_account_id, amount, currency, status,"
     " cross_shard, source_shard, destination_shard, saga_step, workflow_id, failure_code,"
-    " metadata, created_at, updated_at"
+    " metadata, created_at, updated_at, expires_at, captured_amount, captures"
 )
 
 
@@ -38,6 +38,10 @@ class TransferRecord:
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = None
+    """Set for a hold only."""
+    captured_amount: int = 0
+    captures: tuple[dict[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ def transfer_from_fields(fields: dict[str, Any]) -> TransferRecord:
     fields = {k: v for k, v in fields.items() if k in _FIELDS}
     fields["status"] = TransferStatus(fields["status"])
     fields["saga_step"] = None if fields["saga_step"] is None else SagaStep(fields["saga_step"])
+    fields["captures"] = tuple(fields.get("captures") or ())
     return TransferRecord(**fields)
 
 

@@ -22,6 +22,8 @@ from temporalio.worker import Worker
 from ledger import limits
 from shards.cluster import ShardCluster
 from workflows.activities import SettlementActivities
+from workflows.expiry import ExpireHolds, ExpiryInput, hold_expiry_workflow_id
+from workflows.expiry_activities import HoldExpiryActivities
 from workflows.models import SweeperInput, SweepInput
 from workflows.payloads import with_settlement_payloads
 from workflows.settlement import SettleCrossShardBatch
@@ -54,12 +56,13 @@ def build_worker(
     return Worker(
         with_settlement_payloads(client),
         task_queue=task_queue,
-        workflows=[SettleCrossShardBatch, SweepSagaOutbox, SweepSagaOutboxForever],
+        workflows=[SettleCrossShardBatch, SweepSagaOutbox, SweepSagaOutboxForever, ExpireHolds],
         activities=[
             implementation.credit_funds,
             implementation.post_holds,
             implementation.release_holds,
             implementation.sweep_outbox,
+            HoldExpiryActivities(cluster).expire_holds,
         ],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
@@ -122,6 +125,28 @@ async def ensure_sweeper(
     )
 
 
+async def ensure_hold_expiry(
+    client: Client, task_queue: str, *, shards: int, poll_s: float = limits.HOLD_EXPIRY_POLL_S
+) -> None:
+    """Start each shard's hold expiry workflow, or find the one that runs (idempotent, like
+    `ensure_sweeper`).
+
+    Raises:
+        temporalio.service.RPCError: Temporal refused or is unreachable.
+    """
+    for shard in range(shards):
+        await client.start_workflow(
+            ExpireHolds.run,
+            ExpiryInput(shard=shard, poll_s=poll_s),
+            id=hold_expiry_workflow_id(task_queue, shard),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"hold expiry: shard {shard}, at least every {poll_s:g} s",
+            rpc_timeout=timedelta(seconds=limits.TEMPORAL_RPC_TIMEOUT_S),
+        )
+
+
 async def _delete_legacy_schedule(client: Client, task_queue: str) -> None:
     handle = client.get_schedule_handle(f"{LEGACY_SWEEP_SCHEDULE_PREFIX}-{task_queue}")
     try:
@@ -145,6 +170,7 @@ async def run_worker(
         RuntimeError: the worker failed fatally (for example, lost its client).
     """
     await ensure_sweeper(client, task_queue)
+    await ensure_hold_expiry(client, task_queue, shards=len(cluster.shards))
     worker = build_worker(client=client, cluster=cluster, task_queue=task_queue)
     if stop_event is None:
         await worker.run()

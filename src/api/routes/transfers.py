@@ -4,10 +4,11 @@ from fastapi import APIRouter, Response
 
 from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, StateDep
 from api.idempotency import Attempt
-from api.models import ListOut, TransferCreate, TransferOut
+from api.models import CaptureCreate, IncrementCreate, ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
 from ledger.transfers import TransferStatus
+from shards.holds import HoldAction
 
 router = APIRouter(
     prefix="/v1/transfers", tags=["transfers"], responses=error_responses(*AUTHENTICATED)
@@ -30,7 +31,8 @@ async def create_transfer(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`.
+    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
+    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
     """
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
@@ -68,3 +70,78 @@ async def list_transfers(
 async def get_transfer(transfer_id: str, state: StateDep, principal: PrincipalDep) -> TransferOut:
     """One transfer and, when cross-shard, the saga step it reached."""
     return await state.transfers.get(principal=principal, transfer_id=transfer_id)
+
+
+_HOLD_ERRORS = error_responses(404, 409, 413)
+"""A change of a hold: unknown (404), no longer pending or expired (409)."""
+
+
+@router.post(
+    "/{transfer_id}/capture",
+    response_model=TransferOut,
+    responses=error_responses(400, 404, 409, 413),
+)
+async def capture_transfer(
+    transfer_id: str,
+    body: CaptureCreate,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotent: IdempotentDep,
+) -> Response:
+    """Post `amount` of a hold (all of it when absent). A final capture (the default) releases
+    what is left and the transfer is `posted`; with `"final": false` the rest stays held for
+    later captures. Refused with 409 `transfer_not_pending` or `transfer_expired`, 400
+    `amount_exceeds_hold`."""
+
+    async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
+        return 200, await state.transfers.change_hold(
+            principal=principal,
+            transfer_id=transfer_id,
+            action=HoldAction.CAPTURE,
+            attempt=attempt,
+            amount=body.amount,
+            final=body.final,
+        )
+
+    return await idempotent.run(body, work)
+
+
+@router.post("/{transfer_id}/void", response_model=TransferOut, responses=_HOLD_ERRORS)
+async def void_transfer(
+    transfer_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
+) -> Response:
+    """Release what a hold still holds; the transfer is `voided` (earlier captures stay)."""
+
+    async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
+        return 200, await state.transfers.change_hold(
+            principal=principal, transfer_id=transfer_id, action=HoldAction.VOID, attempt=attempt
+        )
+
+    return await idempotent.run(None, work)
+
+
+@router.post(
+    "/{transfer_id}/increment",
+    response_model=TransferOut,
+    responses=error_responses(400, 402, 404, 409, 413),
+)
+async def increment_transfer(
+    transfer_id: str,
+    body: IncrementCreate,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotent: IdempotentDep,
+) -> Response:
+    """Raise an open hold by `amount` when the funds are there (402 `insufficient_funds`
+    otherwise); `amount` shows what is held so far."""
+
+    async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
+        return 200, await state.transfers.change_hold(
+            principal=principal,
+            transfer_id=transfer_id,
+            action=HoldAction.INCREMENT,
+            attempt=attempt,
+            amount=body.amount,
+        )
+
+    return await idempotent.run(body, work)

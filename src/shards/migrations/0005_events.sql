@@ -17,3 +17,10 @@ create table events (
 );
 create index events_tenant on events (tenant_id, id desc);
 create index events_tenant_type on events (tenant_id, type, id desc);
+
+-- An event's id from the change's time and the shard (see above).
+create function event_id(at timestamptz, shard integer) returns text
+language sql volatile as $$
+    select 'evt_' || lpad(to_hex((extract(epoch from at) * 1000000)::bigint), 14, '0')
+           || lpad(to_hex(shard), 4, '0') || lpad(to_hex(nextval('events_seq')), 12, '0')
+$$;

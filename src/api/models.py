@@ -130,6 +130,8 @@ class TransferCreate(_Request):
 class CaptureCreate(_Request):
     """`POST /v1/transfers/{id}/capture`: post `amount` of a hold (all of it when absent)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": 1500, "final": False}]})
+
     amount: Amount | None = None
     final: bool = Field(
         default=True,
@@ -140,6 +142,8 @@ class CaptureCreate(_Request):
 
 class IncrementCreate(_Request):
     """`POST /v1/transfers/{id}/increment`: raise an open hold by `amount`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": 500}]})
 
     amount: Amount
 

@@ -20,9 +20,15 @@ EMPTY = Balance(posted=0, pending=0, held=0)
 
 
 def test_final_states_have_no_way_out() -> None:
-    """Posted, voided and failed transfers never change again; nor do finished sagas."""
+    """Posted, voided, expired and failed transfers never change again; nor do finished
+    sagas."""
     finals = {s for s, nexts in STATUS_TRANSITIONS.items() if not nexts}
-    assert finals == {TransferStatus.POSTED, TransferStatus.VOIDED, TransferStatus.FAILED}
+    assert finals == {
+        TransferStatus.POSTED,
+        TransferStatus.VOIDED,
+        TransferStatus.EXPIRED,
+        TransferStatus.FAILED,
+    }
     assert {s for s, nexts in STEP_TRANSITIONS.items() if not nexts} == {
         SagaStep.POSTED,
         SagaStep.RELEASED,

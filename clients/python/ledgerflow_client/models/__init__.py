@@ -7,6 +7,8 @@ from .account_out_metadata import AccountOutMetadata
 from .account_status import AccountStatus
 from .balance_at_out import BalanceAtOut
 from .balance_out import BalanceOut
+from .capture_create import CaptureCreate
+from .capture_out import CaptureOut
 from .currency import Currency
 from .entry_out import EntryOut
 from .error_code import ErrorCode
@@ -17,6 +19,7 @@ from .event_data import EventData
 from .event_out import EventOut
 from .event_type import EventType
 from .healthz_response_healthz import HealthzResponseHealthz
+from .increment_create import IncrementCreate
 from .list_out_account_out import ListOutAccountOut
 from .list_out_entry_out import ListOutEntryOut
 from .list_out_event_out import ListOutEventOut
@@ -39,6 +42,8 @@ __all__ = (
     "AccountStatus",
     "BalanceAtOut",
     "BalanceOut",
+    "CaptureCreate",
+    "CaptureOut",
     "Currency",
     "EntryOut",
     "ErrorCode",
@@ -49,6 +54,7 @@ __all__ = (
     "EventOut",
     "EventType",
     "HealthzResponseHealthz",
+    "IncrementCreate",
     "ListOutAccountOut",
     "ListOutEntryOut",
     "ListOutEventOut",

@@ -5,6 +5,7 @@ class ErrorCode(StrEnum):
     ACCOUNT_FROZEN = "account_frozen"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
     ACCOUNT_NOT_FOUND = "account_not_found"
+    AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
     AMOUNT_INVALID = "amount_invalid"
     AMOUNT_OVERFLOW = "amount_overflow"
     API_KEY_INVALID = "api_key_invalid"
@@ -24,7 +25,9 @@ class ErrorCode(StrEnum):
     SETTLEMENT_FAILED = "settlement_failed"
     SETTLEMENT_UNAVAILABLE = "settlement_unavailable"
     SHARD_UNAVAILABLE = "shard_unavailable"
+    TRANSFER_EXPIRED = "transfer_expired"
     TRANSFER_NOT_FOUND = "transfer_not_found"
+    TRANSFER_NOT_PENDING = "transfer_not_pending"
 
     def __str__(self) -> str:
         return str(self.value)

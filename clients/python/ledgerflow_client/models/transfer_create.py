@@ -33,6 +33,9 @@ class TransferCreate:
             amount (int):
             currency (Currency): An ISO 4217 currency code.
             metadata (TransferCreateMetadata | Unset):
+            pending (bool | Unset): Place a hold instead of moving the money: 201 `pending` until a capture, a void or
+                `expires_at`. Default: False.
+            expires_in (int | None | Unset): Seconds until a hold expires (only with `pending`; default 7 days).
      """
 
     debit_account_id: str
@@ -40,6 +43,8 @@ class TransferCreate:
     amount: int
     currency: Currency
     metadata: TransferCreateMetadata | Unset = UNSET
+    pending: bool | Unset = False
+    expires_in: int | None | Unset = UNSET
 
 
 
@@ -59,6 +64,14 @@ class TransferCreate:
         if not isinstance(self.metadata, Unset):
             metadata = self.metadata.to_dict()
 
+        pending = self.pending
+
+        expires_in: int | None | Unset
+        if isinstance(self.expires_in, Unset):
+            expires_in = UNSET
+        else:
+            expires_in = self.expires_in
+
 
         field_dict: dict[str, Any] = {}
 
@@ -70,6 +83,10 @@ class TransferCreate:
         })
         if metadata is not UNSET:
             field_dict["metadata"] = metadata
+        if pending is not UNSET:
+            field_dict["pending"] = pending
+        if expires_in is not UNSET:
+            field_dict["expires_in"] = expires_in
 
         return field_dict
 
@@ -100,12 +117,26 @@ class TransferCreate:
 
 
 
+        pending = d.pop("pending", UNSET)
+
+        def _parse_expires_in(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        expires_in = _parse_expires_in(d.pop("expires_in", UNSET))
+
+
         transfer_create = cls(
             debit_account_id=debit_account_id,
             credit_account_id=credit_account_id,
             amount=amount,
             currency=currency,
             metadata=metadata,
+            pending=pending,
+            expires_in=expires_in,
         )
 
         return transfer_create

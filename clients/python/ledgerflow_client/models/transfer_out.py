@@ -15,6 +15,7 @@ from typing import Literal, cast
 import datetime
 
 if TYPE_CHECKING:
+  from ..models.capture_out import CaptureOut
   from ..models.saga_out import SagaOut
   from ..models.transfer_out_metadata import TransferOutMetadata
 
@@ -43,6 +44,9 @@ class TransferOut:
             object_ (Literal['transfer'] | Unset):  Default: 'transfer'.
             failure_code (None | str | Unset):
             saga (None | SagaOut | Unset):
+            expires_at (datetime.datetime | None | Unset):
+            captured_amount (int | None | Unset):
+            captures (list[CaptureOut] | None | Unset):
      """
 
     id: str
@@ -57,6 +61,9 @@ class TransferOut:
     object_: Literal['transfer'] | Unset = 'transfer'
     failure_code: None | str | Unset = UNSET
     saga: None | SagaOut | Unset = UNSET
+    expires_at: datetime.datetime | None | Unset = UNSET
+    captured_amount: int | None | Unset = UNSET
+    captures: list[CaptureOut] | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -64,6 +71,7 @@ class TransferOut:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.capture_out import CaptureOut # noqa: PLC0415
         from ..models.saga_out import SagaOut # noqa: PLC0415
         from ..models.transfer_out_metadata import TransferOutMetadata # noqa: PLC0415
         id = self.id
@@ -100,6 +108,33 @@ class TransferOut:
         else:
             saga = self.saga
 
+        expires_at: None | str | Unset
+        if isinstance(self.expires_at, Unset):
+            expires_at = UNSET
+        elif isinstance(self.expires_at, datetime.datetime):
+            expires_at = self.expires_at.isoformat()
+        else:
+            expires_at = self.expires_at
+
+        captured_amount: int | None | Unset
+        if isinstance(self.captured_amount, Unset):
+            captured_amount = UNSET
+        else:
+            captured_amount = self.captured_amount
+
+        captures: list[dict[str, Any]] | None | Unset
+        if isinstance(self.captures, Unset):
+            captures = UNSET
+        elif isinstance(self.captures, list):
+            captures = []
+            for captures_type_0_item_data in self.captures:
+                captures_type_0_item = captures_type_0_item_data.to_dict()
+                captures.append(captures_type_0_item)
+
+
+        else:
+            captures = self.captures
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -120,6 +155,12 @@ class TransferOut:
             field_dict["failure_code"] = failure_code
         if saga is not UNSET:
             field_dict["saga"] = saga
+        if expires_at is not UNSET:
+            field_dict["expires_at"] = expires_at
+        if captured_amount is not UNSET:
+            field_dict["captured_amount"] = captured_amount
+        if captures is not UNSET:
+            field_dict["captures"] = captures
 
         return field_dict
 
@@ -127,6 +168,7 @@ class TransferOut:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.capture_out import CaptureOut # noqa: PLC0415
         from ..models.saga_out import SagaOut # noqa: PLC0415
         from ..models.transfer_out_metadata import TransferOutMetadata # noqa: PLC0415
         d = dict(src_dict)
@@ -191,6 +233,61 @@ class TransferOut:
         saga = _parse_saga(d.pop("saga", UNSET))
 
 
+        def _parse_expires_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                expires_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return expires_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        expires_at = _parse_expires_at(d.pop("expires_at", UNSET))
+
+
+        def _parse_captured_amount(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        captured_amount = _parse_captured_amount(d.pop("captured_amount", UNSET))
+
+
+        def _parse_captures(data: object) -> list[CaptureOut] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                captures_type_0 = []
+                _captures_type_0 = data
+                for captures_type_0_item_data in (_captures_type_0):
+                    captures_type_0_item = CaptureOut.from_dict(captures_type_0_item_data)
+
+
+
+                    captures_type_0.append(captures_type_0_item)
+
+                return captures_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[CaptureOut] | None | Unset, data)
+
+        captures = _parse_captures(d.pop("captures", UNSET))
+
+
         transfer_out = cls(
             id=id,
             status=status,
@@ -204,6 +301,9 @@ class TransferOut:
             object_=object_,
             failure_code=failure_code,
             saga=saga,
+            expires_at=expires_at,
+            captured_amount=captured_amount,
+            captures=captures,
         )
 
 

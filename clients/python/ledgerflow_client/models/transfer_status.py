@@ -1,6 +1,7 @@
 from enum import StrEnum
 
 class TransferStatus(StrEnum):
+    EXPIRED = "expired"
     FAILED = "failed"
     PENDING = "pending"
     POSTED = "posted"

@@ -159,7 +159,8 @@ def sync_detailed(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`.
+    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
+    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters
@@ -201,7 +202,8 @@ def sync(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`.
+    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
+    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters
@@ -238,7 +240,8 @@ async def asyncio_detailed(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`.
+    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
+    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters
@@ -280,7 +283,8 @@ async def asyncio(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`.
+    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
+    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters

@@ -15,6 +15,7 @@ from ledgerflow.bench.scenarios import DEFAULT_SCENARIOS, Scenario
 from ledgerflow.cli_support import DataDir, console, fail, settings_for
 from ledgerflow.config import ConfigError, endpoints
 from ledgerflow.dev import API_KEY_FILE
+from ledgerflow.logs import configure_logging
 
 SHARD_COUNT_MAX = 16
 
@@ -102,6 +103,8 @@ def bench(
         )
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise fail(f"{work_dir} is not empty; the bench starts on a fresh directory")
+    # The stacks' start-up and shutdown lines would bury the table.
+    configure_logging(level="warning")
     scratch = work_dir or Path(tempfile.mkdtemp(prefix="ledgerflow-bench-"))
     shown = not quiet and sys.stdout.isatty() and not os.environ.get("CI")
     try:

@@ -21,6 +21,9 @@ from ledgerflow.bench.measure import (
 from ledgerflow.bench.scenarios import Scenario
 
 ACCEPTED = frozenset({201, 202})
+ENDPOINT_MISSING = frozenset({404, 405})
+"""An API without the batch route answers 404, or 405 where `POST /v1/transfers/{id}`
+matches the path and allows no POST."""
 TICK_S = 0.25
 ATOMIC_LEGS = 3
 """A payment, its fee and a tax leg."""
@@ -33,7 +36,7 @@ Progress = Callable[[float, int], None]
 
 
 class EndpointUnavailableError(Exception):
-    """The API answered 404 for the scenario's endpoint: it does not have it yet."""
+    """The API answered 404 or 405 for the scenario's endpoint: it does not have it yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +64,8 @@ def _single_outcome(status: int, body: object) -> Outcome:
 
 def _batch_outcome(status: int, body: object) -> Outcome:
     """Items answered 201/202 count as transfers; refused items count by their code."""
-    if status == 404:
-        raise EndpointUnavailableError
+    if status in ENDPOINT_MISSING:
+        raise EndpointUnavailableError(status)
     if status != 200 or not isinstance(body, dict):
         return Outcome(0, Counter({status: 1}), Counter({_error_code(status, body): 1}))
     statuses: Counter[int] = Counter()
@@ -174,7 +177,7 @@ async def drive(
     errors: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError),
 ) -> None:
     """Send `operation` from `shape.concurrency` clients until `shape.duration_s` passed,
-    recording every answer in `result`. A 404 on the endpoint stops the scenario and marks
+    recording every answer in `result`. A 404 or 405 on the endpoint stops the scenario and marks
     it unavailable; `errors` (no answer at all) are counted as connection errors."""
     assert 0 < shape.concurrency <= 1000, shape.concurrency
     assert shape.duration_s > 0, shape.duration_s
@@ -187,8 +190,8 @@ async def drive(
             sent = time.perf_counter()
             try:
                 outcome = await operation(rng)
-            except EndpointUnavailableError:
-                result.unavailable = f"{ENDPOINT_UNAVAILABLE}: the API answered 404"
+            except EndpointUnavailableError as missing:
+                result.unavailable = f"{ENDPOINT_UNAVAILABLE} (HTTP {missing.args[0]})"
                 result.record_error(ENDPOINT_UNAVAILABLE)
                 return
             except errors:

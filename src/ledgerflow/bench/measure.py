@@ -76,6 +76,17 @@ class ScenarioResult:
         """Completed transfers (items, for batches) per second of load."""
         return self.transfers / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def rates(self) -> list[float]:
+        """Transfers per second in each TIMELINE_BUCKET_S of the run; the last bucket holds
+        the answers that came after the duration, over its own, shorter width."""
+        rates = []
+        for index, count in enumerate(self.timeline):
+            width = TIMELINE_BUCKET_S
+            if index == len(self.timeline) - 1:
+                width = max(self.elapsed_s - index * TIMELINE_BUCKET_S, 1e-3)
+            rates.append(round(count / min(width, TIMELINE_BUCKET_S), 1))
+        return rates
+
     def percentile_ms(self, percentile: float) -> float:
         """A latency percentile (0-100) in milliseconds; 0 without answers."""
         if self.histogram.get_total_count() == 0:
@@ -107,10 +118,7 @@ class ScenarioResult:
             },
             "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
             "errors": dict(sorted(self.errors.items())),
-            "timeline": {
-                "bucket_s": TIMELINE_BUCKET_S,
-                "transfers_per_s": [n / TIMELINE_BUCKET_S for n in self.timeline],
-            },
+            "timeline": {"bucket_s": TIMELINE_BUCKET_S, "transfers_per_s": self.rates()},
             "settle_s": None if self.settle_s is None else round(self.settle_s, 3),
             "note": self.note,
         }

@@ -34,6 +34,7 @@ from ledgerflow.bench.pgbench import PgbenchResult
 from ledgerflow.bench.scenarios import Scenario
 
 REPORT_VERSION = 1
+TABLE_WIDTH = 160
 
 
 @dataclass(slots=True)
@@ -174,16 +175,18 @@ def print_table(report: BenchReport, console: Console) -> None:
         )
     elif report.pgbench_error:
         table.add_row("pgbench TPC-B", "-", "-", "-", "-", "-", report.pgbench_error, "-")
-    console.print(table)
+    # Off a terminal rich assumes 80 columns and would fold every cell; a log is wide.
+    out = console if console.is_terminal else Console(file=console.file, width=TABLE_WIDTH)
+    out.print(table)
     for run in report.runs:
-        where = f"{run.shards} shards" if run.shards else run.url
+        where = f"{run.shards} shard{'' if run.shards == 1 else 's'}" if run.shards else run.url
         if not run.books.checked:
-            console.print(f"books ({where}): not checked (no shard DSNs; give --shard-dsns)")
+            out.print(f"books ({where}): not checked (no shard DSNs; give --shard-dsns)")
             continue
         for problem in run.books.problems:
-            console.print(f"[red]✗[/red] books ({where}): {problem}", markup=True)
+            out.print(f"[red]✗[/red] books ({where}): {problem}", markup=True)
         verdict = "[green]balanced[/green]" if run.books.ok else "[red]NOT BALANCED[/red]"
-        console.print(
+        out.print(
             f"books ({where}): {verdict}; {run.books.accounts_checked:,} accounts and "
             f"{run.books.entries_checked:,} entries; in flight: {run.books.in_flight}"
         )

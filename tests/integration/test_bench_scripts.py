@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ARGUMENTS = (
+    "--shards 1 --scenarios single,cross --duration 1 --concurrency 4 --accounts-per-shard 2 "
+    "--no-pgbench --no-baseline"
+)
 
 
 def test_the_bench_command_starts_its_own_stack_and_finds_the_books_balanced(
@@ -16,14 +19,10 @@ def test_the_bench_command_starts_its_own_stack_and_finds_the_books_balanced(
     run there: the table names both rows, the cross row says why it did not run, the JSON
     and the PNG exist, and the work directory is the fresh one it was given."""
     work = tmp_path / "work"
+    paths = ["--work-dir", str(work), "--json-out", str(tmp_path / "bench.json")]
+    paths += ["--png-out", str(tmp_path / "bench.png")]
     done = subprocess.run(
-        [
-            sys.executable, "-m", "ledgerflow", "bench",
-            "--shards", "1", "--scenarios", "single,cross", "--duration", "1",
-            "--concurrency", "4", "--accounts-per-shard", "2", "--no-pgbench", "--no-baseline",
-            "--work-dir", str(work), "--json-out", str(tmp_path / "bench.json"),
-            "--png-out", str(tmp_path / "bench.png"),
-        ],  # fmt: skip
+        [sys.executable, "-m", "ledgerflow", "bench", *ARGUMENTS.split(), *paths],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -63,16 +63,16 @@ _hot_lock = gevent.lock.Semaphore()
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:  # noqa: ANN001 - locust's argparse wrapper
     parser.add_argument(
-        "--cross-shard-ratio", type=float, env_var="LEDGERFLOW_CROSS_SHARD_RATIO", default=0.5
+        "--cross-shard-ratio", type=float, env_var="LOCUST_CROSS_SHARD_RATIO", default=0.5
     )
     parser.add_argument(
         "--batch-share",
         type=float,
-        env_var="LEDGERFLOW_BATCH_SHARE",
+        env_var="LOCUST_BATCH_SHARE",
         default=0.1,
         help="Share of transfer tasks sent as one batch (0..1)",
     )
-    parser.add_argument("--batch-size", type=int, env_var="LEDGERFLOW_BATCH_SIZE", default=20)
+    parser.add_argument("--batch-size", type=int, env_var="LOCUST_BATCH_SIZE", default=20)
 
 
 class LedgerUser(FastHttpUser):

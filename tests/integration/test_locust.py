@@ -23,8 +23,8 @@ async def test_a_short_headless_locust_run_finds_no_5xx_and_balanced_books(
         **os.environ,
         "LEDGERFLOW_API_KEY": tenant_key,
         "LEDGERFLOW_SHARD_DSNS": json.dumps(shard_dsns),
-        "LEDGERFLOW_BATCH_SHARE": "0.3",
-        "LEDGERFLOW_BATCH_SIZE": "5",
+        "LOCUST_BATCH_SHARE": "0.3",
+        "LOCUST_BATCH_SIZE": "5",
     }
     # A subprocess driven from this event loop, which also serves the session's API.
     process = await asyncio.create_subprocess_exec(

@@ -77,15 +77,11 @@ class ScenarioResult:
         return self.transfers / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def rates(self) -> list[float]:
-        """Transfers per second in each TIMELINE_BUCKET_S of the run; the last bucket holds
-        the answers that came after the duration, over its own, shorter width."""
-        rates = []
-        for index, count in enumerate(self.timeline):
-            width = TIMELINE_BUCKET_S
-            if index == len(self.timeline) - 1:
-                width = max(self.elapsed_s - index * TIMELINE_BUCKET_S, 1e-3)
-            rates.append(round(count / min(width, TIMELINE_BUCKET_S), 1))
-        return rates
+        """Transfers per second in each whole TIMELINE_BUCKET_S of the run. The answers of a
+        last, partial bucket (requests sent before the end, answered after it) count in
+        `transfers` but draw no point: over a sliver of a second they would show a spike."""
+        whole = int(self.elapsed_s / TIMELINE_BUCKET_S)
+        return [round(n / TIMELINE_BUCKET_S, 1) for n in self.timeline[:whole]]
 
     def percentile_ms(self, percentile: float) -> float:
         """A latency percentile (0-100) in milliseconds; 0 without answers."""

@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from ledgerflow.cli_support import DataDir, console, fail, settings_for
 from ledgerflow.config import ConfigError, endpoints
 from ledgerflow.dev import API_KEY_FILE
 from ledgerflow.logs import configure_logging
+
+if TYPE_CHECKING:
+    from ledgerflow.bench.stack import Target
 
 SHARD_COUNT_MAX = 16
 
@@ -83,7 +86,6 @@ def bench(
         from ledgerflow.bench import harness  # noqa: PLC0415 - the bench extra
         from ledgerflow.bench.load import LoadShape  # noqa: PLC0415 - the bench extra
         from ledgerflow.bench.report import print_table  # noqa: PLC0415 - the bench extra
-        from ledgerflow.bench.stack import Target  # noqa: PLC0415 - the bench extra
     except ImportError as error:
         raise fail(
             f"`ledgerflow bench` needs the bench extra: pip install 'ledgerflow[bench]' ({error})"
@@ -98,9 +100,7 @@ def bench(
     counts = _shard_counts(shards)
     target = None
     if url is not None:
-        target = _running_target(
-            Target, url, api_key, temporal_address, shard_dsns, data_dir=data_dir
-        )
+        target = _running_target(url, api_key, temporal_address, shard_dsns, data_dir=data_dir)
     if work_dir is not None and work_dir.exists() and any(work_dir.iterdir()):
         raise fail(f"{work_dir} is not empty; the bench starts on a fresh directory")
     # The stacks' start-up and shutdown lines would bury the table.
@@ -133,15 +133,16 @@ def bench(
 
 
 def _running_target(
-    target_type: type,
     url: str,
     api_key: str | None,
     temporal_address: str | None,
     shard_dsns: str | None,
     *,
     data_dir: Path | None,
-) -> object:
+) -> "Target":
     """The stack at `url`; what is not given comes from the settings or the dev stack."""
+    from ledgerflow.bench.stack import Target as RunningStack  # noqa: PLC0415 - the bench extra
+
     settings = settings_for(data_dir)
     key_file = settings.data_dir / API_KEY_FILE
     api_key = api_key or (key_file.read_text().strip() if key_file.exists() else None)
@@ -155,4 +156,6 @@ def _running_target(
             temporal_address = temporal_address or found.temporal_address
         except ConfigError:
             pass
-    return target_type(url=url, api_key=api_key, temporal_address=temporal_address, shard_dsns=dsns)
+    return RunningStack(
+        url=url, api_key=api_key, temporal_address=temporal_address, shard_dsns=dsns
+    )

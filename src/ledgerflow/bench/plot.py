@@ -34,11 +34,11 @@ def write_png(report: BenchReport, path: Path) -> None:
     over_time, latency = axes[0], axes[1]
     for run in report.runs:
         for result in run.scenarios:
-            if result.unavailable is not None or not result.timeline:
+            if result.unavailable is not None or not result.rates():
                 continue
             label = _label(result.scenario, run.shards, several_runs)
-            seconds = [i + 0.5 for i in range(len(result.timeline))]
-            over_time.plot(seconds, result.rates(), label=label)
+            rates = result.rates()
+            over_time.plot([i + 0.5 for i in range(len(rates))], rates, label=label)
             points = (0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99)
             latency.plot(
                 [_nines(p) for p in points], [result.percentile_ms(p) for p in points], label=label

@@ -17,7 +17,9 @@ PERCENTILE_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99)
 
 
 def _label(scenario: str, shards: int | None, several_runs: bool) -> str:
-    return f"{scenario} ({shards} shards)" if several_runs and shards else scenario
+    if not (several_runs and shards):
+        return scenario
+    return f"{scenario} ({shards} shard{'' if shards == 1 else 's'})"
 
 
 def _nines(percentile: float) -> float:

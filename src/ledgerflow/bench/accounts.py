@@ -30,6 +30,9 @@ class BenchAccounts:
     customers: dict[int, list[str]]
     fee_account: str
     fee_shard: int
+    spread_accounts: list[str]
+    """Accounts on the fee shard that, like the fee account, are only ever credited: the
+    `hot-spread` row credits them in turn, so it differs from `hot` in nothing else."""
 
     @property
     def shards(self) -> list[int]:
@@ -80,20 +83,20 @@ async def open_accounts(client: aiohttp.ClientSession, *, per_shard: int) -> Ben
         if enough and set(customers) == shards_before:
             break
     funding: dict[int, str] = {}
-    fee: dict[int, str] = {}
     for _ in range(OPEN_ROUNDS_MAX * OPEN_ROUND_SIZE):
         if set(funding) >= set(customers):
             break
         account = await _create_account(client, overdraft=True)
         funding.setdefault(account["shard"], account["id"])
     fee_shard = min(customers)
+    credit_only: list[str] = []
     for _ in range(OPEN_ROUNDS_MAX * OPEN_ROUND_SIZE):
-        if fee_shard in fee:
+        if len(credit_only) > per_shard:
             break
         account = await _create_account(client, overdraft=False)
         if account["shard"] == fee_shard:
-            fee[fee_shard] = account["id"]
-    if fee_shard not in fee or set(funding) < set(customers):
+            credit_only.append(account["id"])
+    if len(credit_only) <= per_shard or set(funding) < set(customers):
         raise BenchSetupError("could not open an account on every shard")
     await asyncio.gather(
         *(
@@ -102,7 +105,12 @@ async def open_accounts(client: aiohttp.ClientSession, *, per_shard: int) -> Ben
             for account_id in ids
         )
     )
-    return BenchAccounts(customers=customers, fee_account=fee[fee_shard], fee_shard=fee_shard)
+    return BenchAccounts(
+        customers=customers,
+        fee_account=credit_only[0],
+        fee_shard=fee_shard,
+        spread_accounts=credit_only[1:],
+    )
 
 
 async def _fund(client: aiohttp.ClientSession, funding: str, account_id: str) -> None:

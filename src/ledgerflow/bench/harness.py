@@ -166,6 +166,9 @@ def live_progress(duration_s: float, *, enabled: bool, console: Console) -> Iter
             def update(elapsed_s: float, transfers: int) -> None:
                 span = elapsed_s - last[0]
                 rate = (transfers - last[1]) / span if span > 0 else 0.0
+                if elapsed_s >= duration_s:
+                    # Done: the row's average, not the last sliver's burst of answers.
+                    rate = transfers / elapsed_s
                 if span >= 1.0 or elapsed_s >= duration_s:
                     last[0], last[1] = elapsed_s, transfers
                 progress.update(task, completed=min(elapsed_s, duration_s), rate=f"{rate:,.0f}")

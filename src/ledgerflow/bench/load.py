@@ -136,8 +136,8 @@ class ScenarioRequests:
         return await self._transfer(debit, self._accounts.fee_account, rng)
 
     async def _hot_spread(self, rng: random.Random) -> Outcome:
-        debit, credit = rng.sample(self._accounts.customers[self._accounts.fee_shard], 2)
-        return await self._transfer(debit, credit, rng)
+        debit = rng.choice(self._accounts.customers[self._accounts.fee_shard])
+        return await self._transfer(debit, rng.choice(self._accounts.spread_accounts), rng)
 
     async def _post_batch(self, items: list[dict], *, atomic: bool) -> Outcome:
         headers = {"Idempotency-Key": f"bench-{ULID()}"}

@@ -17,7 +17,8 @@ class Scenario(StrEnum):
     """One transfer per request, half of them single-shard and half cross-shard."""
     HOT = "hot"
     """One single-shard transfer per request, every one crediting one fee account; run
-    beside the same load spread over many accounts (`hot-spread`) for the ratio."""
+    beside the same load crediting `--accounts-per-shard` accounts in turn (`hot-spread`)
+    for the ratio."""
     ATOMIC = "atomic"
     """An atomic batch per request: a payment, its fee and a tax leg, on up to three shards."""
 

@@ -225,7 +225,8 @@ class LedgerUser(FastHttpUser):
                     }
                 )
         if items:
-            self._post("/v1/transfers/batch", {"transfers": items}, "/v1/transfers/batch")
+            body = {"transfers": items, "atomic": False}
+            self._post("/v1/transfers/batch", body, "/v1/transfers/batch")
 
     @task(3)
     def pay_fee(self) -> None:

@@ -30,16 +30,21 @@ def _scenarios(text: str) -> tuple[Scenario, ...]:
         return tuple(Scenario(name.strip()) for name in text.split(",") if name.strip())
     except ValueError:
         choices = ", ".join(s.value for s in Scenario)
-        raise typer.BadParameter(f"choose from {choices}, or all") from None
+        message = f"choose from {choices}, or all"
+        raise typer.BadParameter(message, param_hint="--scenarios") from None
 
 
 def _shard_counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
-        raise typer.BadParameter("a comma-separated list of shard counts, e.g. 1,2,4") from None
+        raise typer.BadParameter(
+            "a comma-separated list of shard counts, e.g. 1,2,4", param_hint="--shards"
+        ) from None
     if not counts or not all(1 <= n <= SHARD_COUNT_MAX for n in counts):
-        raise typer.BadParameter(f"each shard count between 1 and {SHARD_COUNT_MAX}")
+        raise typer.BadParameter(
+            f"each shard count between 1 and {SHARD_COUNT_MAX}", param_hint="--shards"
+        )
     return counts
 
 
@@ -82,6 +87,8 @@ def bench(
 
     Needs the `bench` extra (`pip install 'ledgerflow[bench]'`); the image leaves it out.
     """
+    chosen = _scenarios(scenarios)
+    counts = _shard_counts(shards)
     try:
         from ledgerflow.bench import harness  # noqa: PLC0415 - the bench extra
         from ledgerflow.bench.load import LoadShape  # noqa: PLC0415 - the bench extra
@@ -91,13 +98,12 @@ def bench(
             f"`ledgerflow bench` needs the bench extra: pip install 'ledgerflow[bench]' ({error})"
         ) from None
     plan = harness.BenchPlan(
-        scenarios=_scenarios(scenarios),
+        scenarios=chosen,
         shape=LoadShape(duration_s=duration, concurrency=concurrency, batch_size=batch_size),
         accounts_per_shard=accounts_per_shard,
         baseline=baseline,
         pgbench=pgbench,
     )
-    counts = _shard_counts(shards)
     target = None
     if url is not None:
         target = _running_target(url, api_key, temporal_address, shard_dsns, data_dir=data_dir)

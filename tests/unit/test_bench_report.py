@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from ledgerflow.bench.measure import Outcome, ScenarioResult
@@ -63,7 +64,7 @@ def test_the_json_gives_each_row_its_ratio_to_pgbench_and_the_table_names_every_
     report = _report()
     document = report.to_json()
     single = document["runs"][1]["scenarios"][0]
-    assert single["ratio_to_pgbench"] == round(single["transfers_per_s"] / 1000.0, 3)
+    assert single["ratio_to_pgbench"] == pytest.approx(single["transfers_per_s"] / 1000.0, abs=1e-3)
     assert single["errors"] == {"insufficient_funds": 1}
     assert document["runs"][0]["scenarios"][1]["available"] is False
     assert document["books_ok"] is True

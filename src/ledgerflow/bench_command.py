@@ -15,6 +15,7 @@ from ledgerflow.bench.scenarios import DEFAULT_SCENARIOS, Scenario
 from ledgerflow.cli_support import DataDir, console, fail, settings_for
 from ledgerflow.config import ConfigError, endpoints
 from ledgerflow.dev import API_KEY_FILE
+from ledgerflow.devstack import DevStackError
 from ledgerflow.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ def bench(
     counts = _shard_counts(shards)
     try:
         from ledgerflow.bench import harness  # noqa: PLC0415 - the bench extra
+        from ledgerflow.bench.accounts import BenchSetupError  # noqa: PLC0415 - the bench extra
         from ledgerflow.bench.load import LoadShape  # noqa: PLC0415 - the bench extra
         from ledgerflow.bench.report import print_table  # noqa: PLC0415 - the bench extra
     except ImportError as error:
@@ -122,7 +124,7 @@ def bench(
                 work_dir=scratch,
                 progress_for=progress_for,
             )
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, DevStackError, BenchSetupError) as error:
         raise fail(f"the bench failed: {error}") from None
     finally:
         if work_dir is None:

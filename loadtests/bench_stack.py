@@ -4,162 +4,33 @@
 
 starts 2 embedded PostgreSQL shards (durable: fsync on; `--shards N`), the Temporal dev
 server (SQLite with WAL and synchronous=normal, as `ledgerflow dev` runs it), then the
-settlement worker and the API in two child processes, so they do not share one interpreter
-lock. Once the API answers `/readyz`, it prints the API URL, an API key and the Temporal
-address for `bench_cross_shard.py` (and writes them to DATA_DIR/bench-stack.json), and stops
-everything on Ctrl-C or SIGTERM. Everything listens on loopback only. With
-`OTEL_EXPORTER_OTLP_ENDPOINT` set, both children trace and export as `ledgerflow api` and
-`worker` do (docs/observability.md).
+settlement worker and the API in two child processes (`ledgerflow.bench.stack`). Once the
+API answers `/readyz`, it prints the API URL, an API key and the Temporal address (and writes
+them to DATA_DIR/bench-stack.json), and stops everything on Ctrl-C or SIGTERM. Everything
+listens on loopback only. Drive it with `ledgerflow bench --url URL --api-key KEY
+--temporal-address ADDRESS --shard-dsns DSN,...` or Locust.
 
-Two shards by default: one per core of the 2-core machine docs/performance.md's figures come
-from.
-Every shard is a PostgreSQL server with its own commits and its own batches, so on one
-machine more shards than cores cost CPU per transfer and add no capacity: `--shards 4` (the
-dev stack's count) settles about a quarter fewer cross-shard transfers per second there.
+`ledgerflow bench` without `--url` starts the same stack itself, one per `--shards` count.
 """
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import signal
-import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from ulid import ULID
+from ledgerflow.bench.stack import (
+    HOST,
+    Services,
+    StackConfig,
+    new_api_key,
+    run_child,
+    started_stack,
+    wait_until_serving,
+)
 
-from ledgerflow.composition import Wiring, run_worker_process, serve_api_process
-from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
-from ledgerflow.logs import configure_logging
-from ledgerflow.runtime import run_loop
-from ledgerflow.tracing import process_tracing
-from shards.api_keys import ApiKeyCatalog
-from shards.cluster import ShardCluster
-from shards.migrate import migrate_all
-from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
-
-HOST = "127.0.0.1"
-TASK_QUEUE = "ledgerflow-bench"
-READY_TIMEOUT_S = 120.0
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    """What the child processes need to find the shards and Temporal."""
-
-    shard_dsns: list[str]
-    temporal_address: str
-    api_port: int
-    batch_window_ms: int
-    batch_size_max: int
-    in_flight_max: int
-    sync_wait_s: float
-    pool_size_max: int
-
-    def wiring(self, *, tracing: bool) -> Wiring:
-        """The system both children build: the API settles on `TASK_QUEUE`, where the
-        worker polls."""
-        return Wiring(
-            shard_dsns=self.shard_dsns,
-            temporal_address=self.temporal_address,
-            task_queue=TASK_QUEUE,
-            pool_size_max=self.pool_size_max,
-            saga_sync_wait_s=self.sync_wait_s,
-            saga_batch_window_ms=self.batch_window_ms,
-            saga_batch_size_max=self.batch_size_max,
-            saga_in_flight_max=self.in_flight_max,
-            tracing=tracing,
-        )
-
-
-def run_child(role: str, config: StackConfig) -> None:
-    """The body of the `api` or `worker` child process (spawned, so it needs a top-level
-    function). It traces, as `ledgerflow api` and `worker` do, when the environment names
-    an OTLP endpoint (`ledgerflow.tracing`)."""
-    configure_logging(level="warning")
-    with process_tracing(f"ledgerflow-bench-{role}") as tracing:
-        wiring = config.wiring(tracing=tracing)
-        if role == "api":
-            run_loop(serve_api_process(wiring, host=HOST, port=config.api_port))
-        else:
-            run_loop(run_worker_process(wiring))
-
-
-@dataclass
-class Services:
-    """The stack's servers: durable embedded PostgreSQL shards and the Temporal dev server
-    (SQLite), on free loopback ports under one data directory."""
-
-    shards: list[EmbeddedPostgres]
-    temporal: TemporalDevServer
-
-    @classmethod
-    def under(cls, data_dir: Path, *, shard_count: int) -> "Services":
-        """The servers, not started yet."""
-        return cls(
-            shards=[
-                EmbeddedPostgres(data_dir / f"shard-{i}", port=free_port(), durable=True)
-                for i in range(shard_count)
-            ],
-            temporal=TemporalDevServer(
-                db_file=data_dir / "temporal.db",
-                port=free_port(),
-                ui_port=None,
-                search_attributes=SEARCH_ATTRIBUTE_TYPES,
-                log_file=data_dir / "temporal.log",
-            ),
-        )
-
-    def start(self) -> list[str]:
-        """Start every server and migrate the shards; returns their DSNs."""
-        for shard in self.shards:
-            shard.start()
-        self.temporal.start()
-        dsns = [s.dsn for s in self.shards]
-        asyncio.run(migrate_all(dsns))
-        return dsns
-
-    def stop(self) -> None:
-        """Stop whatever runs."""
-        self.temporal.stop()
-        for shard in self.shards:
-            shard.stop()
-
-
-async def new_api_key(dsns: list[str], *, tenant_prefix: str) -> str:
-    """A key of a fresh tenant, so every run moves money among its own accounts."""
-    cluster = await ShardCluster.connect(dsns, pool_size_max=1)
-    try:
-        _, secret = await ApiKeyCatalog(cluster).create(tenant_id=f"{tenant_prefix}_{ULID()}")
-        return secret
-    finally:
-        await cluster.close()
-
-
-def wait_until_serving(url: str, children: list[multiprocessing.Process]) -> None:
-    """Return once the API answers `/readyz` with 200 (every shard reachable), so whoever
-    reads the stack file can send load at once.
-
-    Raises:
-        RuntimeError: a child process exited, or the API was not ready in READY_TIMEOUT_S.
-    """
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        for child in children:
-            if not child.is_alive():
-                raise RuntimeError(f"the {child.name} process exited with code {child.exitcode}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API at {url} was not ready within {READY_TIMEOUT_S:.0f} s")
-        time.sleep(0.2)
+# chaos.py builds its own drill from the same pieces.
+__all__ = ["HOST", "Services", "StackConfig", "new_api_key", "run_child", "wait_until_serving"]
 
 
 def main() -> None:
@@ -173,54 +44,40 @@ def main() -> None:
     parser.add_argument("--sync-wait-s", type=float, default=1.0)
     parser.add_argument("--pool-size-max", type=int, default=16)
     args = parser.parse_args()
-
-    services = Services.under(args.data_dir, shard_count=args.shards)
-    children: list[multiprocessing.Process] = []
+    tuning = StackConfig(
+        shard_dsns=[],
+        temporal_address="",
+        api_port=0,
+        batch_window_ms=args.batch_window_ms,
+        batch_size_max=args.batch_size_max,
+        in_flight_max=args.in_flight_max,
+        sync_wait_s=args.sync_wait_s,
+        pool_size_max=args.pool_size_max,
+    )
     try:
-        dsns = services.start()
-        config = StackConfig(
-            shard_dsns=dsns,
-            temporal_address=services.temporal.address,
-            api_port=free_port(),
-            batch_window_ms=args.batch_window_ms,
-            batch_size_max=args.batch_size_max,
-            in_flight_max=args.in_flight_max,
-            sync_wait_s=args.sync_wait_s,
-            pool_size_max=args.pool_size_max,
-        )
-        context = multiprocessing.get_context("spawn")
-        children = [
-            context.Process(target=run_child, args=(r, config), name=r) for r in ("worker", "api")
-        ]
-        for child in children:
-            child.start()
-        url = f"http://{HOST}:{config.api_port}"
-        wait_until_serving(url, children)
-        info = {
-            "url": url,
-            "api_key": asyncio.run(new_api_key(dsns, tenant_prefix="bench")),
-            "temporal_address": services.temporal.address,
-            "pids": {"worker": children[0].pid, "api": children[1].pid},
-            "config": asdict(config),
-        }
-        # Written whole and then renamed, so a reader polling for the file never sees half.
-        stack_file = args.data_dir / "bench-stack.json"
-        partial_file = stack_file.with_suffix(".json.partial")
-        partial_file.write_text(json.dumps(info, indent=2))
-        partial_file.replace(stack_file)
-        print(json.dumps(info, indent=2), flush=True)
-        while True:
-            signal.pause()
+        with started_stack(args.data_dir, shard_count=args.shards, config=tuning) as (
+            target,
+            config,
+        ):
+            info = {
+                "url": target.url,
+                "api_key": target.api_key,
+                "temporal_address": target.temporal_address,
+                "pids": target.pids,
+                "config": asdict(config),
+            }
+            # Written whole and then renamed, so a reader polling for the file never sees half.
+            stack_file = args.data_dir / "bench-stack.json"
+            partial_file = stack_file.with_suffix(".json.partial")
+            partial_file.write_text(json.dumps(info, indent=2))
+            partial_file.replace(stack_file)
+            print(json.dumps(info, indent=2), flush=True)
+            while True:
+                signal.pause()
     except KeyboardInterrupt:
         pass
     except RuntimeError as error:
         raise SystemExit(f"bench stack: {error}") from error
-    finally:
-        for child in children:
-            if child.pid is not None and child.is_alive():
-                child.terminate()
-            child.join(timeout=15)
-        services.stop()
 
 
 def interrupt_once(signum: int, frame: object) -> None:

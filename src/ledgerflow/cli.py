@@ -1,6 +1,5 @@
 """The `ledgerflow` command."""
 
-import asyncio
 import json
 import re
 import sys
@@ -17,7 +16,7 @@ from api.app import ApiConfig, create_app
 from ledger.errors import LedgerError
 from ledger.limits import REPORT_STATEMENT_TIMEOUT_MS, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.money import format_minor
-from ledgerflow.bench_mode import BenchMode
+from ledgerflow.bench_command import bench
 from ledgerflow.cli_support import (
     DataDir,
     JsonFlag,
@@ -32,11 +31,10 @@ from ledgerflow.cli_support import (
 )
 from ledgerflow.composition import Wiring, run_worker_process, serve_api_process
 from ledgerflow.config import Endpoints
-from ledgerflow.dev import API_KEY_FILE, DevError, DevOptions, run_dev
+from ledgerflow.dev import DevError, DevOptions, run_dev
 from ledgerflow.devstack import DevStackError, PortInUseError
 from ledgerflow.keys_commands import keys_app
 from ledgerflow.settings import Settings
-from ledgerflow.stackfile import StackInfo
 from ledgerflow.temporal import (
     TemporalAuth,
     connect_temporal,
@@ -277,50 +275,7 @@ def openapi(
         output.write_text(document, encoding="utf-8")
 
 
-@app.command()
-def bench(
-    mode: Annotated[
-        BenchMode, typer.Option(help="Single-shard, cross-shard or mixed transfers.")
-    ] = BenchMode.SINGLE,
-    transfers: Annotated[int, typer.Option(min=1, max=10_000_000)] = 5000,
-    concurrency: Annotated[int, typer.Option(min=1, max=1000)] = 64,
-    duration: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 60.0,
-    url: Annotated[str | None, typer.Option(help="API URL (default: the dev stack's).")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="LEDGERFLOW_API_KEY")] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Drive transfers through the HTTP API and print transfers/s and latency percentiles.
-
-    Needs the `bench` extra (`pip install 'ledgerflow[bench]'`); the image leaves it out.
-    """
-    try:
-        import aiohttp  # noqa: PLC0415 - the bench extra; services never import it
-
-        from ledgerflow.bench import BenchOptions, run_bench  # noqa: PLC0415 - needs aiohttp
-    except ImportError as error:
-        raise fail(
-            f"`ledgerflow bench` needs the bench extra: pip install 'ledgerflow[bench]' ({error})"
-        ) from None
-    settings = settings_for(data_dir)
-    stack = StackInfo.read(settings.data_dir)
-    url = url or (stack.api_url if stack else None)
-    key_file = settings.data_dir / API_KEY_FILE
-    api_key = api_key or (key_file.read_text().strip() if key_file.exists() else None)
-    if not url or not api_key:
-        raise fail("give --url and --api-key, or run next to a `ledgerflow dev` stack")
-    options = BenchOptions(
-        url=url,
-        api_key=api_key,
-        mode=mode,
-        transfers=transfers,
-        concurrency=concurrency,
-        duration_s_max=duration,
-    )
-    try:
-        result = asyncio.run(run_bench(options))
-    except (aiohttp.ClientError, OSError) as error:
-        raise fail(f"the API at {url} failed: {error}") from None
-    console.print(f"[bold]{mode}-shard[/bold] {result.summary()}")
+app.command(name="bench")(bench)
 
 
 def main() -> None:

@@ -1,78 +1,46 @@
-"""The cross-shard benchmark (loadtests/bench_stack.py, then bench_cross_shard.py), short:
-it must run end to end on its own stack, print its figures and find the books balanced."""
+"""`ledgerflow bench` as a user runs it, on a stack it starts itself: it prints the table,
+writes the JSON and the PNG, and exits 0 because the books balance."""
 
-import re
-import signal
+import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-STACK_READY_S = 120
+ARGUMENTS = (
+    "--shards 1 --scenarios single,cross --duration 1 --concurrency 4 --accounts-per-shard 2 "
+    "--no-pgbench --no-baseline"
+)
 
 
-def test_the_cross_shard_benchmark_runs_and_finds_the_books_balanced(tmp_path: Path) -> None:
-    """A few seconds of load from 16 clients on a fresh two-shard stack, with a small
-    one-workflow-per-transfer baseline: the script exits 0 (it exits 1 when reconciliation
-    finds a problem), reports at least one and at most one saga per transfer, and finds
-    nothing left in flight once the sagas caught up."""
-    data_dir = tmp_path / "bench"
-    stack_file = data_dir / "bench-stack.json"
-    data_dir.mkdir()
-    with (data_dir / "stack.log").open("wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, str(ROOT / "loadtests" / "bench_stack.py"), "--data-dir", data_dir],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + STACK_READY_S
-            while not stack_file.exists():
-                assert stack.poll() is None, (data_dir / "stack.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the bench stack did not start"
-                time.sleep(0.5)
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "loadtests" / "bench_cross_shard.py"),
-                    "--stack-file",
-                    str(stack_file),
-                    "--concurrency",
-                    "16",
-                    "--duration",
-                    "4",
-                    "--accounts-per-shard",
-                    "4",
-                    "--baseline-transfers",
-                    "20",
-                    "--baseline-concurrency",
-                    "4",
-                ],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-        finally:
-            stack.send_signal(signal.SIGTERM)
-            stack.wait(timeout=60)
-
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
-    assert out.startswith("stack: 2 shards, sagas of at most 60 transfers"), out
-    answered = re.search(r"(\d+) transfers in [\d.]+s = [\d,]+ transfers/s", out)
-    assert answered is not None, out
-    assert int(answered[1]) > 0, out
-    sagas = re.search(r"sagas: ([\d,]+) workflows settled them", out)
-    assert sagas is not None, out
-    assert 0 < int(sagas[1].replace(",", "")) <= int(answered[1]), out
-    books = (
-        r"books: balanced; [\d,]+ accounts and [\d,]+ entries on 2 shards; "
-        r"in flight: reserved nothing, credited and not yet posted nothing"
+def test_the_bench_command_starts_its_own_stack_and_finds_the_books_balanced(
+    tmp_path: Path,
+) -> None:
+    """One shard, one second of single-shard load and of the cross-shard scenario it cannot
+    run there: the table names both rows, the cross row says why it did not run, the JSON
+    and the PNG exist, and the work directory is the fresh one it was given."""
+    work = tmp_path / "work"
+    paths = ["--work-dir", str(work), "--json-out", str(tmp_path / "bench.json")]
+    paths += ["--png-out", str(tmp_path / "bench.png")]
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "bench", *ARGUMENTS.split(), *paths],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=tmp_path,
     )
-    assert re.search(books, out), out
-    assert re.search(r"one workflow per transfer: [\d.]+ transfers/s", out), out
-    assert re.search(r"CPU during the load .* api process \d+%", out), out
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ledgerflow bench: 1 s per scenario, 4 clients" in done.stdout, done.stdout
+    assert "needs at least 2 shards" in done.stdout, done.stdout
+    assert "books (1 shard): balanced" in done.stdout, done.stdout
+    document = json.loads((tmp_path / "bench.json").read_text())
+    (run,) = document["runs"]
+    assert run["shards"] == 1
+    single, cross = run["scenarios"]
+    assert single["scenario"] == "single"
+    assert single["transfers"] > 0
+    assert cross["available"] is False
+    assert document["pgbench"] is None
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    assert (work / "shards-1" / "shard-0" / "PG_VERSION").exists()

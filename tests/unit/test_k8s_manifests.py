@@ -378,7 +378,9 @@ def _ledgerflow_containers() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_every_ledgerflow_container_composes_the_shard_dsns_from_the_cnpg_secrets():
     containers = list(_ledgerflow_containers())
-    assert len(containers) == 6
+    # api, worker, migrate, register-search-attributes, verify, transfers stuck, and the
+    # Locust master of the loadtest overlay, which reconciles the books after a run.
+    assert len(containers) == 7
     for where, container in containers:
         env = container["env"]
         defined: set[str] = set()
@@ -454,6 +456,16 @@ def test_the_network_policy_admits_exactly_the_ledgerflow_shard_clients():
     client_rule = policy["spec"]["ingress"][0]
     required = client_rule["from"][0]["podSelector"]["matchLabels"]
     assert [p["port"] for p in client_rule["ports"]] == [5432]
+    # Policies add up: a component may admit its own client (the Locust master) to 5432.
+    admitting = [required]
+    for other in objects:
+        if other["kind"] != "NetworkPolicy" or other is policy:
+            continue
+        if other["spec"]["podSelector"].get("matchExpressions") != [selector]:
+            continue
+        for rule in other["spec"]["ingress"]:
+            assert [p["port"] for p in rule["ports"]] == [5432], other["metadata"]["name"]
+            admitting += [source["podSelector"]["matchLabels"] for source in rule["from"]]
     for obj in objects:
         if _pod_spec(obj) is None:
             continue
@@ -463,7 +475,7 @@ def test_the_network_policy_admits_exactly_the_ledgerflow_shard_clients():
             for c in _pod_spec(obj)["containers"]
             for e in c.get("env", [])
         )
-        admitted = required.items() <= labels.items()
+        admitted = any(wanted.items() <= labels.items() for wanted in admitting)
         assert admitted == uses_shards, obj["metadata"]["name"]
 
 
@@ -569,12 +581,30 @@ def test_the_production_connection_budget_fits_max_connections():
         assert (api + workers + jobs) * pool <= max_connections
 
 
-def test_the_loadtest_overlay_adds_locust():
+def test_the_loadtest_overlay_runs_locust_headless_as_jobs_and_keeps_the_report():
+    """A master Job that waits for as many workers as the worker Job runs, writes its CSV
+    and HTML report to a claimed volume, and has the shards' DSNs to reconcile at the end."""
     objects = _build(K8S / "overlays/loadtest")
-    names = {o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"}
-    assert {"ledgerflow-locust-master", "ledgerflow-locust-worker"} <= names
+    master = _named(objects, "Job", "ledgerflow-locust-master")
+    worker = _named(objects, "Job", "ledgerflow-locust-worker")
+    (container,) = master["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert {"--master", "--headless", "--expect-workers=$(LOCUST_WORKERS)"} <= set(
+        container["args"]
+    )
+    assert int(env["LOCUST_WORKERS"]) == worker["spec"]["parallelism"]
+    assert "LEDGERFLOW_SHARD_DSNS" in env
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert "--csv=/reports/ledgerflow" in container["args"]
+    assert "--html=/reports/ledgerflow.html" in container["args"]
+    assert mounts["reports"] == "/reports"
+    (reports,) = [
+        v for v in master["spec"]["template"]["spec"]["volumes"] if v["name"] == "reports"
+    ]
+    claim = reports["persistentVolumeClaim"]["claimName"]
+    assert _named(objects, "PersistentVolumeClaim", claim)
     (service,) = [o for o in objects if o["metadata"]["name"] == "ledgerflow-locust"]
-    assert {p["port"] for p in service["spec"]["ports"]} == {8089, 5557}
+    assert {p["port"] for p in service["spec"]["ports"]} == {5557}
 
 
 def test_production_backs_up_every_shard_and_dev_does_not():

@@ -1,0 +1,30 @@
+"""The scenarios of `ledgerflow bench`, apart from the bench itself: the CLI offers them as
+choices without importing the bench's HTTP client (the `bench` extra)."""
+
+from enum import StrEnum
+
+
+class Scenario(StrEnum):
+    """What each request of a scenario sends."""
+
+    SINGLE = "single"
+    """One single-shard transfer per request."""
+    BATCH = "batch"
+    """`POST /v1/transfers/batch` with `--batch-size` single-shard items, not atomic."""
+    CROSS = "cross"
+    """One cross-shard transfer per request."""
+    MIXED = "mixed"
+    """One transfer per request, half of them single-shard and half cross-shard."""
+    HOT = "hot"
+    """One single-shard transfer per request, every one crediting one fee account; run
+    beside the same load crediting `--accounts-per-shard` accounts in turn (`hot-spread`)
+    for the ratio."""
+    ATOMIC = "atomic"
+    """An atomic batch per request: a payment, its fee and a tax leg, on up to three shards."""
+
+
+DEFAULT_SCENARIOS = (Scenario.SINGLE, Scenario.BATCH, Scenario.CROSS, Scenario.MIXED)
+"""What `ledgerflow bench` runs without `--scenarios`."""
+
+CROSS_SHARD_SCENARIOS = frozenset({Scenario.CROSS, Scenario.MIXED, Scenario.ATOMIC})
+"""Scenarios that need at least two shards."""

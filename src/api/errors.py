@@ -32,6 +32,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.ACCOUNT_FROZEN: 409,
     ErrorCode.ACCOUNT_CLOSED: 409,
     ErrorCode.ACCOUNT_NOT_EMPTY: 409,
+    ErrorCode.BATCH_LEG_REFUSED: 409,
     ErrorCode.API_KEY_MISSING: 401,
     ErrorCode.API_KEY_INVALID: 401,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 400,

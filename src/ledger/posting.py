@@ -30,6 +30,13 @@ class Movement(StrEnum):
     """Saga step 3 on the source shard: turn the pending debit into a posted one."""
     RELEASE_HOLD = "release_hold"
     """Compensation on the source shard: cancel the pending debit."""
+    PREPARE_CREDIT = "prepare_credit"
+    """Atomic batches, on the destination shard: a pending credit of the destination against
+    the clearing account, refused like a credit but not available until it is posted."""
+    POST_CREDIT = "post_credit"
+    """Atomic batches: turn the pending credit into a posted one (never refused)."""
+    VOID_CREDIT = "void_credit"
+    """Atomic batches, compensation on the destination shard: cancel the pending credit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +85,27 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
         ("debit", Layer.PENDING, Side.DEBIT, -1),
         ("credit", Layer.PENDING, Side.CREDIT, -1),
     ),
+    Movement.PREPARE_CREDIT: (
+        ("debit", Layer.PENDING, Side.DEBIT, 1),
+        ("credit", Layer.PENDING, Side.CREDIT, 1),
+    ),
+    Movement.POST_CREDIT: (
+        ("debit", Layer.PENDING, Side.DEBIT, -1),
+        ("credit", Layer.PENDING, Side.CREDIT, -1),
+        ("debit", Layer.POSTED, Side.DEBIT, 1),
+        ("credit", Layer.POSTED, Side.CREDIT, 1),
+    ),
+    Movement.VOID_CREDIT: (
+        ("debit", Layer.PENDING, Side.DEBIT, -1),
+        ("credit", Layer.PENDING, Side.CREDIT, -1),
+    ),
 }
+assert set(_LINES) == set(Movement)
 
 # Movements that start new money moving are refused by frozen/closed accounts and by
 # insufficient funds; movements that finish a reservation must always succeed.
 _CHECKS_DEBIT_SIDE = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS})
-_CHECKS_CREDIT_SIDE = frozenset({Movement.TRANSFER, Movement.CREDIT_FUNDS})
+_CHECKS_CREDIT_SIDE = frozenset({Movement.TRANSFER, Movement.CREDIT_FUNDS, Movement.PREPARE_CREDIT})
 _CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE
 
 

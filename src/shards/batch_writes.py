@@ -46,21 +46,24 @@ with new_entries as (
 ), opened as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
                            currency, status, cross_shard, source_shard, destination_shard,
-                           saga_step, metadata)
+                           saga_step, metadata, workflow_id)
     select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.status, u.is_cross,
-           u.src, u.dst, u.step, u.metadata::jsonb
+           u.src, u.dst, u.step, u.metadata::jsonb, u.workflow
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
-                $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[])
+                $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[],
+                $34::text[])
          as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata, status,
-              step)
+              step, workflow)
     returning id, created_at
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
-                             amount, currency, source_shard, destination_shard)
-    select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.src, u.dst
+                             amount, currency, source_shard, destination_shard, workflow_id,
+                             claimed_at)
+    select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.src, u.dst, u.workflow,
+           case when u.workflow is null then null else now() end
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
-                $22::boolean[], $23::int[], $24::int[])
-         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst)
+                $22::boolean[], $23::int[], $24::int[], $34::text[])
+         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, workflow)
     where u.is_cross
 ), finished as (
     update transfers t set status = u.status, saga_step = u.step,
@@ -163,5 +166,6 @@ class BatchWrites:
             [str(opening_status(r.movement)) for r in opened],
             [_opening_step(r) for r in opened],
             [str(step) for _, step in endings],
+            [r.workflow_id for r in opened],
         )
         return {row["id"]: row["created_at"] for row in rows}

@@ -47,6 +47,8 @@ from shards.db import DatabaseError
 from shards.posting import PostingRequest
 from shards.tracing import batch_span, caller_span
 from workflows import outbox
+from workflows.atomic_dispatch import settle_atomic
+from workflows.atomic_models import AtomicBatch, AtomicOutcome
 from workflows.models import (
     SettledTransfer,
     SettlementOutcome,
@@ -194,6 +196,18 @@ class SettlementDispatcher:
             return None
         # A workflow that completed posted or released every transfer it was started with.
         return SettledTransfer(workflow_id, outcome.failure_codes.get(reserved.transfer_id))
+
+    async def settle_atomic(self, batch: AtomicBatch, *, wait_s: float) -> AtomicOutcome | None:
+        """Start the workflow of an atomic batch (`workflows.atomic`) and wait up to `wait_s`
+        for its outcome; None while it still settles.
+
+        Raises:
+            LedgerError(settlement_unavailable): Temporal did not take the start.
+        """
+        assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
+        return await settle_atomic(
+            self._client, task_queue=self._task_queue, batch=batch, wait_s=wait_s
+        )
 
     def _enqueue(self, reserved: PostingRequest) -> _Batch:
         key = (reserved.source_shard, reserved.currency)

@@ -11,13 +11,14 @@ from fastapi.telemetry import TelemetryConfig
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.batch_service import AtomicSettlement, BatchService
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.maintenance import ShardHealth, purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
 from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
-from api.routes import accounts, health, transfers
+from api.routes import accounts, batches, health, transfers
 from api.state import AppState
 from api.transfer_service import Settlement, TransferService
 from ledger import limits
@@ -103,6 +104,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     install_docs(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(batches.router)
     app.include_router(transfers.router)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app
@@ -136,6 +138,11 @@ def _state(
     settlement: Settlement | None,
     config: ApiConfig,
 ) -> AppState:
+    transfer_service = TransferService(
+        cluster, committer, settlement=settlement, sync_wait_s=config.saga_sync_wait_s
+    )
+    # The dispatcher settles atomic batches too; another settlement may not.
+    atomic = settlement if isinstance(settlement, AtomicSettlement) else None
     return AppState(
         cluster=cluster,
         health=health,
@@ -144,10 +151,12 @@ def _state(
         authenticator=Authenticator(cluster),
         rate_limiter=RateLimiter(rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst),
         accounts=AccountService(cluster),
-        transfers=TransferService(
+        transfers=transfer_service,
+        batches=BatchService(
             cluster,
-            committer,
-            settlement=settlement,
+            transfer_service,
+            idempotency,
+            settlement=atomic,
             sync_wait_s=config.saga_sync_wait_s,
         ),
     )

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.batch_service import BatchService
 from api.maintenance import ShardHealth
 from api.rate_limit import RateLimiter
 from api.transfer_service import TransferService
@@ -24,3 +25,4 @@ class AppState:
     rate_limiter: RateLimiter
     accounts: AccountService
     transfers: TransferService
+    batches: BatchService

@@ -9,13 +9,21 @@ import asyncio
 import httpx
 import orjson
 import pytest
+from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
 from ledger.ids import clearing_account_id
 from ledger.limits import REQUEST_BODY_BYTES_MAX
-from tests.conftest import new_tenant_key
-from tests.integration.cross_shard import account_on, settled
+from ledger.slots import slot_of
+from shards.cluster import ShardCluster
+from shards.ids import new_transfer_id
+from shards.posting import post_batch
+from tests.conftest import TASK_QUEUE, new_tenant_key
+from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of
 from tests.integration.helpers import balance, transfer
+from workflows.atomic_activities import atomic_requests
+from workflows.atomic_dispatch import start_atomic
+from workflows.atomic_models import AtomicBatch, AtomicLeg, AtomicStepInput, atomic_workflow_id
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -335,7 +343,7 @@ async def test_batches_and_single_requests_on_the_same_accounts(api: httpx.Async
 
 
 async def test_a_hostile_tenant_reaches_no_other_account(
-    api: httpx.AsyncClient, api_url: str, cluster: object
+    api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
 ) -> None:
     """Another tenant's accounts and every clearing account are unknown (404) to a batch,
     atomic or not; the victim's balances do not move."""
@@ -362,3 +370,49 @@ async def test_a_hostile_tenant_reaches_no_other_account(
         assert (await balance(hostile, own["id"]))["posted"] == 1_000
     assert (await balance(api, victim["id"]))["posted"] == 1_000
     assert (await balance(api, victim_far["id"]))["posted"] == 0
+
+
+async def test_the_sweep_restarts_an_atomic_batch_whose_workflow_was_terminated(
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """An atomic batch's workflow terminated after its reserves (its rows claimed by it):
+    the sweep starts it again under `-r1` with the closed run's legs, which posts every leg
+    once; the legs are never settled one by one."""
+    payer = await funded(api, 0, 1_000)
+    targets = [await account_on(api, s) for s in (1, 2)]
+    tenant = await tenant_of(cluster, tenant_key)
+    legs = []
+    for target in targets:
+        transfer_id = new_transfer_id(slot_of(payer["id"]))
+        legs.append(
+            AtomicLeg(
+                id=transfer_id,
+                tenant_id=tenant,
+                operation_key=f"transfer:{transfer_id}",
+                debit_account_id=payer["id"],
+                credit_account_id=target["id"],
+                amount=100,
+                currency="USD",
+                source_shard=0,
+                destination_shard=target["shard"],
+            )
+        )
+    batch_in = AtomicBatch(atomic_workflow_id([leg.operation_key for leg in legs]), legs)
+    # Started where no worker polls, so only the reserves below happen before it is ended.
+    handle = await start_atomic(temporal_env.client, task_queue=f"idle-{ULID()}", batch=batch_in)
+    requests = atomic_requests(AtomicStepInput(batch_in.batch_id, 0, "reserve_funds", legs))
+    async with cluster.shards[0].connection() as conn:
+        assert all(r.ok for r in await post_batch(conn, shard=0, requests=requests))
+    await handle.terminate("operator")
+
+    outcome = await sweep_now(temporal_env.client, TASK_QUEUE)
+    assert outcome.reclaimed == 2
+    done = await settled(api, payer["id"])
+    assert {t["status"] for t in done[:2]} == {"posted"}
+    assert {t["saga"]["workflow_id"] for t in done[:2]} == {f"{batch_in.batch_id}-r1"}
+    assert (await balance(api, payer["id"]))["posted"] == 800
+    for target in targets:
+        assert (await balance(api, target["id"]))["posted"] == 100

@@ -24,10 +24,10 @@ HISTORIES = Path(__file__).parent / "histories"
     "converter", [DATA_CONVERTER, DataConverter.default], ids=["settlement", "sdk-default"]
 )
 async def test_recorded_histories_replay(converter: DataConverter) -> None:
-    """Every recorded saga, atomic batch, sweep and sweeper run replays without a non-determinism error,
-    with the settlement's payload converter and with the SDK's default: both read the same
-    JSON, so histories written before and after the settlement changed converters replay
-    alike."""
+    """Every recorded saga, atomic batch, sweep and sweeper run replays without a
+    non-determinism error, with the settlement's payload converter and with the SDK's
+    default: both read the same JSON, so histories written before and after the settlement
+    changed converters replay alike."""
     files = sorted(HISTORIES.glob("*.json"))
     assert {f.stem.split("-")[0] for f in files} >= {"settle", "sweep", "atomic"}, files
     replayer = Replayer(

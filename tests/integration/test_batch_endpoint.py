@@ -416,3 +416,43 @@ async def test_the_sweep_restarts_an_atomic_batch_whose_workflow_was_terminated(
     assert (await balance(api, payer["id"]))["posted"] == 800
     for target in targets:
         assert (await balance(api, target["id"]))["posted"] == 100
+
+
+async def test_atomic_items_keep_their_own_keys(api: httpx.AsyncClient) -> None:
+    """An atomic batch whose items carry keys (and the request none) replays from them; a
+    single request with an item's key replays that leg; a batch that takes in a key an
+    earlier request used is refused, naming the item, and moves nothing."""
+    payer = await funded(api, 0, 1_000)
+    a, b = await account_on(api, 1), await account_on(api, 2)
+    keys = [f"leg-{ULID()}", f"leg-{ULID()}"]
+    items = [
+        item(payer, a, 100, idempotency_key=keys[0]),
+        item(payer, b, 50, idempotency_key=keys[1]),
+    ]
+    first = (await batch(api, items, atomic=True)).json()["data"]
+    await settled(api)
+    again = (await batch(api, items, atomic=True)).json()["data"]
+    assert [d["transfer"]["id"] for d in again] == [d["transfer"]["id"] for d in first]
+    assert [d["transfer"]["status"] for d in again] == ["posted", "posted"]
+
+    single = await api.post(
+        "/v1/transfers",
+        json={k: v for k, v in items[1].items() if k != "idempotency_key"},
+        headers={"Idempotency-Key": keys[1]},
+    )
+    assert single.status_code == 201
+    assert single.json()["id"] == first[1]["transfer"]["id"]
+
+    used = f"used-{ULID()}"
+    assert (await transfer(api, payer["id"], a["id"], 1, key=used)).status_code in (201, 202)
+    await settled(api)
+    mixed = [
+        item(payer, b, 5, idempotency_key=f"new-{ULID()}"),
+        item(payer, a, 1, idempotency_key=used),
+    ]
+    refused = await batch(api, mixed, atomic=True)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "idempotency_key_reused"
+    assert refused.json()["error"]["param"] == "transfers[1].idempotency_key"
+    assert (await balance(api, payer["id"]))["posted"] == 849
+    assert (await balance(api, b["id"]))["posted"] == 50

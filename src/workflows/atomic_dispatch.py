@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -30,7 +31,7 @@ def atomic_search_attributes(batch: AtomicBatch) -> TypedSearchAttributes:
     shard, which an atomic batch has several of (`LedgerflowAmount` saturates; with legs in
     several currencies `LedgerflowCurrency` is left out)."""
     currencies = {leg.currency for leg in batch.legs}
-    pairs: list[SearchAttributePair[object]] = [
+    pairs: list[SearchAttributePair[Any]] = [
         SearchAttributePair(attrs.STATUS, "running"),
         SearchAttributePair(attrs.STEP, "reserve"),
         SearchAttributePair(attrs.DESTINATION_SHARDS, [str(s) for s in batch.destination_shards]),

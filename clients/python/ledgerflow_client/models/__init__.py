@@ -6,6 +6,11 @@ from .account_out import AccountOut
 from .account_out_metadata import AccountOutMetadata
 from .account_status import AccountStatus
 from .balance_out import BalanceOut
+from .batch_create import BatchCreate
+from .batch_item import BatchItem
+from .batch_item_metadata import BatchItemMetadata
+from .batch_item_out import BatchItemOut
+from .batch_out import BatchOut
 from .currency import Currency
 from .entry_out import EntryOut
 from .error_code import ErrorCode
@@ -33,6 +38,11 @@ __all__ = (
     "AccountOutMetadata",
     "AccountStatus",
     "BalanceOut",
+    "BatchCreate",
+    "BatchItem",
+    "BatchItemMetadata",
+    "BatchItemOut",
+    "BatchOut",
     "Currency",
     "EntryOut",
     "ErrorCode",

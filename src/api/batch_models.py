@@ -17,8 +17,6 @@ class BatchItem(TransferCreate):
     """One transfer of a batch: the body of `POST /v1/transfers`, and optionally the
     `Idempotency-Key` a single request would have sent."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": []})
-
     idempotency_key: ItemIdempotencyKey | None = Field(
         default=None,
         description="Behaves like the Idempotency-Key of a single `POST /v1/transfers` with "

@@ -260,10 +260,11 @@ class BatchService:
             answers = await self._answers(principal, batch, outcome)
         except BaseException as error:
             # The items' claims are let go (nothing moved under them), then the batch fails.
-            decided.set_exception(
-                LedgerError(ErrorCode.SETTLEMENT_UNAVAILABLE, "the atomic batch was not made")
-            )
-            await asyncio.gather(*keyed.values(), return_exceptions=True)
+            if keyed:
+                decided.set_exception(
+                    LedgerError(ErrorCode.SETTLEMENT_UNAVAILABLE, "the atomic batch was not made")
+                )
+                await asyncio.gather(*keyed.values(), return_exceptions=True)
             raise error
         decided.set_result(answers)
         done = {i: await task for i, task in keyed.items()}
@@ -324,7 +325,7 @@ class BatchService:
             elif record is None:
                 answers.append(_processing(batch.legs[index], batch.batch_id))
             elif record.status is TransferStatus.FAILED:
-                answers.append(_leg_refused(transfer_id, refused_first))
+                answers.append(_failed(record, refused_first))
             else:
                 status = 202 if record.status is TransferStatus.PROCESSING else 201
                 answers.append(BatchItemOut(status=status, transfer=transfer_out(record)))
@@ -389,6 +390,15 @@ def _leg_refused(transfer_id: str | None, refused_index: int | None) -> BatchIte
         f"{what}: {which} of the atomic batch was refused, so no transfer of it moved money",
         None,
     )
+
+
+def _failed(record: TransferRecord, refused_index: int | None) -> BatchItemOut:
+    """A leg the batch's workflow released, as its row tells (its own refusal, when the
+    workflow's outcome was not read in time, is its `failure_code`)."""
+    code = ErrorCode(record.failure_code or ErrorCode.BATCH_LEG_REFUSED)
+    if code is ErrorCode.BATCH_LEG_REFUSED:
+        return _leg_refused(record.id, refused_index)
+    return item_error(code, f"transfer {record.id} failed ({code}); its hold was released", None)
 
 
 def _key_taken(index: int, answer: BatchItemOut) -> LedgerError:

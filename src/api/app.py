@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from api.account_service import AccountService
+from api.atomic_batch import AtomicSettlement
 from api.auth import Authenticator
-from api.batch_service import AtomicSettlement, BatchService
+from api.batch_service import BatchService
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.maintenance import ShardHealth, purge_idempotency_keys

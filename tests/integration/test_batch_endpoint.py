@@ -12,18 +12,20 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
+from api.app import create_app
 from ledger.ids import clearing_account_id
 from ledger.limits import REQUEST_BODY_BYTES_MAX
 from ledger.slots import slot_of
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
 from shards.posting import post_batch
-from tests.conftest import TASK_QUEUE, new_tenant_key
+from tests.conftest import TASK_QUEUE, new_tenant_key, serve, settlement_config, stop
 from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of
 from tests.integration.helpers import balance, transfer
 from workflows.atomic_activities import atomic_requests
 from workflows.atomic_dispatch import start_atomic
 from workflows.atomic_models import AtomicBatch, AtomicLeg, AtomicStepInput, atomic_workflow_id
+from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -456,3 +458,44 @@ async def test_atomic_items_keep_their_own_keys(api: httpx.AsyncClient) -> None:
     assert refused.json()["error"]["param"] == "transfers[1].idempotency_key"
     assert (await balance(api, payer["id"]))["posted"] == 849
     assert (await balance(api, b["id"]))["posted"] == 50
+
+
+async def test_an_atomic_batch_not_settled_in_time_answers_processing_then_settles(
+    api: httpx.AsyncClient,
+    shard_dsns: list[str],
+    temporal_address: str,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    worker_cluster: ShardCluster,
+) -> None:
+    """With no worker on its task queue the workflow cannot run within the wait: every item
+    answers 202 `processing` with its transfer id, a retry under the same key answers the
+    same ids and moves nothing more, and once a worker runs every leg reaches `posted`."""
+    payer = await funded(api, 0, 1_000)
+    targets = [await account_on(api, s) for s in (1, 2)]
+    items = [item(payer, targets[0], 100), item(payer, targets[1], 200)]
+    queue = f"atomic-late-{ULID()}"
+    key = f"late-{ULID()}"
+    config = settlement_config(shard_dsns, temporal_address, task_queue=queue, sync_wait_s=0.2)
+    server, task, url = await serve(create_app(config))
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
+        ) as late:
+            first = (await batch(late, items, atomic=True, key=key)).json()["data"]
+            assert [d["status"] for d in first] == [202, 202]
+            assert {d["transfer"]["status"] for d in first} == {"processing"}
+            again = (await batch(late, items, atomic=True, key=key)).json()["data"]
+            ids = [d["transfer"]["id"] for d in first]
+            assert [d["transfer"]["id"] for d in again] == ids
+            async with build_worker(
+                client=temporal_env.client, cluster=worker_cluster, task_queue=queue
+            ):
+                await settled(api)
+                final = (await batch(late, items, atomic=True, key=key)).json()["data"]
+    finally:
+        await stop(server, task)
+    assert [d["status"] for d in final] == [201, 201]
+    for transfer_id in ids:
+        assert (await api.get(f"/v1/transfers/{transfer_id}")).json()["status"] == "posted"
+    assert (await balance(api, payer["id"]))["posted"] == 700

@@ -105,7 +105,7 @@ class AtomicBatches:
             answers = await self._answers(principal, batch, outcome)
         except BaseException as error:
             # The items' claims are let go (nothing moved under them), then the batch fails.
-            if keyed:
+            if any(claimed.done() for claimed in entered.values()):
                 decided.set_exception(
                     LedgerError(ErrorCode.SETTLEMENT_UNAVAILABLE, "the atomic batch was not made")
                 )

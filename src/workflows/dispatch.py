@@ -48,7 +48,7 @@ from shards.posting import PostingRequest
 from shards.tracing import batch_span, caller_span
 from workflows import outbox
 from workflows.atomic_dispatch import settle_atomic
-from workflows.atomic_models import AtomicBatch, AtomicOutcome
+from workflows.atomic_models import AtomicBatch, AtomicOutcome, is_atomic_workflow_id
 from workflows.models import (
     SettledTransfer,
     SettlementOutcome,
@@ -288,6 +288,12 @@ class SettlementDispatcher:
                 claimed_ids = {r.transfer_id for r in claimed}
                 others = [t for t in transfer_ids if t not in claimed_ids]
                 settled_by = await outbox.recorded_workflows(conn, others) if others else {}
+                # A leg of an atomic batch (a single request under an item's key) is settled
+                # by that batch's workflow, whose result is not a settlement's: its row tells.
+                settled_by = {
+                    t: None if w is not None and is_atomic_workflow_id(w) else w
+                    for t, w in settled_by.items()
+                }
         except _SHARD_ERRORS as error:
             log.warning("hand-over deferred to the sweeper", shard=shard, error=str(error))
             self._observer.handover_deferred("shard", len(transfer_ids))

@@ -5,6 +5,8 @@ balances, and no money is left in flight once the sagas are done.
 """
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import orjson
@@ -474,28 +476,80 @@ async def test_an_atomic_batch_not_settled_in_time_answers_processing_then_settl
     payer = await funded(api, 0, 1_000)
     targets = [await account_on(api, s) for s in (1, 2)]
     items = [item(payer, targets[0], 100), item(payer, targets[1], 200)]
-    queue = f"atomic-late-{ULID()}"
     key = f"late-{ULID()}"
+    async with _api_without_worker(shard_dsns, temporal_address, tenant_key) as (late, queue):
+        first = (await batch(late, items, atomic=True, key=key)).json()["data"]
+        assert [d["status"] for d in first] == [202, 202]
+        assert {d["transfer"]["status"] for d in first} == {"processing"}
+        again = (await batch(late, items, atomic=True, key=key)).json()["data"]
+        ids = [d["transfer"]["id"] for d in first]
+        assert [d["transfer"]["id"] for d in again] == ids
+        async with build_worker(
+            client=temporal_env.client, cluster=worker_cluster, task_queue=queue
+        ):
+            await settled(api)
+            final = (await batch(late, items, atomic=True, key=key)).json()["data"]
+    assert [d["status"] for d in final] == [201, 201]
+    for transfer_id in ids:
+        assert (await api.get(f"/v1/transfers/{transfer_id}")).json()["status"] == "posted"
+    assert (await balance(api, payer["id"]))["posted"] == 700
+
+
+async def test_an_item_key_used_alone_before_its_batch_reserved_moves_money_once(
+    api: httpx.AsyncClient,
+    shard_dsns: list[str],
+    temporal_address: str,
+    tenant_key: str,
+    temporal_env: WorkflowEnvironment,
+    worker_cluster: ShardCluster,
+) -> None:
+    """A single request under an atomic item's key, sent before the batch's workflow ran,
+    makes its own transfer; the batch then refuses that leg (`idempotency_key_reused`) and
+    releases the other: the key moved money once, and the batch moved none."""
+    payer = await funded(api, 0, 1_000)
+    targets = [await account_on(api, s) for s in (1, 2)]
+    item_key = f"early-{ULID()}"
+    items = [item(payer, targets[0], 100, idempotency_key=item_key), item(payer, targets[1], 200)]
+    key = f"early-batch-{ULID()}"
+    async with _api_without_worker(shard_dsns, temporal_address, tenant_key) as (late, queue):
+        first = (await batch(late, items, atomic=True, key=key)).json()["data"]
+        assert [d["status"] for d in first] == [202, 202]
+        single = await api.post(
+            "/v1/transfers",
+            json={k: v for k, v in items[0].items() if k != "idempotency_key"},
+            headers={"Idempotency-Key": item_key},
+        )
+        assert single.status_code in (201, 202), single.text
+        async with build_worker(
+            client=temporal_env.client, cluster=worker_cluster, task_queue=queue
+        ):
+            workflow_id = first[1]["transfer"]["saga"]["workflow_id"]
+            await temporal_env.client.get_workflow_handle(workflow_id).result()
+            done = await settled(api, payer["id"])
+            retry = await batch(late, items, atomic=True, key=key)
+    # The batch's legs: the first refused at its reserve (no transfer), the other released.
+    assert [t["failure_code"] for t in done if t["status"] == "failed"] == ["batch_leg_refused"]
+    assert retry.status_code == 400
+    assert retry.json()["error"]["code"] == "idempotency_key_reused"
+    assert retry.json()["error"]["param"] == "transfers[0].idempotency_key"
+    assert (await balance(api, payer["id"]))["posted"] == 900
+    assert (await balance(api, targets[0]["id"]))["posted"] == 100
+    assert (await balance(api, targets[1]["id"]))["posted"] == 0
+
+
+@asynccontextmanager
+async def _api_without_worker(
+    shard_dsns: list[str], temporal_address: str, tenant_key: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """An API whose sagas go to a task queue no worker polls yet, answering after 0.2 s;
+    yields its client and the queue."""
+    queue = f"atomic-late-{ULID()}"
     config = settlement_config(shard_dsns, temporal_address, task_queue=queue, sync_wait_s=0.2)
     server, task, url = await serve(create_app(config))
     try:
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
-        ) as late:
-            first = (await batch(late, items, atomic=True, key=key)).json()["data"]
-            assert [d["status"] for d in first] == [202, 202]
-            assert {d["transfer"]["status"] for d in first} == {"processing"}
-            again = (await batch(late, items, atomic=True, key=key)).json()["data"]
-            ids = [d["transfer"]["id"] for d in first]
-            assert [d["transfer"]["id"] for d in again] == ids
-            async with build_worker(
-                client=temporal_env.client, cluster=worker_cluster, task_queue=queue
-            ):
-                await settled(api)
-                final = (await batch(late, items, atomic=True, key=key)).json()["data"]
+        ) as client:
+            yield client, queue
     finally:
         await stop(server, task)
-    assert [d["status"] for d in final] == [201, 201]
-    for transfer_id in ids:
-        assert (await api.get(f"/v1/transfers/{transfer_id}")).json()["status"] == "posted"
-    assert (await balance(api, payer["id"]))["posted"] == 700

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from api.account_service import AccountService
+from api.atomic_batch import AtomicSettlement
 from api.auth import Authenticator
+from api.batch_service import BatchService
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.event_service import EventService
@@ -18,7 +20,7 @@ from api.maintenance import ShardHealth, purge_idempotency_keys
 from api.observability import Metrics, RequestMiddleware
 from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
-from api.routes import accounts, events, health, transfers
+from api.routes import accounts, batches, events, health, transfers
 from api.state import AppState
 from api.transfer_service import Settlement, TransferService
 from ledger import limits
@@ -104,6 +106,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     install_docs(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(batches.router)
     app.include_router(transfers.router)
     app.include_router(events.router)
     app.add_middleware(RequestMiddleware, metrics=metrics)
@@ -138,6 +141,11 @@ def _state(
     settlement: Settlement | None,
     config: ApiConfig,
 ) -> AppState:
+    transfer_service = TransferService(
+        cluster, committer, settlement=settlement, sync_wait_s=config.saga_sync_wait_s
+    )
+    # The dispatcher settles atomic batches too; another settlement may not.
+    atomic = settlement if isinstance(settlement, AtomicSettlement) else None
     return AppState(
         cluster=cluster,
         health=health,
@@ -147,10 +155,12 @@ def _state(
         rate_limiter=RateLimiter(rate_per_s=config.rate_limit_per_s, burst=config.rate_limit_burst),
         accounts=AccountService(cluster),
         events=EventService(cluster),
-        transfers=TransferService(
+        transfers=transfer_service,
+        batches=BatchService(
             cluster,
-            committer,
-            settlement=settlement,
+            transfer_service,
+            idempotency,
+            settlement=atomic,
             sync_wait_s=config.saga_sync_wait_s,
         ),
     )

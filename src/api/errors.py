@@ -35,6 +35,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TRANSFER_NOT_PENDING: 409,
     ErrorCode.TRANSFER_EXPIRED: 409,
     ErrorCode.AMOUNT_EXCEEDS_HOLD: 400,
+    ErrorCode.BATCH_LEG_REFUSED: 409,
     ErrorCode.API_KEY_MISSING: 401,
     ErrorCode.API_KEY_INVALID: 401,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: 400,
@@ -98,8 +99,17 @@ _PATTERN_RULES = {
 
 
 def _param_of(loc: tuple[object, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or None
+    """The field a validation error names: `amount`, `metadata.order`, or in a list
+    `transfers[17].amount`."""
+    param = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header"):
+            continue
+        if isinstance(part, int):
+            param += f"[{part}]"
+        else:
+            param += f".{part}" if param else str(part)
+    return param or None
 
 
 async def _ledger_error(_: Request, error: Exception) -> JSONResponse:
@@ -117,9 +127,11 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
         rule = _PATTERN_RULES.get(first.get("ctx", {}).get("pattern", ""))
         message = f"{param or 'request'}: {rule or first.get('msg', 'invalid value')}"
     code = ErrorCode.INVALID_REQUEST
-    if param == "amount":
+    # In a batch the item's own field decides: `transfers[17].amount` is an amount.
+    field = re.sub(r"^transfers\[\d+\]\.", "", param or "")
+    if field == "amount":
         code = ErrorCode.AMOUNT_INVALID
-    elif param and param.startswith("metadata"):
+    elif field.startswith("metadata"):
         code = ErrorCode.METADATA_INVALID
     return JSONResponse(error_body(code, message, param), status_code=400)
 

@@ -66,6 +66,12 @@ class Attempt:
 
 
 Work = Callable[[Attempt | None], Awaitable[tuple[int, BaseModel]]]
+Finality = Callable[[int, BaseModel], bool]
+"""Whether an answer is final, so a replay may repeat it; else the key is let go."""
+
+
+def _final_unless_accepted(status: int, _: BaseModel) -> bool:
+    return status != 202
 
 
 KEY_PATTERN = rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_LENGTH_MAX}}}$"
@@ -121,9 +127,12 @@ class IdempotentRequest:
     method_path: str
     """`"POST /v1/transfers"`: with the parameters, what the key is bound to."""
 
-    async def run(self, params: BaseModel | None, work: Work) -> Response:
+    async def run(
+        self, params: BaseModel | None, work: Work, *, is_final: "Finality | None" = None
+    ) -> Response:
         """Answer the request with `work`, run once per key (`run_idempotent`); `params` is
-        the validated body model (None for a request without one).
+        the validated body model (None for a request without one); `is_final` says which
+        answers are stored for replay (by default all but a 202).
 
         Raises:
             LedgerError: idempotency_key_reused, idempotency_key_in_flight, or whatever a
@@ -135,6 +144,7 @@ class IdempotentRequest:
             key=self.key,
             fingerprint=Fingerprint.of(self.method_path, params),
             work=work,
+            is_final=is_final or _final_unless_accepted,
         )
 
 
@@ -152,12 +162,14 @@ async def run_idempotent(
     key: str | None,
     fingerprint: Fingerprint,
     work: Work,
+    is_final: Finality = _final_unless_accepted,
 ) -> Response:
     """Run `work` once per key; replay its stored response for a repeat.
 
-    Business refusals are stored and replayed like successes. A transient failure or a 202
-    releases the key: a retry of the same request runs again (and answers the current
-    state), while other parameters are still refused as reuse.
+    Business refusals are stored and replayed like successes. A transient failure or an
+    answer that is not final (`is_final`; by default a 202) releases the key: a retry of
+    the same request runs again (and answers the current state), while other parameters
+    are still refused as reuse.
 
     Raises:
         LedgerError: idempotency_key_reused, idempotency_key_in_flight, or whatever a
@@ -197,9 +209,11 @@ async def run_idempotent(
         operation_key=claim.operation_key or f"idem:{owner}:{key}",
         first_seen_at=claim.first_claimed_at,
     )
+    final = True
     try:
         status, model = await work(attempt)
         body = orjson.dumps(model.model_dump(mode="json"))
+        final = is_final(status, model)
     except LedgerError as error:
         if error.transient:
             await _let_go(store, shard, KeyRelease(owner, key))
@@ -209,7 +223,7 @@ async def run_idempotent(
     except BaseException:
         await _let_go(store, shard, KeyRelease(owner, key))
         raise
-    if status == 202:
+    if not final:
         # Still settling: a replay must show the final state, so do not freeze this answer.
         await _let_go(store, shard, KeyRelease(owner, key))
     else:

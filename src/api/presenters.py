@@ -4,6 +4,7 @@ from datetime import datetime
 
 from api.models import AccountOut, BalanceOut, CaptureOut, EntryOut, SagaOut, TransferOut
 from ledger.ids import entry_id
+from ledger.transfers import TransferStatus
 from shards.accounts import AccountRecord
 from shards.transfers import EntryRecord, TransferRecord
 
@@ -85,3 +86,9 @@ def entry_out(record: EntryRecord) -> EntryOut:
         version=record.version,
         created_at=record.created_at,
     )
+
+
+def created_status(status: TransferStatus) -> int:
+    """The HTTP status of a new transfer's answer: 202 while its saga is settling it (the
+    answer is not final, so it is not stored for replay), else 201."""
+    return 202 if status is TransferStatus.PROCESSING else 201

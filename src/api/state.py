@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from api.account_service import AccountService
 from api.auth import Authenticator
+from api.batch_service import BatchService
 from api.event_service import EventService
 from api.maintenance import ShardHealth
 from api.rate_limit import RateLimiter
@@ -26,3 +27,4 @@ class AppState:
     accounts: AccountService
     events: EventService
     transfers: TransferService
+    batches: BatchService

@@ -52,6 +52,9 @@ class ErrorCode(StrEnum):
     SETTLEMENT_FAILED = "settlement_failed"
     """The destination shard could not apply a cross-shard credit (it raised, not refused);
     the hold was released and the transfer failed. Logged with its traceback."""
+    BATCH_LEG_REFUSED = "batch_leg_refused"
+    """Another item of an atomic batch was refused, so this one was not made (its hold, if
+    any, was released and the transfer failed)."""
     INTERNAL_ERROR = "internal_error"
     """A bug, never a business answer; logged with its traceback."""
 
@@ -78,6 +81,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
     ErrorCode.TRANSFER_NOT_PENDING: ErrorType.STATE,
     ErrorCode.TRANSFER_EXPIRED: ErrorType.STATE,
+    ErrorCode.BATCH_LEG_REFUSED: ErrorType.STATE,
     ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_FAILED: ErrorType.API,

@@ -57,5 +57,5 @@ def entry_id(account_id: str, version: int) -> str:
 
 def saga_operation_key(transfer_id: str, step: str) -> str:
     """The operation key of one saga step of one transfer: `tr_...:credit`."""
-    assert step in {"reserve", "credit", "post", "release"}
+    assert step in {"reserve", "prepare", "credit", "void", "post", "release"}
     return f"{transfer_id}:{step}"

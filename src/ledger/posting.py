@@ -39,6 +39,13 @@ class Movement(StrEnum):
     """Post part or all of a hold: the pending lines go, the posted lines come."""
     RELEASE = "release"
     """Release part or all of a hold (void, expiry, what a final capture leaves)."""
+    PREPARE_CREDIT = "prepare_credit"
+    """Atomic batches, on the destination shard: a pending credit of the destination against
+    the clearing account, refused like a credit but not available until it is posted."""
+    POST_CREDIT = "post_credit"
+    """Atomic batches: turn the pending credit into a posted one (never refused)."""
+    VOID_CREDIT = "void_credit"
+    """Atomic batches, compensation on the destination shard: cancel the pending credit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,20 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
         ("debit", Layer.PENDING, Side.DEBIT, -1),
         ("credit", Layer.PENDING, Side.CREDIT, -1),
     ),
+    Movement.PREPARE_CREDIT: (
+        ("debit", Layer.PENDING, Side.DEBIT, 1),
+        ("credit", Layer.PENDING, Side.CREDIT, 1),
+    ),
+    Movement.POST_CREDIT: (
+        ("debit", Layer.PENDING, Side.DEBIT, -1),
+        ("credit", Layer.PENDING, Side.CREDIT, -1),
+        ("debit", Layer.POSTED, Side.DEBIT, 1),
+        ("credit", Layer.POSTED, Side.CREDIT, 1),
+    ),
+    Movement.VOID_CREDIT: (
+        ("debit", Layer.PENDING, Side.DEBIT, -1),
+        ("credit", Layer.PENDING, Side.CREDIT, -1),
+    ),
 }
 # A customer's hold moves money like the saga's reserve, post and release, between the two
 # customer accounts instead of through a clearing account.
@@ -102,7 +123,13 @@ _CHECKS_DEBIT_SIDE = frozenset(
     {Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
 )
 _CHECKS_CREDIT_SIDE = frozenset(
-    {Movement.TRANSFER, Movement.CREDIT_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
+    {
+        Movement.TRANSFER,
+        Movement.CREDIT_FUNDS,
+        Movement.PREPARE_CREDIT,
+        Movement.HOLD,
+        Movement.INCREASE_HOLD,
+    }
 )
 _CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE
 

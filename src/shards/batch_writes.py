@@ -52,22 +52,24 @@ with stamp as (
 ), opened as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
                            currency, status, cross_shard, source_shard, destination_shard,
-                           saga_step, metadata, expires_at)
+                           saga_step, metadata, expires_at, workflow_id)
     select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.status, u.is_cross,
-           u.src, u.dst, u.step, u.metadata::jsonb, u.expires
+           u.src, u.dst, u.step, u.metadata::jsonb, u.expires, u.workflow
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
                 $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[],
-                $38::timestamptz[])
+                $38::timestamptz[], $39::text[])
          as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata, status,
-              step, expires)
+              step, expires, workflow)
     returning *
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
-                             amount, currency, source_shard, destination_shard)
-    select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.src, u.dst
+                             amount, currency, source_shard, destination_shard, workflow_id,
+                             claimed_at)
+    select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.src, u.dst, u.workflow,
+           case when u.workflow is null then null else now() end
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
-                $22::boolean[], $23::int[], $24::int[])
-         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst)
+                $22::boolean[], $23::int[], $24::int[], $39::text[])
+         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, workflow)
     where u.is_cross
 ), finished as (
     update transfers t set status = u.status, saga_step = u.step,
@@ -197,5 +199,6 @@ class BatchWrites:
             *_events(opened, finished, endings),
             shard,
             [r.expires_at for r in opened],
+            [r.workflow_id for r in opened],
         )
         return {row["id"]: row["created_at"] for row in rows}

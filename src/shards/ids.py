@@ -46,6 +46,18 @@ def new_transfer_id(slot: int) -> str:
     return f"{TRANSFER_PREFIX}{ULID.from_int(value)}"
 
 
+def transfer_id_for(operation_key: str, first_seen_at: datetime, slot: int) -> str:
+    """The id of a transfer an idempotent request makes in `slot`: the same for every
+    attempt of the request (like `account_id_for`), so a retry names the transfer the first
+    attempt started."""
+    assert 0 <= slot < SLOT_COUNT
+    millis = int(first_seen_at.timestamp() * 1000)
+    digest = hashlib.sha256(operation_key.encode()).digest()
+    random_bits = int.from_bytes(digest[:10], "big") >> _SLOT_BITS
+    value = millis << _ULID_RANDOM_BITS | random_bits << _SLOT_BITS | slot
+    return f"{TRANSFER_PREFIX}{ULID.from_int(value)}"
+
+
 def new_api_key() -> tuple[str, str]:
     """A fresh API key id and secret; the secret is shown once and stored hashed."""
     return f"key_{ULID()}", f"lf_sk_{secrets.token_urlsafe(32)}"

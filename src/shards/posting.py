@@ -50,6 +50,10 @@ class PostingRequest:
     """For `RELEASE_HOLD`: why the transfer failed."""
     expires_at: datetime | None = None
     """For `HOLD`: when the hold stops being capturable and is released."""
+    workflow_id: str | None = None
+    """For `RESERVE_FUNDS`: the workflow that settles the transfer when it is known before
+    the reserve (an atomic batch); its outbox row is then claimed by it from the start, in
+    the reserve's own transaction, so no other saga can take the transfer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,12 @@ def clearing_side(movement: Movement) -> Side | None:
             | Movement.RELEASE
         ):
             return None
-        case Movement.CREDIT_FUNDS:
+        case (
+            Movement.CREDIT_FUNDS
+            | Movement.PREPARE_CREDIT
+            | Movement.POST_CREDIT
+            | Movement.VOID_CREDIT
+        ):
             return Side.DEBIT
         case Movement.RESERVE_FUNDS | Movement.POST_HOLD | Movement.RELEASE_HOLD:
             return Side.CREDIT

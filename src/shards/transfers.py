@@ -88,6 +88,15 @@ async def fetch_transfer(
     return None if row is None else _transfer(row)
 
 
+async def fetch_transfers(conn: Connection, transfer_ids: list[str]) -> list[TransferRecord]:
+    """Transfers by id on this shard, whatever their tenant: the caller checks the tenant
+    (an atomic batch reads its legs back by id)."""
+    rows = await conn.fetch(
+        f"select {_TRANSFER_COLUMNS} from transfers where id = any($1::text[])", transfer_ids
+    )
+    return [_transfer(r) for r in rows]
+
+
 async def list_transfers(
     conn: Connection,
     *,

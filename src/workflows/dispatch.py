@@ -47,6 +47,8 @@ from shards.db import DatabaseError
 from shards.posting import PostingRequest
 from shards.tracing import batch_span, caller_span
 from workflows import outbox
+from workflows.atomic_dispatch import settle_atomic
+from workflows.atomic_models import AtomicBatch, AtomicOutcome, is_atomic_workflow_id
 from workflows.models import (
     SettledTransfer,
     SettlementOutcome,
@@ -195,6 +197,18 @@ class SettlementDispatcher:
         # A workflow that completed posted or released every transfer it was started with.
         return SettledTransfer(workflow_id, outcome.failure_codes.get(reserved.transfer_id))
 
+    async def settle_atomic(self, batch: AtomicBatch, *, wait_s: float) -> AtomicOutcome | None:
+        """Start the workflow of an atomic batch (`workflows.atomic`) and wait up to `wait_s`
+        for its outcome; None while it still settles.
+
+        Raises:
+            LedgerError(settlement_unavailable): Temporal did not take the start.
+        """
+        assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
+        return await settle_atomic(
+            self._client, task_queue=self._task_queue, batch=batch, wait_s=wait_s
+        )
+
     def _enqueue(self, reserved: PostingRequest) -> _Batch:
         key = (reserved.source_shard, reserved.currency)
         source = self._sources[key]
@@ -274,6 +288,12 @@ class SettlementDispatcher:
                 claimed_ids = {r.transfer_id for r in claimed}
                 others = [t for t in transfer_ids if t not in claimed_ids]
                 settled_by = await outbox.recorded_workflows(conn, others) if others else {}
+                # A leg of an atomic batch (a single request under an item's key) is settled
+                # by that batch's workflow, whose result is not a settlement's: its row tells.
+                settled_by = {
+                    t: None if w is not None and is_atomic_workflow_id(w) else w
+                    for t, w in settled_by.items()
+                }
         except _SHARD_ERRORS as error:
             log.warning("hand-over deferred to the sweeper", shard=shard, error=str(error))
             self._observer.handover_deferred("shard", len(transfer_ids))

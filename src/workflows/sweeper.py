@@ -35,6 +35,8 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from workflows import outbox
+from workflows.atomic_models import is_atomic_workflow_id
+from workflows.atomic_recovery import restart_atomic
 from workflows.models import (
     SweepInput,
     SweepOutcome,
@@ -174,6 +176,20 @@ class OutboxSweeper:
                 recorded = await outbox.rows_of_workflow(conn, workflow_id)
             if not recorded:
                 continue  # finished since the scan
+            if is_atomic_workflow_id(workflow_id):
+                # Its legs are settled together or not at all: never as a settlement batch.
+                restarted = await restart_atomic(
+                    self._cluster,
+                    self._client,
+                    task_queue=self._task_queue,
+                    workflow_id=workflow_id,
+                    status=status,
+                )
+                if restarted:
+                    tally.reclaimed += counts[workflow_id]
+                else:
+                    tally.refused += counts[workflow_id]
+                continue
             if status is None:
                 if await self._start(workflow_id, recorded, tally):
                     tally.restarted += len(recorded)

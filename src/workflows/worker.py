@@ -22,6 +22,8 @@ from temporalio.worker import Worker
 from ledger import limits
 from shards.cluster import ShardCluster
 from workflows.activities import SettlementActivities
+from workflows.atomic import SettleAtomicBatch
+from workflows.atomic_activities import AtomicActivities
 from workflows.expiry import ExpireHolds, ExpiryInput, hold_expiry_workflow_id
 from workflows.expiry_activities import HoldExpiryActivities
 from workflows.models import SweeperInput, SweepInput
@@ -53,16 +55,25 @@ def build_worker(
     cancelled (deploy/k8s gives the pod `WORKER_TERMINATION_GRACE_PERIOD_S` in all).
     """
     implementation = activities or SettlementActivities(cluster)
+    atomic = AtomicActivities(cluster)
     return Worker(
         with_settlement_payloads(client),
         task_queue=task_queue,
-        workflows=[SettleCrossShardBatch, SweepSagaOutbox, SweepSagaOutboxForever, ExpireHolds],
+        workflows=[
+            SettleCrossShardBatch,
+            SettleAtomicBatch,
+            SweepSagaOutbox,
+            SweepSagaOutboxForever,
+            ExpireHolds,
+        ],
         activities=[
             implementation.credit_funds,
             implementation.post_holds,
             implementation.release_holds,
             implementation.sweep_outbox,
             HoldExpiryActivities(cluster).expire_holds,
+            atomic.try_atomic_step,
+            atomic.finish_atomic_step,
         ],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),

@@ -134,3 +134,33 @@ async def test_record_sweeper_history(
             await asyncio.sleep(0.1)
         await _save(temporal_env, first.id, "sweep-forever", run_id=first.result_run_id)
         await client.get_workflow_handle(first.id).terminate()
+
+
+async def test_record_atomic_histories(
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+) -> None:
+    """Two atomic batches over three shards: one posts every leg, one whose credit is
+    refused voids the prepared credits and releases every hold."""
+    funding = await account_on(api, 0, allow_overdraft=True)
+    payer = await account_on(api, 0)
+    assert (await transfer(api, funding["id"], payer["id"], 1_000)).status_code == 201
+    targets = [await account_on(api, s) for s in (1, 2, 3)]
+
+    async def atomic(credit_ids: list[str]) -> str:
+        legs = [
+            {
+                "debit_account_id": payer["id"],
+                "credit_account_id": c,
+                "amount": 10,
+                "currency": "USD",
+            }
+            for c in credit_ids
+        ]
+        response = await api.post("/v1/transfers/batch", json={"transfers": legs, "atomic": True})
+        assert response.status_code == 200, response.text
+        (*_, last) = await settled(api, payer["id"])
+        return last["saga"]["workflow_id"]
+
+    await _save(temporal_env, await atomic([t["id"] for t in targets]), "atomic-posted")
+    assert (await api.post(f"/v1/accounts/{targets[1]['id']}/freeze")).status_code == 200
+    await _save(temporal_env, await atomic([t["id"] for t in targets]), "atomic-released")

@@ -12,6 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from workflows.atomic import SettleAtomicBatch
 from workflows.payloads import DATA_CONVERTER
 from workflows.settlement import SettleCrossShardBatch
 from workflows.sweep import SweepSagaOutbox, SweepSagaOutboxForever
@@ -23,14 +24,19 @@ HISTORIES = Path(__file__).parent / "histories"
     "converter", [DATA_CONVERTER, DataConverter.default], ids=["settlement", "sdk-default"]
 )
 async def test_recorded_histories_replay(converter: DataConverter) -> None:
-    """Every recorded saga, sweep and sweeper run replays without a non-determinism error,
-    with the settlement's payload converter and with the SDK's default: both read the same
-    JSON, so histories written before and after the settlement changed converters replay
-    alike."""
+    """Every recorded saga, atomic batch, sweep and sweeper run replays without a
+    non-determinism error, with the settlement's payload converter and with the SDK's
+    default: both read the same JSON, so histories written before and after the settlement
+    changed converters replay alike."""
     files = sorted(HISTORIES.glob("*.json"))
-    assert {f.stem.split("-")[0] for f in files} >= {"settle", "sweep"}, files
+    assert {f.stem.split("-")[0] for f in files} >= {"settle", "sweep", "atomic"}, files
     replayer = Replayer(
-        workflows=[SettleCrossShardBatch, SweepSagaOutbox, SweepSagaOutboxForever],
+        workflows=[
+            SettleCrossShardBatch,
+            SettleAtomicBatch,
+            SweepSagaOutbox,
+            SweepSagaOutboxForever,
+        ],
         data_converter=converter,
     )
     for file in files:

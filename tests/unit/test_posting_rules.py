@@ -91,6 +91,30 @@ def test_release_returns_the_hold() -> None:
     assert clearing.balance.pending == 0
 
 
+def test_a_prepared_credit_is_not_available_until_posted_and_voids_to_nothing() -> None:
+    """An atomic batch's pending credit: refused like a credit by a frozen account, shown
+    as pending (not available) until posted; a void leaves both accounts as they were."""
+    clearing, bob = account("c", overdraft=True), account("bob")
+    frozen = account("frozen", status=AccountStatus.FROZEN)
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(
+            Movement.PREPARE_CREDIT, debit=clearing, credit=frozen, amount=5, currency="USD"
+        )
+    assert refused.value.code is ErrorCode.ACCOUNT_FROZEN
+
+    apply_movement(Movement.PREPARE_CREDIT, debit=clearing, credit=bob, amount=30, currency="USD")
+    assert (bob.balance.posted, bob.balance.pending, bob.balance.available) == (0, 30, 0)
+    apply_movement(Movement.VOID_CREDIT, debit=clearing, credit=bob, amount=30, currency="USD")
+    assert (bob.balance.posted, bob.balance.pending, bob.balance.available) == (0, 0, 0)
+    assert clearing.balance.pending == 0
+
+    apply_movement(Movement.PREPARE_CREDIT, debit=clearing, credit=bob, amount=30, currency="USD")
+    bob.status = AccountStatus.FROZEN
+    apply_movement(Movement.POST_CREDIT, debit=clearing, credit=bob, amount=30, currency="USD")
+    assert (bob.balance.posted, bob.balance.pending, bob.balance.available) == (30, 0, 30)
+    assert (clearing.balance.posted, clearing.balance.pending) == (-30, 0)
+
+
 def test_frozen_and_closed_refuse_new_money_but_not_settlement() -> None:
     """Frozen and closed accounts refuse transfers; a post of an existing hold still succeeds."""
     bank = account("bank", overdraft=True)

@@ -6,8 +6,8 @@ from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, State
 from api.idempotency import Attempt
 from api.models import CaptureCreate, IncrementCreate, ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
+from api.presenters import created_status
 from ledger import limits
-from ledger.transfers import TransferStatus
 from shards.holds import HoldAction
 
 router = APIRouter(
@@ -40,12 +40,6 @@ async def create_transfer(
         return created_status(created.status), created
 
     return await idempotent.run(body, work)
-
-
-def created_status(status: TransferStatus) -> int:
-    """The HTTP status of a new transfer's answer: 202 while its saga is settling it (the
-    answer is not final, so it is not stored for replay), else 201."""
-    return 202 if status is TransferStatus.PROCESSING else 201
 
 
 @router.get("", response_model=ListOut[TransferOut])

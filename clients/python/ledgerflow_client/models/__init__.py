@@ -7,6 +7,11 @@ from .account_out_metadata import AccountOutMetadata
 from .account_status import AccountStatus
 from .balance_at_out import BalanceAtOut
 from .balance_out import BalanceOut
+from .batch_create import BatchCreate
+from .batch_item import BatchItem
+from .batch_item_metadata import BatchItemMetadata
+from .batch_item_out import BatchItemOut
+from .batch_out import BatchOut
 from .capture_create import CaptureCreate
 from .capture_out import CaptureOut
 from .currency import Currency
@@ -42,6 +47,11 @@ __all__ = (
     "AccountStatus",
     "BalanceAtOut",
     "BalanceOut",
+    "BatchCreate",
+    "BatchItem",
+    "BatchItemMetadata",
+    "BatchItemOut",
+    "BatchOut",
     "CaptureCreate",
     "CaptureOut",
     "Currency",

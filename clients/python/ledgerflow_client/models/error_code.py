@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     AMOUNT_OVERFLOW = "amount_overflow"
     API_KEY_INVALID = "api_key_invalid"
     API_KEY_MISSING = "api_key_missing"
+    BATCH_LEG_REFUSED = "batch_leg_refused"
     BODY_TOO_LARGE = "body_too_large"
     CURRENCY_MISMATCH = "currency_mismatch"
     CURRENCY_UNKNOWN = "currency_unknown"

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..models.currency import Currency
+from ..types import UNSET, Unset
+from typing import cast
+
+if TYPE_CHECKING:
+  from ..models.batch_item_metadata import BatchItemMetadata
+
+
+
+
+
+T = TypeVar("T", bound="BatchItem")
+
+
+
+@_attrs_define
+class BatchItem:
+    """ One transfer of a batch: the body of `POST /v1/transfers`, and optionally the
+    `Idempotency-Key` a single request would have sent.
+
+        Attributes:
+            debit_account_id (str):
+            credit_account_id (str):
+            amount (int):
+            currency (Currency): An ISO 4217 currency code.
+            metadata (BatchItemMetadata | Unset):
+            pending (bool | Unset): Place a hold instead of moving the money: 201 `pending` until a capture, a void or
+                `expires_at`. Default: False.
+            expires_in (int | None | Unset): Seconds until a hold expires (only with `pending`; default 7 days).
+            idempotency_key (None | str | Unset): Behaves like the Idempotency-Key of a single `POST /v1/transfers` with
+                this item as its body: a later single request with the key and the same body replays this item's answer.
+     """
+
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: Currency
+    metadata: BatchItemMetadata | Unset = UNSET
+    pending: bool | Unset = False
+    expires_in: int | None | Unset = UNSET
+    idempotency_key: None | str | Unset = UNSET
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.batch_item_metadata import BatchItemMetadata # noqa: PLC0415
+        debit_account_id = self.debit_account_id
+
+        credit_account_id = self.credit_account_id
+
+        amount = self.amount
+
+        currency = self.currency.value
+
+        metadata: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.metadata, Unset):
+            metadata = self.metadata.to_dict()
+
+        pending = self.pending
+
+        expires_in: int | None | Unset
+        if isinstance(self.expires_in, Unset):
+            expires_in = UNSET
+        else:
+            expires_in = self.expires_in
+
+        idempotency_key: None | str | Unset
+        if isinstance(self.idempotency_key, Unset):
+            idempotency_key = UNSET
+        else:
+            idempotency_key = self.idempotency_key
+
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update({
+            "debit_account_id": debit_account_id,
+            "credit_account_id": credit_account_id,
+            "amount": amount,
+            "currency": currency,
+        })
+        if metadata is not UNSET:
+            field_dict["metadata"] = metadata
+        if pending is not UNSET:
+            field_dict["pending"] = pending
+        if expires_in is not UNSET:
+            field_dict["expires_in"] = expires_in
+        if idempotency_key is not UNSET:
+            field_dict["idempotency_key"] = idempotency_key
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.batch_item_metadata import BatchItemMetadata # noqa: PLC0415
+        d = dict(src_dict)
+        debit_account_id = d.pop("debit_account_id")
+
+        credit_account_id = d.pop("credit_account_id")
+
+        amount = d.pop("amount")
+
+        currency = Currency(d.pop("currency"))
+
+
+
+
+        _metadata = d.pop("metadata", UNSET)
+        metadata: BatchItemMetadata | Unset
+        if isinstance(_metadata,  Unset):
+            metadata = UNSET
+        else:
+            metadata = BatchItemMetadata.from_dict(_metadata)
+
+
+
+
+        pending = d.pop("pending", UNSET)
+
+        def _parse_expires_in(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        expires_in = _parse_expires_in(d.pop("expires_in", UNSET))
+
+
+        def _parse_idempotency_key(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        idempotency_key = _parse_idempotency_key(d.pop("idempotency_key", UNSET))
+
+
+        batch_item = cls(
+            debit_account_id=debit_account_id,
+            credit_account_id=credit_account_id,
+            amount=amount,
+            currency=currency,
+            metadata=metadata,
+            pending=pending,
+            expires_in=expires_in,
+            idempotency_key=idempotency_key,
+        )
+
+        return batch_item
+

@@ -39,6 +39,14 @@ class Movement(StrEnum):
     """Post part or all of a hold: the pending lines go, the posted lines come."""
     RELEASE = "release"
     """Release part or all of a hold (void, expiry, what a final capture leaves)."""
+    DEFER_DEBIT = "defer_debit"
+    """Delayed availability, at once: debit the payer, posted, against the shard's
+    availability account."""
+    DEFER_CREDIT = "defer_credit"
+    """Delayed availability, at once: the payee's pending credit, from the availability
+    account."""
+    MAKE_AVAILABLE = "make_available"
+    """Delayed availability, at `available_on`: the payee's pending credit becomes posted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +102,30 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
 _LINES[Movement.HOLD] = _LINES[Movement.INCREASE_HOLD] = _LINES[Movement.RESERVE_FUNDS]
 _LINES[Movement.CAPTURE] = _LINES[Movement.POST_HOLD]
 _LINES[Movement.RELEASE] = _LINES[Movement.RELEASE_HOLD]
+_LINES[Movement.DEFER_DEBIT] = _LINES[Movement.TRANSFER]
+_LINES[Movement.DEFER_CREDIT] = _LINES[Movement.RESERVE_FUNDS]
+_LINES[Movement.MAKE_AVAILABLE] = _LINES[Movement.POST_HOLD]
 assert set(_LINES) == set(Movement)
 
 # Movements that start new money moving are refused by frozen/closed accounts and by
 # insufficient funds; movements that finish a reservation must always succeed.
 _CHECKS_DEBIT_SIDE = frozenset(
-    {Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
+    {
+        Movement.TRANSFER,
+        Movement.RESERVE_FUNDS,
+        Movement.HOLD,
+        Movement.INCREASE_HOLD,
+        Movement.DEFER_DEBIT,
+    }
 )
 _CHECKS_CREDIT_SIDE = frozenset(
-    {Movement.TRANSFER, Movement.CREDIT_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
+    {
+        Movement.TRANSFER,
+        Movement.CREDIT_FUNDS,
+        Movement.HOLD,
+        Movement.INCREASE_HOLD,
+        Movement.DEFER_CREDIT,
+    }
 )
 _CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from api.auth import Principal
 from api.idempotency import Attempt
-from api.models import AccountCreate, AccountOut, BalanceAtOut, EntryOut
+from api.models import AccountCreate, AccountOut, AvailabilityOut, BalanceAtOut, EntryOut
 from api.pagination import Cursor, check_cursors, merged_page
 from api.presenters import account_out, entry_out
 from ledger.accounts import AccountStatus
@@ -13,6 +13,7 @@ from ledger.ids import entry_id, is_account_id
 from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from shards import accounts as account_rows
+from shards import availability as availability_rows
 from shards import transfers as transfer_rows
 from shards.accounts import AccountRecord
 from shards.cluster import ShardCluster
@@ -111,6 +112,25 @@ class AccountService:
             held=past.balance.held,
             available=past.balance.available,
         )
+
+    async def availability(
+        self, *, principal: Principal, account_id: str, limit: int
+    ) -> list[AvailabilityOut]:
+        """The credits still to become available to the account, soonest first.
+
+        Raises:
+            LedgerError(account_not_found): unknown, or another tenant's.
+        """
+        await self.get(principal=principal, account_id=account_id)
+        shard = self._cluster.shard_of(account_id)
+        async with shard.connection() as conn:
+            rows = await availability_rows.awaiting_credits(
+                conn, tenant_id=principal.tenant_id, account_id=account_id, limit=limit
+            )
+        return [
+            AvailabilityOut(transfer_id=r.transfer_id, amount=r.amount, available_on=r.available_on)
+            for r in rows
+        ]
 
     async def list_page(
         self,

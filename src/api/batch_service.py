@@ -67,13 +67,15 @@ def check_batch(body: BatchCreate, *, request_key: str | None) -> None:
     if not body.atomic:
         return
     for index, item in enumerate(body.transfers):
-        if item.pending:
-            # An atomic batch posts every leg or none; a hold waits for a capture instead.
-            raise LedgerError(
-                ErrorCode.INVALID_REQUEST,
-                f"transfers[{index}]: an atomic batch cannot hold (`pending`)",
-                f"transfers[{index}].pending",
-            )
+        for later, param in ((item.pending, "pending"), (item.available_on, "available_on")):
+            if later:
+                # An atomic batch posts every leg, now, or none; a hold waits for a capture
+                # and a delayed credit for its date instead.
+                raise LedgerError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"transfers[{index}]: an atomic batch cannot use {param}",
+                    f"transfers[{index}].{param}",
+                )
     if len(body.transfers) > limits.ATOMIC_BATCH_LEGS_MAX:
         raise LedgerError(
             ErrorCode.INVALID_REQUEST,

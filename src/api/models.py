@@ -3,7 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    StringConstraints,
+)
 from pydantic_core import core_schema
 
 from ledger import limits
@@ -125,6 +132,11 @@ class TransferCreate(_Request):
         strict=True,
         description="Seconds until a hold expires (only with `pending`; default 7 days).",
     )
+    available_on: AwareDatetime | None = Field(
+        default=None,
+        description="Debit now, but show the credit as the credit account's `pending` until"
+        " this RFC 3339 instant (in the future, at most 90 days ahead).",
+    )
 
 
 class CaptureCreate(_Request):
@@ -227,6 +239,19 @@ class TransferOut(BaseModel):
     included); null for a transfer that is not a hold."""
     captures: list[CaptureOut] | None = None
     """A hold's captures, in order; null for a transfer that is not a hold."""
+    available_on: datetime | None = None
+    """When the credit becomes available; null for a transfer credited at once."""
+    available_at: datetime | None = None
+    """When it did; null until then."""
+
+
+class AvailabilityOut(BaseModel):
+    """A credit still to become available to an account."""
+
+    object: Literal["pending_credit"] = "pending_credit"
+    transfer_id: str
+    amount: int
+    available_on: datetime
 
 
 class EventData(BaseModel):

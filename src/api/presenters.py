@@ -56,6 +56,8 @@ def transfer_out(record: TransferRecord) -> TransferOut:
         expires_at=record.expires_at,
         captured_amount=None if record.expires_at is None else record.captured_amount,
         captures=None if record.expires_at is None else _captures(record),
+        available_on=record.available_on,
+        available_at=record.available_at,
     )
 
 

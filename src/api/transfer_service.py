@@ -19,6 +19,7 @@ from ledger.money import currency_exponent
 from ledger.posting import Movement
 from ledger.slots import slot_of
 from ledger.transfers import SagaStep, TransferStatus
+from shards import availability as availability_rows
 from shards import holds as hold_rows
 from shards import transfers as transfer_rows
 from shards.cluster import ShardCluster
@@ -79,14 +80,11 @@ class TransferService:
         _check_create(body)
         request = self._posting_request(principal, body, attempt)
         source = request.source_shard
-        if body.pending and request.source_shard != request.destination_shard:
-            raise LedgerError(
-                ErrorCode.INVALID_REQUEST,
-                "holds between accounts on two shards are not supported yet",
-                "pending",
-            )
+        _check_single_shard(body, request)
         if body.pending:
             return await self._hold(principal, replace(request, movement=Movement.HOLD), body)
+        if body.available_on is not None:
+            return await self._defer(principal, request, body.available_on)
         cross_shard = request.movement is Movement.RESERVE_FUNDS
         if cross_shard and self._settlement is None:
             raise LedgerError(
@@ -130,6 +128,28 @@ class TransferService:
             raise result.error
         record = await self._fetch(request.source_shard, principal, result.transfer_id)
         assert record is not None, "a hold must be readable on its shard"
+        return transfer_out(record)
+
+    async def _defer(
+        self, principal: Principal, request: PostingRequest, available_on: datetime
+    ) -> TransferOut:
+        """Debit now, credit pending until `available_on` (one shard, one transaction)."""
+        now = datetime.now(UTC)
+        if not now < available_on <= now + timedelta(days=limits.AVAILABLE_ON_DAYS_MAX):
+            raise LedgerError(
+                ErrorCode.INVALID_REQUEST,
+                f"available_on must be in the future and at most "
+                f"{limits.AVAILABLE_ON_DAYS_MAX} days ahead",
+                "available_on",
+            )
+        request = replace(request, available_on=available_on)
+        shard = self._cluster.shards[request.source_shard]
+        async with shard.connection() as conn:
+            result = await availability_rows.defer(conn, shard=shard.index, request=request)
+            record = await transfer_rows.fetch_transfer(
+                conn, tenant_id=principal.tenant_id, transfer_id=result.transfer_id
+            )
+        assert record is not None, "a deferred transfer must be readable on its shard"
         return transfer_out(record)
 
     async def change_hold(
@@ -270,10 +290,31 @@ def _check_create(body: TransferCreate) -> None:
             raise LedgerError(
                 ErrorCode.ACCOUNT_NOT_FOUND, f"no such {param.split('_')[0]} account", param
             )
+    if body.pending and body.available_on is not None:
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST, "a hold cannot also have available_on", "available_on"
+        )
     if body.expires_in is not None and not body.pending:
         raise LedgerError(
             ErrorCode.INVALID_REQUEST, "expires_in applies to holds only", "expires_in"
         )
+
+
+def _check_single_shard(body: TransferCreate, request: PostingRequest) -> None:
+    """Holds and delayed credits are built for accounts on one shard only.
+
+    Raises:
+        LedgerError(invalid_request): naming `pending` or `available_on`.
+    """
+    if request.source_shard == request.destination_shard:
+        return
+    for later, param in ((body.pending, "pending"), (body.available_on, "available_on")):
+        if later:
+            raise LedgerError(
+                ErrorCode.INVALID_REQUEST,
+                f"{param} between accounts on two shards is not supported yet",
+                param,
+            )
 
 
 def _posted(

@@ -12,6 +12,7 @@ from ledger.limits import SLOT_COUNT
 ACCOUNT_PREFIX: Final = "acct_"
 TRANSFER_PREFIX: Final = "tr_"
 CLEARING_PREFIX: Final = "acct_clearing_"
+AVAILABILITY_PREFIX: Final = "acct_availability_"
 
 _ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
 _ACCOUNT_ID = re.compile(rf"acct_{_ULID}")
@@ -48,6 +49,15 @@ def clearing_account_id(shard: int, currency: str) -> str:
     assert shard >= 0
     assert len(currency) == 3
     return f"{CLEARING_PREFIX}{shard}_{currency}"
+
+
+def availability_account_id(shard: int, currency: str) -> str:
+    """The system account of a shard that carries credits not yet available, per currency:
+    a delayed transfer's debit is posted to it at once, and it credits the payee when the
+    money becomes available."""
+    assert shard >= 0
+    assert len(currency) == 3
+    return f"{AVAILABILITY_PREFIX}{shard}_{currency}"
 
 
 def entry_id(account_id: str, version: int) -> str:

@@ -214,10 +214,13 @@ assert IDEMPOTENCY_PURGE_INTERVAL_S < IDEMPOTENCY_KEY_TTL_S
 
 HOLD_EXPIRES_IN_S_MAX: Final = 604_800
 """A hold lives at most 7 days (and by default that long)."""
-HOLD_EXPIRY_POLL_S: Final = 10.0
-"""Each shard's expiry workflow looks for due holds at least this often, so a hold's money
-is back in `available` within this (plus one pass) of its `expires_at`."""
-HOLD_EXPIRY_BATCH_MAX: Final = POSTING_BATCH_SIZE_MAX
-"""Holds one expiry pass releases in one transaction."""
-HOLD_EXPIRY_PASSES_PER_RUN: Final = 200
-"""Passes before the expiry workflow continues as new, bounding its history."""
+FUNDS_TIMERS_POLL_S: Final = 10.0
+"""Each shard's funds timers look for due holds and credits at least this often, so a
+hold's money is back in `available`, and a delayed credit available, within this (plus one
+pass) of its deadline."""
+FUNDS_TIMERS_BATCH_MAX: Final = POSTING_BATCH_SIZE_MAX
+"""Holds (and credits) one pass of the funds timers settles in one transaction."""
+FUNDS_TIMERS_PASSES_PER_RUN: Final = 200
+"""Passes before the funds timers continue as new, bounding their history."""
+AVAILABLE_ON_DAYS_MAX: Final = 90
+"""A delayed credit becomes available at most this many days ahead."""

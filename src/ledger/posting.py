@@ -46,6 +46,14 @@ class Movement(StrEnum):
     """Atomic batches: turn the pending credit into a posted one (never refused)."""
     VOID_CREDIT = "void_credit"
     """Atomic batches, compensation on the destination shard: cancel the pending credit."""
+    DEFER_DEBIT = "defer_debit"
+    """Delayed availability, at once: debit the payer, posted, against the shard's
+    availability account."""
+    DEFER_CREDIT = "defer_credit"
+    """Delayed availability, at once: the payee's pending credit, from the availability
+    account."""
+    MAKE_AVAILABLE = "make_available"
+    """Delayed availability, at `available_on`: the payee's pending credit becomes posted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +123,21 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
 _LINES[Movement.HOLD] = _LINES[Movement.INCREASE_HOLD] = _LINES[Movement.RESERVE_FUNDS]
 _LINES[Movement.CAPTURE] = _LINES[Movement.POST_HOLD]
 _LINES[Movement.RELEASE] = _LINES[Movement.RELEASE_HOLD]
+_LINES[Movement.DEFER_DEBIT] = _LINES[Movement.TRANSFER]
+_LINES[Movement.DEFER_CREDIT] = _LINES[Movement.RESERVE_FUNDS]
+_LINES[Movement.MAKE_AVAILABLE] = _LINES[Movement.POST_HOLD]
 assert set(_LINES) == set(Movement)
 
 # Movements that start new money moving are refused by frozen/closed accounts and by
 # insufficient funds; movements that finish a reservation must always succeed.
 _CHECKS_DEBIT_SIDE = frozenset(
-    {Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD, Movement.INCREASE_HOLD}
+    {
+        Movement.TRANSFER,
+        Movement.RESERVE_FUNDS,
+        Movement.HOLD,
+        Movement.INCREASE_HOLD,
+        Movement.DEFER_DEBIT,
+    }
 )
 _CHECKS_CREDIT_SIDE = frozenset(
     {
@@ -129,6 +146,7 @@ _CHECKS_CREDIT_SIDE = frozenset(
         Movement.PREPARE_CREDIT,
         Movement.HOLD,
         Movement.INCREASE_HOLD,
+        Movement.DEFER_CREDIT,
     }
 )
 _CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE

@@ -93,6 +93,9 @@ def opening_status(movement: Movement) -> TransferStatus:
             return TransferStatus.PROCESSING
         case Movement.HOLD:
             return TransferStatus.PENDING
+        case Movement.DEFER_DEBIT:
+            # The money left the payer; the payee's credit is pending until `available_on`.
+            return TransferStatus.POSTED
     raise AssertionError(f"{movement} does not open a transfer")
 
 

@@ -31,7 +31,7 @@ from ledgerflow.temporal import TemporalAuth, connect_temporal
 from ledgerflow.tracing import temporal_interceptors
 from shards.cluster import ShardCluster
 from workflows.dispatch import open_settlement
-from workflows.worker import build_worker, ensure_hold_expiry, ensure_sweeper
+from workflows.worker import build_worker, ensure_funds_timers, ensure_sweeper
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +150,14 @@ class Wiring:
     @asynccontextmanager
     async def worker(self, *, client: Client, cluster: ShardCluster) -> AsyncIterator[Worker]:
         """The settlement worker polling `task_queue`, running until exit, with the outbox
-        sweeper and each shard's hold expiry made sure of first (those already running are
+        sweeper and each shard's funds timers made sure of first (those already running are
         left as they are).
 
         Raises:
             temporalio.service.RPCError: Temporal refused the sweeper.
         """
         await ensure_sweeper(client, self.task_queue)
-        await ensure_hold_expiry(client, self.task_queue, shards=len(cluster.shards))
+        await ensure_funds_timers(client, self.task_queue, shards=len(cluster.shards))
         running = build_worker(client=client, cluster=cluster, task_queue=self.task_queue)
         async with running:
             yield running

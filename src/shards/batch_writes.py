@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
 # names none of them.
-_OPENS_TRANSFER = frozenset({Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD})
+_OPENS_TRANSFER = frozenset(
+    {Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD, Movement.DEFER_DEBIT}
+)
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 
 _WRITE_BATCH = """
@@ -52,14 +54,14 @@ with stamp as (
 ), opened as (
     insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
                            currency, status, cross_shard, source_shard, destination_shard,
-                           saga_step, metadata, expires_at, workflow_id)
+                           saga_step, metadata, expires_at, workflow_id, available_on)
     select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.status, u.is_cross,
-           u.src, u.dst, u.step, u.metadata::jsonb, u.expires, u.workflow
+           u.src, u.dst, u.step, u.metadata::jsonb, u.expires, u.workflow, u.available_on
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
                 $22::boolean[], $23::int[], $24::int[], $25::text[], $31::text[], $32::text[],
-                $38::timestamptz[], $39::text[])
+                $38::timestamptz[], $39::text[], $40::timestamptz[])
          as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, metadata, status,
-              step, expires, workflow)
+              step, expires, workflow, available_on)
     returning *
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
@@ -200,5 +202,6 @@ class BatchWrites:
             shard,
             [r.expires_at for r in opened],
             [r.workflow_id for r in opened],
+            [r.available_on for r in opened],
         )
         return {row["id"]: row["created_at"] for row in rows}

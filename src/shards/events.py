@@ -26,7 +26,7 @@ class EventRecord:
 def _event(row: asyncpg.Record) -> EventRecord:
     data = dict(row["data"])
     # jsonb keeps the row's timestamps as text.
-    for column in ("created_at", "updated_at", "expires_at"):
+    for column in ("created_at", "updated_at", "expires_at", "available_on", "available_at"):
         if data.get(column) is not None:
             data[column] = datetime.fromisoformat(data[column])
     return EventRecord(

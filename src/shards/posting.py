@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from ledger.accounts import AccountState, AccountStatus, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import clearing_account_id
+from ledger.ids import availability_account_id, clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
@@ -54,6 +54,8 @@ class PostingRequest:
     """For `RESERVE_FUNDS`: the workflow that settles the transfer when it is known before
     the reserve (an atomic batch); its outbox row is then claimed by it from the start, in
     the reserve's own transaction, so no other saga can take the transfer."""
+    available_on: datetime | None = None
+    """For `DEFER_DEBIT`: when the payee's pending credit becomes available."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ def posting_accounts(request: PostingRequest, shard: int) -> tuple[str, str]:
     balances on its own. The clearing account takes the position `clearing_side` names;
     the request's own fields fill only the other one.
     """
-    clearing = clearing_account_id(shard, request.currency)
+    clearing = system_account(request.movement, shard, request.currency)
     match clearing_side(request.movement):
         case None:
             return request.debit_account_id, request.credit_account_id
@@ -90,8 +92,22 @@ def posting_accounts(request: PostingRequest, shard: int) -> tuple[str, str]:
             return request.debit_account_id, clearing
 
 
+def system_account(movement: Movement, shard: int, currency: str) -> str:
+    """The system account a movement posts against on `shard`: the availability account for
+    delayed credits, the clearing account for everything else that takes one."""
+    if movement in _AVAILABILITY_MOVEMENTS:
+        return availability_account_id(shard, currency)
+    return clearing_account_id(shard, currency)
+
+
+_AVAILABILITY_MOVEMENTS = frozenset(
+    {Movement.DEFER_DEBIT, Movement.DEFER_CREDIT, Movement.MAKE_AVAILABLE}
+)
+
+
 def clearing_side(movement: Movement) -> Side | None:
-    """Which side of a movement the shard's clearing account takes, if any."""
+    """Which side of a movement the shard's system account (`system_account`) takes, if
+    any."""
     match movement:
         case (
             Movement.TRANSFER
@@ -106,9 +122,16 @@ def clearing_side(movement: Movement) -> Side | None:
             | Movement.PREPARE_CREDIT
             | Movement.POST_CREDIT
             | Movement.VOID_CREDIT
+            | Movement.DEFER_CREDIT
+            | Movement.MAKE_AVAILABLE
         ):
             return Side.DEBIT
-        case Movement.RESERVE_FUNDS | Movement.POST_HOLD | Movement.RELEASE_HOLD:
+        case (
+            Movement.RESERVE_FUNDS
+            | Movement.POST_HOLD
+            | Movement.RELEASE_HOLD
+            | Movement.DEFER_DEBIT
+        ):
             return Side.CREDIT
 
 
@@ -198,15 +221,16 @@ async def _claim_and_lock(
     return first_results, accounts
 
 
-async def _ensure_clearing_accounts(conn: Connection, shard: int, currencies: set[str]) -> None:
-    ids = [clearing_account_id(shard, c) for c in sorted(currencies)]
+async def _ensure_system_accounts(conn: Connection, missing: dict[str, str]) -> None:
+    """Create the system accounts `missing` names (id → currency) that do not exist yet."""
+    ids = sorted(missing)
     await conn.execute(
         "insert into accounts (id, tenant_id, slot, currency, normal_balance,"
         " allow_overdraft, is_system)"
         " select id, $3, 0, cur, 'credit', true, true from unnest($1::text[], $2::text[])"
         " as u(id, cur) on conflict (id) do nothing",
         ids,
-        sorted(currencies),
+        [missing[i] for i in ids],
         SYSTEM_TENANT,
     )
 
@@ -300,14 +324,14 @@ async def apply_postings(
         return [results[r.operation_key] for r in requests]
 
     missing = {
-        r.currency
+        account_id: r.currency
         for r, _ in todo
         if clearing_side(r.movement) is not None
-        and clearing_account_id(shard, r.currency) not in accounts
+        and (account_id := system_account(r.movement, shard, r.currency)) not in accounts
     }
     if missing:
-        # A clearing account is created on its first use only, then locked like the rest.
-        await _ensure_clearing_accounts(conn, shard, missing)
+        # A system account is created on its first use only, then locked like the rest.
+        await _ensure_system_accounts(conn, missing)
         accounts = await lock_accounts(conn, [a for _, pair in todo for a in pair])
 
     writes = BatchWrites()

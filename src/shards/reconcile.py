@@ -17,6 +17,9 @@ check cannot look like a gap:
    reserves before it credits and never releases a credited transfer.
 So the clearing accounts of all shards sum to the money in flight: reserved, or credited
 and not yet posted; zero when no saga is running.
+
+Per shard, delayed credits: the availability account holds, posted and pending alike,
+exactly the credits still waiting for their `available_on`.
 """
 
 from collections import defaultdict
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from ledger.accounts import NormalBalance, balance_of
-from ledger.ids import CLEARING_PREFIX
+from ledger.ids import AVAILABILITY_PREFIX, CLEARING_PREFIX
 from ledger.money import format_minor
 from ledger.transfers import TransferStatus
 from shards.cluster import ShardCluster
@@ -224,10 +227,44 @@ def _describe(move: Move | None) -> str:
     return "nothing" if move is None else f"{move[0]} {move[1]}"
 
 
+_AVAILABILITY_ACCOUNTS = """
+select currency, credits_posted - debits_posted as posted, debits_pending - credits_pending
+       as pending
+from accounts where id like $1
+"""
+
+_WAITING_CREDITS = """
+select currency, sum(amount) as waiting from transfers
+where available_on is not null and available_at is null group by currency
+"""
+
+
+async def check_availability(cluster: ShardCluster, report: Report) -> None:
+    """Each shard's availability account holds, on both layers, exactly the delayed credits
+    still waiting (one snapshot per shard): what it took from payers and has not yet given
+    to payees."""
+    for shard in cluster.shards:
+        async with (
+            shard.connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            accounts = await conn.fetch(_AVAILABILITY_ACCOUNTS, f"{AVAILABILITY_PREFIX}%")
+            waiting = {r["currency"]: r["waiting"] for r in await conn.fetch(_WAITING_CREDITS)}
+        held = {r["currency"]: (r["posted"], r["pending"]) for r in accounts}
+        for currency in set(held) | set(waiting):
+            expected = waiting.get(currency, 0)
+            if held.get(currency, (0, 0)) != (expected, expected):
+                report.problems.append(
+                    f"shard {shard.index}: availability {currency} holds (posted, pending) "
+                    f"{held.get(currency, (0, 0))} but {expected} waits to become available"
+                )
+
+
 async def reconcile(cluster: ShardCluster) -> Report:
     """Check every invariant on every shard and across shards."""
     report = Report()
     for shard in cluster.shards:
         await check_shard(cluster, shard.index, report)
     await check_clearing(cluster, report)
+    await check_availability(cluster, report)
     return report

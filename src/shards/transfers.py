@@ -14,7 +14,8 @@ from shards.pages import fetch_page
 _TRANSFER_COLUMNS = (
     "id, tenant_id, debit_account_id, credit_account_id, amount, currency, status,"
     " cross_shard, source_shard, destination_shard, saga_step, workflow_id, failure_code,"
-    " metadata, created_at, updated_at, expires_at, captured_amount, captures"
+    " metadata, created_at, updated_at, expires_at, captured_amount, captures, available_on,"
+    " available_at"
 )
 
 
@@ -42,6 +43,9 @@ class TransferRecord:
     """Set for a hold only."""
     captured_amount: int = 0
     captures: tuple[dict[str, object], ...] = ()
+    available_on: datetime | None = None
+    """Set for a delayed credit only; `available_at` once it became available."""
+    available_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from shards.cluster import ShardCluster
 from workflows.activities import SettlementActivities
 from workflows.atomic import SettleAtomicBatch
 from workflows.atomic_activities import AtomicActivities
-from workflows.expiry import ExpireHolds, ExpiryInput, hold_expiry_workflow_id
-from workflows.expiry_activities import HoldExpiryActivities
+from workflows.funds_timers import FundsTimersInput, SettleDueFunds, funds_timers_workflow_id
+from workflows.funds_timers_activities import FundsTimersActivities
 from workflows.models import SweeperInput, SweepInput
 from workflows.payloads import with_settlement_payloads
 from workflows.settlement import SettleCrossShardBatch
@@ -64,14 +64,14 @@ def build_worker(
             SettleAtomicBatch,
             SweepSagaOutbox,
             SweepSagaOutboxForever,
-            ExpireHolds,
+            SettleDueFunds,
         ],
         activities=[
             implementation.credit_funds,
             implementation.post_holds,
             implementation.release_holds,
             implementation.sweep_outbox,
-            HoldExpiryActivities(cluster).expire_holds,
+            FundsTimersActivities(cluster).settle_due_funds,
             atomic.try_atomic_step,
             atomic.finish_atomic_step,
         ],
@@ -136,24 +136,24 @@ async def ensure_sweeper(
     )
 
 
-async def ensure_hold_expiry(
-    client: Client, task_queue: str, *, shards: int, poll_s: float = limits.HOLD_EXPIRY_POLL_S
+async def ensure_funds_timers(
+    client: Client, task_queue: str, *, shards: int, poll_s: float = limits.FUNDS_TIMERS_POLL_S
 ) -> None:
-    """Start each shard's hold expiry workflow, or find the one that runs (idempotent, like
-    `ensure_sweeper`).
+    """Start each shard's funds timers (hold expiry, delayed availability), or find the
+    ones that run (idempotent, like `ensure_sweeper`).
 
     Raises:
         temporalio.service.RPCError: Temporal refused or is unreachable.
     """
     for shard in range(shards):
         await client.start_workflow(
-            ExpireHolds.run,
-            ExpiryInput(shard=shard, poll_s=poll_s),
-            id=hold_expiry_workflow_id(task_queue, shard),
+            SettleDueFunds.run,
+            FundsTimersInput(shard=shard, poll_s=poll_s),
+            id=funds_timers_workflow_id(task_queue, shard),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"hold expiry: shard {shard}, at least every {poll_s:g} s",
+            static_summary=f"funds timers: shard {shard}, at least every {poll_s:g} s",
             rpc_timeout=timedelta(seconds=limits.TEMPORAL_RPC_TIMEOUT_S),
         )
 
@@ -181,7 +181,7 @@ async def run_worker(
         RuntimeError: the worker failed fatally (for example, lost its client).
     """
     await ensure_sweeper(client, task_queue)
-    await ensure_hold_expiry(client, task_queue, shards=len(cluster.shards))
+    await ensure_funds_timers(client, task_queue, shards=len(cluster.shards))
     worker = build_worker(client=client, cluster=cluster, task_queue=task_queue)
     if stop_event is None:
         await worker.run()

@@ -11,7 +11,7 @@ from ledger.limits import BIGINT_MAX
 EXPECTED_OPERATION_IDS = {
     "healthz", "readyz", "metrics",
     "create_account", "list_accounts", "get_account", "freeze_account", "unfreeze_account",
-    "close_account", "list_entries", "get_account_balance",
+    "close_account", "list_entries", "get_account_balance", "list_account_availability",
     "create_transfer", "create_transfer_batch", "list_transfers", "get_transfer",
     "capture_transfer", "void_transfer", "increment_transfer", "list_events", "get_event",
 }  # fmt: skip

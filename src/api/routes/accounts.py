@@ -6,7 +6,14 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, StateDep
 from api.idempotency import Attempt
-from api.models import AccountCreate, AccountOut, BalanceAtOut, EntryOut, ListOut
+from api.models import (
+    AccountCreate,
+    AccountOut,
+    AvailabilityOut,
+    BalanceAtOut,
+    EntryOut,
+    ListOut,
+)
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
 from ledger.accounts import AccountStatus
@@ -118,6 +125,29 @@ async def close_account(
 ) -> Response:
     """Close an empty account for good."""
     return await _set_status(state, principal, idempotent, account_id, AccountStatus.CLOSED)
+
+
+@router.get(
+    "/{account_id}/availability",
+    response_model=ListOut[AvailabilityOut],
+    responses=error_responses(404),
+)
+async def list_account_availability(
+    account_id: str,
+    state: StateDep,
+    principal: PrincipalDep,
+    limit: LimitQuery = limits.PAGE_SIZE_MAX,
+) -> ListOut[AvailabilityOut]:
+    """The credits still to become available to the account (transfers with
+    `available_on`), soonest first; `has_more` when more wait than `limit`."""
+    data = await state.accounts.availability(
+        principal=principal, account_id=account_id, limit=limit + 1
+    )
+    return ListOut[AvailabilityOut](
+        data=data[:limit],
+        has_more=len(data) > limit,
+        url=f"/v1/accounts/{account_id}/availability",
+    )
 
 
 @router.get(

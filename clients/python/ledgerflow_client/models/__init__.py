@@ -5,6 +5,7 @@ from .account_create_metadata import AccountCreateMetadata
 from .account_out import AccountOut
 from .account_out_metadata import AccountOutMetadata
 from .account_status import AccountStatus
+from .availability_out import AvailabilityOut
 from .balance_at_out import BalanceAtOut
 from .balance_out import BalanceOut
 from .batch_create import BatchCreate
@@ -26,6 +27,7 @@ from .event_type import EventType
 from .healthz_response_healthz import HealthzResponseHealthz
 from .increment_create import IncrementCreate
 from .list_out_account_out import ListOutAccountOut
+from .list_out_availability_out import ListOutAvailabilityOut
 from .list_out_entry_out import ListOutEntryOut
 from .list_out_event_out import ListOutEventOut
 from .list_out_transfer_out import ListOutTransferOut
@@ -45,6 +47,7 @@ __all__ = (
     "AccountOut",
     "AccountOutMetadata",
     "AccountStatus",
+    "AvailabilityOut",
     "BalanceAtOut",
     "BalanceOut",
     "BatchCreate",
@@ -66,6 +69,7 @@ __all__ = (
     "HealthzResponseHealthz",
     "IncrementCreate",
     "ListOutAccountOut",
+    "ListOutAvailabilityOut",
     "ListOutEntryOut",
     "ListOutEventOut",
     "ListOutTransferOut",

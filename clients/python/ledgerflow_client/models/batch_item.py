@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 from ..models.currency import Currency
 from ..types import UNSET, Unset
 from typing import cast
+import datetime
 
 if TYPE_CHECKING:
   from ..models.batch_item_metadata import BatchItemMetadata
@@ -37,6 +38,8 @@ class BatchItem:
             pending (bool | Unset): Place a hold instead of moving the money: 201 `pending` until a capture, a void or
                 `expires_at`. Default: False.
             expires_in (int | None | Unset): Seconds until a hold expires (only with `pending`; default 7 days).
+            available_on (datetime.datetime | None | Unset): Debit now, but show the credit as the credit account's
+                `pending` until this RFC 3339 instant (in the future, at most 90 days ahead).
             idempotency_key (None | str | Unset): Behaves like the Idempotency-Key of a single `POST /v1/transfers` with
                 this item as its body: a later single request with the key and the same body replays this item's answer.
      """
@@ -48,6 +51,7 @@ class BatchItem:
     metadata: BatchItemMetadata | Unset = UNSET
     pending: bool | Unset = False
     expires_in: int | None | Unset = UNSET
+    available_on: datetime.datetime | None | Unset = UNSET
     idempotency_key: None | str | Unset = UNSET
 
 
@@ -76,6 +80,14 @@ class BatchItem:
         else:
             expires_in = self.expires_in
 
+        available_on: None | str | Unset
+        if isinstance(self.available_on, Unset):
+            available_on = UNSET
+        elif isinstance(self.available_on, datetime.datetime):
+            available_on = self.available_on.isoformat()
+        else:
+            available_on = self.available_on
+
         idempotency_key: None | str | Unset
         if isinstance(self.idempotency_key, Unset):
             idempotency_key = UNSET
@@ -97,6 +109,8 @@ class BatchItem:
             field_dict["pending"] = pending
         if expires_in is not UNSET:
             field_dict["expires_in"] = expires_in
+        if available_on is not UNSET:
+            field_dict["available_on"] = available_on
         if idempotency_key is not UNSET:
             field_dict["idempotency_key"] = idempotency_key
 
@@ -141,6 +155,26 @@ class BatchItem:
         expires_in = _parse_expires_in(d.pop("expires_in", UNSET))
 
 
+        def _parse_available_on(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                available_on_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return available_on_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        available_on = _parse_available_on(d.pop("available_on", UNSET))
+
+
         def _parse_idempotency_key(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -159,6 +193,7 @@ class BatchItem:
             metadata=metadata,
             pending=pending,
             expires_in=expires_in,
+            available_on=available_on,
             idempotency_key=idempotency_key,
         )
 

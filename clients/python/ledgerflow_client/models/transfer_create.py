@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 from ..models.currency import Currency
 from ..types import UNSET, Unset
 from typing import cast
+import datetime
 
 if TYPE_CHECKING:
   from ..models.transfer_create_metadata import TransferCreateMetadata
@@ -36,6 +37,8 @@ class TransferCreate:
             pending (bool | Unset): Place a hold instead of moving the money: 201 `pending` until a capture, a void or
                 `expires_at`. Default: False.
             expires_in (int | None | Unset): Seconds until a hold expires (only with `pending`; default 7 days).
+            available_on (datetime.datetime | None | Unset): Debit now, but show the credit as the credit account's
+                `pending` until this RFC 3339 instant (in the future, at most 90 days ahead).
      """
 
     debit_account_id: str
@@ -45,6 +48,7 @@ class TransferCreate:
     metadata: TransferCreateMetadata | Unset = UNSET
     pending: bool | Unset = False
     expires_in: int | None | Unset = UNSET
+    available_on: datetime.datetime | None | Unset = UNSET
 
 
 
@@ -72,6 +76,14 @@ class TransferCreate:
         else:
             expires_in = self.expires_in
 
+        available_on: None | str | Unset
+        if isinstance(self.available_on, Unset):
+            available_on = UNSET
+        elif isinstance(self.available_on, datetime.datetime):
+            available_on = self.available_on.isoformat()
+        else:
+            available_on = self.available_on
+
 
         field_dict: dict[str, Any] = {}
 
@@ -87,6 +99,8 @@ class TransferCreate:
             field_dict["pending"] = pending
         if expires_in is not UNSET:
             field_dict["expires_in"] = expires_in
+        if available_on is not UNSET:
+            field_dict["available_on"] = available_on
 
         return field_dict
 
@@ -129,6 +143,26 @@ class TransferCreate:
         expires_in = _parse_expires_in(d.pop("expires_in", UNSET))
 
 
+        def _parse_available_on(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                available_on_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return available_on_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        available_on = _parse_available_on(d.pop("available_on", UNSET))
+
+
         transfer_create = cls(
             debit_account_id=debit_account_id,
             credit_account_id=credit_account_id,
@@ -137,6 +171,7 @@ class TransferCreate:
             metadata=metadata,
             pending=pending,
             expires_in=expires_in,
+            available_on=available_on,
         )
 
         return transfer_create

@@ -47,6 +47,8 @@ class TransferOut:
             expires_at (datetime.datetime | None | Unset):
             captured_amount (int | None | Unset):
             captures (list[CaptureOut] | None | Unset):
+            available_on (datetime.datetime | None | Unset):
+            available_at (datetime.datetime | None | Unset):
      """
 
     id: str
@@ -64,6 +66,8 @@ class TransferOut:
     expires_at: datetime.datetime | None | Unset = UNSET
     captured_amount: int | None | Unset = UNSET
     captures: list[CaptureOut] | None | Unset = UNSET
+    available_on: datetime.datetime | None | Unset = UNSET
+    available_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -135,6 +139,22 @@ class TransferOut:
         else:
             captures = self.captures
 
+        available_on: None | str | Unset
+        if isinstance(self.available_on, Unset):
+            available_on = UNSET
+        elif isinstance(self.available_on, datetime.datetime):
+            available_on = self.available_on.isoformat()
+        else:
+            available_on = self.available_on
+
+        available_at: None | str | Unset
+        if isinstance(self.available_at, Unset):
+            available_at = UNSET
+        elif isinstance(self.available_at, datetime.datetime):
+            available_at = self.available_at.isoformat()
+        else:
+            available_at = self.available_at
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -161,6 +181,10 @@ class TransferOut:
             field_dict["captured_amount"] = captured_amount
         if captures is not UNSET:
             field_dict["captures"] = captures
+        if available_on is not UNSET:
+            field_dict["available_on"] = available_on
+        if available_at is not UNSET:
+            field_dict["available_at"] = available_at
 
         return field_dict
 
@@ -288,6 +312,46 @@ class TransferOut:
         captures = _parse_captures(d.pop("captures", UNSET))
 
 
+        def _parse_available_on(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                available_on_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return available_on_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        available_on = _parse_available_on(d.pop("available_on", UNSET))
+
+
+        def _parse_available_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                available_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return available_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        available_at = _parse_available_at(d.pop("available_at", UNSET))
+
+
         transfer_out = cls(
             id=id,
             status=status,
@@ -304,6 +368,8 @@ class TransferOut:
             expires_at=expires_at,
             captured_amount=captured_amount,
             captures=captures,
+            available_on=available_on,
+            available_at=available_at,
         )
 
 

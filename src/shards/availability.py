@@ -1,0 +1,141 @@
+"""Delayed availability on one shard: a transfer whose credit becomes available later.
+
+At once, in one transaction: `DEFER_DEBIT` posts the payer's debit against the shard's
+availability account, and `DEFER_CREDIT` shows the amount as the payee's pending credit
+from that account. At `available_on`, the shard's funds timers (`workflows.funds_timers`)
+post that pending credit (`MAKE_AVAILABLE`), in batches. The availability account of each
+currency therefore holds exactly the credits still waiting, on both layers, which
+reconciliation checks.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ledger.events import EventType
+from ledger.posting import Movement
+from shards.db import Connection, Record
+from shards.posting import PostingRequest, PostingResult, apply_postings
+
+
+async def defer(conn: Connection, *, shard: int, request: PostingRequest) -> PostingResult:
+    """Post `request` (a transfer with `available_on`) as a debit now and a pending credit,
+    both or neither.
+
+    Raises:
+        LedgerError: the debit or the credit was refused; nothing was written.
+        asyncpg.PostgresError, OSError: the shard failed; nothing was written.
+    """
+    assert request.available_on is not None
+    debit = replace(request, movement=Movement.DEFER_DEBIT)
+    credit = replace(
+        request, movement=Movement.DEFER_CREDIT, operation_key=f"{request.operation_key}:credit"
+    )
+    async with conn.transaction(isolation="read_committed"):
+        results = await apply_postings(conn, shard=shard, requests=[debit, credit])
+        refused = next((r.error for r in results if r.error is not None), None)
+        if refused is not None and not results[0].replayed:
+            # Both or neither: a refused credit (the payee frozen, say) undoes the debit.
+            raise refused
+    if results[0].error is not None:
+        raise results[0].error
+    return results[0]
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityPass:
+    """What one pass found: credits made available, whether more were due, and when the
+    next waiting credit is due (None when none waits)."""
+
+    made_available: int
+    more_due: bool
+    next_deadline: datetime | None
+
+
+_DUE = """
+select id, tenant_id, debit_account_id, credit_account_id, amount, currency, source_shard,
+       destination_shard
+from transfers
+where available_on <= clock_timestamp() and available_at is null and available_on is not null
+order by available_on
+limit $1
+for update skip locked
+"""
+
+_MARK = """
+with changed as (
+    update transfers t set available_at = clock_timestamp(), updated_at = clock_timestamp()
+    from unnest($1::text[]) as u(id)
+    where t.id = u.id
+    returning t.*
+)
+insert into events (id, tenant_id, type, transfer_id, data, created_at)
+select event_id(now.at, $3::int), changed.tenant_id, $2, changed.id, to_jsonb(changed), now.at
+from changed, (select clock_timestamp() as at) as now
+"""
+
+
+async def make_due_available(conn: Connection, *, shard: int, limit: int) -> AvailabilityPass:
+    """Post up to `limit` waiting credits whose `available_on` has passed, in one
+    transaction, and report each as `funds.available`.
+
+    Raises:
+        asyncpg.PostgresError, OSError: the shard failed; nothing was written.
+    """
+    async with conn.transaction(isolation="read_committed"):
+        rows: Sequence[Record] = await conn.fetch(_DUE, limit)
+        if rows:
+            results = await apply_postings(
+                conn, shard=shard, requests=[_make_available(row) for row in rows]
+            )
+            assert all(r.error is None for r in results), "making funds available never fails"
+            await conn.execute(
+                _MARK, [row["id"] for row in rows], str(EventType.FUNDS_AVAILABLE), shard
+            )
+        next_deadline = await conn.fetchval(
+            "select min(available_on) from transfers"
+            " where available_on is not null and available_at is null"
+        )
+    return AvailabilityPass(
+        made_available=len(rows), more_due=len(rows) == limit, next_deadline=next_deadline
+    )
+
+
+def _make_available(row: Record) -> PostingRequest:
+    return PostingRequest(
+        operation_key=f"available:{row['id']}",
+        transfer_id=row["id"],
+        tenant_id=row["tenant_id"],
+        movement=Movement.MAKE_AVAILABLE,
+        debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        source_shard=row["source_shard"],
+        destination_shard=row["destination_shard"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Awaiting:
+    """A credit still to become available to an account."""
+
+    transfer_id: str
+    amount: int
+    available_on: datetime
+
+
+async def awaiting_credits(
+    conn: Connection, *, tenant_id: str, account_id: str, limit: int
+) -> list[Awaiting]:
+    """The account's credits still waiting, soonest first."""
+    rows = await conn.fetch(
+        "select id, amount, available_on from transfers"
+        " where credit_account_id = $1 and tenant_id = $2"
+        " and available_on is not null and available_at is null"
+        " order by available_on, id limit $3",
+        account_id,
+        tenant_id,
+        limit,
+    )
+    return [Awaiting(r["id"], r["amount"], r["available_on"]) for r in rows]

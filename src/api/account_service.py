@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 from api.auth import Principal
 from api.idempotency import Attempt
-from api.models import AccountCreate, AccountOut, AvailabilityOut, BalanceAtOut, EntryOut
+from api.models import AccountCreate, AccountOut, AvailabilityOut, BalanceAtOut, EntryOut, LimitsIn
 from api.pagination import Cursor, check_cursors, merged_page
 from api.presenters import account_out, entry_out
-from ledger.accounts import AccountStatus
+from ledger.accounts import AccountLimits, AccountStatus
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import entry_id, is_account_id
 from ledger.metadata import check_metadata
@@ -65,6 +65,28 @@ class AccountService:
                 normal_balance=body.normal_balance,
                 allow_overdraft=body.allow_overdraft,
                 metadata=body.metadata,
+                limits=limits_of(body.limits),
+            )
+        return account_out(record)
+
+    async def set_limits(
+        self, *, principal: Principal, account_id: str, body: LimitsIn
+    ) -> AccountOut:
+        """Replace an account's limits (every field: an absent one removes that limit).
+
+        Raises:
+            LedgerError(account_not_found): unknown, or another tenant's.
+        """
+        if not is_account_id(account_id):
+            raise _not_found(account_id)
+        shard = self._cluster.shard_of(account_id)
+        async with shard.connection() as conn:
+            record = await account_rows.set_limits(
+                conn,
+                shard=shard.index,
+                tenant_id=principal.tenant_id,
+                account_id=account_id,
+                limits=limits_of(body),
             )
         return account_out(record)
 
@@ -222,6 +244,17 @@ def _entry_version(account_id: str, cursor: str | None, param: str) -> int | Non
             ErrorCode.INVALID_REQUEST, f"{cursor!r} is not an entry of {account_id}", param
         )
     return int(version)
+
+
+def limits_of(body: LimitsIn | None) -> AccountLimits:
+    """The domain's limits from a request's."""
+    if body is None:
+        return AccountLimits()
+    return AccountLimits(
+        min_available=body.min_available,
+        max_balance=body.max_balance,
+        daily_outgoing=body.daily_outgoing,
+    )
 
 
 def parse_instant(text: str | None, param: str) -> datetime:

@@ -29,6 +29,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TRANSFER_NOT_FOUND: 404,
     ErrorCode.RESOURCE_NOT_FOUND: 404,
     ErrorCode.INSUFFICIENT_FUNDS: 402,
+    ErrorCode.DAILY_LIMIT_EXCEEDED: 402,
+    ErrorCode.BALANCE_LIMIT_EXCEEDED: 409,
     ErrorCode.ACCOUNT_FROZEN: 409,
     ErrorCode.ACCOUNT_CLOSED: 409,
     ErrorCode.ACCOUNT_NOT_EMPTY: 409,

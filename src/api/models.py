@@ -74,6 +74,39 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LimitsIn(_Request):
+    """An account's limits; an absent or null field sets no such limit."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"min_available": -5000, "daily_outgoing": 100000}]}
+    )
+
+    min_available: (
+        Annotated[int, Field(ge=-limits.BIGINT_MAX, le=limits.BIGINT_MAX, strict=True)] | None
+    ) = Field(
+        default=None,
+        description="The lowest available balance a movement may leave; negative: an"
+        " overdraft line. Without it, `allow_overdraft` decides (no floor, or zero).",
+    )
+    max_balance: Annotated[int, Field(ge=0, le=limits.BIGINT_MAX, strict=True)] | None = Field(
+        default=None,
+        description="The highest posted plus pending balance a movement may leave (409"
+        " `balance_limit_exceeded`).",
+    )
+    daily_outgoing: Amount | None = Field(
+        default=None,
+        description="The most the account may send over any 24 hours (402 `daily_limit_exceeded`).",
+    )
+
+
+class LimitsOut(BaseModel):
+    """An account's limits; null: none."""
+
+    min_available: int | None
+    max_balance: int | None
+    daily_outgoing: int | None
+
+
 class AccountCreate(_Request):
     """`POST /v1/accounts`."""
 
@@ -95,6 +128,7 @@ class AccountCreate(_Request):
     normal_balance: NormalBalance = NormalBalance.CREDIT
     allow_overdraft: Annotated[bool, Field(strict=True)] = False
     metadata: Metadata = Field(default_factory=dict)
+    limits: LimitsIn | None = None
 
 
 class TransferCreate(_Request):
@@ -198,6 +232,7 @@ class AccountOut(BaseModel):
     version: int
     metadata: dict[str, str]
     created_at: datetime
+    limits: LimitsOut
 
 
 class SagaOut(BaseModel):

@@ -72,7 +72,8 @@ def _restore_integer_bounds(node: object) -> None:
     FastAPI validates the document through its OpenAPI models, which type these bounds as
     floats: `amount`'s maximum 2**63-1 would be published as 9.223372036854776e18, which is
     2**63, one above the real bound. Below 2**53 the float is exact; above it the only
-    bound this API has is `BIGINT_MAX`, asserted so that a new one is not silently off.
+    bounds this API has are `BIGINT_MAX` and its negative (`min_available`), asserted so
+    that a new one is not silently off.
     """
     if isinstance(node, list):
         for item in node:
@@ -88,8 +89,8 @@ def _restore_integer_bounds(node: object) -> None:
                 if abs(value) <= _FLOAT_EXACT_MAX:
                     node[bound] = int(value)
                 else:
-                    assert value == float(limits.BIGINT_MAX), (bound, value)
-                    node[bound] = limits.BIGINT_MAX
+                    assert abs(value) == float(limits.BIGINT_MAX), (bound, value)
+                    node[bound] = limits.BIGINT_MAX if value > 0 else -limits.BIGINT_MAX
     for child in node.values():
         _restore_integer_bounds(child)
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from api.models import AccountOut, BalanceOut, CaptureOut, EntryOut, SagaOut, TransferOut
+from api.models import AccountOut, BalanceOut, CaptureOut, EntryOut, LimitsOut, SagaOut, TransferOut
 from ledger.ids import entry_id
 from ledger.transfers import TransferStatus
 from shards.accounts import AccountRecord
@@ -28,6 +28,11 @@ def account_out(record: AccountRecord) -> AccountOut:
         version=record.version,
         metadata=record.metadata,
         created_at=record.created_at,
+        limits=LimitsOut(
+            min_available=record.limits.min_available,
+            max_balance=record.limits.max_balance,
+            daily_outgoing=record.limits.daily_outgoing,
+        ),
     )
 
 

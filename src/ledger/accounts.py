@@ -84,6 +84,24 @@ class Balance:
         return self.posted - self.held
 
 
+@dataclass(frozen=True, slots=True)
+class AccountLimits:
+    """What an account's owner allows it; None: no such limit.
+
+    `min_available` is the lowest available balance a movement may leave (an overdraft line
+    when negative; without it, `allow_overdraft` decides: no floor, or zero).
+    `max_balance` is the highest posted plus pending balance a movement may leave.
+    `daily_outgoing` is the most the account may send over any 24 hours.
+    """
+
+    min_available: int | None = None
+    max_balance: int | None = None
+    daily_outgoing: int | None = None
+
+
+NO_LIMITS = AccountLimits()
+
+
 @dataclass(slots=True)
 class AccountState:
     """The mutable totals of one account, as stored on its shard.
@@ -103,6 +121,10 @@ class AccountState:
     debits_pending: int
     credits_pending: int
     version: int
+    limits: AccountLimits = NO_LIMITS
+    outgoing_24h: int = 0
+    """What the account sent over the last 24 hours, as loaded under its lock (only when it
+    has a daily limit), plus what this batch's movements sent since."""
 
     def total(self, layer: Layer, side: Side) -> int:
         """One of the four raw totals."""

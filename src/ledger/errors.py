@@ -35,6 +35,8 @@ class ErrorCode(StrEnum):
     TRANSFER_NOT_FOUND = "transfer_not_found"
     RESOURCE_NOT_FOUND = "resource_not_found"
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    DAILY_LIMIT_EXCEEDED = "daily_limit_exceeded"
+    BALANCE_LIMIT_EXCEEDED = "balance_limit_exceeded"
     ACCOUNT_FROZEN = "account_frozen"
     ACCOUNT_CLOSED = "account_closed"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
@@ -76,6 +78,8 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT: ErrorType.IDEMPOTENCY,
     ErrorCode.RATE_LIMITED: ErrorType.RATE_LIMIT,
     ErrorCode.INSUFFICIENT_FUNDS: ErrorType.FUNDS,
+    ErrorCode.DAILY_LIMIT_EXCEEDED: ErrorType.FUNDS,
+    ErrorCode.BALANCE_LIMIT_EXCEEDED: ErrorType.STATE,
     ErrorCode.ACCOUNT_FROZEN: ErrorType.STATE,
     ErrorCode.ACCOUNT_CLOSED: ErrorType.STATE,
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,

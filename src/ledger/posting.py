@@ -5,7 +5,7 @@ reserve / credit / post / release steps, and group-committed batches all call
 `apply_movement`, so there is exactly one copy of each balance rule.
 
 Validation runs in a fixed order and the first failure wins: existence, currency, account
-state, funds, range.
+state, funds (the account's floor), the balance limit, the daily limit, range.
 """
 
 from dataclasses import dataclass
@@ -257,8 +257,14 @@ def apply_movement(
         # a credit from a debit-normal one.
         _check_funds(debit, after[debit.id])
         _check_funds(credit, after[credit.id])
+        _check_max_balance(debit, after[debit.id])
+        _check_max_balance(credit, after[credit.id])
+    if movement in _CHECKS_DEBIT_SIDE:
+        _check_daily_outgoing(debit, amount)
     for account_id, balance in after.items():
         _check_range(accounts[account_id], balance)
+    if movement in _CHECKS_DEBIT_SIDE and debit.limits.daily_outgoing is not None:
+        debit.outgoing_24h += amount
 
     entries: list[Entry] = []
     for line in lines:
@@ -293,6 +299,41 @@ def _balance_after(account: AccountState, totals: dict[tuple[str, Layer, Side], 
     )
 
 
+def _check_max_balance(account: AccountState, after: Balance) -> None:
+    """Refuse a movement that would raise an account's posted plus pending balance above its
+    `max_balance`.
+
+    Raises:
+        LedgerError(balance_limit_exceeded).
+    """
+    ceiling = account.limits.max_balance
+    if ceiling is None:
+        return
+    before = account.balance
+    if after.posted + after.pending > max(ceiling, before.posted + before.pending):
+        raise LedgerError(
+            ErrorCode.BALANCE_LIMIT_EXCEEDED,
+            f"account {account.id} may hold at most {ceiling}",
+            "amount",
+        )
+
+
+def _check_daily_outgoing(account: AccountState, amount: int) -> None:
+    """Refuse a debit that would take what the account sent over the last 24 hours above
+    its `daily_outgoing`.
+
+    Raises:
+        LedgerError(daily_limit_exceeded).
+    """
+    limit = account.limits.daily_outgoing
+    if limit is not None and account.outgoing_24h + amount > limit:
+        raise LedgerError(
+            ErrorCode.DAILY_LIMIT_EXCEEDED,
+            f"account {account.id} sent {account.outgoing_24h} of its {limit} over 24 hours",
+            "amount",
+        )
+
+
 def _check_range(account: AccountState, after: Balance) -> None:
     """Keep what a customer account shows within the bigint range the API documents.
 
@@ -314,10 +355,15 @@ def _check_range(account: AccountState, after: Balance) -> None:
 
 
 def _check_funds(account: AccountState, after: Balance) -> None:
-    """Refuse a movement that would take a no-overdraft account below zero available."""
-    if account.allow_overdraft:
-        return
-    if after.available < 0 and after.available < account.balance.available:
+    """Refuse a movement that would take an account below its floor: `min_available` when
+    set (an overdraft line when negative), else zero unless it may overdraw. A movement
+    that leaves it no lower than before is never refused."""
+    floor = account.limits.min_available
+    if floor is None:
+        if account.allow_overdraft:
+            return
+        floor = 0
+    if after.available < floor and after.available < account.balance.available:
         raise LedgerError(
             ErrorCode.INSUFFICIENT_FUNDS,
             f"account {account.id} has {account.balance.available} available",

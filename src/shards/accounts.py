@@ -7,6 +7,8 @@ from datetime import datetime
 import asyncpg
 
 from ledger.accounts import (
+    NO_LIMITS,
+    AccountLimits,
     AccountStatus,
     Balance,
     NormalBalance,
@@ -20,7 +22,8 @@ from shards.pages import fetch_page
 
 _COLUMNS = (
     "id, tenant_id, currency, normal_balance, allow_overdraft, status, debits_posted,"
-    " credits_posted, debits_pending, credits_pending, version, metadata, created_at"
+    " credits_posted, debits_pending, credits_pending, version, metadata, created_at,"
+    " min_available, max_balance, daily_outgoing"
 )
 
 
@@ -39,6 +42,7 @@ class AccountRecord:
     metadata: dict[str, str]
     created_at: datetime
     shard: int
+    limits: AccountLimits = NO_LIMITS
 
 
 def _record(row: asyncpg.Record, shard: int) -> AccountRecord:
@@ -61,6 +65,11 @@ def _record(row: asyncpg.Record, shard: int) -> AccountRecord:
         metadata=row["metadata"],
         created_at=row["created_at"],
         shard=shard,
+        limits=AccountLimits(
+            min_available=row["min_available"],
+            max_balance=row["max_balance"],
+            daily_outgoing=row["daily_outgoing"],
+        ),
     )
 
 
@@ -74,13 +83,15 @@ async def insert_account(
     normal_balance: NormalBalance,
     allow_overdraft: bool,
     metadata: dict[str, str],
+    limits: AccountLimits = NO_LIMITS,
 ) -> AccountRecord:
     """Create an account with zero balances; an account that already has this id (the
     first attempt of the same idempotent request) is returned as it is now."""
     row = await conn.fetchrow(
         "with new as ("
         " insert into accounts (id, tenant_id, slot, currency, normal_balance, allow_overdraft,"
-        " metadata) values ($1, $2, $3, $4, $5, $6, $7::text::jsonb)"
+        " metadata, min_available, max_balance, daily_outgoing)"
+        " values ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10)"
         f" on conflict (id) do nothing returning {_COLUMNS})"
         f" select {_COLUMNS} from new"
         f" union all select {_COLUMNS} from accounts where id = $1 and tenant_id = $2",
@@ -91,6 +102,9 @@ async def insert_account(
         str(normal_balance),
         allow_overdraft,
         json.dumps(metadata),
+        limits.min_available,
+        limits.max_balance,
+        limits.daily_outgoing,
     )
     assert row is not None
     return _record(row, shard)
@@ -171,6 +185,29 @@ async def set_account_status(
             str(status),
         )
     assert row is not None
+    return _record(row, shard)
+
+
+async def set_limits(
+    conn: Connection, *, shard: int, tenant_id: str, account_id: str, limits: AccountLimits
+) -> AccountRecord:
+    """Replace an account's limits; they apply to movements from the next one on (a balance
+    already past a new limit stays, and only movements that take it further are refused).
+
+    Raises:
+        LedgerError(account_not_found): no such account for this tenant.
+    """
+    row = await conn.fetchrow(
+        "update accounts set min_available = $3, max_balance = $4, daily_outgoing = $5"
+        f" where id = $1 and tenant_id = $2 returning {_COLUMNS}",
+        account_id,
+        tenant_id,
+        limits.min_available,
+        limits.max_balance,
+        limits.daily_outgoing,
+    )
+    if row is None:
+        raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")
     return _record(row, shard)
 
 

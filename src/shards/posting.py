@@ -20,7 +20,7 @@ from datetime import datetime
 import asyncpg
 from opentelemetry.trace import SpanKind
 
-from ledger.accounts import AccountState, AccountStatus, NormalBalance, Side
+from ledger.accounts import AccountLimits, AccountState, AccountStatus, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import availability_account_id, clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
@@ -149,7 +149,8 @@ def _result_from_json(key: str, transfer_id: str, result: dict[str, object]) -> 
 
 _ACCOUNT_COLUMNS = (
     "id, tenant_id, currency, normal_balance, allow_overdraft, status,"
-    " debits_posted, credits_posted, debits_pending, credits_pending, version"
+    " debits_posted, credits_posted, debits_pending, credits_pending, version,"
+    " min_available, max_balance, daily_outgoing"
 )
 
 # Steps 1 and 2 in one round trip. The scalar subquery on `claimed` makes the insert finish
@@ -185,7 +186,35 @@ def _account(row: asyncpg.Record) -> AccountState:
         debits_pending=row["debits_pending"],
         credits_pending=row["credits_pending"],
         version=row["version"],
+        limits=AccountLimits(
+            min_available=row["min_available"],
+            max_balance=row["max_balance"],
+            daily_outgoing=row["daily_outgoing"],
+        ),
     )
+
+
+# What each account sent over the last 24 hours: its transfers as debit account, counted
+# at what they moved or hold (a failed transfer nothing; a hold that ended, what was
+# captured). Read after the accounts are locked, so every earlier debit has committed.
+_OUTGOING_24H = """
+select debit_account_id as id,
+       sum(case when status = 'failed' then 0
+                when expires_at is not null and status <> 'pending' then captured_amount
+                else amount end) as sent
+from transfers
+where debit_account_id = any($1::text[]) and created_at > clock_timestamp() - interval '1 day'
+group by debit_account_id
+"""
+
+
+async def _load_outgoing(conn: Connection, accounts: dict[str, AccountState]) -> None:
+    """Fill `outgoing_24h` of the locked accounts that have a daily limit."""
+    limited = [a.id for a in accounts.values() if a.limits.daily_outgoing is not None]
+    if not limited:
+        return
+    for row in await conn.fetch(_OUTGOING_24H, limited):
+        accounts[row["id"]].outgoing_24h = row["sent"]
 
 
 async def _claim_and_lock(
@@ -334,6 +363,7 @@ async def apply_postings(
         await _ensure_system_accounts(conn, missing)
         accounts = await lock_accounts(conn, [a for _, pair in todo for a in pair])
 
+    await _load_outgoing(conn, accounts)
     writes = BatchWrites()
     for request, (debit_id, credit_id) in todo:
         assert request.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"

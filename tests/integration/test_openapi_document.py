@@ -12,6 +12,7 @@ EXPECTED_OPERATION_IDS = {
     "healthz", "readyz", "metrics",
     "create_account", "list_accounts", "get_account", "freeze_account", "unfreeze_account",
     "close_account", "list_entries", "get_account_balance", "list_account_availability",
+    "set_account_limits",
     "create_transfer", "create_transfer_batch", "list_transfers", "get_transfer",
     "capture_transfer", "void_transfer", "increment_transfer", "list_events", "get_event",
 }  # fmt: skip
@@ -48,7 +49,8 @@ async def test_the_document_is_what_generated_clients_need(api_url: str) -> None
 
     schemas = spec["components"]["schemas"]
     bodies = [op["requestBody"] for _, _, op in _operations(spec) if "requestBody" in op]
-    assert len(bodies) == 5  # accounts, transfers, batches, a hold's capture and increment
+    # accounts, limits, transfers, batches, a hold's capture and increment
+    assert len(bodies) == 6
     for body in bodies:
         ref = body["content"]["application/json"]["schema"]["$ref"]
         assert schemas[ref.rsplit("/", 1)[1]]["examples"], ref

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.accounts import AccountState, AccountStatus, Layer, NormalBalance, Side
+from ledger.accounts import AccountLimits, AccountState, AccountStatus, Layer, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BIGINT_MAX
 from ledger.posting import Movement, apply_movement, lines_for
@@ -275,3 +275,27 @@ def test_random_transfers_match_a_model(ops: list[tuple[str, str, int]]) -> None
     assert {n: a.balance.posted for n, a in accounts.items()} == model
     assert sum(model.values()) == 3000
     assert bank.balance.posted == -3000
+
+
+def test_limits_refuse_in_their_order_and_count_within_a_batch() -> None:
+    """The floor, the ceiling and the daily limit, each with its own code; what earlier
+    movements of a batch sent counts against the daily limit of the next."""
+    alice, bob = account("alice"), account("bob")
+    alice.credits_posted = 1_000
+    alice.limits = AccountLimits(min_available=-200, daily_outgoing=700)
+    bob.limits = AccountLimits(max_balance=900)
+    apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=600, currency="USD")
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=301, currency="USD")
+    assert refused.value.code is ErrorCode.BALANCE_LIMIT_EXCEEDED
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=101, currency="USD")
+    assert refused.value.code is ErrorCode.DAILY_LIMIT_EXCEEDED
+    assert alice.outgoing_24h == 600
+    bob.limits = AccountLimits()
+    alice.limits = AccountLimits(min_available=-200)
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=601, currency="USD")
+    assert refused.value.code is ErrorCode.INSUFFICIENT_FUNDS
+    apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=600, currency="USD")
+    assert alice.balance.available == -200

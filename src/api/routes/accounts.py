@@ -12,6 +12,7 @@ from api.models import (
     AvailabilityOut,
     BalanceAtOut,
     EntryOut,
+    LimitsIn,
     ListOut,
 )
 from api.openapi import AUTHENTICATED, error_responses
@@ -80,6 +81,25 @@ async def get_account_balance(
     """The account's posted, pending, held and available balance as it stood at `at`,
     from its entries."""
     return await state.accounts.balance_at(principal=principal, account_id=account_id, at=at)
+
+
+@router.post("/{account_id}/limits", response_model=AccountOut, responses=error_responses(404, 413))
+async def set_account_limits(
+    account_id: str,
+    body: LimitsIn,
+    state: StateDep,
+    principal: PrincipalDep,
+    idempotent: IdempotentDep,
+) -> Response:
+    """Replace the account's limits (a field left out removes that limit). They apply from
+    the next movement on: a balance already past a new limit stays as it is."""
+
+    async def work(_: Attempt | None) -> tuple[int, AccountOut]:
+        return 200, await state.accounts.set_limits(
+            principal=principal, account_id=account_id, body=body
+        )
+
+    return await idempotent.run(body, work)
 
 
 async def _set_status(

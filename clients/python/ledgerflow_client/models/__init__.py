@@ -26,6 +26,8 @@ from .event_out import EventOut
 from .event_type import EventType
 from .healthz_response_healthz import HealthzResponseHealthz
 from .increment_create import IncrementCreate
+from .limits_in import LimitsIn
+from .limits_out import LimitsOut
 from .list_out_account_out import ListOutAccountOut
 from .list_out_availability_out import ListOutAvailabilityOut
 from .list_out_entry_out import ListOutEntryOut
@@ -68,6 +70,8 @@ __all__ = (
     "EventType",
     "HealthzResponseHealthz",
     "IncrementCreate",
+    "LimitsIn",
+    "LimitsOut",
     "ListOutAccountOut",
     "ListOutAvailabilityOut",
     "ListOutEntryOut",

@@ -15,6 +15,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.account_create_metadata import AccountCreateMetadata
+  from ..models.limits_in import LimitsIn
 
 
 
@@ -34,12 +35,14 @@ class AccountCreate:
                 assets debit.
             allow_overdraft (bool | Unset):  Default: False.
             metadata (AccountCreateMetadata | Unset):
+            limits (LimitsIn | None | Unset):
      """
 
     currency: Currency
     normal_balance: NormalBalance | Unset = UNSET
     allow_overdraft: bool | Unset = False
     metadata: AccountCreateMetadata | Unset = UNSET
+    limits: LimitsIn | None | Unset = UNSET
 
 
 
@@ -47,6 +50,7 @@ class AccountCreate:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.account_create_metadata import AccountCreateMetadata # noqa: PLC0415
+        from ..models.limits_in import LimitsIn # noqa: PLC0415
         currency = self.currency.value
 
         normal_balance: str | Unset = UNSET
@@ -60,6 +64,14 @@ class AccountCreate:
         if not isinstance(self.metadata, Unset):
             metadata = self.metadata.to_dict()
 
+        limits: dict[str, Any] | None | Unset
+        if isinstance(self.limits, Unset):
+            limits = UNSET
+        elif isinstance(self.limits, LimitsIn):
+            limits = self.limits.to_dict()
+        else:
+            limits = self.limits
+
 
         field_dict: dict[str, Any] = {}
 
@@ -72,6 +84,8 @@ class AccountCreate:
             field_dict["allow_overdraft"] = allow_overdraft
         if metadata is not UNSET:
             field_dict["metadata"] = metadata
+        if limits is not UNSET:
+            field_dict["limits"] = limits
 
         return field_dict
 
@@ -80,6 +94,7 @@ class AccountCreate:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.account_create_metadata import AccountCreateMetadata # noqa: PLC0415
+        from ..models.limits_in import LimitsIn # noqa: PLC0415
         d = dict(src_dict)
         currency = Currency(d.pop("currency"))
 
@@ -108,11 +123,32 @@ class AccountCreate:
 
 
 
+        def _parse_limits(data: object) -> LimitsIn | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                limits_type_0 = LimitsIn.from_dict(data)
+
+
+
+                return limits_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(LimitsIn | None | Unset, data)
+
+        limits = _parse_limits(d.pop("limits", UNSET))
+
+
         account_create = cls(
             currency=currency,
             normal_balance=normal_balance,
             allow_overdraft=allow_overdraft,
             metadata=metadata,
+            limits=limits,
         )
 
         return account_create

@@ -18,6 +18,7 @@ import datetime
 if TYPE_CHECKING:
   from ..models.account_out_metadata import AccountOutMetadata
   from ..models.balance_out import BalanceOut
+  from ..models.limits_out import LimitsOut
 
 
 
@@ -43,6 +44,7 @@ class AccountOut:
             version (int):
             metadata (AccountOutMetadata):
             created_at (datetime.datetime):
+            limits (LimitsOut): An account's limits; null: none.
             object_ (Literal['account'] | Unset):  Default: 'account'.
      """
 
@@ -56,6 +58,7 @@ class AccountOut:
     version: int
     metadata: AccountOutMetadata
     created_at: datetime.datetime
+    limits: LimitsOut
     object_: Literal['account'] | Unset = 'account'
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -66,6 +69,7 @@ class AccountOut:
     def to_dict(self) -> dict[str, Any]:
         from ..models.account_out_metadata import AccountOutMetadata # noqa: PLC0415
         from ..models.balance_out import BalanceOut # noqa: PLC0415
+        from ..models.limits_out import LimitsOut # noqa: PLC0415
         id = self.id
 
         currency = self.currency
@@ -86,6 +90,8 @@ class AccountOut:
 
         created_at = self.created_at.isoformat()
 
+        limits = self.limits.to_dict()
+
         object_ = self.object_
 
 
@@ -102,6 +108,7 @@ class AccountOut:
             "version": version,
             "metadata": metadata,
             "created_at": created_at,
+            "limits": limits,
         })
         if object_ is not UNSET:
             field_dict["object"] = object_
@@ -114,6 +121,7 @@ class AccountOut:
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.account_out_metadata import AccountOutMetadata # noqa: PLC0415
         from ..models.balance_out import BalanceOut # noqa: PLC0415
+        from ..models.limits_out import LimitsOut # noqa: PLC0415
         d = dict(src_dict)
         id = d.pop("id")
 
@@ -150,6 +158,11 @@ class AccountOut:
 
 
 
+        limits = LimitsOut.from_dict(d.pop("limits"))
+
+
+
+
         object_ = cast(Literal['account'] | Unset , d.pop("object", UNSET))
         if object_ != 'account'and not isinstance(object_, Unset):
             raise ValueError(f"object must match const 'account', got '{object_}'")
@@ -165,6 +178,7 @@ class AccountOut:
             version=version,
             metadata=metadata,
             created_at=created_at,
+            limits=limits,
             object_=object_,
         )
 

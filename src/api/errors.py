@@ -142,10 +142,15 @@ def _allowed_methods(request: Request) -> str:
     """The methods the OpenAPI document lists for the request's path, for a 405's `Allow`.
 
     Starlette names only the methods of the first route whose path matches, and the routes
-    of one path may be spread over several (`POST` and `GET /v1/transfers`).
+    of one path may be spread over several (`POST` and `GET /v1/transfers`). A path the
+    document names literally is that path alone (`/v1/transfers/batch` is not the transfer
+    `batch` of `/v1/transfers/{transfer_id}`).
     """
+    paths = request.app.openapi()["paths"]
+    if request.url.path in paths:
+        return ", ".join(sorted(method.upper() for method in paths[request.url.path]))
     methods: set[str] = set()
-    for template, operations in request.app.openapi()["paths"].items():
+    for template, operations in paths.items():
         if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
             methods.update(method.upper() for method in operations)
     return ", ".join(sorted(methods))

@@ -30,7 +30,7 @@ async def test_the_bench_reports_every_scenario_beside_pgbench_in_the_documented
     its latencies, timeline and ratio to pgbench; batches count items or say the endpoint is
     unavailable; the books balance; the PNG is written."""
     plan = BenchPlan(
-        scenarios=(Scenario.SINGLE, Scenario.BATCH, Scenario.CROSS, Scenario.HOT),
+        scenarios=(Scenario.SINGLE, Scenario.BATCH, Scenario.CROSS, Scenario.HOT, Scenario.HOLD),
         shape=LoadShape(duration_s=1.0, concurrency=4, batch_size=5),
         accounts_per_shard=2,
     )
@@ -56,7 +56,15 @@ async def test_the_bench_reports_every_scenario_beside_pgbench_in_the_documented
     (run,) = document["runs"]
     assert run["books"] == {**run["books"], "checked": True, "ok": True, "problems": []}
     rows = {row["scenario"]: row for row in run["scenarios"]}
-    assert list(rows) == ["single", "batch", "cross", "hot", "hot-spread", "temporal-per-transfer"]
+    assert list(rows) == [
+        "single",
+        "batch",
+        "cross",
+        "hot",
+        "hot-spread",
+        "hold",
+        "temporal-per-transfer",
+    ]
     for name, row in rows.items():
         assert set(row) == ROW_KEYS, name
         if not row["available"]:
@@ -68,7 +76,7 @@ async def test_the_bench_reports_every_scenario_beside_pgbench_in_the_documented
         assert row["ratio_to_pgbench"] == pytest.approx(ratio, abs=0.001), name
         assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p95"] <= row["latency_ms"]["p99"]
         assert row["timeline"]["transfers_per_s"], name
-    for name in ("single", "cross", "hot", "hot-spread"):
+    for name in ("single", "cross", "hot", "hot-spread", "hold"):
         row = rows[name]
         assert row["available"], row
         assert set(row["statuses"]) <= {"201", "202"}, row

@@ -107,6 +107,7 @@ class ScenarioRequests:
             HOT_SPREAD: self._hot_spread,
             Scenario.BATCH: self._batch,
             Scenario.ATOMIC: self._atomic,
+            Scenario.HOLD: self._hold,
         }[scenario]
 
     def _pair(self, rng: random.Random, *, cross: bool) -> tuple[str, str]:
@@ -138,6 +139,25 @@ class ScenarioRequests:
     async def _hot_spread(self, rng: random.Random) -> Outcome:
         debit = rng.choice(self._accounts.customers[self._accounts.fee_shard])
         return await self._transfer(debit, rng.choice(self._accounts.spread_accounts), rng)
+
+    async def _hold(self, rng: random.Random) -> Outcome:
+        """Authorise on one shard, then capture part of it (a final capture)."""
+        debit, credit = self._pair(rng, cross=False)
+        amount = rng.randint(2, 100)
+        body = {**_transfer_item(debit, credit, amount), "pending": True}
+        headers = {"Idempotency-Key": f"bench-{ULID()}"}
+        async with self._client.post("/v1/transfers", json=body, headers=headers) as response:
+            status, placed = response.status, await response.json(content_type=None)
+        if status in ENDPOINT_MISSING or (status == 400 and "pending" in str(placed)):
+            raise EndpointUnavailableError(status)
+        if status != 201:
+            return _single_outcome(status, placed)
+        path = f"/v1/transfers/{placed['id']}/capture"
+        headers = {"Idempotency-Key": f"bench-{ULID()}"}
+        capture = {"amount": amount - 1}
+        async with self._client.post(path, json=capture, headers=headers) as response:
+            status, captured = response.status, await response.json(content_type=None)
+        return _single_outcome(201 if status == 200 else status, captured)
 
     async def _post_batch(self, items: list[dict], *, atomic: bool) -> Outcome:
         headers = {"Idempotency-Key": f"bench-{ULID()}"}

@@ -21,6 +21,9 @@ class Scenario(StrEnum):
     for the ratio."""
     ATOMIC = "atomic"
     """An atomic batch per request: a payment, its fee and a tax leg, on up to three shards."""
+    HOLD = "hold"
+    """A card payment on one shard: a hold (`pending`), then its capture; two requests per
+    transfer, counted once the capture answered."""
 
 
 DEFAULT_SCENARIOS = (Scenario.SINGLE, Scenario.BATCH, Scenario.CROSS, Scenario.MIXED)

@@ -105,7 +105,7 @@ async def _watch(dsns: list[str], holds: int, timeout_s: float) -> dict:
             async with shard.connection() as conn:
                 row = await conn.fetchrow(
                     "select count(*) as n, max(expires_at) as last,"
-                    " max(extract(epoch from updated_at - expires_at)) as lag"
+                    " max(extract(epoch from updated_at - expires_at))::float8 as lag"
                     " from transfers where status = 'expired'"
                 )
             expired += row["n"]

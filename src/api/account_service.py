@@ -254,6 +254,7 @@ def limits_of(body: LimitsIn | None) -> AccountLimits:
         min_available=body.min_available,
         max_balance=body.max_balance,
         daily_outgoing=body.daily_outgoing,
+        review_above=body.review_above,
     )
 
 

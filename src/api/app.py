@@ -22,7 +22,7 @@ from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
 from api.routes import accounts, batches, events, health, transfers
 from api.state import AppState
-from api.transfer_service import Settlement, TransferService
+from api.transfer_service import Reviews, Settlement, TransferService
 from ledger import limits
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
@@ -142,7 +142,11 @@ def _state(
     config: ApiConfig,
 ) -> AppState:
     transfer_service = TransferService(
-        cluster, committer, settlement=settlement, sync_wait_s=config.saga_sync_wait_s
+        cluster,
+        committer,
+        settlement=settlement,
+        sync_wait_s=config.saga_sync_wait_s,
+        reviews=settlement if isinstance(settlement, Reviews) else None,
     )
     # The dispatcher settles atomic batches too; another settlement may not.
     atomic = settlement if isinstance(settlement, AtomicSettlement) else None

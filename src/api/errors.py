@@ -36,6 +36,11 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.ACCOUNT_NOT_EMPTY: 409,
     ErrorCode.TRANSFER_NOT_PENDING: 409,
     ErrorCode.TRANSFER_EXPIRED: 409,
+    # A transfer's failure code: the review rejected it (or timed out).
+    ErrorCode.REVIEW_REJECTED: 409,
+    # Review holds the money on the debit account's shard; a transfer that needs review but
+    # would leave the shard (or hold, or wait for a date) is refused rather than unreviewed.
+    ErrorCode.REVIEW_REQUIRES_ONE_SHARD: 400,
     ErrorCode.AMOUNT_EXCEEDS_HOLD: 400,
     ErrorCode.BATCH_LEG_REFUSED: 409,
     ErrorCode.API_KEY_MISSING: 401,

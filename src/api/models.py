@@ -97,6 +97,11 @@ class LimitsIn(_Request):
         default=None,
         description="The most the account may send over any 24 hours (402 `daily_limit_exceeded`).",
     )
+    review_above: Amount | None = Field(
+        default=None,
+        description="A transfer debiting more waits in `requires_review` for `/approve` or"
+        " `/reject` (rejected after `LEDGERFLOW_REVIEW_TIMEOUT_S`).",
+    )
 
 
 class LimitsOut(BaseModel):
@@ -105,6 +110,7 @@ class LimitsOut(BaseModel):
     min_available: int | None
     max_balance: int | None
     daily_outgoing: int | None
+    review_above: int | None
 
 
 class AccountCreate(_Request):

@@ -32,6 +32,7 @@ def account_out(record: AccountRecord) -> AccountOut:
             min_available=record.limits.min_available,
             max_balance=record.limits.max_balance,
             daily_outgoing=record.limits.daily_outgoing,
+            review_above=record.limits.review_above,
         ),
     )
 
@@ -98,4 +99,4 @@ def entry_out(record: EntryRecord) -> EntryOut:
 def created_status(status: TransferStatus) -> int:
     """The HTTP status of a new transfer's answer: 202 while its saga is settling it (the
     answer is not final, so it is not stored for replay), else 201."""
-    return 202 if status is TransferStatus.PROCESSING else 201
+    return 202 if status in (TransferStatus.PROCESSING, TransferStatus.REQUIRES_REVIEW) else 201

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from opentelemetry import trace
 
@@ -43,6 +43,25 @@ class Settlement(Protocol):
         ...
 
 
+@runtime_checkable
+class Reviews(Protocol):
+    """Reviews of held transfers (implemented by `workflows.dispatch`)."""
+
+    async def start_review(self, *, shard: int, transfer_id: str, held_at: datetime) -> None:
+        """Start the transfer's review workflow (or leave it to the funds timers)."""
+        ...
+
+    async def decide_review(
+        self, *, shard: int, transfer_id: str, held_at: datetime, approve: bool
+    ) -> str | None:
+        """Send a decision; the transfer's status after it, or None when already decided.
+
+        Raises:
+            LedgerError(settlement_unavailable): the review could not be reached.
+        """
+        ...
+
+
 def _not_found(transfer_id: str) -> LedgerError:
     return LedgerError(ErrorCode.TRANSFER_NOT_FOUND, f"no such transfer: {transfer_id}", "id")
 
@@ -57,7 +76,9 @@ class TransferService:
         *,
         settlement: Settlement | None,
         sync_wait_s: float,
+        reviews: Reviews | None = None,
     ) -> None:
+        self._reviews = reviews
         self._cluster = cluster
         self._committer = committer
         self._settlement = settlement
@@ -98,6 +119,8 @@ class TransferService:
             span.set_attribute("ledgerflow.transfer_id", result.transfer_id)
         if result.error is not None:
             raise result.error
+        if result.held_for_review:
+            return await self._held_for_review(principal, source, result.transfer_id)
         if not cross_shard and result.created_at is not None:
             # Fresh single-shard transfers are answered from what was just written,
             # sparing a read; replays read the first transfer back.
@@ -116,6 +139,50 @@ class TransferService:
         if record.status is TransferStatus.FAILED:
             raise _settlement_failed(record.id, record.failure_code)
         return transfer_out(record)
+
+    async def _held_for_review(
+        self, principal: Principal, shard: int, transfer_id: str
+    ) -> TransferOut:
+        """A transfer just held for review: start its review, answer it as it stands."""
+        record = await self._fetch(shard, principal, transfer_id)
+        assert record is not None, "a transfer held for review must be readable on its shard"
+        if self._reviews is not None:
+            await self._reviews.start_review(
+                shard=shard, transfer_id=transfer_id, held_at=record.created_at
+            )
+        return transfer_out(record)
+
+    async def decide_review(
+        self, *, principal: Principal, transfer_id: str, approve: bool
+    ) -> TransferOut:
+        """Approve or reject one of the tenant's transfers waiting for review.
+
+        Raises:
+            LedgerError: transfer_not_found, transfer_not_pending (not waiting for review,
+                or decided otherwise meanwhile); settlement_unavailable (transient).
+        """
+        if not is_transfer_id(transfer_id):
+            raise _not_found(transfer_id)
+        shard = self._cluster.shard_of_transfer(transfer_id).index
+        record = await self._fetch(shard, principal, transfer_id)
+        if record is None:
+            raise _not_found(transfer_id)
+        if record.status is not TransferStatus.REQUIRES_REVIEW:
+            raise _not_pending(record)
+        if self._reviews is None:
+            raise LedgerError(
+                ErrorCode.SETTLEMENT_UNAVAILABLE, "reviews are not configured on this server"
+            )
+        await self._reviews.decide_review(
+            shard=shard, transfer_id=transfer_id, held_at=record.created_at, approve=approve
+        )
+        decided = await self._fetch(shard, principal, transfer_id)
+        assert decided is not None
+        wanted = TransferStatus.POSTED if approve else TransferStatus.FAILED
+        if decided.status is not wanted:
+            # Decided otherwise first (the other decision, or the review's timeout).
+            raise _not_pending(decided)
+        return transfer_out(decided)
 
     async def _hold(
         self, principal: Principal, request: PostingRequest, body: TransferCreate
@@ -263,6 +330,13 @@ class TransferService:
 
         rows, has_more = await merged_page(self._cluster, cursor, page)
         return [transfer_out(r) for r in rows], has_more
+
+
+def _not_pending(record: TransferRecord) -> LedgerError:
+    return LedgerError(
+        ErrorCode.TRANSFER_NOT_PENDING,
+        f"transfer {record.id} is {record.status}, not waiting for review",
+    )
 
 
 def _check_create(body: TransferCreate) -> None:

@@ -92,11 +92,13 @@ class AccountLimits:
     when negative; without it, `allow_overdraft` decides: no floor, or zero).
     `max_balance` is the highest posted plus pending balance a movement may leave.
     `daily_outgoing` is the most the account may send over any 24 hours.
+    `review_above`: a transfer debiting more waits for a person's review.
     """
 
     min_available: int | None = None
     max_balance: int | None = None
     daily_outgoing: int | None = None
+    review_above: int | None = None
 
 
 NO_LIMITS = AccountLimits()

@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     ACCOUNT_NOT_EMPTY = "account_not_empty"
     TRANSFER_NOT_PENDING = "transfer_not_pending"
     TRANSFER_EXPIRED = "transfer_expired"
+    REVIEW_REJECTED = "review_rejected"
+    REVIEW_REQUIRES_ONE_SHARD = "review_requires_one_shard"
     AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
     API_KEY_MISSING = "api_key_missing"
     API_KEY_INVALID = "api_key_invalid"
@@ -85,6 +87,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
     ErrorCode.TRANSFER_NOT_PENDING: ErrorType.STATE,
     ErrorCode.TRANSFER_EXPIRED: ErrorType.STATE,
+    ErrorCode.REVIEW_REJECTED: ErrorType.STATE,
     ErrorCode.BATCH_LEG_REFUSED: ErrorType.STATE,
     ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,

@@ -2,9 +2,8 @@
 
 An event is written in the transaction that changes a transfer's status, with the transfer
 as that change left it. Today's writers report `transfer.posted`, `transfer.failed`,
-`transfer.pending`, `transfer.captured`, `transfer.voided` and `transfer.expired`; the
-other types are part of the API's contract and are written by review and delayed
-availability as they land.
+`transfer.pending`, `transfer.captured`, `transfer.voided`, `transfer.expired`,
+`transfer.requires_review`, `transfer.approved`, `transfer.rejected` and `funds.available`.
 """
 
 from enum import StrEnum
@@ -27,19 +26,17 @@ class EventType(StrEnum):
     FUNDS_AVAILABLE = "funds.available"
 
 
+_STATUS_EVENTS: dict[TransferStatus, EventType] = {
+    TransferStatus.POSTED: EventType.TRANSFER_POSTED,
+    TransferStatus.FAILED: EventType.TRANSFER_FAILED,
+    TransferStatus.PENDING: EventType.TRANSFER_PENDING,
+    TransferStatus.VOIDED: EventType.TRANSFER_VOIDED,
+    TransferStatus.EXPIRED: EventType.TRANSFER_EXPIRED,
+    TransferStatus.REQUIRES_REVIEW: EventType.TRANSFER_REQUIRES_REVIEW,
+}
+
+
 def event_for(status: TransferStatus) -> EventType | None:
     """The event a transfer reaching `status` reports, if any: a transfer still settling
     (`processing`) reports nothing until it is final."""
-    match status:
-        case TransferStatus.POSTED:
-            return EventType.TRANSFER_POSTED
-        case TransferStatus.FAILED:
-            return EventType.TRANSFER_FAILED
-        case TransferStatus.PENDING:
-            return EventType.TRANSFER_PENDING
-        case TransferStatus.VOIDED:
-            return EventType.TRANSFER_VOIDED
-        case TransferStatus.EXPIRED:
-            return EventType.TRANSFER_EXPIRED
-        case TransferStatus.PROCESSING:
-            return None
+    return _STATUS_EVENTS.get(status)

@@ -224,3 +224,12 @@ FUNDS_TIMERS_PASSES_PER_RUN: Final = 200
 """Passes before the funds timers continue as new, bounding their history."""
 AVAILABLE_ON_DAYS_MAX: Final = 90
 """A delayed credit becomes available at most this many days ahead."""
+
+REVIEW_TIMEOUT_S_DEFAULT: Final = 86_400.0
+"""A transfer waiting for review is rejected after this long without a decision
+(`LEDGERFLOW_REVIEW_TIMEOUT_S`)."""
+REVIEW_TIMEOUT_S_MAX: Final = 30 * 86_400.0
+REVIEW_START_GRACE_S: Final = 5.0
+"""The API starts a review's workflow right after holding the transfer; the funds timers
+start one the API has not recorded after this long (it crashed in between)."""
+REVIEWS_STARTED_PER_PASS_MAX: Final = 100

@@ -33,6 +33,9 @@ class Movement(StrEnum):
     HOLD = "hold"
     """A customer's hold on one shard: pending debit and pending credit between the two
     accounts; opens a `pending` transfer."""
+    HOLD_FOR_REVIEW = "hold_for_review"
+    """A single-shard transfer above its debit account's `review_above`: held like a hold
+    (the lines and checks of `HOLD`), opening a transfer that `requires_review`."""
     INCREASE_HOLD = "increase_hold"
     """Raise an open hold (incremental authorisation): the lines and checks of `HOLD`."""
     CAPTURE = "capture"
@@ -121,6 +124,7 @@ _LINES: dict[Movement, tuple[tuple[str, Layer, Side, int], ...]] = {
 # A customer's hold moves money like the saga's reserve, post and release, between the two
 # customer accounts instead of through a clearing account.
 _LINES[Movement.HOLD] = _LINES[Movement.INCREASE_HOLD] = _LINES[Movement.RESERVE_FUNDS]
+_LINES[Movement.HOLD_FOR_REVIEW] = _LINES[Movement.HOLD]
 _LINES[Movement.CAPTURE] = _LINES[Movement.POST_HOLD]
 _LINES[Movement.RELEASE] = _LINES[Movement.RELEASE_HOLD]
 _LINES[Movement.DEFER_DEBIT] = _LINES[Movement.TRANSFER]
@@ -135,6 +139,7 @@ _CHECKS_DEBIT_SIDE = frozenset(
         Movement.TRANSFER,
         Movement.RESERVE_FUNDS,
         Movement.HOLD,
+        Movement.HOLD_FOR_REVIEW,
         Movement.INCREASE_HOLD,
         Movement.DEFER_DEBIT,
     }
@@ -145,6 +150,7 @@ _CHECKS_CREDIT_SIDE = frozenset(
         Movement.CREDIT_FUNDS,
         Movement.PREPARE_CREDIT,
         Movement.HOLD,
+        Movement.HOLD_FOR_REVIEW,
         Movement.INCREASE_HOLD,
         Movement.DEFER_CREDIT,
     }

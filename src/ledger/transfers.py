@@ -20,6 +20,10 @@ class TransferStatus(StrEnum):
     PENDING = "pending"
     """A hold: the money is held on the debit side and pending on the credit side, until a
     final capture, a void or its expiry."""
+    REQUIRES_REVIEW = "requires_review"
+    """Above its debit account's `review_above`: the money is held, as for a hold, until a
+    person approves (posted) or rejects it (failed, `review_rejected`), or the review times
+    out (rejected)."""
     POSTED = "posted"
     """Final: the money moved (for a hold: captured, what was not captured released)."""
     VOIDED = "voided"
@@ -51,6 +55,7 @@ STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
     TransferStatus.PENDING: frozenset(
         {TransferStatus.POSTED, TransferStatus.VOIDED, TransferStatus.EXPIRED}
     ),
+    TransferStatus.REQUIRES_REVIEW: frozenset({TransferStatus.POSTED, TransferStatus.FAILED}),
     TransferStatus.POSTED: frozenset(),
     TransferStatus.VOIDED: frozenset(),
     TransferStatus.EXPIRED: frozenset(),
@@ -93,6 +98,8 @@ def opening_status(movement: Movement) -> TransferStatus:
             return TransferStatus.PROCESSING
         case Movement.HOLD:
             return TransferStatus.PENDING
+        case Movement.HOLD_FOR_REVIEW:
+            return TransferStatus.REQUIRES_REVIEW
         case Movement.DEFER_DEBIT:
             # The money left the payer; the payee's credit is pending until `available_on`.
             return TransferStatus.POSTED

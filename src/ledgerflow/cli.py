@@ -44,8 +44,9 @@ from ledgerflow.temporal import (
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
+from shards.review import WaitingReview
 from shards.transfers import TransferRecord
-from workflows.stuck import find_stuck_transfers
+from workflows.stuck import find_stuck_transfers, find_waiting_reviews
 
 app = typer.Typer(
     help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False
@@ -241,6 +242,47 @@ def transfers_stuck(
         )
     console.print(table)
     raise typer.Exit(1)
+
+
+@transfers_app.command("review")
+def transfers_review(
+    limit: Annotated[int, typer.Option(min=1, max=STUCK_TRANSFERS_LIMIT_MAX)] = 100,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List transfers waiting for review, oldest first, with their review workflow (in the
+    Temporal UI: WorkflowType="ReviewTransfer" AND ExecutionStatus="Running")."""
+    found = endpoints_for(settings_for(data_dir))
+
+    async def main() -> list[WaitingReview]:
+        cluster = await ShardCluster.connect(
+            found.shard_dsns, pool_size_max=1, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
+        )
+        try:
+            return await find_waiting_reviews(cluster, limit=limit)
+        finally:
+            await cluster.close()
+
+    rows = run_async(main())
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("✓ no transfer is waiting for review")
+        return
+    table = Table(title="transfers waiting for review")
+    for column in ("transfer", "tenant", "amount", "debit account", "workflow", "held since"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.transfer_id,
+            row.tenant_id,
+            format_minor(row.amount, row.currency),
+            row.debit_account_id,
+            row.workflow_id or "(starting)",
+            row.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
 
 
 @temporal_app.command("register-search-attributes")

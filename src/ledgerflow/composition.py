@@ -53,6 +53,8 @@ class Wiring:
     """Sagas settling at once per source shard and currency before the next batch waits."""
     rate_limit_per_s: float = limits.RATE_LIMIT_PER_S_DEFAULT
     rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
+    review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT
+    """A transfer waiting for review is rejected after this long (`ReviewTransfer`)."""
     tracing: bool = False
     """Trace requests and sagas (`ledgerflow.tracing` installed an exporter)."""
 
@@ -76,6 +78,7 @@ class Wiring:
             temporal_auth=temporal_auth or TemporalAuth(),
             pool_size_max=settings.pool_size_max,
             saga_sync_wait_s=settings.saga_sync_wait_s,
+            review_timeout_s=settings.review_timeout_s,
             saga_batch_window_ms=settings.saga_batch_window_ms,
             saga_batch_size_max=settings.saga_batch_size_max,
             rate_limit_per_s=settings.rate_limit_per_s,
@@ -97,6 +100,7 @@ class Wiring:
             batch_window_ms=self.saga_batch_window_ms,
             batch_size_max=self.saga_batch_size_max,
             in_flight_max=self.saga_in_flight_max,
+            review_timeout_s=self.review_timeout_s,
             interceptors=temporal_interceptors(tracing=self.tracing),
         )
 
@@ -157,7 +161,12 @@ class Wiring:
             temporalio.service.RPCError: Temporal refused the sweeper.
         """
         await ensure_sweeper(client, self.task_queue)
-        await ensure_funds_timers(client, self.task_queue, shards=len(cluster.shards))
+        await ensure_funds_timers(
+            client,
+            self.task_queue,
+            shards=len(cluster.shards),
+            review_timeout_s=self.review_timeout_s,
+        )
         running = build_worker(client=client, cluster=cluster, task_queue=self.task_queue)
         async with running:
             yield running

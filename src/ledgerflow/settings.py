@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     saga_sync_wait_s: float = Field(
         default=limits.SAGA_SYNC_WAIT_S_DEFAULT, ge=0, le=limits.SAGA_SYNC_WAIT_S_MAX
     )
+    review_timeout_s: float = Field(
+        default=limits.REVIEW_TIMEOUT_S_DEFAULT,
+        gt=0,
+        le=limits.REVIEW_TIMEOUT_S_MAX,
+        description="A transfer waiting for review is rejected after this many seconds.",
+    )
     worker_metrics_address: str | None = Field(
         default=None,
         description="host:port where `ledgerflow worker` serves the Temporal SDK's Prometheus "

@@ -23,7 +23,7 @@ from shards.pages import fetch_page
 _COLUMNS = (
     "id, tenant_id, currency, normal_balance, allow_overdraft, status, debits_posted,"
     " credits_posted, debits_pending, credits_pending, version, metadata, created_at,"
-    " min_available, max_balance, daily_outgoing"
+    " min_available, max_balance, daily_outgoing, review_above"
 )
 
 
@@ -69,6 +69,7 @@ def _record(row: asyncpg.Record, shard: int) -> AccountRecord:
             min_available=row["min_available"],
             max_balance=row["max_balance"],
             daily_outgoing=row["daily_outgoing"],
+            review_above=row["review_above"],
         ),
     )
 
@@ -90,8 +91,8 @@ async def insert_account(
     row = await conn.fetchrow(
         "with new as ("
         " insert into accounts (id, tenant_id, slot, currency, normal_balance, allow_overdraft,"
-        " metadata, min_available, max_balance, daily_outgoing)"
-        " values ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10)"
+        " metadata, min_available, max_balance, daily_outgoing, review_above)"
+        " values ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11)"
         f" on conflict (id) do nothing returning {_COLUMNS})"
         f" select {_COLUMNS} from new"
         f" union all select {_COLUMNS} from accounts where id = $1 and tenant_id = $2",
@@ -105,6 +106,7 @@ async def insert_account(
         limits.min_available,
         limits.max_balance,
         limits.daily_outgoing,
+        limits.review_above,
     )
     assert row is not None
     return _record(row, shard)
@@ -198,13 +200,14 @@ async def set_limits(
         LedgerError(account_not_found): no such account for this tenant.
     """
     row = await conn.fetchrow(
-        "update accounts set min_available = $3, max_balance = $4, daily_outgoing = $5"
-        f" where id = $1 and tenant_id = $2 returning {_COLUMNS}",
+        "update accounts set min_available = $3, max_balance = $4, daily_outgoing = $5,"
+        f" review_above = $6 where id = $1 and tenant_id = $2 returning {_COLUMNS}",
         account_id,
         tenant_id,
         limits.min_available,
         limits.max_balance,
         limits.daily_outgoing,
+        limits.review_above,
     )
     if row is None:
         raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")

@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
 # names none of them.
 _OPENS_TRANSFER = frozenset(
-    {Movement.TRANSFER, Movement.RESERVE_FUNDS, Movement.HOLD, Movement.DEFER_DEBIT}
+    {
+        Movement.TRANSFER,
+        Movement.RESERVE_FUNDS,
+        Movement.HOLD,
+        Movement.HOLD_FOR_REVIEW,
+        Movement.DEFER_DEBIT,
+    }
 )
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 

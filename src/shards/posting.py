@@ -68,6 +68,8 @@ class PostingResult:
     replayed: bool
     created_at: datetime | None = None
     """When this batch created the transfer row (None for replays and other movements)."""
+    held_for_review: bool = False
+    """The transfer exceeded its debit account's `review_above` and waits for review."""
 
     @property
     def ok(self) -> bool:
@@ -112,6 +114,7 @@ def clearing_side(movement: Movement) -> Side | None:
         case (
             Movement.TRANSFER
             | Movement.HOLD
+            | Movement.HOLD_FOR_REVIEW
             | Movement.INCREASE_HOLD
             | Movement.CAPTURE
             | Movement.RELEASE
@@ -150,7 +153,7 @@ def _result_from_json(key: str, transfer_id: str, result: dict[str, object]) -> 
 _ACCOUNT_COLUMNS = (
     "id, tenant_id, currency, normal_balance, allow_overdraft, status,"
     " debits_posted, credits_posted, debits_pending, credits_pending, version,"
-    " min_available, max_balance, daily_outgoing"
+    " min_available, max_balance, daily_outgoing, review_above"
 )
 
 # Steps 1 and 2 in one round trip. The scalar subquery on `claimed` makes the insert finish
@@ -190,6 +193,7 @@ def _account(row: asyncpg.Record) -> AccountState:
             min_available=row["min_available"],
             max_balance=row["max_balance"],
             daily_outgoing=row["daily_outgoing"],
+            review_above=row["review_above"],
         ),
     )
 
@@ -294,6 +298,36 @@ def _visible(
     return account
 
 
+_REVIEWABLE = frozenset(
+    {Movement.RESERVE_FUNDS, Movement.HOLD, Movement.DEFER_DEBIT, Movement.INCREASE_HOLD}
+)
+"""Movements that open (or raise) money leaving an account other than a plain transfer:
+above `review_above` they are refused, not sent on unreviewed."""
+
+
+def _route_review(request: PostingRequest, debit: AccountState | None) -> PostingRequest:
+    """A single-shard transfer above its debit account's `review_above` becomes a hold that
+    waits for review.
+
+    Raises:
+        LedgerError(review_requires_one_shard): a movement above the limit that review
+            cannot hold (across shards, a hold of its own, a delayed credit).
+    """
+    threshold = None if debit is None else debit.limits.review_above
+    if threshold is None or request.amount <= threshold:
+        return request
+    if request.movement is Movement.TRANSFER:
+        return replace(request, movement=Movement.HOLD_FOR_REVIEW)
+    if request.movement in _REVIEWABLE:
+        raise LedgerError(
+            ErrorCode.REVIEW_REQUIRES_ONE_SHARD,
+            f"{request.amount} is above the debit account's review_above ({threshold}); such a"
+            " transfer is reviewed only as a plain transfer between accounts of one shard",
+            "amount",
+        )
+    return request
+
+
 async def post_batch(
     conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:
@@ -365,10 +399,12 @@ async def apply_postings(
 
     await _load_outgoing(conn, accounts)
     writes = BatchWrites()
-    for request, (debit_id, credit_id) in todo:
-        assert request.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
-        system = clearing_side(request.movement)
+    for asked, (debit_id, credit_id) in todo:
+        assert asked.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
+        system = clearing_side(asked.movement)
+        request = asked
         try:
+            request = _route_review(asked, accounts.get(debit_id))
             entries = apply_movement(
                 request.movement,
                 debit=_visible(
@@ -390,6 +426,10 @@ async def apply_postings(
             writes.refuse(request, error)
             continue
         writes.add(request, entries)
+        if request.movement is Movement.HOLD_FOR_REVIEW:
+            results[request.operation_key] = replace(
+                results[request.operation_key], held_for_review=True
+            )
     created = await writes.flush(conn, accounts, shard=shard) if writes.results else {}
     for request, _ in todo:
         if request.transfer_id in created:

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Literal, Protocol
 
@@ -40,11 +41,13 @@ from temporalio.client import Client, Interceptor, WorkflowFailureError
 from temporalio.service import RPCError, TLSConfig
 
 from ledger import limits
+from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
 from shards import tracing
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.db import DatabaseError
 from shards.posting import PostingRequest
+from shards.review import mark_review_started
 from shards.tracing import batch_span, caller_span
 from workflows import outbox
 from workflows.atomic_dispatch import settle_atomic
@@ -55,6 +58,7 @@ from workflows.models import (
     settlement_workflow_id_prefix,
 )
 from workflows.payloads import DATA_CONVERTER
+from workflows.review_dispatch import send_decision, start_review
 from workflows.starter import (
     batch_from_rows,
     is_unavailable,
@@ -62,6 +66,9 @@ from workflows.starter import (
 )
 
 log = structlog.get_logger("ledgerflow.workflows")
+
+_REVIEW_START_FAILURES: tuple[type[Exception], ...] = (RPCError, LedgerError, *SHARD_FAILURES)
+"""What may stop the API from starting a review; the funds timers start it then."""
 
 BatchKey = tuple[int, str]
 """(source shard, currency): what one batch settles."""
@@ -137,8 +144,10 @@ class SettlementDispatcher:
         batch_size_max: int,
         in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
         observer: SettlementObserver | None = None,
+        review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT,
     ) -> None:
         assert 0 <= batch_window_ms <= limits.SAGA_BATCH_WINDOW_MS_MAX
+        self._review_timeout_s = review_timeout_s
         assert 0 < batch_size_max <= limits.SAGA_BATCH_SIZE_MAX
         assert 0 < in_flight_max <= limits.SAGA_IN_FLIGHT_PER_SOURCE_MAX
         self._cluster = cluster
@@ -151,6 +160,51 @@ class SettlementDispatcher:
         self._sources: dict[BatchKey, _Source] = defaultdict(_Source)
         self._completions: dict[str, asyncio.Task[SettlementOutcome | None]] = {}
         self._undispatched: set[_Batch] = set()
+
+    async def start_review(self, *, shard: int, transfer_id: str, held_at: datetime) -> None:
+        """Start the review workflow of a transfer held for review and record it; a failure
+        is logged and left to the funds timers, which start what the API could not."""
+        try:
+            workflow_id = await start_review(
+                self._client,
+                task_queue=self._task_queue,
+                shard=shard,
+                transfer_id=transfer_id,
+                held_at=held_at,
+                timeout_s=self._review_timeout_s,
+            )
+            async with self._cluster.shards[shard].connection() as conn:
+                await mark_review_started(conn, transfer_id=transfer_id, workflow_id=workflow_id)
+        except _REVIEW_START_FAILURES as error:
+            log.warning(
+                "review start deferred to the funds timers",
+                transfer_id=transfer_id,
+                error=repr(error),
+            )
+
+    async def decide_review(
+        self, *, shard: int, transfer_id: str, held_at: datetime, approve: bool
+    ) -> str | None:
+        """Send a decision to the transfer's review (started first if it was not); returns
+        the transfer's status after, or None when the review had ended already.
+
+        Raises:
+            LedgerError(settlement_unavailable): Temporal refused or is unreachable.
+        """
+        try:
+            await start_review(
+                self._client,
+                task_queue=self._task_queue,
+                shard=shard,
+                transfer_id=transfer_id,
+                held_at=held_at,
+                timeout_s=self._review_timeout_s,
+            )
+            return await send_decision(self._client, transfer_id=transfer_id, approve=approve)
+        except RPCError as error:
+            raise LedgerError(
+                ErrorCode.SETTLEMENT_UNAVAILABLE, "the review could not be reached; retry"
+            ) from error
 
     async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> SettledTransfer | None:
         """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish.
@@ -374,6 +428,7 @@ async def open_settlement(
     batch_window_ms: int,
     batch_size_max: int,
     in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
+    review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT,
     observer: SettlementObserver | None = None,
     temporal_tls: TLSConfig | bool = False,
     temporal_api_key: str | None = None,
@@ -406,6 +461,7 @@ async def open_settlement(
         batch_size_max=batch_size_max,
         in_flight_max=in_flight_max,
         observer=observer,
+        review_timeout_s=review_timeout_s,
     )
     try:
         yield dispatcher

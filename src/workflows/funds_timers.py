@@ -5,7 +5,8 @@ No workflow per hold or per delayed credit: Temporal settles a few dozen workflo
 here, and a card platform places thousands of holds a second. Instead, one workflow per
 shard (a fixed id, `funds_timers_workflow_id`) runs passes of the `settle_due_funds`
 activity: each pass releases up to `batch_max` due holds and makes up to `batch_max` due
-credits available, each kind in one transaction, and reports the next deadline of either.
+credits available, each kind in one transaction, starts the review workflow of any held
+transfer whose start the API did not record, and reports the next deadline.
 A full pass runs the next at once; otherwise the workflow sleeps on a durable timer until
 that deadline, but never longer than `poll_s`, since a hold placed or a credit deferred
 meanwhile may fall due sooner. It continues as new every `passes_max` passes.
@@ -37,6 +38,7 @@ class FundsTimersInput:
     poll_s: float = limits.FUNDS_TIMERS_POLL_S
     batch_max: int = limits.FUNDS_TIMERS_BATCH_MAX
     passes_max: int = limits.FUNDS_TIMERS_PASSES_PER_RUN
+    review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class DuePassInput:
 
     shard: int
     batch_max: int
+    review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,11 @@ class SettleDueFunds:
             try:
                 outcome: DuePassOutcome = await workflow.execute_activity(
                     "settle_due_funds",
-                    DuePassInput(shard=expiry.shard, batch_max=expiry.batch_max),
+                    DuePassInput(
+                        shard=expiry.shard,
+                        batch_max=expiry.batch_max,
+                        review_timeout_s=expiry.review_timeout_s,
+                    ),
                     result_type=DuePassOutcome,
                     start_to_close_timeout=timedelta(seconds=limits.SWEEP_START_TO_CLOSE_S),
                     retry_policy=PASS_RETRY,

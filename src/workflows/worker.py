@@ -28,6 +28,8 @@ from workflows.funds_timers import FundsTimersInput, SettleDueFunds, funds_timer
 from workflows.funds_timers_activities import FundsTimersActivities
 from workflows.models import SweeperInput, SweepInput
 from workflows.payloads import with_settlement_payloads
+from workflows.review import ReviewTransfer
+from workflows.review_activities import ReviewActivities
 from workflows.settlement import SettleCrossShardBatch
 from workflows.sweep import SweepSagaOutbox, SweepSagaOutboxForever
 
@@ -65,6 +67,7 @@ def build_worker(
             SweepSagaOutbox,
             SweepSagaOutboxForever,
             SettleDueFunds,
+            ReviewTransfer,
         ],
         activities=[
             implementation.credit_funds,
@@ -72,6 +75,7 @@ def build_worker(
             implementation.release_holds,
             implementation.sweep_outbox,
             FundsTimersActivities(cluster).settle_due_funds,
+            ReviewActivities(cluster).decide_review,
             atomic.try_atomic_step,
             atomic.finish_atomic_step,
         ],
@@ -137,7 +141,12 @@ async def ensure_sweeper(
 
 
 async def ensure_funds_timers(
-    client: Client, task_queue: str, *, shards: int, poll_s: float = limits.FUNDS_TIMERS_POLL_S
+    client: Client,
+    task_queue: str,
+    *,
+    shards: int,
+    poll_s: float = limits.FUNDS_TIMERS_POLL_S,
+    review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT,
 ) -> None:
     """Start each shard's funds timers (hold expiry, delayed availability), or find the
     ones that run (idempotent, like `ensure_sweeper`).
@@ -148,7 +157,7 @@ async def ensure_funds_timers(
     for shard in range(shards):
         await client.start_workflow(
             SettleDueFunds.run,
-            FundsTimersInput(shard=shard, poll_s=poll_s),
+            FundsTimersInput(shard=shard, poll_s=poll_s, review_timeout_s=review_timeout_s),
             id=funds_timers_workflow_id(task_queue, shard),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

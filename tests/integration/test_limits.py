@@ -47,7 +47,12 @@ async def test_min_available_is_an_overdraft_line_or_a_floor(api: httpx.AsyncCli
     positive one keeps that much available."""
     funding = await _account(api, allow_overdraft=True)
     line = await _account(api, shard=funding["shard"], limits={"min_available": -500})
-    assert line["limits"] == {"min_available": -500, "max_balance": None, "daily_outgoing": None}
+    assert line["limits"] == {
+        "min_available": -500,
+        "max_balance": None,
+        "daily_outgoing": None,
+        "review_above": None,
+    }
     assert (await _move(api, line, funding, 500)).status_code == 201
     response = await _move(api, line, funding, 1)
     assert response.status_code == 402
@@ -143,7 +148,7 @@ async def test_limits_are_the_tenants_own_and_checked(
         {"daily_outgoing": 0},
         {"daily_outgoing": "100"},
         {"min_available": 2**63},
-        {"review_above": 5},
+        {"review_above": 0},
     ):
         response = await api.post(f"/v1/accounts/{account['id']}/limits", json=bad)
         assert response.status_code == 400, (bad, response.text)
@@ -155,4 +160,5 @@ async def test_limits_are_the_tenants_own_and_checked(
         "min_available": None,
         "max_balance": None,
         "daily_outgoing": None,
+        "review_above": None,
     }

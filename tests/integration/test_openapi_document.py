@@ -14,7 +14,8 @@ EXPECTED_OPERATION_IDS = {
     "close_account", "list_entries", "get_account_balance", "list_account_availability",
     "set_account_limits",
     "create_transfer", "create_transfer_batch", "list_transfers", "get_transfer",
-    "capture_transfer", "void_transfer", "increment_transfer", "list_events", "get_event",
+    "capture_transfer", "void_transfer", "increment_transfer", "approve_transfer",
+    "reject_transfer", "list_events", "get_event",
 }  # fmt: skip
 
 

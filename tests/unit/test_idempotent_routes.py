@@ -43,8 +43,10 @@ def test_every_post_route_takes_the_idempotency_dependency() -> None:
 
 
 def test_a_transfer_still_settling_is_202_and_every_other_answer_201() -> None:
-    """Only `processing` (a saga still settling) is not final, so only it is 202 and, for
-    that reason, never stored for replay."""
-    assert created_status(TransferStatus.PROCESSING) == 202
-    others = [s for s in TransferStatus if s is not TransferStatus.PROCESSING]
+    """Only `processing` (a saga still settling) and `requires_review` (a person still to
+    decide) are not final, so only they are 202 and, for that reason, never stored for
+    replay: a retry answers the transfer as it stands then."""
+    unsettled = {TransferStatus.PROCESSING, TransferStatus.REQUIRES_REVIEW}
+    assert {created_status(s) for s in unsettled} == {202}
+    others = [s for s in TransferStatus if s not in unsettled]
     assert {created_status(s) for s in others} == {201}

@@ -139,3 +139,33 @@ async def increment_transfer(
         )
 
     return await idempotent.run(body, work)
+
+
+@router.post("/{transfer_id}/approve", response_model=TransferOut, responses=_HOLD_ERRORS)
+async def approve_transfer(
+    transfer_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
+) -> Response:
+    """Approve a transfer waiting for review: its held money posts (`posted`). 409
+    `transfer_not_pending` when it is not waiting for review, or was decided otherwise."""
+
+    async def work(_: Attempt | None) -> tuple[int, TransferOut]:
+        return 200, await state.transfers.decide_review(
+            principal=principal, transfer_id=transfer_id, approve=True
+        )
+
+    return await idempotent.run(None, work)
+
+
+@router.post("/{transfer_id}/reject", response_model=TransferOut, responses=_HOLD_ERRORS)
+async def reject_transfer(
+    transfer_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
+) -> Response:
+    """Reject a transfer waiting for review: its held money is released and it is `failed`
+    with `review_rejected`. 409 `transfer_not_pending` as for `/approve`."""
+
+    async def work(_: Attempt | None) -> tuple[int, TransferOut]:
+        return 200, await state.transfers.decide_review(
+            principal=principal, transfer_id=transfer_id, approve=False
+        )
+
+    return await idempotent.run(None, work)

@@ -24,6 +24,8 @@ class ErrorCode(StrEnum):
     METADATA_INVALID = "metadata_invalid"
     RATE_LIMITED = "rate_limited"
     RESOURCE_NOT_FOUND = "resource_not_found"
+    REVIEW_REJECTED = "review_rejected"
+    REVIEW_REQUIRES_ONE_SHARD = "review_requires_one_shard"
     SAME_ACCOUNT = "same_account"
     SETTLEMENT_FAILED = "settlement_failed"
     SETTLEMENT_UNAVAILABLE = "settlement_unavailable"

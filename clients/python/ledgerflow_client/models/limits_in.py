@@ -31,11 +31,14 @@ class LimitsIn:
                 `balance_limit_exceeded`).
             daily_outgoing (int | None | Unset): The most the account may send over any 24 hours (402
                 `daily_limit_exceeded`).
+            review_above (int | None | Unset): A transfer debiting more waits in `requires_review` for `/approve` or
+                `/reject` (rejected after `LEDGERFLOW_REVIEW_TIMEOUT_S`).
      """
 
     min_available: int | None | Unset = UNSET
     max_balance: int | None | Unset = UNSET
     daily_outgoing: int | None | Unset = UNSET
+    review_above: int | None | Unset = UNSET
 
 
 
@@ -60,6 +63,12 @@ class LimitsIn:
         else:
             daily_outgoing = self.daily_outgoing
 
+        review_above: int | None | Unset
+        if isinstance(self.review_above, Unset):
+            review_above = UNSET
+        else:
+            review_above = self.review_above
+
 
         field_dict: dict[str, Any] = {}
 
@@ -71,6 +80,8 @@ class LimitsIn:
             field_dict["max_balance"] = max_balance
         if daily_outgoing is not UNSET:
             field_dict["daily_outgoing"] = daily_outgoing
+        if review_above is not UNSET:
+            field_dict["review_above"] = review_above
 
         return field_dict
 
@@ -109,10 +120,21 @@ class LimitsIn:
         daily_outgoing = _parse_daily_outgoing(d.pop("daily_outgoing", UNSET))
 
 
+        def _parse_review_above(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        review_above = _parse_review_above(d.pop("review_above", UNSET))
+
+
         limits_in = cls(
             min_available=min_available,
             max_balance=max_balance,
             daily_outgoing=daily_outgoing,
+            review_above=review_above,
         )
 
         return limits_in

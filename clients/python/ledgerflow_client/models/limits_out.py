@@ -27,11 +27,13 @@ class LimitsOut:
             min_available (int | None):
             max_balance (int | None):
             daily_outgoing (int | None):
+            review_above (int | None):
      """
 
     min_available: int | None
     max_balance: int | None
     daily_outgoing: int | None
+    review_above: int | None
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -48,6 +50,9 @@ class LimitsOut:
         daily_outgoing: int | None
         daily_outgoing = self.daily_outgoing
 
+        review_above: int | None
+        review_above = self.review_above
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -55,6 +60,7 @@ class LimitsOut:
             "min_available": min_available,
             "max_balance": max_balance,
             "daily_outgoing": daily_outgoing,
+            "review_above": review_above,
         })
 
         return field_dict
@@ -88,10 +94,19 @@ class LimitsOut:
         daily_outgoing = _parse_daily_outgoing(d.pop("daily_outgoing"))
 
 
+        def _parse_review_above(data: object) -> int | None:
+            if data is None:
+                return data
+            return cast(int | None, data)
+
+        review_above = _parse_review_above(d.pop("review_above"))
+
+
         limits_out = cls(
             min_available=min_available,
             max_balance=max_balance,
             daily_outgoing=daily_outgoing,
+            review_above=review_above,
         )
 
 

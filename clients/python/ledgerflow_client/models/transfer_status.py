@@ -6,6 +6,7 @@ class TransferStatus(StrEnum):
     PENDING = "pending"
     POSTED = "posted"
     PROCESSING = "processing"
+    REQUIRES_REVIEW = "requires_review"
     VOIDED = "voided"
 
     def __str__(self) -> str:

@@ -52,7 +52,7 @@ def _shard_counts(text: str) -> list[int]:
 def bench(
     scenarios: Annotated[
         str,
-        typer.Option(help="Comma-separated: single, batch, cross, mixed, hot, atomic; or all."),
+        typer.Option(help=f"Comma-separated: {', '.join(Scenario)}; or all."),
     ] = ",".join(DEFAULT_SCENARIOS),
     duration: Annotated[
         float, typer.Option(min=0.5, max=3600, help="Seconds per scenario.")

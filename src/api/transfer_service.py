@@ -24,7 +24,7 @@ from shards.cluster import ShardCluster
 from shards.db import Connection
 from shards.group_commit import GroupCommitter
 from shards.ids import new_transfer_id
-from shards.posting import PostingRequest
+from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord
 from workflows.models import SettledTransfer
 

@@ -7,21 +7,16 @@ therefore written by one static statement of data-modifying CTEs over arrays; an
 array writes nothing.
 """
 
-from __future__ import annotations
-
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
 from ledger.posting import Entry, Movement
 from ledger.transfers import SagaStep, finishing, opening_status
 from shards.db import Connection
-
-if TYPE_CHECKING:
-    from shards.posting import PostingRequest
+from shards.posting_types import PostingRequest, result_json
 
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
 # names none of them.
@@ -82,15 +77,6 @@ select id, created_at from opened
 def _opening_step(request: PostingRequest) -> str | None:
     """The saga step a new transfer starts at: `reserved` when a saga settles it."""
     return str(SagaStep.RESERVED) if request.movement is Movement.RESERVE_FUNDS else None
-
-
-def result_json(error: LedgerError | None) -> str:
-    """The stored result of one operation."""
-    if error is None:
-        return json.dumps({"ok": True})
-    return json.dumps(
-        {"error": {"code": str(error.code), "message": error.message, "param": error.param}}
-    )
 
 
 @dataclass(slots=True)

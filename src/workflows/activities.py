@@ -25,7 +25,8 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import saga_operation_key
 from ledger.posting import Movement
 from shards.cluster import SHARD_FAILURES, ShardCluster
-from shards.posting import PostingRequest, PostingResult, post_batch
+from shards.posting import post_batch
+from shards.posting_types import PostingRequest, PostingResult
 from workflows import outbox
 from workflows.models import (
     CreditFundsInput,

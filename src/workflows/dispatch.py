@@ -44,7 +44,7 @@ from ledger.posting import Movement
 from shards import tracing
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.db import DatabaseError
-from shards.posting import PostingRequest
+from shards.posting_types import PostingRequest
 from shards.tracing import batch_span, caller_span
 from workflows import outbox
 from workflows.models import (

@@ -10,7 +10,8 @@ from ulid import ULID
 
 from ledger.posting import Movement
 from shards.cluster import ShardCluster
-from shards.posting import PostingRequest, post_batch
+from shards.posting import post_batch
+from shards.posting_types import PostingRequest
 from tests.integration.cross_shard import api_key_id_of, tenant_of
 from tests.integration.helpers import accounts_by_shard, balance, create_account, transfer
 

@@ -41,7 +41,7 @@ from ledgerflow.tracing import process_tracing, temporal_interceptors
 from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
-from workflows.dispatch import open_settlement
+from workflows.handover.connect import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
 from workflows.worker import run_worker
 

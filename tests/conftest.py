@@ -29,9 +29,10 @@ from shards.api_keys import ApiKeyCatalog
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import Report, reconcile
-from workflows.dispatch import open_settlement
+from workflows.handover.connect import open_settlement
 from workflows.search_attributes import ALL_KEYS
-from workflows.worker import build_worker, ensure_sweeper
+from workflows.sweep.start import ensure_sweeper
+from workflows.worker import build_worker
 
 SHARD_COUNT = 4
 TASK_QUEUE = "ledgerflow-test-settlement"

@@ -26,11 +26,11 @@ from shards.group_commit import GroupCommitter
 from shards.ids import new_transfer_id
 from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord
-from workflows.models import SettledTransfer
+from workflows.handover.dispatcher import SettledTransfer
 
 
 class Settlement(Protocol):
-    """Settles reserved cross-shard transfers (implemented by `workflows.dispatch`)."""
+    """Settles reserved cross-shard transfers (implemented by `workflows.handover`)."""
 
     async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> SettledTransfer | None:
         """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish.

@@ -46,8 +46,7 @@ from ledgerflow.temporal import (
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
-from shards.transfers import TransferRecord
-from workflows.stuck import find_stuck_transfers
+from shards.transfers import TransferRecord, find_stuck_transfers
 
 app = typer.Typer(
     help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False

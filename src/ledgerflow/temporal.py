@@ -19,9 +19,10 @@ from ledgerflow.health import WorkerProbes, serve_probes
 from ledgerflow.settings import Settings
 from ledgerflow.tracing import temporal_interceptors
 from shards.cluster import ShardCluster
-from workflows.dispatch import open_settlement
+from workflows.handover.connect import open_settlement
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES, register_search_attributes
-from workflows.worker import build_worker, ensure_sweeper
+from workflows.sweep.start import ensure_sweeper
+from workflows.worker import build_worker
 
 __all__ = [
     "SEARCH_ATTRIBUTE_TYPES",

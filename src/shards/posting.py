@@ -27,6 +27,7 @@ from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
 from shards import tracing
 from shards.batch_writes import BatchWrites
+from shards.cluster import Shard
 from shards.db import Connection
 from shards.posting_types import PostingRequest, PostingResult, replayed_result
 
@@ -206,6 +207,17 @@ async def post_batch(
                 }
             )
         return results
+
+
+async def post_batch_on(shard: Shard, requests: Sequence[PostingRequest]) -> list[PostingResult]:
+    """`post_batch` on a connection from `shard`'s pool, for callers outside `shards`.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed; the
+            transaction rolled back.
+    """
+    async with shard.connection() as conn:
+        return await post_batch(conn, shard.index, requests)
 
 
 async def _post_batch(

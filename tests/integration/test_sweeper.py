@@ -27,14 +27,10 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import balance
-from workflows.models import SweeperInput, SweepInput
-from workflows.sweep import SweepSagaOutboxForever
-from workflows.worker import (
-    LEGACY_SWEEP_SCHEDULE_PREFIX,
-    build_worker,
-    ensure_sweeper,
-    sweeper_workflow_id,
-)
+from workflows.sweep.inputs import SweeperInput, SweepInput
+from workflows.sweep.start import LEGACY_SWEEP_SCHEDULE_PREFIX, ensure_sweeper, sweeper_workflow_id
+from workflows.sweep.workflow import SweepSagaOutboxForever
+from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
 

@@ -46,7 +46,7 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import transfer
-from workflows.dispatch import open_settlement
+from workflows.handover.connect import open_settlement
 from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")

@@ -31,9 +31,9 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import transfer
-from workflows.dispatch import open_settlement
-from workflows.models import SweeperInput, SweepInput
-from workflows.sweep import SweepSagaOutboxForever
+from workflows.handover.connect import open_settlement
+from workflows.sweep.inputs import SweeperInput, SweepInput
+from workflows.sweep.workflow import SweepSagaOutboxForever
 from workflows.worker import build_worker
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -13,8 +13,8 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from workflows.payloads import DATA_CONVERTER
-from workflows.settlement import SettleCrossShardBatch
-from workflows.sweep import SweepSagaOutbox, SweepSagaOutboxForever
+from workflows.settlement.workflow import SettleCrossShardBatch
+from workflows.sweep.workflow import SweepSagaOutbox, SweepSagaOutboxForever
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -51,6 +51,7 @@ from workflows.settlement.start import (
     settlement_workflow_id_prefix,
     start_settlement,
 )
+from workflows.settlement.workflow import SettleCrossShardBatch
 
 log = structlog.get_logger("ledgerflow.workflows")
 
@@ -318,7 +319,7 @@ class SettlementDispatcher:
         return task
 
     async def _await_result(self, workflow_id: str) -> SettlementOutcome | None:
-        handle = self._client.get_workflow_handle(workflow_id, result_type=SettlementOutcome)
+        handle = self._client.get_workflow_handle_for(SettleCrossShardBatch.run, workflow_id)
         try:
             return await asyncio.wait_for(handle.result(), limits.SAGA_SYNC_WAIT_S_MAX)
         except (*_TEMPORAL_ERRORS, WorkflowFailureError) as error:

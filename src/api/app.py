@@ -27,12 +27,12 @@ from ledger import limits
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
 from shards.idempotency import IdempotencyStore
-from workflows.dispatch import SettlementObserver
+from workflows.handover.dispatcher import SettlementObserver
 
 
 class SettlementFactory(Protocol):
     """Opens the cross-shard settlement (a Temporal client and batcher) for the app's life;
-    `functools.partial(workflows.dispatch.open_settlement, ...)` is one."""
+    `functools.partial(workflows.handover.connect.open_settlement, ...)` is one."""
 
     def __call__(
         self, cluster: ShardCluster, *, observer: SettlementObserver | None = None

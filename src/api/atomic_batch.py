@@ -25,12 +25,12 @@ from shards.cluster import ShardCluster
 from shards.idempotency import IdempotencyStore
 from shards.ids import new_transfer_id, transfer_id_for
 from shards.transfers import TransferRecord
-from workflows.atomic_models import AtomicBatch, AtomicLeg, AtomicOutcome, atomic_workflow_id
+from workflows.atomic.inputs import AtomicBatch, AtomicLeg, AtomicOutcome, atomic_workflow_id
 
 
 @runtime_checkable
 class AtomicSettlement(Protocol):
-    """Settles atomic batches (implemented by `workflows.dispatch.SettlementDispatcher`)."""
+    """Settles atomic batches (implemented by `workflows.handover.dispatcher`)."""
 
     async def settle_atomic(self, batch: AtomicBatch, *, wait_s: float) -> AtomicOutcome | None:
         """Start the batch's workflow; its outcome if it ends within `wait_s`, else None."""

@@ -27,7 +27,7 @@ from api.maintenance import ShardHealth
 from ledger.errors import ErrorCode
 from ledger.limits import REQUEST_BODY_BYTES_MAX, REQUEST_ID_LENGTH_MAX
 from shards.cluster import ShardCluster
-from workflows.dispatch import DeferredBecause
+from workflows.handover.dispatcher import DeferredBecause
 
 log = structlog.get_logger("ledgerflow.api")
 
@@ -118,7 +118,7 @@ class Metrics:
         self.idempotency_batch_size.labels(str(shard)).observe(size)
 
     def saga_started(self, source_shard: int, transfers: int) -> None:
-        """Record one saga started (`workflows.dispatch.SettlementObserver`)."""
+        """Record one saga started (`workflows.handover.dispatcher.SettlementObserver`)."""
         self.saga_batch_size.labels(str(source_shard)).observe(transfers)
 
     def saga_finished(self, source_shard: int, seconds: float) -> None:

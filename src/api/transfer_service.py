@@ -27,13 +27,13 @@ from shards.db import Connection
 from shards.group_commit import GroupCommitter
 from shards.holds import HoldAction, HoldChange
 from shards.ids import new_transfer_id
-from shards.posting import PostingRequest
+from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord
-from workflows.models import SettledTransfer
+from workflows.handover.dispatcher import SettledTransfer
 
 
 class Settlement(Protocol):
-    """Settles reserved cross-shard transfers (implemented by `workflows.dispatch`)."""
+    """Settles reserved cross-shard transfers (implemented by `workflows.handover`)."""
 
     async def hand_over(self, reserved: PostingRequest, *, wait_s: float) -> SettledTransfer | None:
         """Make sure a saga settles `reserved`; wait up to `wait_s` for it to finish.
@@ -45,7 +45,7 @@ class Settlement(Protocol):
 
 @runtime_checkable
 class Reviews(Protocol):
-    """Reviews of held transfers (implemented by `workflows.dispatch`)."""
+    """Reviews of held transfers (implemented by `workflows.handover.dispatcher`)."""
 
     async def start_review(self, *, shard: int, transfer_id: str, held_at: datetime) -> None:
         """Start the transfer's review workflow (or leave it to the funds timers)."""

@@ -44,9 +44,8 @@ from ledgerflow.temporal import (
 from shards.cluster import ShardCluster
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
-from shards.review import WaitingReview
-from shards.transfers import TransferRecord
-from workflows.stuck import find_stuck_transfers, find_waiting_reviews
+from shards.review import WaitingReview, find_waiting_reviews
+from shards.transfers import TransferRecord, find_stuck_transfers
 
 app = typer.Typer(
     help="Ledgerflow: a sharded double-entry ledger.", no_args_is_help=True, add_completion=False

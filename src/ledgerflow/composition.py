@@ -30,8 +30,10 @@ from ledgerflow.settings import Settings
 from ledgerflow.temporal import TemporalAuth, connect_temporal
 from ledgerflow.tracing import temporal_interceptors
 from shards.cluster import ShardCluster
-from workflows.dispatch import open_settlement
-from workflows.worker import build_worker, ensure_funds_timers, ensure_sweeper
+from workflows.funds_timers.start import ensure_funds_timers
+from workflows.handover.connect import open_settlement
+from workflows.sweep.start import ensure_sweeper
+from workflows.worker import build_worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class Wiring:
 
     def settlement(self) -> SettlementFactory:
         """How the API opens its cross-shard hand-over: a lazy Temporal client and the
-        batching dispatcher (`workflows.dispatch`); with `tracing`, each saga continues the
+        batching dispatcher (`workflows.handover`); with `tracing`, each saga continues the
         trace of the request (or the batch) that started it."""
         return partial(
             open_settlement,

@@ -1,6 +1,6 @@
 """The outbox rows of an atomic batch: moved to the run that settles them again."""
 
-from shards.db import Connection
+from shards.cluster import Shard
 
 _REPOINT = """
 with rows as (
@@ -13,13 +13,12 @@ from rows r where t.id = r.transfer_id
 """
 
 
-async def repoint_open_rows(
-    conn: Connection, *, old_workflow_id: str, new_workflow_id: str
-) -> None:
+async def repoint_open_rows(shard: Shard, *, old_workflow_id: str, new_workflow_id: str) -> None:
     """Record `new_workflow_id` on this shard's open outbox rows (and their transfers) that
     `old_workflow_id` claimed; rows already finished keep the id that finished them.
 
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing changed.
     """
-    await conn.execute(_REPOINT, old_workflow_id, new_workflow_id)
+    async with shard.connection() as conn:
+        await conn.execute(_REPOINT, old_workflow_id, new_workflow_id)

@@ -14,8 +14,10 @@ from datetime import datetime
 
 from ledger.events import EventType
 from ledger.posting import Movement
+from shards.cluster import Shard
 from shards.db import Connection, Record
-from shards.posting import PostingRequest, PostingResult, apply_postings
+from shards.posting import apply_postings
+from shards.posting_types import PostingRequest, PostingResult
 
 
 async def defer(conn: Connection, *, shard: int, request: PostingRequest) -> PostingResult:
@@ -75,22 +77,22 @@ from changed, (select clock_timestamp() as at) as now
 """
 
 
-async def make_due_available(conn: Connection, *, shard: int, limit: int) -> AvailabilityPass:
+async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
     """Post up to `limit` waiting credits whose `available_on` has passed, in one
     transaction, and report each as `funds.available`.
 
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing was written.
     """
-    async with conn.transaction(isolation="read_committed"):
+    async with shard.connection() as conn, conn.transaction(isolation="read_committed"):
         rows: Sequence[Record] = await conn.fetch(_DUE, limit)
         if rows:
             results = await apply_postings(
-                conn, shard=shard, requests=[_make_available(row) for row in rows]
+                conn, shard=shard.index, requests=[_make_available(row) for row in rows]
             )
             assert all(r.error is None for r in results), "making funds available never fails"
             await conn.execute(
-                _MARK, [row["id"] for row in rows], str(EventType.FUNDS_AVAILABLE), shard
+                _MARK, [row["id"] for row in rows], str(EventType.FUNDS_AVAILABLE), shard.index
             )
         next_deadline = await conn.fetchval(
             "select min(available_on) from transfers"

@@ -7,12 +7,9 @@ therefore written by one static statement of data-modifying CTEs over arrays; an
 array writes nothing.
 """
 
-from __future__ import annotations
-
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
@@ -20,9 +17,7 @@ from ledger.events import event_for
 from ledger.posting import Entry, Movement
 from ledger.transfers import SagaStep, TransferStatus, finishing, opening_status
 from shards.db import Connection
-
-if TYPE_CHECKING:
-    from shards.posting import PostingRequest
+from shards.posting_types import PostingRequest, result_json
 
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
 # names none of them.
@@ -122,15 +117,6 @@ def _events(
     ]
     kept = [(t, str(e)) for t, e in reported if e is not None]
     return [t for t, _ in kept], [e for _, e in kept]
-
-
-def result_json(error: LedgerError | None) -> str:
-    """The stored result of one operation."""
-    if error is None:
-        return json.dumps({"ok": True})
-    return json.dumps(
-        {"error": {"code": str(error.code), "message": error.message, "param": error.param}}
-    )
 
 
 @dataclass(slots=True)

@@ -6,25 +6,11 @@ carries up to `POSTING_BATCH_SIZE_MAX` requests in a few round trips and one com
 hot account is locked once per batch instead of once per transfer.
 """
 
-from collections.abc import Sequence
-
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from shards.batching import BatchObserver, ShardBatcher
 from shards.cluster import ShardCluster
-from shards.db import Connection
-from shards.posting import PostingRequest, PostingResult, post_batch, recover_batch
-
-
-async def _post(
-    conn: Connection, shard: int, requests: Sequence[PostingRequest]
-) -> list[PostingResult]:
-    return await post_batch(conn, shard=shard, requests=requests)
-
-
-async def _recover(
-    conn: Connection, _: int, requests: Sequence[PostingRequest]
-) -> list[PostingResult] | None:
-    return await recover_batch(conn, requests)
+from shards.posting import post_batch, recover_batch
+from shards.posting_types import PostingRequest, PostingResult
 
 
 class GroupCommitter(ShardBatcher[PostingRequest, PostingResult]):
@@ -45,8 +31,8 @@ class GroupCommitter(ShardBatcher[PostingRequest, PostingResult]):
         assert 0 < batch_size_max <= POSTING_BATCH_SIZE_MAX
         super().__init__(
             cluster,
-            _post,
-            recover=_recover,
+            post_batch,
+            recover=recover_batch,
             what="posting",
             batch_size_max=batch_size_max,
             flushers_per_shard=flushers_per_shard,

@@ -22,9 +22,10 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.events import EventType
 from ledger.posting import Movement
 from ledger.transfers import TransferStatus, check_transition
-from shards.batch_writes import result_json
+from shards.cluster import Shard
 from shards.db import Connection, Record
-from shards.posting import PostingRequest, apply_postings
+from shards.posting import apply_postings
+from shards.posting_types import PostingRequest, result_json
 from shards.transfers import TransferRecord, fetch_transfer
 
 
@@ -272,7 +273,7 @@ from changed, (select clock_timestamp() as at) as now
 """
 
 
-async def expire_due_holds(conn: Connection, *, shard: int, limit: int) -> ExpiryPass:
+async def expire_due_holds(shard: Shard, *, limit: int) -> ExpiryPass:
     """Release up to `limit` holds on `shard` whose `expires_at` has passed, in one
     transaction, and mark them `expired`. Holds another transaction is changing are
     skipped (that change sees the expiry itself and is refused); the next pass takes them.
@@ -280,7 +281,7 @@ async def expire_due_holds(conn: Connection, *, shard: int, limit: int) -> Expir
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing was written.
     """
-    async with conn.transaction(isolation="read_committed"):
+    async with shard.connection() as conn, conn.transaction(isolation="read_committed"):
         rows: Sequence[Record] = await conn.fetch(_DUE, limit)
         if rows:
             moves = [
@@ -300,14 +301,14 @@ async def expire_due_holds(conn: Connection, *, shard: int, limit: int) -> Expir
                 if row["amount"] > row["captured_amount"]
             ]
             if moves:
-                results = await apply_postings(conn, shard=shard, requests=moves)
+                results = await apply_postings(conn, shard=shard.index, requests=moves)
                 assert all(r.error is None for r in results), "a release is never refused"
             await conn.execute(
                 _EXPIRE,
                 [row["id"] for row in rows],
                 str(check_transition(TransferStatus.PENDING, TransferStatus.EXPIRED)),
                 str(EventType.TRANSFER_EXPIRED),
-                shard,
+                shard.index,
             )
         next_deadline = await conn.fetchval(
             "select min(expires_at) from transfers where status = 'pending'"

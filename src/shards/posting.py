@@ -14,8 +14,7 @@ Order inside the transaction:
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 
 import asyncpg
 from opentelemetry.trace import SpanKind
@@ -28,53 +27,9 @@ from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
 from shards import tracing
 from shards.batch_writes import BatchWrites
+from shards.cluster import Shard
 from shards.db import Connection
-
-
-@dataclass(frozen=True, slots=True)
-class PostingRequest:
-    """One movement of one transfer, keyed for exactly-once application."""
-
-    operation_key: str
-    transfer_id: str
-    tenant_id: str
-    movement: Movement
-    debit_account_id: str
-    credit_account_id: str
-    amount: int
-    currency: str
-    source_shard: int
-    destination_shard: int
-    metadata: dict[str, str] = field(default_factory=dict)
-    failure_code: str | None = None
-    """For `RELEASE_HOLD`: why the transfer failed."""
-    expires_at: datetime | None = None
-    """For `HOLD`: when the hold stops being capturable and is released."""
-    workflow_id: str | None = None
-    """For `RESERVE_FUNDS`: the workflow that settles the transfer when it is known before
-    the reserve (an atomic batch); its outbox row is then claimed by it from the start, in
-    the reserve's own transaction, so no other saga can take the transfer."""
-    available_on: datetime | None = None
-    """For `DEFER_DEBIT`: when the payee's pending credit becomes available."""
-
-
-@dataclass(frozen=True, slots=True)
-class PostingResult:
-    """The outcome of one request; `replayed` when the operation key had been seen."""
-
-    operation_key: str
-    transfer_id: str
-    error: LedgerError | None
-    replayed: bool
-    created_at: datetime | None = None
-    """When this batch created the transfer row (None for replays and other movements)."""
-    held_for_review: bool = False
-    """The transfer exceeded its debit account's `review_above` and waits for review."""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the movement was applied (now or the first time)."""
-        return self.error is None
+from shards.posting_types import PostingRequest, PostingResult, replayed_result
 
 
 def posting_accounts(request: PostingRequest, shard: int) -> tuple[str, str]:
@@ -136,18 +91,6 @@ def clearing_side(movement: Movement) -> Side | None:
             | Movement.DEFER_DEBIT
         ):
             return Side.CREDIT
-
-
-def _result_from_json(key: str, transfer_id: str, result: dict[str, object]) -> PostingResult:
-    error = result.get("error")
-    if isinstance(error, dict):
-        return PostingResult(
-            key,
-            transfer_id,
-            LedgerError(ErrorCode(error["code"]), str(error["message"]), error.get("param")),
-            replayed=True,
-        )
-    return PostingResult(key, transfer_id, None, replayed=True)
 
 
 _ACCOUNT_COLUMNS = (
@@ -249,7 +192,7 @@ async def _claim_and_lock(
         "select key, transfer_id, result from operations where key = any($1::text[])", seen
     )
     first_results = {
-        r["key"]: _result_from_json(r["key"], r["transfer_id"], r["result"]) for r in replays
+        r["key"]: replayed_result(r["key"], r["transfer_id"], r["result"]) for r in replays
     }
     return first_results, accounts
 
@@ -329,9 +272,11 @@ def _route_review(request: PostingRequest, debit: AccountState | None) -> Postin
 
 
 async def post_batch(
-    conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:
     """Apply a batch of movements on one shard, in one transaction, exactly once each.
+
+    The signature is a `shards.batching.BatchRunner`'s: the group committer runs it as is.
 
     Business refusals are per request (`PostingResult.error`); the others still post.
     Raises only on infrastructure failure, in which case nothing was written.
@@ -356,6 +301,17 @@ async def post_batch(
                 }
             )
         return results
+
+
+async def post_batch_on(shard: Shard, requests: Sequence[PostingRequest]) -> list[PostingResult]:
+    """`post_batch` on a connection from `shard`'s pool, for callers outside `shards`.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed; the
+            transaction rolled back.
+    """
+    async with shard.connection() as conn:
+        return await post_batch(conn, shard.index, requests)
 
 
 async def _post_batch(
@@ -440,7 +396,7 @@ async def apply_postings(
 
 
 async def recover_batch(
-    conn: Connection, requests: Sequence[PostingRequest]
+    conn: Connection, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult] | None:
     """Find out whether a batch whose transaction failed without a clear answer (the
     connection lost or timed out, perhaps during COMMIT) was committed.
@@ -456,6 +412,15 @@ async def recover_batch(
             stays unknown.
     """
     assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
+    with tracing.span("recover_batch", kind=SpanKind.CLIENT) as span:
+        if span.is_recording():
+            span.set_attributes({"ledgerflow.shard": shard, "ledgerflow.batch.size": len(requests)})
+        return await _recover_batch(conn, requests)
+
+
+async def _recover_batch(
+    conn: Connection, requests: Sequence[PostingRequest]
+) -> list[PostingResult] | None:
     claims = sorted({r.operation_key: r.transfer_id for r in requests}.items())
     probe = conn.transaction(isolation="read_committed")
     await probe.start()
@@ -475,5 +440,5 @@ async def recover_batch(
         "select key, transfer_id, result from operations where key = any($1::text[])",
         [key for key, _ in claims],
     )
-    first = {r["key"]: _result_from_json(r["key"], r["transfer_id"], r["result"]) for r in rows}
+    first = {r["key"]: replayed_result(r["key"], r["transfer_id"], r["result"]) for r in rows}
     return [first[r.operation_key] for r in requests]

@@ -7,15 +7,18 @@ already, post (`CAPTURE`) or release (`RELEASE`) the held money through the post
 update the row and write its event.
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.errors import ErrorCode
 from ledger.events import EventType
+from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
 from ledger.transfers import TransferStatus, check_transition
-from shards.db import Connection
-from shards.posting import PostingRequest, apply_postings
+from shards.cluster import Shard, ShardCluster
+from shards.posting import apply_postings
+from shards.posting_types import PostingRequest
 
 _LOCK = """
 select id, tenant_id, status, amount, debit_account_id, credit_account_id, currency,
@@ -36,16 +39,14 @@ from changed, (select clock_timestamp() as at) as now
 """
 
 
-async def decide_review(
-    conn: Connection, *, shard: int, transfer_id: str, approve: bool
-) -> TransferStatus:
+async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> TransferStatus:
     """Approve (post) or reject (release) a transfer waiting for review, once; returns its
     status after (a transfer decided before keeps its first decision).
 
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing was written.
     """
-    async with conn.transaction(isolation="read_committed"):
+    async with shard.connection() as conn, conn.transaction(isolation="read_committed"):
         row = await conn.fetchrow(_LOCK, transfer_id)
         assert row is not None, f"review of an unknown transfer {transfer_id}"
         status = TransferStatus(row["status"])
@@ -64,7 +65,7 @@ async def decide_review(
             source_shard=row["source_shard"],
             destination_shard=row["destination_shard"],
         )
-        (result,) = await apply_postings(conn, shard=shard, requests=[request])
+        (result,) = await apply_postings(conn, shard=shard.index, requests=[request])
         assert result.error is None, "posting or releasing held money is never refused"
         decided = check_transition(
             status, TransferStatus.POSTED if approve else TransferStatus.FAILED
@@ -75,7 +76,7 @@ async def decide_review(
             str(decided),
             None if approve else str(ErrorCode.REVIEW_REJECTED),
             str(EventType.TRANSFER_APPROVED if approve else EventType.TRANSFER_REJECTED),
-            shard,
+            shard.index,
         )
         return decided
 
@@ -94,7 +95,7 @@ class WaitingReview:
 
 
 async def waiting_reviews(
-    conn: Connection, *, limit: int, unstarted_for_s: float | None = None
+    shard: Shard, *, limit: int, unstarted_for_s: float | None = None
 ) -> list[WaitingReview]:
     """Transfers waiting for review on this shard, oldest first; with `unstarted_for_s`,
     only those whose review workflow was not recorded as started that long after they were
@@ -103,11 +104,12 @@ async def waiting_reviews(
         "select id, tenant_id, amount, currency, debit_account_id, created_at, workflow_id"
         " from transfers where status = 'requires_review'"
     )
-    if unstarted_for_s is not None:
-        query += " and workflow_id is null and created_at < now() - make_interval(secs => $2)"
-        rows = await conn.fetch(f"{query} order by created_at limit $1", limit, unstarted_for_s)
-    else:
-        rows = await conn.fetch(f"{query} order by created_at limit $1", limit)
+    async with shard.connection() as conn:
+        if unstarted_for_s is not None:
+            query += " and workflow_id is null and created_at < now() - make_interval(secs => $2)"
+            rows = await conn.fetch(f"{query} order by created_at limit $1", limit, unstarted_for_s)
+        else:
+            rows = await conn.fetch(f"{query} order by created_at limit $1", limit)
     return [
         WaitingReview(
             transfer_id=r["id"],
@@ -122,10 +124,27 @@ async def waiting_reviews(
     ]
 
 
-async def mark_review_started(conn: Connection, *, transfer_id: str, workflow_id: str) -> None:
+async def mark_review_started(shard: Shard, *, transfer_id: str, workflow_id: str) -> None:
     """Record that the transfer's review workflow runs."""
-    await conn.execute(
-        "update transfers set workflow_id = $2 where id = $1 and workflow_id is null",
-        transfer_id,
-        workflow_id,
-    )
+    async with shard.connection() as conn:
+        await conn.execute(
+            "update transfers set workflow_id = $2 where id = $1 and workflow_id is null",
+            transfer_id,
+            workflow_id,
+        )
+
+
+async def find_waiting_reviews(
+    cluster: ShardCluster, *, limit: int = STUCK_TRANSFERS_LIMIT_MAX
+) -> list[WaitingReview]:
+    """Transfers waiting for review on every shard, oldest first (`ledgerflow transfers
+    review`); each names its review workflow once started.
+
+    Raises:
+        asyncpg.PostgresError, OSError: a shard failed.
+    """
+    assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
+
+    found = await asyncio.gather(*(waiting_reviews(s, limit=limit) for s in cluster.shards))
+    waiting = [r for rows in found for r in rows]
+    return sorted(waiting, key=lambda r: (r.created_at, r.transfer_id))[:limit]

@@ -1,5 +1,6 @@
 """Transfer and entry reads."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -7,7 +8,9 @@ from typing import Any
 import asyncpg
 
 from ledger.accounts import Layer, Side
+from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.transfers import SagaStep, TransferStatus
+from shards.cluster import ShardCluster
 from shards.db import Connection
 from shards.pages import fetch_page
 
@@ -135,6 +138,31 @@ async def list_stuck_transfers(
         limit,
     )
     return [_transfer(r) for r in rows]
+
+
+async def find_stuck_transfers(
+    cluster: ShardCluster, *, older_than_s: float, limit: int = STUCK_TRANSFERS_LIMIT_MAX
+) -> list[TransferRecord]:
+    """Cross-shard transfers still `processing` after `older_than_s` on any shard, oldest
+    first (`ledgerflow transfers stuck`).
+
+    Each record names its saga step and the workflow recorded to settle it (None when no
+    saga claimed it yet: the sweeper will). Find the saga in the Temporal UI with
+    `LedgerflowTransferIds = '<id>'`.
+
+    Raises:
+        asyncpg.PostgresError, OSError: a shard failed.
+    """
+    assert older_than_s >= 0
+    assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
+
+    async def on_shard(index: int) -> list[TransferRecord]:
+        async with cluster.shards[index].connection() as conn:
+            return await list_stuck_transfers(conn, older_than_s=older_than_s, limit=limit)
+
+    found = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))
+    merged = sorted((r for rows in found for r in rows), key=lambda r: (r.created_at, r.id))
+    return merged[:limit]
 
 
 async def list_entries(

@@ -14,10 +14,11 @@ from ledger.slots import slot_of
 from shards.api_keys import CATALOG_SHARD, find_api_key
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
-from shards.posting import PostingRequest, post_batch
+from shards.posting import post_batch
+from shards.posting_types import PostingRequest
 from tests.integration.helpers import accounts_by_shard, create_account, transfer
-from workflows.models import SweepInput, SweepOutcome
-from workflows.sweep import SweepSagaOutbox
+from workflows.sweep.inputs import SweepInput, SweepOutcome
+from workflows.sweep.workflow import SweepSagaOutbox
 
 SHARD_COUNT = 4
 _SHARD_MAP = even_shard_map(SHARD_COUNT)

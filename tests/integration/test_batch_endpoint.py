@@ -24,9 +24,9 @@ from shards.posting import post_batch
 from tests.conftest import TASK_QUEUE, new_tenant_key, serve, settlement_config, stop
 from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of
 from tests.integration.helpers import balance, transfer
-from workflows.atomic_activities import atomic_requests
-from workflows.atomic_dispatch import start_atomic
-from workflows.atomic_models import AtomicBatch, AtomicLeg, AtomicStepInput, atomic_workflow_id
+from workflows.atomic.activities import atomic_requests
+from workflows.atomic.inputs import AtomicBatch, AtomicLeg, AtomicStepInput, atomic_workflow_id
+from workflows.atomic.start import start_atomic
 from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")

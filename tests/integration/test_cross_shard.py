@@ -26,7 +26,7 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import balance, transfer
-from workflows.dispatch import open_settlement
+from workflows.handover.connect import open_settlement
 
 pytestmark = pytest.mark.usefixtures("books")
 

@@ -25,6 +25,7 @@ from ulid import ULID
 from api.app import create_app
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from shards.cluster import ShardCluster
+from shards.transfers import find_stuck_transfers
 from tests.conftest import TASK_QUEUE, serve, settlement_config, stop
 from tests.integration.cross_shard import (
     CrossPair,
@@ -37,12 +38,13 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import balance, run_ledgerflow, transfer
-from workflows.activities import SettlementActivities
-from workflows.dispatch import DeferredBecause, open_settlement
-from workflows.models import CreditFundsInput, CreditOutcome, FinishHoldsInput
+from workflows.handover.connect import open_settlement
+from workflows.handover.dispatcher import DeferredBecause
 from workflows.search_attributes import SEARCH_ATTRIBUTE_TYPES
-from workflows.stuck import find_stuck_transfers
-from workflows.worker import build_worker, sweeper_workflow_id
+from workflows.settlement.activities import SettlementActivities
+from workflows.settlement.inputs import CreditFundsInput, CreditOutcome, FinishHoldsInput
+from workflows.sweep.start import sweeper_workflow_id
+from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -189,7 +191,7 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
 
 @dataclass
 class _Observed:
-    """What a dispatcher reported (`workflows.dispatch.SettlementObserver`).
+    """What a dispatcher reported (`workflows.handover.dispatcher.SettlementObserver`).
 
     It only records: the dispatcher reports a finished saga from a task's done-callback,
     where a failed assertion would be logged by the event loop and never reach the test.

@@ -18,7 +18,8 @@ from ledger.slots import slot_of
 from shards.batching import ShardBatcher
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
-from shards.posting import PostingRequest, PostingResult, post_batch, recover_batch
+from shards.posting import post_batch, recover_batch
+from shards.posting_types import PostingRequest, PostingResult
 from tests.integration.cross_shard import api_key_id_of, tenant_of
 from tests.integration.helpers import balance, create_account, transfer
 
@@ -162,14 +163,14 @@ async def test_recovery_tells_a_committed_batch_from_one_that_wrote_nothing(
     committed = _requests(tenant, funding, target, 3)
     async with shard.connection() as conn:
         posted = await post_batch(conn, shard=shard.index, requests=committed)
-        recovered = await recover_batch(conn, committed)
+        recovered = await recover_batch(conn, shard.index, committed)
     assert recovered is not None
     assert [r.transfer_id for r in recovered] == [r.transfer_id for r in posted]
     assert all(r.ok and r.replayed for r in recovered)
 
     never = _requests(tenant, funding, target, 2)
     async with shard.connection() as conn:
-        assert await recover_batch(conn, never) is None
+        assert await recover_batch(conn, shard.index, never) is None
         left = await conn.fetchval(
             "select count(*) from operations where key = any($1::text[])",
             [r.operation_key for r in never],
@@ -181,7 +182,7 @@ async def test_recovery_tells_a_committed_batch_from_one_that_wrote_nothing(
         open_transaction = writer.transaction()
         await open_transaction.start()
         await post_batch(writer, shard=shard.index, requests=in_commit)
-        probe = asyncio.create_task(recover_batch(prober, in_commit))
+        probe = asyncio.create_task(recover_batch(prober, shard.index, in_commit))
         await asyncio.sleep(0.3)
         assert not probe.done(), "the probe must wait for the open transaction"
         await open_transaction.commit()
@@ -212,13 +213,8 @@ async def test_a_lost_answer_to_a_commit_is_not_answered_retry(
     ) -> list[PostingResult]:
         raise ConnectionResetError("connection lost before the batch")
 
-    async def recover(
-        conn: asyncpg.Connection, _: int, items: list[PostingRequest]
-    ) -> list[PostingResult] | None:
-        return await recover_batch(conn, items)
-
     lossy = ShardBatcher(
-        cluster, commit_then_lose, recover=recover, what="posting", batch_size_max=16
+        cluster, commit_then_lose, recover=recover_batch, what="posting", batch_size_max=16
     )
     requests = _requests(tenant, funding, target, 4)
     results = await asyncio.gather(*(lossy.submit(shard, r) for r in requests))
@@ -228,7 +224,7 @@ async def test_a_lost_answer_to_a_commit_is_not_answered_retry(
         assert fetched.status_code == 200, fetched.text
 
     failing = ShardBatcher(
-        cluster, lose_before_writing, recover=recover, what="posting", batch_size_max=16
+        cluster, lose_before_writing, recover=recover_batch, what="posting", batch_size_max=16
     )
     (lost,) = _requests(tenant, funding, target, 1)
     with pytest.raises(LedgerError) as refused:

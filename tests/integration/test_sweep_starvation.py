@@ -23,9 +23,9 @@ from shards.cluster import Shard, ShardCluster
 from tests.conftest import TASK_QUEUE
 from tests.integration.cross_shard import fund, open_cross_pair, reserve_only, settled, tenant_of
 from tests.integration.helpers import balance
-from workflows.dispatch import open_settlement
-from workflows.models import SweepInput
-from workflows.sweeper import OutboxSweeper
+from workflows.handover.connect import open_settlement
+from workflows.sweep.activities import OutboxSweeper
+from workflows.sweep.inputs import SweepInput
 from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")

@@ -27,14 +27,10 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import balance
-from workflows.models import SweeperInput, SweepInput
-from workflows.sweep import SweepSagaOutboxForever
-from workflows.worker import (
-    LEGACY_SWEEP_SCHEDULE_PREFIX,
-    build_worker,
-    ensure_sweeper,
-    sweeper_workflow_id,
-)
+from workflows.sweep.inputs import SweeperInput, SweepInput
+from workflows.sweep.start import LEGACY_SWEEP_SCHEDULE_PREFIX, ensure_sweeper, sweeper_workflow_id
+from workflows.sweep.workflow import SweepSagaOutbox, SweepSagaOutboxForever
+from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -116,7 +112,7 @@ async def test_the_sweeper_replaces_the_old_sweep_schedule(
         legacy_id,
         Schedule(
             action=ScheduleActionStartWorkflow(
-                "SweepSagaOutbox",
+                SweepSagaOutbox.run,
                 SweepInput(stale_after_s=15, rows_max=10, batch_size_max=10),
                 id=f"sweep-saga-outbox-{queue}",
                 task_queue=queue,

@@ -20,7 +20,8 @@ from ledger.slots import slot_of
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
-from shards.posting import PostingRequest, post_batch
+from shards.posting import post_batch
+from shards.posting_types import PostingRequest
 from tests.conftest import new_tenant_key
 from tests.integration.cross_shard import SHARD_COUNT, account_on, settled, tenant_of
 from tests.integration.helpers import balance, run_ledgerflow, transfer

@@ -46,7 +46,7 @@ from tests.integration.cross_shard import (
     tenant_of,
 )
 from tests.integration.helpers import transfer
-from workflows.dispatch import open_settlement
+from workflows.handover.connect import open_settlement
 from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -351,9 +351,9 @@ async def test_a_well_formed_request_id_is_used_without_tracing(api: httpx.Async
 async def test_a_saga_the_sweeper_starts_is_traced_under_the_sweep(
     traced: TracedStack, spans: InMemorySpanExporter, cluster: ShardCluster, tenant_key: str
 ) -> None:
-    """A reserve whose hand-over never happened is settled by the sweep (a sandboxed
-    workflow, unlike the saga): the sweep's trace holds its own workflow and activity and
-    the saga it starts, down to the credit on the destination shard."""
+    """A reserve whose hand-over never happened is settled by the sweep: the sweep's trace
+    holds its own workflow and activity and the saga it starts, down to the credit on the
+    destination shard."""
     pair = await funded_pair(traced.api)
     reserved = await reserve_only(cluster, pair, 75, tenant_id=await tenant_of(cluster, tenant_key))
     sweep_id = f"traced-sweep-{ULID()}"

@@ -10,7 +10,8 @@ from ledger.posting import Movement
 from shards.accounts import insert_account
 from shards.cluster import ShardCluster
 from shards.ids import new_account_id
-from shards.posting import PostingRequest, post_batch
+from shards.posting import post_batch
+from shards.posting_types import PostingRequest
 from shards.reconcile import reconcile
 from tests.integration.helpers import create_account, run_ledgerflow, transfer
 

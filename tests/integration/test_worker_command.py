@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
 from ledgerflow.devstack import free_port
-from workflows.worker import sweeper_workflow_id
+from workflows.sweep.start import sweeper_workflow_id
 
 
 async def test_worker_serves_sdk_metrics_and_probes_and_stops_on_sigterm(

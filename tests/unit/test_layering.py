@@ -1,5 +1,6 @@
 """The import-layering contract: ledger <- shards <- workflows <- api <- ledgerflow."""
 
+import ast
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,3 +19,43 @@ def test_import_contracts_hold() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+_DATABASE_CALLS = frozenset(
+    {
+        "connection",
+        "acquire",
+        "transaction",
+        "execute",
+        "executemany",
+        "fetch",
+        "fetchrow",
+        "fetchval",
+        "fetchmany",
+        "cursor",
+        "prepare",
+        "copy_records_to_table",
+        "copy_to_table",
+        "copy_from_query",
+        "copy_from_table",
+    }
+)
+
+
+def test_workflows_run_no_sql() -> None:
+    """Every statement runs in `shards`: no module under src/workflows draws a connection
+    or calls one (import-linter keeps it from naming one; this keeps it from using one it
+    was handed)."""
+
+    root = Path(__file__).resolve().parents[2] / "src" / "workflows"
+    calls = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _DATABASE_CALLS
+            ):
+                calls.append(f"{path.relative_to(root)}:{node.lineno} .{node.func.attr}()")
+    assert len(list(root.rglob("*.py"))) > 10, "the scan found the workflows package"
+    assert calls == [], calls

@@ -4,8 +4,8 @@ import json
 
 from temporalio.converter import DataConverter
 
-from workflows.models import SettlementBatch, SettlementTransfer
 from workflows.payloads import DATA_CONVERTER, _type_adapter
+from workflows.settlement.inputs import SettlementBatch, SettlementTransfer
 
 
 def _batch() -> SettlementBatch:

@@ -4,12 +4,11 @@ from temporalio import activity
 
 from ledger import limits
 from shards.availability import make_due_available
-from shards.cluster import ShardCluster
-from shards.db import Connection
+from shards.cluster import Shard, ShardCluster
 from shards.holds import expire_due_holds
 from shards.review import mark_review_started, waiting_reviews
-from workflows.funds_timers import DuePassInput, DuePassOutcome
-from workflows.review_dispatch import start_review
+from workflows.funds_timers.workflow import DuePassInput, DuePassOutcome
+from workflows.review.start import start_review
 
 
 class FundsTimersActivities:
@@ -18,10 +17,10 @@ class FundsTimersActivities:
     def __init__(self, cluster: ShardCluster) -> None:
         self._cluster = cluster
 
-    async def _start_missing_reviews(self, conn: Connection, shard: int, timeout_s: float) -> None:
+    async def _start_missing_reviews(self, shard: Shard, timeout_s: float) -> None:
         """Start the review workflows the API did not record as started."""
         missing = await waiting_reviews(
-            conn,
+            shard,
             limit=limits.REVIEWS_STARTED_PER_PASS_MAX,
             unstarted_for_s=limits.REVIEW_START_GRACE_S,
         )
@@ -29,12 +28,14 @@ class FundsTimersActivities:
             workflow_id = await start_review(
                 activity.client(),
                 task_queue=activity.info().task_queue,
-                shard=shard,
+                shard=shard.index,
                 transfer_id=review.transfer_id,
                 held_at=review.created_at,
                 timeout_s=timeout_s,
             )
-            await mark_review_started(conn, transfer_id=review.transfer_id, workflow_id=workflow_id)
+            await mark_review_started(
+                shard, transfer_id=review.transfer_id, workflow_id=workflow_id
+            )
             activity.logger.warning("started the missing review of %s", review.transfer_id)
 
     @activity.defn(name="settle_due_funds")
@@ -42,10 +43,9 @@ class FundsTimersActivities:
         """Release up to `batch_max` expired holds and make up to `batch_max` due credits
         available on the shard, each kind in one transaction."""
         shard = self._cluster.shards[due.shard]
-        async with shard.connection() as conn:
-            holds = await expire_due_holds(conn, shard=shard.index, limit=due.batch_max)
-            credits = await make_due_available(conn, shard=shard.index, limit=due.batch_max)
-            await self._start_missing_reviews(conn, shard.index, due.review_timeout_s)
+        holds = await expire_due_holds(shard, limit=due.batch_max)
+        credits = await make_due_available(shard, limit=due.batch_max)
+        await self._start_missing_reviews(shard, due.review_timeout_s)
         if holds.expired or credits.made_available:
             activity.logger.info(
                 "shard %d: %d holds expired, %d credits available",

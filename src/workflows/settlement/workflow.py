@@ -21,13 +21,9 @@ returns the first result. A step that keeps failing backs off on a durable timer
 `LOCAL_RETRY_THRESHOLD_S`, so the worker lets go of the saga (and can shut down) while,
 say, a shard is down; the next worker resumes it.
 
-The workflow runs outside the SDK's sandbox (`sandboxed=False`). The sandbox loads the
-workflow's module anew for every workflow and proxies what it touches; at one saga per
-batch that was a fifth to a quarter of the worker's CPU. What the sandbox would refuse at
-run time (a clock, I/O, module state) review has to refuse instead: the workflow calls
-nothing but `workflow.*` and its own activities and keeps no module state, and
-tests/replay replays recorded histories against it, so a change that takes other steps
-for them fails CI.
+The workflow runs outside the SDK's sandbox, as every workflow here does (the policy and
+why: `workflows.worker.WORKFLOW_RUNNER`): it calls nothing but `workflow.*` and its own
+activities and keeps no module state.
 """
 
 import asyncio
@@ -42,8 +38,8 @@ from ledger import limits
 from ledger.errors import NON_RETRYABLE_CODES
 from ledger.transfers import SagaStep
 from workflows import search_attributes as attrs
-from workflows.activities import SettlementActivities
-from workflows.models import (
+from workflows.settlement.activities import SettlementActivities
+from workflows.settlement.inputs import (
     CreditFundsInput,
     CreditOutcome,
     FinishHoldsInput,
@@ -78,7 +74,7 @@ FINISH_RETRY = RetryPolicy(
 """Post and release must eventually succeed: no attempt limit, nothing non-retryable."""
 
 
-@workflow.defn(sandboxed=False)
+@workflow.defn
 class SettleCrossShardBatch:
     """Credit, then post or release, a batch of reserved cross-shard transfers."""
 

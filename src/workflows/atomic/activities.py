@@ -18,13 +18,13 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import saga_operation_key
 from ledger.posting import Movement
 from shards.posting import PostingRequest
-from workflows.activities import SettlementActivities
-from workflows.atomic_models import (
+from workflows.atomic.inputs import (
     AtomicLeg,
     AtomicStepInput,
     AtomicStepOutcome,
     LegRefusal,
 )
+from workflows.settlement.activities import SettlementActivities
 
 _STEPS = {
     Movement.PREPARE_CREDIT: "prepare",

@@ -23,7 +23,7 @@ credit.
 The workflow is started before anything moves, with every leg in its input and an id
 derived from the request (`atomic_workflow_id`), so a retried request finds it; the
 reserve writes each leg's outbox row claimed by this workflow in its own transaction, so
-the outbox sweep never settles a leg alone (`workflows.atomic_recovery`). Like the
+the outbox sweep never settles a leg alone (`workflows.atomic.recovery`). Like the
 settlement saga, it runs its steps as local activities outside the sandbox, calls
 nothing but `workflow.*` and its activities, and is replayed from recorded histories in
 tests/replay.
@@ -41,8 +41,8 @@ from ledger.errors import ErrorCode
 from ledger.posting import Movement
 from ledger.transfers import SagaStep
 from workflows import search_attributes as attrs
-from workflows.atomic_activities import AtomicActivities
-from workflows.atomic_models import (
+from workflows.atomic.activities import AtomicActivities
+from workflows.atomic.inputs import (
     AtomicBatch,
     AtomicLeg,
     AtomicOutcome,
@@ -50,8 +50,8 @@ from workflows.atomic_models import (
     AtomicStepOutcome,
     LegRefusal,
 )
-from workflows.models import TransferState
-from workflows.settlement import CREDIT_RETRY, FINISH_RETRY
+from workflows.settlement.inputs import TransferState
+from workflows.settlement.workflow import CREDIT_RETRY, FINISH_RETRY
 
 _START_TO_CLOSE = timedelta(seconds=limits.ACTIVITY_START_TO_CLOSE_S)
 _LOCAL_RETRY_THRESHOLD = timedelta(seconds=limits.LOCAL_RETRY_THRESHOLD_S)

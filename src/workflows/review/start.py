@@ -8,7 +8,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger import limits
-from workflows.review import ReviewDecision, ReviewInput, ReviewTransfer, review_workflow_id
+from workflows.review.workflow import (
+    ReviewDecision,
+    ReviewInput,
+    ReviewTransfer,
+    review_workflow_id,
+)
 
 
 async def start_review(

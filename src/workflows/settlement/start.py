@@ -1,11 +1,13 @@
 """Starting a settlement workflow: the one place that knows its id policy and attributes.
 
-The dispatcher (in the API) and the sweeper (in the worker) both start batches here. The id
+The dispatcher (in the API, `workflows.handover`) and the sweep (in the worker,
+`workflows.sweep`) both start batches here, by the workflow's class. The id
 derives from the claimed transfers, duplicates are rejected whether the first run is open or
 closed, and a start that finds its id taken is not an error: someone with the same claim
 started it first, and that run settles exactly these transfers.
 """
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -22,11 +24,37 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.limits import BIGINT_MAX, TEMPORAL_RPC_TIMEOUT_S
 from ledger.money import format_minor
+from shards.outbox import OutboxRow
 from workflows import search_attributes as attrs
-from workflows.models import SettlementBatch, SettlementOutcome
-from workflows.outbox import OutboxRow
+from workflows.settlement.inputs import SettlementBatch, SettlementOutcome, SettlementTransfer
+from workflows.settlement.workflow import SettleCrossShardBatch
 
 log = structlog.get_logger("ledgerflow.workflows")
+
+WORKFLOW_ID_PREFIX = "settle"
+_RECLAIM_SUFFIX = re.compile(r"-r(\d+)$")
+
+
+def settlement_workflow_id_prefix(source: int) -> str:
+    """What the workflow id of a batch out of `source` starts with.
+
+    The id is this prefix and the batch's first claimed transfer id (`shards.outbox.claim`). A
+    transfer is claimed once, so no two batches share a first transfer: the id is unique,
+    and anyone who knows the claim (the dispatcher, the sweeper) finds the same one.
+    """
+    return f"{WORKFLOW_ID_PREFIX}-{source}-"
+
+
+def reclaimed_workflow_id(workflow_id: str) -> str:
+    """The id under which rows are settled again after their workflow closed early.
+
+    `settle-0-tr_X` becomes `settle-0-tr_X-r1`, then `-r2`: deterministic, so two
+    sweepers agree, and the conditional re-claim lets only one of them win.
+    """
+    match = _RECLAIM_SUFFIX.search(workflow_id)
+    if match is None:
+        return f"{workflow_id}-r1"
+    return f"{workflow_id[: match.start()]}-r{int(match.group(1)) + 1}"
 
 
 def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBatch:
@@ -40,7 +68,17 @@ def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBa
         batch_id=workflow_id,
         source_shard=first.source_shard,
         currency=first.currency,
-        transfers=[r.settlement_transfer() for r in rows],
+        transfers=[
+            SettlementTransfer(
+                id=r.transfer_id,
+                tenant_id=r.tenant_id,
+                debit_account_id=r.debit_account_id,
+                credit_account_id=r.credit_account_id,
+                amount=r.amount,
+                destination_shard=r.destination_shard,
+            )
+            for r in rows
+        ],
     )
 
 
@@ -101,13 +139,9 @@ def is_unavailable(error: RPCError) -> bool:
     return error.status in _UNAVAILABLE
 
 
-SETTLEMENT_WORKFLOW = "SettleCrossShardBatch"
-"""Started by name: the workflow module imports the activities, which start workflows."""
-
-
 async def start_settlement(
     client: Client, *, task_queue: str, batch: SettlementBatch
-) -> WorkflowHandle[object, SettlementOutcome]:
+) -> WorkflowHandle[SettleCrossShardBatch, SettlementOutcome]:
     """Start the saga of `batch`, or find the run that already settles it.
 
     Raises:
@@ -116,9 +150,8 @@ async def start_settlement(
     """
     try:
         return await client.start_workflow(
-            SETTLEMENT_WORKFLOW,
+            SettleCrossShardBatch.run,
             batch,
-            result_type=SettlementOutcome,
             id=batch.batch_id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -130,4 +163,4 @@ async def start_settlement(
         )
     except WorkflowAlreadyStartedError:
         log.info("settlement already started", workflow_id=batch.batch_id)
-        return client.get_workflow_handle(batch.batch_id, result_type=SettlementOutcome)
+        return client.get_workflow_handle_for(SettleCrossShardBatch.run, batch.batch_id)

@@ -1,16 +1,19 @@
 """The outbox sweep: the workflows that settle what a crash left behind.
 
 `SweepSagaOutboxForever` is the sweeper: one long-running workflow per task queue (a fixed
-id, `workflows.worker.sweeper_workflow_id`) that sweeps, sleeps `OUTBOX_SWEEP_INTERVAL_S`
+id, `workflows.sweep.start.sweeper_workflow_id`) that sweeps, sleeps `OUTBOX_SWEEP_INTERVAL_S`
 on a durable timer, sweeps again, and continues as new every `OUTBOX_SWEEPS_PER_RUN_MAX`
 sweeps. It is as durable as the sagas it protects: it survives worker and API restarts,
 and a pause that ends while Temporal or every worker is down ends when they are back.
-Every worker starts it at start-up (`workflows.worker.ensure_sweeper`); the start is
+Every worker starts it at start-up (`workflows.sweep.start.ensure_sweeper`); the start is
 idempotent. One workflow instead of one per sweep keeps the Temporal UI's list for the
 sagas: a sweep every 10 seconds used to add 8,640 closed workflows a day.
 
 `SweepSagaOutbox` sweeps once and returns what it did, for an operator or a test that wants
 a sweep now (`temporal workflow execute --type SweepSagaOutbox ...`).
+
+Both run outside the SDK's sandbox, as every workflow here does (the policy and why:
+`workflows.worker.WORKFLOW_RUNNER`).
 """
 
 from datetime import timedelta
@@ -19,10 +22,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    from ledger import limits
-    from workflows.activities import SettlementActivities
-    from workflows.models import SweeperInput, SweepInput, SweepOutcome
+from ledger import limits
+from workflows.sweep.activities import SweepActivities
+from workflows.sweep.inputs import SweeperInput, SweepInput, SweepOutcome
 
 SWEEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=limits.ACTIVITY_RETRY_INITIAL_S),
@@ -67,7 +69,7 @@ class SweepSagaOutboxForever:
 
 async def _sweep(sweep: SweepInput) -> SweepOutcome:
     outcome: SweepOutcome = await workflow.execute_activity_method(
-        SettlementActivities.sweep_outbox,
+        SweepActivities.sweep_outbox,
         sweep,
         start_to_close_timeout=timedelta(seconds=limits.SWEEP_START_TO_CLOSE_S),
         heartbeat_timeout=timedelta(seconds=limits.SWEEP_HEARTBEAT_TIMEOUT_S),

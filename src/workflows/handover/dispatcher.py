@@ -17,7 +17,7 @@ transfers per (source shard, currency), whatever their destinations:
 Exactly once, without a gap: a row already claimed (an HTTP retry of the same request, or
 the sweeper's work) is not claimed again; its caller waits on the workflow recorded for it.
 Whatever fails after the reserve (this process, the shard, Temporal) leaves the row
-unclaimed or claimed-but-not-started, and the sweeper (`workflows.sweeper`) settles it.
+unclaimed or claimed-but-not-started, and the sweeper (`workflows.sweep`) settles it.
 
 Traces: each `hand_over` is a span in its request's trace, and closing a batch is a
 `settle_batch` span (`shards.tracing.batch_span`): the child of the one request it settles,
@@ -27,8 +27,6 @@ context to the saga through the client's `TracingInterceptor`, when one is insta
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -37,44 +35,38 @@ from typing import Literal, Protocol
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
-from temporalio.client import Client, Interceptor, WorkflowFailureError
-from temporalio.service import RPCError, TLSConfig
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.service import RPCError
 
 from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
-from shards import tracing
-from shards.cluster import SHARD_FAILURES, ShardCluster
-from shards.db import DatabaseError
-from shards.posting import PostingRequest
+from shards import outbox, tracing
+from shards.cluster import ShardCluster
+from shards.outbox import OUTBOX_FAILURES
+from shards.posting_types import PostingRequest
 from shards.review import mark_review_started
 from shards.tracing import batch_span, caller_span
-from workflows import outbox
-from workflows.atomic_dispatch import settle_atomic
-from workflows.atomic_models import AtomicBatch, AtomicOutcome, is_atomic_workflow_id
-from workflows.models import (
-    SettledTransfer,
-    SettlementOutcome,
-    settlement_workflow_id_prefix,
-)
-from workflows.payloads import DATA_CONVERTER
-from workflows.review_dispatch import send_decision, start_review
-from workflows.starter import (
+from workflows.atomic.inputs import AtomicBatch, AtomicOutcome, is_atomic_workflow_id
+from workflows.atomic.start import settle_atomic
+from workflows.review.start import send_decision, start_review
+from workflows.settlement.inputs import SettlementOutcome
+from workflows.settlement.start import (
     batch_from_rows,
     is_unavailable,
+    settlement_workflow_id_prefix,
     start_settlement,
 )
+from workflows.settlement.workflow import SettleCrossShardBatch
 
 log = structlog.get_logger("ledgerflow.workflows")
 
-_REVIEW_START_FAILURES: tuple[type[Exception], ...] = (RPCError, LedgerError, *SHARD_FAILURES)
+_REVIEW_START_FAILURES: tuple[type[Exception], ...] = (RPCError, LedgerError, *OUTBOX_FAILURES)
 """What may stop the API from starting a review; the funds timers start it then."""
 
 BatchKey = tuple[int, str]
 """(source shard, currency): what one batch settles."""
 
-# Any database error defers the hand-over to the sweeper: the reserve is durable either way.
-_SHARD_ERRORS: tuple[type[Exception], ...] = (*SHARD_FAILURES, DatabaseError)
 # A lazy client that cannot connect raises RuntimeError; a server that refuses, RPCError.
 _TEMPORAL_ERRORS = (RPCError, RuntimeError, TimeoutError)
 
@@ -82,6 +74,15 @@ _TEMPORAL_ERRORS = (RPCError, RuntimeError, TimeoutError)
 DeferredBecause = Literal["shard", "temporal"]
 """Why a hand-over was left to the sweeper: the source shard failed while claiming the
 batch, or Temporal did not take its start."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettledTransfer:
+    """How the saga that settled one transfer ended it (`hand_over`'s answer)."""
+
+    workflow_id: str
+    failure_code: str | None
+    """None when the transfer was posted; else why its hold was released."""
 
 
 class SettlementObserver(Protocol):
@@ -173,8 +174,9 @@ class SettlementDispatcher:
                 held_at=held_at,
                 timeout_s=self._review_timeout_s,
             )
-            async with self._cluster.shards[shard].connection() as conn:
-                await mark_review_started(conn, transfer_id=transfer_id, workflow_id=workflow_id)
+            await mark_review_started(
+                self._cluster.shards[shard], transfer_id=transfer_id, workflow_id=workflow_id
+            )
         except _REVIEW_START_FAILURES as error:
             log.warning(
                 "review start deferred to the funds timers",
@@ -332,23 +334,23 @@ class SettlementDispatcher:
     ) -> tuple[dict[str, str | None], str | None]:
         """Returns (transfer id -> workflow settling it, the workflow started here if any)."""
         shard = key[0]
+        source = self._cluster.shards[shard]
         try:
-            async with self._cluster.shards[shard].connection() as conn:
-                workflow_id, claimed = await outbox.claim(
-                    conn,
-                    transfer_ids=transfer_ids,
-                    workflow_id_prefix=settlement_workflow_id_prefix(shard),
-                )
-                claimed_ids = {r.transfer_id for r in claimed}
-                others = [t for t in transfer_ids if t not in claimed_ids]
-                settled_by = await outbox.recorded_workflows(conn, others) if others else {}
-                # A leg of an atomic batch (a single request under an item's key) is settled
-                # by that batch's workflow, whose result is not a settlement's: its row tells.
-                settled_by = {
-                    t: None if w is not None and is_atomic_workflow_id(w) else w
-                    for t, w in settled_by.items()
-                }
-        except _SHARD_ERRORS as error:
+            workflow_id, claimed = await outbox.claim(
+                source,
+                transfer_ids=transfer_ids,
+                workflow_id_prefix=settlement_workflow_id_prefix(shard),
+            )
+            claimed_ids = {r.transfer_id for r in claimed}
+            others = [t for t in transfer_ids if t not in claimed_ids]
+            settled_by = await outbox.recorded_workflows(source, others) if others else {}
+            # A leg of an atomic batch (a single request under an item's key) is settled by
+            # that batch's workflow, whose result is not a settlement's: its row tells.
+            settled_by = {
+                t: None if w is not None and is_atomic_workflow_id(w) else w
+                for t, w in settled_by.items()
+            }
+        except OUTBOX_FAILURES as error:
             log.warning("hand-over deferred to the sweeper", shard=shard, error=str(error))
             self._observer.handover_deferred("shard", len(transfer_ids))
             return {}, None
@@ -392,7 +394,7 @@ class SettlementDispatcher:
         return task
 
     async def _await_result(self, workflow_id: str) -> SettlementOutcome | None:
-        handle = self._client.get_workflow_handle(workflow_id, result_type=SettlementOutcome)
+        handle = self._client.get_workflow_handle_for(SettleCrossShardBatch.run, workflow_id)
         try:
             return await asyncio.wait_for(handle.result(), limits.SAGA_SYNC_WAIT_S_MAX)
         except (*_TEMPORAL_ERRORS, WorkflowFailureError) as error:
@@ -416,54 +418,3 @@ class SettlementDispatcher:
         for task in [*tasks, *self._completions.values()]:
             task.cancel()
         await asyncio.gather(*tasks, *self._completions.values(), return_exceptions=True)
-
-
-@asynccontextmanager
-async def open_settlement(
-    cluster: ShardCluster,
-    *,
-    temporal_address: str,
-    namespace: str,
-    task_queue: str,
-    batch_window_ms: int,
-    batch_size_max: int,
-    in_flight_max: int = limits.SAGA_IN_FLIGHT_PER_SOURCE_DEFAULT,
-    review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT,
-    observer: SettlementObserver | None = None,
-    temporal_tls: TLSConfig | bool = False,
-    temporal_api_key: str | None = None,
-    interceptors: Sequence[Interceptor] = (),
-) -> AsyncIterator[SettlementDispatcher]:
-    """The settlement for `ApiConfig.settlement`: a Temporal client and a dispatcher.
-
-    The client connects lazily, so the API starts (and single-shard transfers work) while
-    Temporal is down; cross-shard reserves then wait in the outbox for the sweeper.
-
-    `temporal_tls` and `temporal_api_key` are `Client.connect`'s `tls` and `api_key` (TLS,
-    mTLS, or Temporal Cloud's API key). Use with
-    `functools.partial(open_settlement, temporal_address=..., ...)`.
-    `interceptors` are the client's (`TracingInterceptor` carries each saga's trace).
-    """
-    client = await Client.connect(
-        temporal_address,
-        namespace=namespace,
-        lazy=True,
-        data_converter=DATA_CONVERTER,
-        tls=temporal_tls,
-        api_key=temporal_api_key,
-        interceptors=interceptors,
-    )
-    dispatcher = SettlementDispatcher(
-        cluster,
-        client,
-        task_queue=task_queue,
-        batch_window_ms=batch_window_ms,
-        batch_size_max=batch_size_max,
-        in_flight_max=in_flight_max,
-        observer=observer,
-        review_timeout_s=review_timeout_s,
-    )
-    try:
-        yield dispatcher
-    finally:
-        await dispatcher.close()

@@ -1,4 +1,4 @@
-"""The outbox sweep: no reserved transfer is left without a saga, whatever crashed.
+"""The outbox sweep's activity: no reserved transfer is left without a saga, whatever crashed.
 
 Each open outbox row older than the stale threshold is in one of four states:
 - unclaimed: the API died (or lost its shard) between the reserve and the hand-over. The
@@ -16,7 +16,7 @@ A transfer is thus claimed by one workflow id at a time and started under it onl
 
 Nothing starves the sweep. Unclaimed and claimed rows are read apart, each up to
 `rows_max`, and a claimed row whose workflow was checked goes to the back of the line
-(`outbox.mark_checked`), so rows of long-running sagas cannot hide the others. A shard that
+(`shards.outbox.mark_checked`), so rows of long-running sagas cannot hide the others. A shard that
 fails (down, unreachable, no connection within `POOL_ACQUIRE_TIMEOUT_S`) is logged and
 skipped; the others are swept, and the sweep then fails so that it is seen and retried.
 """
@@ -27,28 +27,26 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 import structlog
+from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import TEMPORAL_RPC_TIMEOUT_S
+from shards import outbox
 from shards.cluster import SHARD_FAILURES, ShardCluster
-from workflows import outbox
-from workflows.atomic_models import is_atomic_workflow_id
-from workflows.atomic_recovery import restart_atomic
-from workflows.models import (
-    SweepInput,
-    SweepOutcome,
-    reclaimed_workflow_id,
-    settlement_workflow_id_prefix,
-)
-from workflows.outbox import OutboxRow
-from workflows.starter import (
+from shards.outbox import OutboxRow
+from workflows.atomic.inputs import is_atomic_workflow_id
+from workflows.atomic.recovery import restart_atomic
+from workflows.settlement.start import (
     batch_from_rows,
     is_unavailable,
+    reclaimed_workflow_id,
+    settlement_workflow_id_prefix,
     start_settlement,
 )
+from workflows.sweep.inputs import SweepInput, SweepOutcome
 
 log = structlog.get_logger("ledgerflow.workflows")
 
@@ -134,15 +132,11 @@ class OutboxSweeper:
             asyncpg.PostgresError, OSError, TimeoutError: the shard failed.
             temporalio.service.RPCError: Temporal is unavailable.
         """
-        async with self._cluster.shards[shard].connection() as conn:
-            unclaimed = await outbox.stale_unclaimed_rows(
-                conn, older_than_s=sweep.stale_after_s, limit=sweep.rows_max
-            )
-            claimed = await outbox.stale_claimed_rows(
-                conn, older_than_s=sweep.stale_after_s, limit=sweep.rows_max
-            )
-        await self._start_unclaimed(shard, unclaimed, sweep, tally)
-        await self._check_claimed(shard, claimed, tally)
+        stale = await outbox.stale_rows(
+            self._cluster.shards[shard], older_than_s=sweep.stale_after_s, limit=sweep.rows_max
+        )
+        await self._start_unclaimed(shard, stale.unclaimed, sweep, tally)
+        await self._check_claimed(shard, stale.claimed, tally)
 
     async def _start_unclaimed(
         self, shard: int, rows: Sequence[OutboxRow], sweep: SweepInput, tally: _Tally
@@ -153,12 +147,11 @@ class OutboxSweeper:
         for ids in groups.values():
             ids.sort()
             for at in range(0, len(ids), sweep.batch_size_max):
-                async with self._cluster.shards[shard].connection() as conn:
-                    workflow_id, claimed = await outbox.claim(
-                        conn,
-                        transfer_ids=ids[at : at + sweep.batch_size_max],
-                        workflow_id_prefix=settlement_workflow_id_prefix(shard),
-                    )
+                workflow_id, claimed = await outbox.claim(
+                    self._cluster.shards[shard],
+                    transfer_ids=ids[at : at + sweep.batch_size_max],
+                    workflow_id_prefix=settlement_workflow_id_prefix(shard),
+                )
                 if workflow_id is not None and await self._start(workflow_id, claimed, tally):
                     tally.started += len(claimed)
 
@@ -172,8 +165,7 @@ class OutboxSweeper:
             if status is WorkflowExecutionStatus.RUNNING:
                 tally.running += counts[workflow_id]
                 continue
-            async with self._cluster.shards[shard].connection() as conn:
-                recorded = await outbox.rows_of_workflow(conn, workflow_id)
+            recorded = await outbox.rows_of_workflow(self._cluster.shards[shard], workflow_id)
             if not recorded:
                 continue  # finished since the scan
             if is_atomic_workflow_id(workflow_id):
@@ -198,8 +190,7 @@ class OutboxSweeper:
         if counts:
             # Whatever was found (running, restarted, re-claimed, refused), these rows wait
             # behind the others until every claimed row of the shard has had its turn.
-            async with self._cluster.shards[shard].connection() as conn:
-                await outbox.mark_checked(conn, sorted(counts))
+            await outbox.mark_checked(self._cluster.shards[shard], sorted(counts))
 
     async def _reclaim(
         self,
@@ -217,13 +208,12 @@ class OutboxSweeper:
             new_workflow_id=new_id,
             transfers=len(recorded),
         )
-        async with self._cluster.shards[shard].connection() as conn:
-            claimed_id, claimed = await outbox.claim(
-                conn,
-                transfer_ids=[r.transfer_id for r in recorded],
-                workflow_id=new_id,
-                recorded_workflow_id=workflow_id,
-            )
+        claimed_id, claimed = await outbox.claim(
+            self._cluster.shards[shard],
+            transfer_ids=[r.transfer_id for r in recorded],
+            workflow_id=new_id,
+            recorded_workflow_id=workflow_id,
+        )
         if claimed_id is not None and await self._start(claimed_id, claimed, tally):
             tally.reclaimed += len(claimed)
 
@@ -258,3 +248,24 @@ class OutboxSweeper:
         # An unknown status is treated as running: leaving a row one more sweep is safe,
         # settling it twice at once is what this module exists to prevent.
         return described.status or WorkflowExecutionStatus.RUNNING
+
+
+class SweepActivities:
+    """The activity of the sweep workflows; it holds the shard pools."""
+
+    def __init__(self, cluster: ShardCluster) -> None:
+        self._cluster = cluster
+
+    @activity.defn(name="sweep_outbox")
+    async def sweep_outbox(self, sweep: SweepInput) -> SweepOutcome:
+        """Settle outbox rows a crash left behind (see `OutboxSweeper`).
+
+        Heartbeats after each shard, so a worker lost mid-sweep is noticed quickly.
+
+        Raises:
+            ApplicationError, temporalio.service.RPCError: as `OutboxSweeper.sweep`.
+        """
+        sweeper = OutboxSweeper(
+            self._cluster, activity.client(), task_queue=activity.info().task_queue
+        )
+        return await sweeper.sweep(sweep, heartbeat=activity.heartbeat)

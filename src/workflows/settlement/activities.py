@@ -24,18 +24,16 @@ from temporalio.exceptions import ApplicationError
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import saga_operation_key
 from ledger.posting import Movement
+from shards import outbox
 from shards.cluster import SHARD_FAILURES, ShardCluster
-from shards.posting import PostingRequest, PostingResult, post_batch
-from workflows import outbox
-from workflows.models import (
+from shards.posting import post_batch_on
+from shards.posting_types import PostingRequest, PostingResult
+from workflows.settlement.inputs import (
     CreditFundsInput,
     CreditOutcome,
     FinishHoldsInput,
     SettlementTransfer,
-    SweepInput,
-    SweepOutcome,
 )
-from workflows.sweeper import OutboxSweeper
 
 _STEPS = {
     Movement.CREDIT_FUNDS: "credit",
@@ -82,14 +80,13 @@ def _application_error(error: LedgerError, *, non_retryable: bool) -> Applicatio
 
 
 class SettlementActivities:
-    """Activities of the settlement saga and the outbox sweep; they hold the shard pools."""
+    """Activities of the settlement saga; they hold the shard pools."""
 
     def __init__(self, cluster: ShardCluster) -> None:
         self._cluster = cluster
 
     async def _post(self, shard: int, requests: list[PostingRequest]) -> list[PostingResult]:
-        async with self._cluster.shards[shard].connection() as conn:
-            return await post_batch(conn, shard=shard, requests=requests)
+        return await post_batch_on(self._cluster.shards[shard], requests)
 
     async def _post_isolating(
         self, shard: int, requests: list[PostingRequest]
@@ -159,8 +156,7 @@ class SettlementActivities:
         refusals.update(dict.fromkeys(poisoned, str(ErrorCode.SETTLEMENT_FAILED)))
         credited = [r.transfer_id for r in results if r.ok]
         if credited:
-            async with self._cluster.shards[credit.source_shard].connection() as conn:
-                await outbox.mark_credited(conn, credited)
+            await outbox.mark_credited(self._cluster.shards[credit.source_shard], credited)
         return CreditOutcome(refusals=refusals)
 
     @activity.defn(name="post_holds")
@@ -220,17 +216,6 @@ class SettlementActivities:
                 first.error,
             )
             raise _application_error(first.error, non_retryable=False)
-
-    @activity.defn(name="sweep_outbox")
-    async def sweep_outbox(self, sweep: SweepInput) -> SweepOutcome:
-        """Settle outbox rows a crash left behind (see `workflows.sweeper`).
-
-        Heartbeats after each shard, so a worker lost mid-sweep is noticed quickly.
-        """
-        sweeper = OutboxSweeper(
-            self._cluster, activity.client(), task_queue=activity.info().task_queue
-        )
-        return await sweeper.sweep(sweep, heartbeat=activity.heartbeat)
 
 
 def _log_poisoned(shard: int, request: PostingRequest, error: Exception) -> None:

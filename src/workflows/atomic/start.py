@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BIGINT_MAX, TEMPORAL_RPC_TIMEOUT_S
 from workflows import search_attributes as attrs
-from workflows.atomic_models import AtomicBatch, AtomicOutcome
+from workflows.atomic.inputs import AtomicBatch, AtomicOutcome
 
 log = structlog.get_logger("ledgerflow.workflows")
 

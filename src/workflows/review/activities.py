@@ -4,7 +4,7 @@ from temporalio import activity
 
 from shards.cluster import ShardCluster
 from shards.review import decide_review
-from workflows.review import DecideInput
+from workflows.review.workflow import DecideInput
 
 
 class ReviewActivities:
@@ -16,9 +16,9 @@ class ReviewActivities:
     @activity.defn(name="decide_review")
     async def decide_review(self, decision: DecideInput) -> str:
         """Post or release the held money once; returns the transfer's status after."""
-        shard = self._cluster.shards[decision.shard]
-        async with shard.connection() as conn:
-            status = await decide_review(
-                conn, shard=shard.index, transfer_id=decision.transfer_id, approve=decision.approve
-            )
+        status = await decide_review(
+            self._cluster.shards[decision.shard],
+            transfer_id=decision.transfer_id,
+            approve=decision.approve,
+        )
         return str(status)

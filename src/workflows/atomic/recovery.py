@@ -16,9 +16,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from shards.atomic_outbox import repoint_open_rows
 from shards.cluster import ShardCluster
-from workflows.atomic_dispatch import start_atomic
-from workflows.atomic_models import AtomicBatch
-from workflows.models import reclaimed_workflow_id
+from workflows.atomic.inputs import AtomicBatch
+from workflows.atomic.start import start_atomic
+from workflows.settlement.start import reclaimed_workflow_id
 
 log = structlog.get_logger("ledgerflow.workflows")
 
@@ -70,6 +70,5 @@ async def restart_atomic(
         client, task_queue=task_queue, batch=AtomicBatch(batch_id=new_id, legs=batch.legs)
     )
     for shard in cluster.shards:
-        async with shard.connection() as conn:
-            await repoint_open_rows(conn, old_workflow_id=workflow_id, new_workflow_id=new_id)
+        await repoint_open_rows(shard, old_workflow_id=workflow_id, new_workflow_id=new_id)
     return True

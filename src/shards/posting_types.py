@@ -1,0 +1,82 @@
+"""What a posting takes and gives back: `PostingRequest`, `PostingResult`, and the stored
+form of a result.
+
+Callers build requests (the API, the saga's activities, the group committer), the posting
+SQL applies them (`shards.posting`) and writes their results (`shards.batch_writes`); all of
+them import the types from here, so none of those modules imports another to name them.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ledger.errors import ErrorCode, LedgerError
+from ledger.posting import Movement
+
+
+@dataclass(frozen=True, slots=True)
+class PostingRequest:
+    """One movement of one transfer, keyed for exactly-once application."""
+
+    operation_key: str
+    transfer_id: str
+    tenant_id: str
+    movement: Movement
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    source_shard: int
+    destination_shard: int
+    metadata: dict[str, str] = field(default_factory=dict)
+    failure_code: str | None = None
+    """For `RELEASE_HOLD`: why the transfer failed."""
+    expires_at: datetime | None = None
+    """For `HOLD`: when the hold stops being capturable and is released."""
+    workflow_id: str | None = None
+    """For `RESERVE_FUNDS`: the workflow that settles the transfer when it is known before
+    the reserve (an atomic batch); its outbox row is then claimed by it from the start, in
+    the reserve's own transaction, so no other saga can take the transfer."""
+    available_on: datetime | None = None
+    """For `DEFER_DEBIT`: when the payee's pending credit becomes available."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostingResult:
+    """The outcome of one request; `replayed` when the operation key had been seen."""
+
+    operation_key: str
+    transfer_id: str
+    error: LedgerError | None
+    replayed: bool
+    created_at: datetime | None = None
+    """When this batch created the transfer row (None for replays and other movements)."""
+    held_for_review: bool = False
+    """The transfer exceeded its debit account's `review_above` and waits for review."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the movement was applied (now or the first time)."""
+        return self.error is None
+
+
+def result_json(error: LedgerError | None) -> str:
+    """The stored result of one operation (`operations.result`)."""
+    if error is None:
+        return json.dumps({"ok": True})
+    return json.dumps(
+        {"error": {"code": str(error.code), "message": error.message, "param": error.param}}
+    )
+
+
+def replayed_result(key: str, transfer_id: str, stored: dict[str, object]) -> PostingResult:
+    """The result of an operation seen before, read back from what `result_json` stored."""
+    error = stored.get("error")
+    if isinstance(error, dict):
+        return PostingResult(
+            key,
+            transfer_id,
+            LedgerError(ErrorCode(error["code"]), str(error["message"]), error.get("param")),
+            replayed=True,
+        )
+    return PostingResult(key, transfer_id, None, replayed=True)

@@ -1,0 +1,2 @@
+"""Atomic batches across shards: the two-phase workflow, its activities, inputs, start and
+recovery."""

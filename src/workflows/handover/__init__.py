@@ -1,0 +1,1 @@
+"""The hand-over, in the API process: reserved transfers gathered into settlement sagas."""

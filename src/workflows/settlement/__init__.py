@@ -1,0 +1,1 @@
+"""The cross-shard settlement saga: workflow, activities, inputs, and its start."""

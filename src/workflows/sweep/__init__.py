@@ -1,0 +1,1 @@
+"""The outbox sweep: the sweep and sweeper workflows, the sweep activity, and the start."""

@@ -62,8 +62,7 @@ class BatchCreate(_Request):
     ]
     atomic: Annotated[bool, Field(strict=True)] = Field(
         default=False,
-        description="All or nothing, across shards too: every transfer is posted, or none "
-        f"(at most {limits.ATOMIC_BATCH_LEGS_MAX} transfers).",
+        description="All or nothing, across shards too: every transfer is posted, or none.",
     )
 
 

@@ -83,8 +83,10 @@ def check_batch(body: BatchCreate, *, request_key: str | None) -> None:
             "transfers",
         )
     # The legs travel as one workflow input; ids, keys and shards add a few hundred bytes
-    # to each item as sent.
-    size = len(orjson.dumps(body.model_dump(mode="json"))) + 400 * len(body.transfers)
+    # to each item as sent (the body limit keeps this far below the payload limit).
+    size = len(orjson.dumps(body.model_dump(mode="json"))) + (
+        limits.ATOMIC_LEG_OVERHEAD_BYTES * len(body.transfers)
+    )
     if size > limits.TEMPORAL_PAYLOAD_BYTES_MAX:
         raise LedgerError(
             ErrorCode.INVALID_REQUEST,

@@ -61,9 +61,14 @@ BATCH_TRANSFERS_MAX: Final = 1000
 """Items of one `POST /v1/transfers/batch`. A thousand ordinary items (two ids, an amount,
 a currency, a little metadata and an idempotency key: about 300 bytes each) stay well
 within `REQUEST_BODY_BYTES_MAX`, so the route shares the API's body limit."""
-ATOMIC_BATCH_LEGS_MAX: Final = 50
-"""Items of one atomic batch. Its legs travel as one workflow input, which Temporal refuses
-above `TEMPORAL_PAYLOAD_BYTES_MAX`, and their ids as one search attribute value."""
+ATOMIC_BATCH_LEGS_MAX: Final = BATCH_TRANSFERS_MAX
+"""Items of one atomic batch: as many as any batch. Its legs travel as one workflow input,
+which Temporal refuses above `TEMPORAL_PAYLOAD_BYTES_MAX`; the request body limit keeps
+them below it (asserted below), and each shard's step posts them in transactions of at
+most `POSTING_BATCH_SIZE_MAX`."""
+ATOMIC_LEG_OVERHEAD_BYTES: Final = 400
+"""What a leg adds in the workflow input to what its item took in the request body (its
+ids, operation key and shards)."""
 TEMPORAL_PAYLOAD_BYTES_MAX: Final = 2 * 1024 * 1024
 """Temporal's default limit on one payload (a workflow input)."""
 
@@ -173,10 +178,13 @@ assert PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX
 assert 1 <= POOL_SIZE_DEFAULT <= POOL_SIZE_MAX
 assert 0 <= SAGA_SYNC_WAIT_S_DEFAULT <= SAGA_SYNC_WAIT_S_MAX
 assert 0 <= SAGA_BATCH_WINDOW_MS_DEFAULT <= SAGA_BATCH_WINDOW_MS_MAX
-assert ATOMIC_BATCH_LEGS_MAX <= SAGA_BATCH_SIZE_MAX <= BATCH_TRANSFERS_MAX
-# Even with every metadata field at its limit, an atomic batch's legs fit one payload.
-_METADATA_BYTES_MAX = METADATA_KEYS_MAX * (METADATA_KEY_LENGTH_MAX + METADATA_VALUE_LENGTH_MAX)
-assert ATOMIC_BATCH_LEGS_MAX * (_METADATA_BYTES_MAX + 512) < TEMPORAL_PAYLOAD_BYTES_MAX
+assert SAGA_BATCH_SIZE_MAX <= BATCH_TRANSFERS_MAX
+assert ATOMIC_BATCH_LEGS_MAX <= BATCH_TRANSFERS_MAX
+# Whatever its items carry, an atomic batch whose body the API took fits one payload.
+assert (
+    REQUEST_BODY_BYTES_MAX + ATOMIC_BATCH_LEGS_MAX * ATOMIC_LEG_OVERHEAD_BYTES
+    < TEMPORAL_PAYLOAD_BYTES_MAX
+)
 assert AUTH_REFUSAL_CACHE_TTL_S < AUTH_CACHE_TTL_S
 assert IDEMPOTENCY_LEASE_S < IDEMPOTENCY_KEY_TTL_S
 assert 0 < IDEMPOTENCY_BATCH_SIZE_MAX <= 10_000

@@ -286,10 +286,40 @@ async def test_bad_input_refuses_the_batch_naming_the_item(api: httpx.AsyncClien
         assert response.status_code == 400, (param, response.text)
         assert response.json()["error"]["code"] == code
         assert response.json()["error"]["param"] == param
-    too_many = await batch(api, [good] * 51, atomic=True)
+    too_many = await batch(api, [good] * 1_001, atomic=True)
     assert too_many.status_code == 400
     assert too_many.json()["error"]["param"] == "transfers"
     assert (await balance(api, payer["id"]))["posted"] == 1_000
+
+
+async def test_an_atomic_batch_of_a_thousand_legs_on_four_shards(api: httpx.AsyncClient) -> None:
+    """A thousand legs debiting payers on four shards and crediting payees on the others
+    post all together; the same thousand with one leg to a frozen account move nothing."""
+    payers = [await funded(api, s, 100_000) for s in range(4)]
+    payees = [await account_on(api, s) for s in range(4)]
+    legs = [item(payers[n % 4], payees[(n + 1) % 4], 1 + n % 7) for n in range(1_000)]
+    response = await batch(api, legs, atomic=True)
+    assert response.status_code == 200, response.text[:500]
+    await settled(api, timeout_s=120)
+    for shard in range(4):
+        sent = sum(1 + n % 7 for n in range(1_000) if n % 4 == shard)
+        received = sum(1 + n % 7 for n in range(1_000) if (n + 1) % 4 == shard)
+        assert (await balance(api, payers[shard]["id"]))["posted"] == 100_000 - sent
+        assert (await balance(api, payees[shard]["id"]))["posted"] == received
+
+    frozen = await account_on(api, 2)
+    assert (await api.post(f"/v1/accounts/{frozen['id']}/freeze")).status_code == 200
+    refused = [*legs[:500], item(payers[0], frozen, 5), *legs[500:999]]
+    response = await batch(api, refused, atomic=True)
+    assert response.status_code == 200, response.text[:500]
+    await settled(api, timeout_s=120)
+    for shard in range(4):
+        sent = sum(1 + n % 7 for n in range(1_000) if n % 4 == shard)
+        assert (await balance(api, payers[shard]["id"]))["posted"] == 100_000 - sent
+        assert (await balance(api, payers[shard]["id"]))["held"] == 0
+    assert (await balance(api, frozen["id"]))["posted"] == 0
+    codes = {t["failure_code"] for t in await settled(api) if t["status"] == "failed"}
+    assert codes == {"account_frozen", "batch_leg_refused"}
 
 
 async def test_a_thousand_items_fit_the_body_limit(api: httpx.AsyncClient) -> None:

@@ -16,8 +16,9 @@ from temporalio.exceptions import ApplicationError
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import saga_operation_key
+from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement
-from shards.posting import PostingRequest
+from shards.posting_types import PostingRequest, PostingResult
 from workflows.atomic.inputs import (
     AtomicLeg,
     AtomicStepInput,
@@ -68,10 +69,26 @@ class AtomicActivities(SettlementActivities):
     """The steps of `SettleAtomicBatch`; they share the saga's pools and its isolation of
     a leg that raises on its own."""
 
+    async def _post_in_chunks(
+        self, shard: int, requests: list[PostingRequest]
+    ) -> tuple[list[PostingResult], dict[str, Exception]]:
+        """Post a step's legs on one shard in transactions of at most
+        `POSTING_BATCH_SIZE_MAX`: each leg is applied once under its own key, and the
+        workflow decides on all the results, so one transaction per leg group is enough."""
+        results: list[PostingResult] = []
+        poisoned: dict[str, Exception] = {}
+        for first in range(0, len(requests), POSTING_BATCH_SIZE_MAX):
+            chunk = requests[first : first + POSTING_BATCH_SIZE_MAX]
+            posted, raised = await self._post_isolating(shard, chunk)
+            results.extend(posted)
+            poisoned.update(raised)
+        return results, poisoned
+
     @activity.defn(name="try_atomic_step")
     async def try_atomic_step(self, step: AtomicStepInput) -> AtomicStepOutcome:
         """Reserve (on a source shard) or prepare the credit (on a destination shard) of
-        the legs, in one transaction; returns the legs refused and why.
+        the legs, in one transaction per `POSTING_BATCH_SIZE_MAX` legs; returns the legs
+        refused and why.
 
         A leg that raises on its own (a bug, a constraint on the shard) is refused with
         `settlement_failed` rather than retried for ever.
@@ -83,7 +100,7 @@ class AtomicActivities(SettlementActivities):
         assert Movement(step.movement) in _TRY
         requests = atomic_requests(step)
         try:
-            results, poisoned = await self._post_isolating(step.shard, requests)
+            results, poisoned = await self._post_in_chunks(step.shard, requests)
         except LedgerError as error:
             raise ApplicationError(
                 error.message, type=str(error.code), non_retryable=not error.transient
@@ -124,7 +141,7 @@ class AtomicActivities(SettlementActivities):
         assert Movement(step.movement) in _FINISH_OR_RELEASE
         requests = atomic_requests(step)
         try:
-            results, poisoned = await self._post_isolating(step.shard, requests)
+            results, poisoned = await self._post_in_chunks(step.shard, requests)
         except LedgerError as error:
             raise ApplicationError(error.message, type=str(error.code)) from error
         refused = [r for r in results if r.error is not None]

@@ -16,14 +16,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ledger.errors import ErrorCode, LedgerError
-from ledger.limits import BIGINT_MAX, TEMPORAL_RPC_TIMEOUT_S
+from ledger.limits import BIGINT_MAX, SEARCH_ATTRIBUTE_VALUE_BYTES_MAX, TEMPORAL_RPC_TIMEOUT_S
 from workflows import search_attributes as attrs
 from workflows.atomic.inputs import AtomicBatch, AtomicOutcome
+from workflows.atomic.workflow import SettleAtomicBatch
 
 log = structlog.get_logger("ledgerflow.workflows")
-
-ATOMIC_WORKFLOW = "SettleAtomicBatch"
-"""Started by name, like the settlement saga."""
 
 
 def atomic_search_attributes(batch: AtomicBatch) -> TypedSearchAttributes:
@@ -37,16 +35,30 @@ def atomic_search_attributes(batch: AtomicBatch) -> TypedSearchAttributes:
         SearchAttributePair(attrs.DESTINATION_SHARDS, [str(s) for s in batch.destination_shards]),
         SearchAttributePair(attrs.AMOUNT, min(sum(leg.amount for leg in batch.legs), BIGINT_MAX)),
         SearchAttributePair(attrs.TRANSFER_COUNT, len(batch.legs)),
-        SearchAttributePair(attrs.TRANSFER_IDS, [leg.id for leg in batch.legs]),
+        SearchAttributePair(attrs.TRANSFER_IDS, searchable_ids([leg.id for leg in batch.legs])),
     ]
     if len(currencies) == 1:
         pairs.append(SearchAttributePair(attrs.CURRENCY, next(iter(currencies))))
     return TypedSearchAttributes(pairs)
 
 
+def searchable_ids(ids: list[str]) -> list[str]:
+    """As many of a batch's leg ids, from the first, as fit one search attribute value
+    (about 60): a larger batch is found by one of its first legs, or by its workflow id,
+    which every leg's transfer records."""
+    kept: list[str] = []
+    size = 2  # the JSON list's brackets
+    for transfer_id in ids:
+        size += len(transfer_id) + 3  # two quotes and a comma
+        if size > SEARCH_ATTRIBUTE_VALUE_BYTES_MAX:
+            break
+        kept.append(transfer_id)
+    return kept
+
+
 async def start_atomic(
     client: Client, *, task_queue: str, batch: AtomicBatch
-) -> WorkflowHandle[object, AtomicOutcome]:
+) -> WorkflowHandle[SettleAtomicBatch, AtomicOutcome]:
     """Start the workflow of `batch`, or find the run a previous attempt started.
 
     Raises:
@@ -55,9 +67,8 @@ async def start_atomic(
     """
     try:
         return await client.start_workflow(
-            ATOMIC_WORKFLOW,
+            SettleAtomicBatch.run,
             batch,
-            result_type=AtomicOutcome,
             id=batch.batch_id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -68,7 +79,7 @@ async def start_atomic(
         )
     except WorkflowAlreadyStartedError:
         log.info("atomic batch already started", workflow_id=batch.batch_id)
-        return client.get_workflow_handle(batch.batch_id, result_type=AtomicOutcome)
+        return client.get_workflow_handle_for(SettleAtomicBatch.run, batch.batch_id)
 
 
 async def settle_atomic(

@@ -28,8 +28,7 @@ class BatchCreate:
 
         Attributes:
             transfers (list[BatchItem]):
-            atomic (bool | Unset): All or nothing, across shards too: every transfer is posted, or none (at most 50
-                transfers). Default: False.
+            atomic (bool | Unset): All or nothing, across shards too: every transfer is posted, or none. Default: False.
      """
 
     transfers: list[BatchItem]

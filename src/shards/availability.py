@@ -17,7 +17,7 @@ from ledger.posting import Movement
 from shards.cluster import Shard
 from shards.db import Connection, Record
 from shards.posting import apply_postings
-from shards.posting_types import PostingRequest, PostingResult
+from shards.posting_types import PostingRequest, PostingResult, movement_of
 
 
 async def defer(conn: Connection, *, shard: int, request: PostingRequest) -> PostingResult:
@@ -104,17 +104,8 @@ async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
 
 
 def _make_available(row: Record) -> PostingRequest:
-    return PostingRequest(
-        operation_key=f"available:{row['id']}",
-        transfer_id=row["id"],
-        tenant_id=row["tenant_id"],
-        movement=Movement.MAKE_AVAILABLE,
-        debit_account_id=row["debit_account_id"],
-        credit_account_id=row["credit_account_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        source_shard=row["source_shard"],
-        destination_shard=row["destination_shard"],
+    return movement_of(
+        row, Movement.MAKE_AVAILABLE, operation_key=f"available:{row['id']}", amount=row["amount"]
     )
 
 

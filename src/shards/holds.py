@@ -25,7 +25,7 @@ from ledger.transfers import TransferStatus, check_transition
 from shards.cluster import Shard
 from shards.db import Connection, Record
 from shards.posting import apply_postings
-from shards.posting_types import PostingRequest, result_json
+from shards.posting_types import PostingRequest, movement_of, result_json
 from shards.transfers import TransferRecord, fetch_transfer
 
 
@@ -104,17 +104,8 @@ def _check_open(row: Record) -> None:
 
 
 def _movement(row: Record, change: HoldChange, movement: Movement, amount: int) -> PostingRequest:
-    return PostingRequest(
-        operation_key=f"{change.operation_key}:{movement}",
-        transfer_id=row["id"],
-        tenant_id=row["tenant_id"],
-        movement=movement,
-        debit_account_id=row["debit_account_id"],
-        credit_account_id=row["credit_account_id"],
-        amount=amount,
-        currency=row["currency"],
-        source_shard=row["source_shard"],
-        destination_shard=row["destination_shard"],
+    return movement_of(
+        row, movement, operation_key=f"{change.operation_key}:{movement}", amount=amount
     )
 
 
@@ -285,17 +276,11 @@ async def expire_due_holds(shard: Shard, *, limit: int) -> ExpiryPass:
         rows: Sequence[Record] = await conn.fetch(_DUE, limit)
         if rows:
             moves = [
-                PostingRequest(
+                movement_of(
+                    row,
+                    Movement.RELEASE,
                     operation_key=f"expire:{row['id']}",
-                    transfer_id=row["id"],
-                    tenant_id=row["tenant_id"],
-                    movement=Movement.RELEASE,
-                    debit_account_id=row["debit_account_id"],
-                    credit_account_id=row["credit_account_id"],
                     amount=row["amount"] - row["captured_amount"],
-                    currency=row["currency"],
-                    source_shard=row["source_shard"],
-                    destination_shard=row["destination_shard"],
                 )
                 for row in rows
                 if row["amount"] > row["captured_amount"]

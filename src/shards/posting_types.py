@@ -12,6 +12,7 @@ from datetime import datetime
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
+from shards.db import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,26 @@ class PostingResult:
     def ok(self) -> bool:
         """Whether the movement was applied (now or the first time)."""
         return self.error is None
+
+
+def movement_of(
+    transfer: Record, movement: Movement, *, operation_key: str, amount: int
+) -> PostingRequest:
+    """A movement of an existing transfer, from its row (`id`, `tenant_id`, both accounts,
+    `currency`, both shards): a hold's capture or release, a delayed credit made available,
+    a review's decision."""
+    return PostingRequest(
+        operation_key=operation_key,
+        transfer_id=transfer["id"],
+        tenant_id=transfer["tenant_id"],
+        movement=movement,
+        debit_account_id=transfer["debit_account_id"],
+        credit_account_id=transfer["credit_account_id"],
+        amount=amount,
+        currency=transfer["currency"],
+        source_shard=transfer["source_shard"],
+        destination_shard=transfer["destination_shard"],
+    )
 
 
 def result_json(error: LedgerError | None) -> str:

@@ -18,7 +18,7 @@ from ledger.posting import Movement
 from ledger.transfers import TransferStatus, check_transition
 from shards.cluster import Shard, ShardCluster
 from shards.posting import apply_postings
-from shards.posting_types import PostingRequest
+from shards.posting_types import movement_of
 
 _LOCK = """
 select id, tenant_id, status, amount, debit_account_id, credit_account_id, currency,
@@ -53,17 +53,8 @@ async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> Tra
         if status is not TransferStatus.REQUIRES_REVIEW:
             return status
         movement = Movement.CAPTURE if approve else Movement.RELEASE
-        request = PostingRequest(
-            operation_key=f"review:{transfer_id}",
-            transfer_id=transfer_id,
-            tenant_id=row["tenant_id"],
-            movement=movement,
-            debit_account_id=row["debit_account_id"],
-            credit_account_id=row["credit_account_id"],
-            amount=row["amount"],
-            currency=row["currency"],
-            source_shard=row["source_shard"],
-            destination_shard=row["destination_shard"],
+        request = movement_of(
+            row, movement, operation_key=f"review:{transfer_id}", amount=row["amount"]
         )
         (result,) = await apply_postings(conn, shard=shard.index, requests=[request])
         assert result.error is None, "posting or releasing held money is never refused"

@@ -233,6 +233,14 @@ FUNDS_TIMERS_PASSES_PER_RUN: Final = 200
 AVAILABLE_ON_DAYS_MAX: Final = 90
 """A delayed credit becomes available at most this many days ahead."""
 
+FUNDS_TIMERS_PASS_TIMEOUT_S: Final = 10.0
+"""How long one pass of the funds timers may run before Temporal gives it to another worker:
+a pass is a few short transactions, and a worker killed mid-pass must not hold the shard's
+expiries back for longer than this."""
+WORKER_STICKY_TIMEOUT_S: Final = 3.0
+"""How long a workflow task waits for the worker that ran the workflow last (its cache)
+before any worker takes it: a worker that died hands its workflows on after this."""
+
 REVIEW_TIMEOUT_S_DEFAULT: Final = 86_400.0
 """A transfer waiting for review is rejected after this long without a decision
 (`LEDGERFLOW_REVIEW_TIMEOUT_S`)."""

@@ -93,6 +93,9 @@ def build_worker(
             ReviewActivities(cluster).decide_review,
         ],
         workflow_runner=WORKFLOW_RUNNER,
+        # A worker that died must not keep its workflows (the funds timers' wake-ups among
+        # them) waiting long for it.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=limits.WORKER_STICKY_TIMEOUT_S),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=graceful_shutdown_s),
     )

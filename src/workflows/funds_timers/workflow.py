@@ -96,7 +96,7 @@ class SettleDueFunds:
                         review_timeout_s=expiry.review_timeout_s,
                     ),
                     result_type=DuePassOutcome,
-                    start_to_close_timeout=timedelta(seconds=limits.SWEEP_START_TO_CLOSE_S),
+                    start_to_close_timeout=timedelta(seconds=limits.FUNDS_TIMERS_PASS_TIMEOUT_S),
                     retry_policy=PASS_RETRY,
                 )
             except ActivityError as error:

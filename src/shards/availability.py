@@ -16,6 +16,7 @@ from ledger.events import EventType
 from ledger.posting import Movement
 from shards.cluster import Shard
 from shards.db import Connection, Record
+from shards.events import reported
 from shards.posting import apply_postings
 from shards.posting_types import PostingRequest, PostingResult, movement_of
 
@@ -64,17 +65,14 @@ limit $1
 for update skip locked
 """
 
-_MARK = """
-with changed as (
-    update transfers t set available_at = clock_timestamp(), updated_at = clock_timestamp()
+_MARK = reported(
+    """update transfers t set available_at = clock_timestamp(), updated_at = clock_timestamp()
     from unnest($1::text[]) as u(id)
     where t.id = u.id
-    returning t.*
+    returning t.*""",
+    event_type="$2",
+    shard="$3",
 )
-insert into events (id, tenant_id, type, transfer_id, data, created_at)
-select event_id(now.at, $3::int), changed.tenant_id, $2, changed.id, to_jsonb(changed), now.at
-from changed, (select clock_timestamp() as at) as now
-"""
 
 
 async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:

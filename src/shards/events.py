@@ -1,4 +1,10 @@
-"""Event feed reads. Events are written by the posting statement (`shards.batch_writes`)."""
+"""The event feed: its reads, and the statement shape that writes an event with a change.
+
+Events are written in the statement that makes the change they report: by the posting
+statement (`shards.batch_writes`) for transfers that open or a saga finishes, and by
+`reported` for changes of a transfer row made elsewhere (a hold's capture, void or expiry, a
+delayed credit made available, a review's decision).
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +17,21 @@ from shards.pages import fetch_page
 from shards.transfers import TransferRecord, transfer_from_fields
 
 _COLUMNS = "id, tenant_id, type, transfer_id, data, created_at"
+
+
+def reported(update: str, *, event_type: str, shard: str) -> str:
+    """A statement that runs `update` (an `update transfers ... returning` every column)
+    and writes one event of `event_type` per row it changed, with the row as the change
+    left it. `event_type` and `shard` are parameters of the statement (`"$3"`); a null
+    type reports nothing, and the update runs all the same."""
+    return f"""
+with changed as ({update})
+insert into events (id, tenant_id, type, transfer_id, data, created_at)
+select event_id(now.at, {shard}::int), changed.tenant_id, {event_type}::text, changed.id,
+       to_jsonb(changed), now.at
+from changed, (select clock_timestamp() as at) as now
+where {event_type}::text is not null
+"""
 
 
 @dataclass(frozen=True, slots=True)

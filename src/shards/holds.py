@@ -24,6 +24,7 @@ from ledger.posting import Movement
 from ledger.transfers import TransferStatus, check_transition
 from shards.cluster import Shard
 from shards.db import Connection, Record
+from shards.events import reported
 from shards.posting import apply_postings
 from shards.posting_types import PostingRequest, movement_of, result_json
 from shards.transfers import TransferRecord, fetch_transfer
@@ -63,21 +64,14 @@ from transfers where id = $1 and tenant_id = $2
 for update
 """
 
-_FINISH = """
-with changed as (
-    update transfers set status = $2, amount = $3, captured_amount = $4,
-                         captures = captures || $5::jsonb, updated_at = clock_timestamp()
+_FINISH = reported(
+    """update transfers set status = $2, amount = $3, captured_amount = $4,
+                          captures = captures || $5::jsonb, updated_at = clock_timestamp()
     where id = $1
-    returning *
-), event as (
-    insert into events (id, tenant_id, type, transfer_id, data, created_at)
-    select event_id(now.at, $7::int),
-           changed.tenant_id, $6::text, changed.id, to_jsonb(changed), now.at
-    from changed, (select clock_timestamp() as at) as now
-    where $6::text is not null
+    returning *""",
+    event_type="$6",
+    shard="$7",
 )
-select 1
-"""
 
 
 def _refusal(code: ErrorCode, message: str, param: str | None = None) -> LedgerError:
@@ -250,18 +244,14 @@ limit $1
 for update skip locked
 """
 
-_EXPIRE = """
-with changed as (
-    update transfers t set status = $2, updated_at = clock_timestamp()
+_EXPIRE = reported(
+    """update transfers t set status = $2, updated_at = clock_timestamp()
     from unnest($1::text[]) as u(id)
     where t.id = u.id
-    returning t.*
+    returning t.*""",
+    event_type="$3",
+    shard="$4",
 )
-insert into events (id, tenant_id, type, transfer_id, data, created_at)
-select event_id(now.at, $4::int),
-       changed.tenant_id, $3, changed.id, to_jsonb(changed), now.at
-from changed, (select clock_timestamp() as at) as now
-"""
 
 
 async def expire_due_holds(shard: Shard, *, limit: int) -> ExpiryPass:

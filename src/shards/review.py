@@ -17,6 +17,7 @@ from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
 from ledger.transfers import TransferStatus, check_transition
 from shards.cluster import Shard, ShardCluster
+from shards.events import reported
 from shards.posting import apply_postings
 from shards.posting_types import movement_of
 
@@ -27,16 +28,13 @@ from transfers where id = $1
 for update
 """
 
-_DECIDE = """
-with changed as (
-    update transfers set status = $2, failure_code = $3, updated_at = clock_timestamp()
+_DECIDE = reported(
+    """update transfers set status = $2, failure_code = $3, updated_at = clock_timestamp()
     where id = $1
-    returning *
+    returning *""",
+    event_type="$4",
+    shard="$5",
 )
-insert into events (id, tenant_id, type, transfer_id, data, created_at)
-select event_id(now.at, $5::int), changed.tenant_id, $4, changed.id, to_jsonb(changed), now.at
-from changed, (select clock_timestamp() as at) as now
-"""
 
 
 async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> TransferStatus:

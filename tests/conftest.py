@@ -8,6 +8,7 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -228,15 +229,27 @@ async def tenant_key(cluster: ShardCluster) -> str:
     return await new_tenant_key(cluster)
 
 
+def tenant_client(api_url: str, key: str) -> httpx.AsyncClient:
+    """An HTTP client of the API authenticated with `key`."""
+    return httpx.AsyncClient(
+        base_url=api_url,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=httpx.Timeout(30.0),
+        limits=httpx.Limits(max_connections=200),
+    )
+
+
+@asynccontextmanager
+async def other_tenant(api_url: str, cluster: ShardCluster) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of another fresh tenant: what one tenant must not reach of another's."""
+    async with tenant_client(api_url, await new_tenant_key(cluster)) as client:
+        yield client
+
+
 @pytest.fixture
 async def api(api_url: str, tenant_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client authenticated as a fresh tenant."""
-    async with httpx.AsyncClient(
-        base_url=api_url,
-        headers={"Authorization": f"Bearer {tenant_key}"},
-        timeout=httpx.Timeout(30.0),
-        limits=httpx.Limits(max_connections=200),
-    ) as client:
+    async with tenant_client(api_url, tenant_key) as client:
         yield client
 
 

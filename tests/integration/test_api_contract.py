@@ -7,7 +7,7 @@ import pytest
 from ulid import ULID
 
 from shards.cluster import ShardCluster
-from tests.conftest import new_tenant_key
+from tests.conftest import other_tenant
 from tests.integration.cross_shard import account_on, settled
 from tests.integration.helpers import balance, create_account, transfer
 
@@ -151,10 +151,7 @@ async def test_tenants_see_only_their_own(
     assert moved.status_code == 201, moved.text
     crossed = await transfer(api, funding["id"], own_far["id"], 7)
     assert crossed.status_code in (201, 202), crossed.text
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}, timeout=30
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         for account in (own, own_far):
             account_id = account["id"]
             assert_error(await other.get(f"/v1/accounts/{account_id}"), 404, "account_not_found")

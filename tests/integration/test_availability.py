@@ -9,7 +9,7 @@ import pytest
 from ulid import ULID
 
 from shards.cluster import ShardCluster
-from tests.conftest import new_tenant_key
+from tests.conftest import other_tenant
 from tests.integration.helpers import balance, create_account
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -141,10 +141,7 @@ async def test_availability_is_the_tenants_own(
     availability account by its id."""
     _, payer, payee = await _three(api)
     assert (await _transfer(api, payer, payee, 10, available_on=_in(1))).status_code == 201
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         response = await other.get(f"/v1/accounts/{payee['id']}/availability")
         assert response.status_code == 404
         system = f"acct_availability_{payee['shard']}_USD"

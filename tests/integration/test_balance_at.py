@@ -9,7 +9,8 @@ import pytest
 
 from ledger.accounts import Layer, NormalBalance, Side, balance_of
 from ledger.ids import clearing_account_id
-from tests.conftest import new_tenant_key
+from shards.cluster import ShardCluster
+from tests.conftest import other_tenant
 from tests.integration.helpers import (
     accounts_by_shard,
     all_entries,
@@ -160,7 +161,7 @@ async def test_entry_times_never_go_backwards_under_concurrency(api: httpx.Async
 
 
 async def test_balance_at_refuses_bad_instants_and_other_tenants(
-    api: httpx.AsyncClient, api_url: str, cluster: object
+    api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
 ) -> None:
     """No offset, not a date, the future: 400 naming `at`. Another tenant's account and a
     clearing account: 404, the same answer as an id that does not exist."""
@@ -174,10 +175,7 @@ async def test_balance_at_refuses_bad_instants_and_other_tenants(
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "at"
 
-    other_key = await new_tenant_key(cluster)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         for target in (account["id"], clearing_account_id(account["shard"], "USD")):
             response = await other.get(f"/v1/accounts/{target}/balance")
             assert response.status_code == 404, response.text

@@ -21,7 +21,7 @@ from ledger.slots import slot_of
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
 from shards.posting import post_batch
-from tests.conftest import TASK_QUEUE, new_tenant_key, serve, settlement_config, stop
+from tests.conftest import TASK_QUEUE, other_tenant, serve, settlement_config, stop
 from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of
 from tests.integration.helpers import balance, transfer
 from workflows.atomic.activities import atomic_requests
@@ -383,9 +383,7 @@ async def test_a_hostile_tenant_reaches_no_other_account(
     atomic or not; the victim's balances do not move."""
     victim = await funded(api, 0, 1_000)
     victim_far = await account_on(api, 1)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {await new_tenant_key(cluster)}"}
-    ) as hostile:
+    async with other_tenant(api_url, cluster) as hostile:
         own = await funded(hostile, 0, 1_000)
         clearing = {"id": clearing_account_id(1, "USD")}
         attempts = [

@@ -9,7 +9,7 @@ import pytest
 
 from ledger.events import EventType
 from shards.cluster import ShardCluster
-from tests.conftest import new_tenant_key
+from tests.conftest import other_tenant
 from tests.integration.cross_shard import all_transfers, fund, open_cross_pair, settled
 from tests.integration.helpers import all_entries, create_account, transfer
 
@@ -131,10 +131,7 @@ async def test_events_are_the_tenants_own(
     await settled(api)
     (event,) = await all_events(api)
 
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         assert await all_events(other) == []
         response = await other.get(f"/v1/events/{event['id']}")
         assert response.status_code == 404

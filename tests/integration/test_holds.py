@@ -8,7 +8,7 @@ import pytest
 from ulid import ULID
 
 from shards.cluster import ShardCluster
-from tests.conftest import new_tenant_key
+from tests.conftest import other_tenant
 from tests.integration.helpers import balance, create_account
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -235,10 +235,7 @@ async def test_hostile_tenant_cannot_touch_a_hold(
     transfer that is not a hold is not capturable; bad input is 400 and moves nothing."""
     payer, merchant = await _accounts(api)
     hold = await _hold(api, payer, merchant, 1_000)
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         for path, body in (("capture", {}), ("void", None), ("increment", {"amount": 10**9})):
             response = await _post(other, f"/v1/transfers/{hold['id']}/{path}", body)
             assert response.status_code == 404, response.text

@@ -10,7 +10,7 @@ import pytest
 from ulid import ULID
 
 from shards.cluster import ShardCluster
-from tests.conftest import new_tenant_key
+from tests.conftest import other_tenant
 from tests.integration.cross_shard import settled
 from tests.integration.helpers import balance
 
@@ -135,10 +135,7 @@ async def test_limits_are_the_tenants_own_and_checked(
     """Another tenant cannot set an account's limits (404); bad limits are 400 and change
     nothing; a limit left out of a replacement is removed."""
     account = await _account(api, limits={"max_balance": 10})
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         response = await other.post(
             f"/v1/accounts/{account['id']}/limits", json={"max_balance": 10**12}
         )

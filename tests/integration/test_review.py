@@ -14,7 +14,7 @@ from ulid import ULID
 
 from ledgerflow.composition import Wiring
 from shards.cluster import ShardCluster
-from tests.conftest import TASK_QUEUE, new_tenant_key, serve, stop
+from tests.conftest import TASK_QUEUE, other_tenant, serve, stop
 from tests.integration.helpers import balance, run_ledgerflow
 
 pytestmark = pytest.mark.usefixtures("books")
@@ -211,10 +211,7 @@ async def test_review_cannot_be_dodged_or_decided_by_another_tenant(
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == "review_requires_one_shard", response.text
     held = await _held(api, payer, payee, 5_000)
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         for path in ("approve", "reject"):
             response = await _post(other, f"/v1/transfers/{held['id']}/{path}")
             assert response.status_code == 404

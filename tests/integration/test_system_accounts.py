@@ -22,7 +22,7 @@ from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
 from shards.posting import post_batch
 from shards.posting_types import PostingRequest
-from tests.conftest import new_tenant_key
+from tests.conftest import other_tenant
 from tests.integration.cross_shard import SHARD_COUNT, account_on, settled, tenant_of
 from tests.integration.helpers import balance, run_ledgerflow, transfer
 
@@ -193,10 +193,7 @@ async def test_no_tenant_can_fill_a_clearing_account(
         )
     assert through >= 3 * BIGINT_MAX
 
-    other_key = await new_tenant_key(cluster)
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {other_key}"}, timeout=30
-    ) as other:
+    async with other_tenant(api_url, cluster) as other:
         funding = await account_on(other, source, allow_overdraft=True)
         payer = await account_on(other, source)
         payee = await account_on(other, destination)

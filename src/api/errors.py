@@ -40,7 +40,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.REVIEW_REJECTED: 409,
     # Review holds the money on the debit account's shard; a transfer that needs review but
     # would leave the shard (or hold, or wait for a date) is refused rather than unreviewed.
-    ErrorCode.REVIEW_REQUIRES_ONE_SHARD: 400,
+    ErrorCode.REVIEW_NOT_SUPPORTED: 400,
     ErrorCode.AMOUNT_EXCEEDS_HOLD: 400,
     ErrorCode.BATCH_LEG_REFUSED: 409,
     ErrorCode.API_KEY_MISSING: 401,

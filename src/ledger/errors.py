@@ -43,7 +43,7 @@ class ErrorCode(StrEnum):
     TRANSFER_NOT_PENDING = "transfer_not_pending"
     TRANSFER_EXPIRED = "transfer_expired"
     REVIEW_REJECTED = "review_rejected"
-    REVIEW_REQUIRES_ONE_SHARD = "review_requires_one_shard"
+    REVIEW_NOT_SUPPORTED = "review_not_supported"
     AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
     API_KEY_MISSING = "api_key_missing"
     API_KEY_INVALID = "api_key_invalid"

@@ -57,6 +57,25 @@ class Movement(StrEnum):
     account."""
     MAKE_AVAILABLE = "make_available"
     """Delayed availability, at `available_on`: the payee's pending credit becomes posted."""
+    RESERVE_FOR_REVIEW = "reserve_for_review"
+    """Across shards, above the debit account's `review_above`: the reserve of
+    `RESERVE_FUNDS`, opening a transfer that `requires_review`; no saga settles it until it
+    is approved."""
+    CAPTURE_ACROSS = "capture_across"
+    """A hold across shards, on its source shard: post part of the held debit against the
+    clearing account (the lines of `POST_HOLD`); the destination follows with
+    `POST_CREDIT`."""
+    RELEASE_ACROSS = "release_across"
+    """A hold across shards, on its source shard: release part of the held debit (void,
+    expiry, what a final capture leaves, a review's rejection); the destination follows
+    with `VOID_CREDIT`."""
+    INCREASE_ACROSS = "increase_across"
+    """A hold across shards, on its source shard: hold more of the debit account (the
+    lines and checks of `RESERVE_FUNDS`); the destination follows with `RAISE_CREDIT`."""
+    RAISE_CREDIT = "raise_credit"
+    """A hold across shards, on its destination shard: raise the pending credit by an
+    increment the source already held (the lines of `PREPARE_CREDIT`, never refused: the
+    payee was checked before the increment)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +149,11 @@ _LINES[Movement.RELEASE] = _LINES[Movement.RELEASE_HOLD]
 _LINES[Movement.DEFER_DEBIT] = _LINES[Movement.TRANSFER]
 _LINES[Movement.DEFER_CREDIT] = _LINES[Movement.RESERVE_FUNDS]
 _LINES[Movement.MAKE_AVAILABLE] = _LINES[Movement.POST_HOLD]
+_LINES[Movement.RESERVE_FOR_REVIEW] = _LINES[Movement.RESERVE_FUNDS]
+_LINES[Movement.INCREASE_ACROSS] = _LINES[Movement.RESERVE_FUNDS]
+_LINES[Movement.CAPTURE_ACROSS] = _LINES[Movement.POST_HOLD]
+_LINES[Movement.RELEASE_ACROSS] = _LINES[Movement.RELEASE_HOLD]
+_LINES[Movement.RAISE_CREDIT] = _LINES[Movement.PREPARE_CREDIT]
 assert set(_LINES) == set(Movement)
 
 # Movements that start new money moving are refused by frozen/closed accounts and by
@@ -142,6 +166,8 @@ _CHECKS_DEBIT_SIDE = frozenset(
         Movement.HOLD_FOR_REVIEW,
         Movement.INCREASE_HOLD,
         Movement.DEFER_DEBIT,
+        Movement.RESERVE_FOR_REVIEW,
+        Movement.INCREASE_ACROSS,
     }
 )
 _CHECKS_CREDIT_SIDE = frozenset(

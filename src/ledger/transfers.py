@@ -44,10 +44,25 @@ class SagaStep(StrEnum):
     REFUSED = "refused"
     """The destination refused the credit; the hold must be released. Seen by the saga's
     query only: the transfer row goes from `reserved` straight to `released`."""
+    HELD = "held"
+    """Final for the saga of a hold across shards: the destination shows the credit
+    pending. Captures, voids and the expiry finish it on both shards (`shards.followups`)."""
     POSTED = "posted"
     """Final: the hold was posted."""
     RELEASED = "released"
     """Final: the hold was released; the transfer failed."""
+
+
+class SettlementKind(StrEnum):
+    """What the saga makes of a cross-shard reserve."""
+
+    TRANSFER = "transfer"
+    """Credit the destination, post the reserve: the transfer is `posted`."""
+    HOLD = "hold"
+    """Credit the destination pending, keep the reserve: the hold is `pending`."""
+    DEFERRED = "deferred"
+    """Credit the destination pending until `available_on`, post the reserve: the transfer
+    is `posted` and its credit becomes available later."""
 
 
 STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
@@ -55,7 +70,10 @@ STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
     TransferStatus.PENDING: frozenset(
         {TransferStatus.POSTED, TransferStatus.VOIDED, TransferStatus.EXPIRED}
     ),
-    TransferStatus.REQUIRES_REVIEW: frozenset({TransferStatus.POSTED, TransferStatus.FAILED}),
+    TransferStatus.REQUIRES_REVIEW: frozenset(
+        # Approved across shards, a transfer is handed to a saga: `processing`.
+        {TransferStatus.POSTED, TransferStatus.FAILED, TransferStatus.PROCESSING}
+    ),
     TransferStatus.POSTED: frozenset(),
     TransferStatus.VOIDED: frozenset(),
     TransferStatus.EXPIRED: frozenset(),
@@ -65,8 +83,9 @@ STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
 
 STEP_TRANSITIONS: Final[dict[SagaStep, frozenset[SagaStep]]] = {
     SagaStep.RESERVED: frozenset({SagaStep.CREDITED, SagaStep.REFUSED, SagaStep.RELEASED}),
-    SagaStep.CREDITED: frozenset({SagaStep.POSTED}),
+    SagaStep.CREDITED: frozenset({SagaStep.POSTED, SagaStep.HELD}),
     SagaStep.REFUSED: frozenset({SagaStep.RELEASED}),
+    SagaStep.HELD: frozenset(),
     SagaStep.POSTED: frozenset(),
     SagaStep.RELEASED: frozenset(),
 }
@@ -98,7 +117,7 @@ def opening_status(movement: Movement) -> TransferStatus:
             return TransferStatus.PROCESSING
         case Movement.HOLD:
             return TransferStatus.PENDING
-        case Movement.HOLD_FOR_REVIEW:
+        case Movement.HOLD_FOR_REVIEW | Movement.RESERVE_FOR_REVIEW:
             return TransferStatus.REQUIRES_REVIEW
         case Movement.DEFER_DEBIT:
             # The money left the payer; the payee's credit is pending until `available_on`.

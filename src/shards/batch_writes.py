@@ -28,8 +28,12 @@ _OPENS_TRANSFER = frozenset(
         Movement.HOLD,
         Movement.HOLD_FOR_REVIEW,
         Movement.DEFER_DEBIT,
+        Movement.RESERVE_FOR_REVIEW,
     }
 )
+_CROSS_SHARD = frozenset({Movement.RESERVE_FUNDS, Movement.RESERVE_FOR_REVIEW})
+"""Movements that open a cross-shard transfer; a reserve for review gets its outbox row
+only once approved (`shards.review`), so no saga can take it before."""
 _FINISHES_TRANSFER = frozenset({Movement.POST_HOLD, Movement.RELEASE_HOLD})
 
 _WRITE_BATCH = """
@@ -67,13 +71,13 @@ with stamp as (
 ), new_holds as (
     insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
                              amount, currency, source_shard, destination_shard, workflow_id,
-                             claimed_at)
+                             claimed_at, kind)
     select u.id, u.tenant, u.debit, u.credit, u.amount, u.currency, u.src, u.dst, u.workflow,
-           case when u.workflow is null then null else now() end
+           case when u.workflow is null then null else now() end, u.kind
     from unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::bigint[], $21::text[],
-                $22::boolean[], $23::int[], $24::int[], $39::text[])
-         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, workflow)
-    where u.is_cross
+                $22::boolean[], $23::int[], $24::int[], $39::text[], $41::text[])
+         as u(id, tenant, debit, credit, amount, currency, is_cross, src, dst, workflow, kind)
+    where u.kind is not null
 ), finished as (
     update transfers t set status = u.status, saga_step = u.step,
                            failure_code = u.failure_code, updated_at = now()
@@ -101,7 +105,14 @@ select id, created_at from opened
 
 def _opening_step(request: PostingRequest) -> str | None:
     """The saga step a new transfer starts at: `reserved` when a saga settles it."""
-    return str(SagaStep.RESERVED) if request.movement is Movement.RESERVE_FUNDS else None
+    return str(SagaStep.RESERVED) if request.movement in _CROSS_SHARD else None
+
+
+def _outbox_kind(request: PostingRequest) -> str | None:
+    """What the saga makes of a new transfer, when one is to take it now."""
+    if request.movement is not Movement.RESERVE_FUNDS:
+        return None
+    return str(request.settlement_kind)
 
 
 def _events(
@@ -177,7 +188,7 @@ class BatchWrites:
             [r.credit_account_id for r in opened],
             [r.amount for r in opened],
             [r.currency for r in opened],
-            [r.movement is Movement.RESERVE_FUNDS for r in opened],
+            [r.movement in _CROSS_SHARD for r in opened],
             [r.source_shard for r in opened],
             [r.destination_shard for r in opened],
             [json.dumps(r.metadata) for r in opened],
@@ -195,5 +206,6 @@ class BatchWrites:
             [r.expires_at for r in opened],
             [r.workflow_id for r in opened],
             [r.available_on for r in opened],
+            [_outbox_kind(r) for r in opened],
         )
         return {row["id"]: row["created_at"] for row in rows}

@@ -25,6 +25,7 @@ from ledger.ids import availability_account_id, clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
+from ledger.transfers import SettlementKind
 from shards import tracing
 from shards.batch_writes import BatchWrites
 from shards.cluster import Shard
@@ -82,6 +83,7 @@ def clearing_side(movement: Movement) -> Side | None:
             | Movement.VOID_CREDIT
             | Movement.DEFER_CREDIT
             | Movement.MAKE_AVAILABLE
+            | Movement.RAISE_CREDIT
         ):
             return Side.DEBIT
         case (
@@ -89,6 +91,10 @@ def clearing_side(movement: Movement) -> Side | None:
             | Movement.POST_HOLD
             | Movement.RELEASE_HOLD
             | Movement.DEFER_DEBIT
+            | Movement.RESERVE_FOR_REVIEW
+            | Movement.CAPTURE_ACROSS
+            | Movement.RELEASE_ACROSS
+            | Movement.INCREASE_ACROSS
         ):
             return Side.CREDIT
 
@@ -241,31 +247,43 @@ def _visible(
     return account
 
 
-_REVIEWABLE = frozenset(
-    {Movement.RESERVE_FUNDS, Movement.HOLD, Movement.DEFER_DEBIT, Movement.INCREASE_HOLD}
+_NOT_REVIEWABLE = frozenset(
+    {
+        Movement.HOLD,
+        Movement.DEFER_DEBIT,
+        Movement.INCREASE_HOLD,
+        Movement.INCREASE_ACROSS,
+    }
 )
-"""Movements that open (or raise) money leaving an account other than a plain transfer:
-above `review_above` they are refused, not sent on unreviewed."""
+"""Movements that open (or raise) money leaving an account that review cannot hold (a hold
+of its own, a delayed credit): above `review_above` they are refused, not sent on
+unreviewed."""
 
 
 def _route_review(request: PostingRequest, debit: AccountState | None) -> PostingRequest:
-    """A single-shard transfer above its debit account's `review_above` becomes a hold that
-    waits for review.
+    """A transfer above its debit account's `review_above` waits for review: on one shard
+    as a hold (`HOLD_FOR_REVIEW`), across shards as a reserve no saga takes until it is
+    approved (`RESERVE_FOR_REVIEW`).
 
     Raises:
-        LedgerError(review_requires_one_shard): a movement above the limit that review
-            cannot hold (across shards, a hold of its own, a delayed credit).
+        LedgerError(review_not_supported): a movement above the limit that review cannot
+            hold (a hold of its own, a delayed credit, an increment).
     """
     threshold = None if debit is None else debit.limits.review_above
     if threshold is None or request.amount <= threshold:
         return request
     if request.movement is Movement.TRANSFER:
         return replace(request, movement=Movement.HOLD_FOR_REVIEW)
-    if request.movement in _REVIEWABLE:
+    if (
+        request.movement is Movement.RESERVE_FUNDS
+        and request.settlement_kind is SettlementKind.TRANSFER
+    ):
+        return replace(request, movement=Movement.RESERVE_FOR_REVIEW)
+    if request.movement in _NOT_REVIEWABLE or request.movement is Movement.RESERVE_FUNDS:
         raise LedgerError(
-            ErrorCode.REVIEW_REQUIRES_ONE_SHARD,
-            f"{request.amount} is above the debit account's review_above ({threshold}); such a"
-            " transfer is reviewed only as a plain transfer between accounts of one shard",
+            ErrorCode.REVIEW_NOT_SUPPORTED,
+            f"{request.amount} is above the debit account's review_above ({threshold}); only"
+            " a plain transfer is held for review, a hold or a delayed credit is refused",
             "amount",
         )
     return request
@@ -382,7 +400,7 @@ async def apply_postings(
             writes.refuse(request, error)
             continue
         writes.add(request, entries)
-        if request.movement is Movement.HOLD_FOR_REVIEW:
+        if request.movement in (Movement.HOLD_FOR_REVIEW, Movement.RESERVE_FOR_REVIEW):
             results[request.operation_key] = replace(
                 results[request.operation_key], held_for_review=True
             )

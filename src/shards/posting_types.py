@@ -12,6 +12,7 @@ from datetime import datetime
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
+from ledger.transfers import SettlementKind
 from shards.db import Record
 
 
@@ -39,7 +40,17 @@ class PostingRequest:
     the reserve (an atomic batch); its outbox row is then claimed by it from the start, in
     the reserve's own transaction, so no other saga can take the transfer."""
     available_on: datetime | None = None
-    """For `DEFER_DEBIT`: when the payee's pending credit becomes available."""
+    """For `DEFER_DEBIT` and `RESERVE_FUNDS`: when the payee's pending credit becomes
+    available."""
+
+    @property
+    def settlement_kind(self) -> SettlementKind:
+        """What the saga makes of this transfer when it is a cross-shard reserve."""
+        if self.expires_at is not None:
+            return SettlementKind.HOLD
+        if self.available_on is not None:
+            return SettlementKind.DEFERRED
+        return SettlementKind.TRANSFER
 
 
 @dataclass(frozen=True, slots=True)

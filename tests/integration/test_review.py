@@ -195,7 +195,7 @@ async def test_review_cannot_be_dodged_or_decided_by_another_tenant(
     api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
 ) -> None:
     """Above `review_above`, a hold, a delayed credit and a cross-shard transfer are 400
-    `review_requires_one_shard` (never sent on unreviewed); another tenant's approve is 404."""
+    `review_not_supported` (never sent on unreviewed); another tenant's approve is 404."""
     _, payer, payee = await _reviewed_pair(api)
     elsewhere = await _account(api)
     while elsewhere["shard"] == payer["shard"]:
@@ -209,7 +209,7 @@ async def test_review_cannot_be_dodged_or_decided_by_another_tenant(
     ):
         response = await _post(api, "/v1/transfers", body)
         assert response.status_code == 400, response.text
-        assert response.json()["error"]["code"] == "review_requires_one_shard", response.text
+        assert response.json()["error"]["code"] == "review_not_supported", response.text
     held = await _held(api, payer, payee, 5_000)
     async with other_tenant(api_url, cluster) as other:
         for path in ("approve", "reject"):

@@ -30,6 +30,7 @@ def test_final_states_have_no_way_out() -> None:
         TransferStatus.FAILED,
     }
     assert {s for s, nexts in STEP_TRANSITIONS.items() if not nexts} == {
+        SagaStep.HELD,
         SagaStep.POSTED,
         SagaStep.RELEASED,
     }
@@ -51,6 +52,7 @@ def test_a_credited_transfer_is_never_released() -> None:
     [
         (Movement.TRANSFER, TransferStatus.POSTED),
         (Movement.RESERVE_FUNDS, TransferStatus.PROCESSING),
+        (Movement.RESERVE_FOR_REVIEW, TransferStatus.REQUIRES_REVIEW),
     ],
 )
 def test_how_transfers_open(movement: Movement, status: TransferStatus) -> None:

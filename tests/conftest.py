@@ -274,9 +274,10 @@ async def reconcile_settled(cluster: ShardCluster, *, timeout_s: float = 30) -> 
 
 
 def settling(report: Report) -> bool:
-    """Whether sagas held money (reserved, or credited and not yet posted) when `report`
-    was read."""
-    return any(report.in_flight.values()) or any(report.credited_unposted.values())
+    """Whether money moved between shards when `report` was read: reserved by a saga,
+    credited and not yet posted, or posted and not yet credited (a capture across shards
+    its destination has not followed yet)."""
+    return report.settling
 
 
 # A Hypothesis failure prints the `@reproduce_failure(...)` blob that replays its example.

@@ -1,5 +1,6 @@
 """Accounts: create, read, list, freeze and close, their entries and past balances."""
 
+import asyncio
 from datetime import UTC, datetime
 
 from api.auth import Principal
@@ -16,7 +17,7 @@ from shards import accounts as account_rows
 from shards import availability as availability_rows
 from shards import transfers as transfer_rows
 from shards.accounts import AccountRecord
-from shards.cluster import ShardCluster
+from shards.cluster import Shard, ShardCluster
 from shards.db import Connection
 from shards.ids import account_id_for, new_account_id
 
@@ -144,11 +145,19 @@ class AccountService:
             LedgerError(account_not_found): unknown, or another tenant's.
         """
         await self.get(principal=principal, account_id=account_id)
-        shard = self._cluster.shard_of(account_id)
-        async with shard.connection() as conn:
-            rows = await availability_rows.awaiting_credits(
-                conn, tenant_id=principal.tenant_id, account_id=account_id, limit=limit
-            )
+
+        async def on(shard: Shard) -> list[availability_rows.Awaiting]:
+            async with shard.connection() as conn:
+                return await availability_rows.awaiting_credits(
+                    conn, tenant_id=principal.tenant_id, account_id=account_id, limit=limit
+                )
+
+        # A transfer lives on its debit account's shard: credits from accounts on other
+        # shards wait there.
+        found = await asyncio.gather(*(on(shard) for shard in self._cluster.shards))
+        rows = sorted(
+            (r for rows in found for r in rows), key=lambda r: (r.available_on, r.transfer_id)
+        )[:limit]
         return [
             AvailabilityOut(transfer_id=r.transfer_id, amount=r.amount, available_on=r.available_on)
             for r in rows

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+import structlog
 from opentelemetry import trace
 
 from api.auth import Principal
@@ -18,15 +19,17 @@ from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from ledger.posting import Movement
 from ledger.slots import slot_of
-from ledger.transfers import SagaStep, TransferStatus
+from ledger.transfers import SagaStep, SettlementKind, TransferStatus
 from shards import availability as availability_rows
 from shards import holds as hold_rows
 from shards import transfers as transfer_rows
-from shards.cluster import ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.db import Connection
+from shards.followups import apply_followups
 from shards.group_commit import GroupCommitter
 from shards.holds import HoldAction, HoldChange
 from shards.ids import new_transfer_id
+from shards.posting import would_refuse
 from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord
 from workflows.handover.dispatcher import SettledTransfer
@@ -60,6 +63,9 @@ class Reviews(Protocol):
             LedgerError(settlement_unavailable): the review could not be reached.
         """
         ...
+
+
+log = structlog.get_logger("ledgerflow.api")
 
 
 def _not_found(transfer_id: str) -> LedgerError:
@@ -99,14 +105,13 @@ class TransferService:
                 settlement_unavailable (transient).
         """
         _check_create(body)
-        request = self._posting_request(principal, body, attempt)
+        request = _timed(self._posting_request(principal, body, attempt), body)
         source = request.source_shard
-        _check_single_shard(body, request)
-        if body.pending:
-            return await self._hold(principal, replace(request, movement=Movement.HOLD), body)
-        if body.available_on is not None:
-            return await self._defer(principal, request, body.available_on)
         cross_shard = request.movement is Movement.RESERVE_FUNDS
+        if body.pending and not cross_shard:
+            return await self._hold(principal, replace(request, movement=Movement.HOLD))
+        if body.available_on is not None and not cross_shard:
+            return await self._defer(principal, request)
         if cross_shard and self._settlement is None:
             raise LedgerError(
                 ErrorCode.SETTLEMENT_UNAVAILABLE,
@@ -131,7 +136,11 @@ class TransferService:
             settled = await self._settlement.hand_over(reserved, wait_s=self._sync_wait_s)
             if settled is not None and settled.failure_code is not None:
                 raise _settlement_failed(result.transfer_id, settled.failure_code)
-            if settled is not None and result.created_at is not None:
+            if (
+                settled is not None
+                and result.created_at is not None
+                and request.settlement_kind is SettlementKind.TRANSFER
+            ):
                 # A fresh transfer the saga posted: answered without reading it back.
                 return _posted(request, result.created_at, settled)
         record = await self._fetch(source, principal, result.transfer_id)
@@ -184,12 +193,8 @@ class TransferService:
             raise _not_pending(decided)
         return transfer_out(decided)
 
-    async def _hold(
-        self, principal: Principal, request: PostingRequest, body: TransferCreate
-    ) -> TransferOut:
+    async def _hold(self, principal: Principal, request: PostingRequest) -> TransferOut:
         """Place a hold on one shard: the money is held, not moved."""
-        expires_in = body.expires_in or limits.HOLD_EXPIRES_IN_S_MAX
-        request = replace(request, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in))
         result = await self._committer.submit(request.source_shard, request)
         if result.error is not None:
             raise result.error
@@ -197,19 +202,8 @@ class TransferService:
         assert record is not None, "a hold must be readable on its shard"
         return transfer_out(record)
 
-    async def _defer(
-        self, principal: Principal, request: PostingRequest, available_on: datetime
-    ) -> TransferOut:
+    async def _defer(self, principal: Principal, request: PostingRequest) -> TransferOut:
         """Debit now, credit pending until `available_on` (one shard, one transaction)."""
-        now = datetime.now(UTC)
-        if not now < available_on <= now + timedelta(days=limits.AVAILABLE_ON_DAYS_MAX):
-            raise LedgerError(
-                ErrorCode.INVALID_REQUEST,
-                f"available_on must be in the future and at most "
-                f"{limits.AVAILABLE_ON_DAYS_MAX} days ahead",
-                "available_on",
-            )
-        request = replace(request, available_on=available_on)
         shard = self._cluster.shards[request.source_shard]
         async with shard.connection() as conn:
             result = await availability_rows.defer(conn, shard=shard.index, request=request)
@@ -252,6 +246,8 @@ class TransferService:
             amount=amount,
             final=final,
         )
+        if action is HoldAction.INCREMENT:
+            await self._check_increment(principal, transfer_id, amount)
         async with shard.connection() as conn:
             error, _ = await hold_rows.change_hold(conn, shard=shard.index, change=change)
             if error is not None:
@@ -260,7 +256,54 @@ class TransferService:
                 conn, tenant_id=principal.tenant_id, transfer_id=transfer_id
             )
         assert record is not None, "a changed hold must be readable on its shard"
+        if record.cross_shard:
+            await self._follow_up(record)
         return transfer_out(record)
+
+    async def _check_increment(
+        self, principal: Principal, transfer_id: str, amount: int | None
+    ) -> None:
+        """Across shards, refuse an increment the payee's shard would refuse (the account
+        frozen or closed since, its `max_balance`), before the source holds more: the
+        destination's follow-up (`RAISE_CREDIT`) is never refused.
+
+        Raises:
+            LedgerError: account_frozen, account_closed, balance_limit_exceeded,
+                amount_overflow.
+        """
+        home = self._cluster.shard_of_transfer(transfer_id).index
+        record = await self._fetch(home, principal, transfer_id)
+        if record is None or not record.cross_shard or record.status is not TransferStatus.PENDING:
+            return  # change_hold answers these
+        assert amount is not None
+        refusal = await would_refuse(
+            self._cluster.shards[record.destination_shard],
+            PostingRequest(
+                operation_key=f"check:{new_transfer_id(0)}",
+                transfer_id=record.id,
+                tenant_id=principal.tenant_id,
+                movement=Movement.PREPARE_CREDIT,
+                debit_account_id=record.debit_account_id,
+                credit_account_id=record.credit_account_id,
+                amount=amount,
+                currency=record.currency,
+                source_shard=record.source_shard,
+                destination_shard=record.destination_shard,
+            ),
+        )
+        if refusal is not None:
+            raise refusal
+
+    async def _follow_up(self, record: TransferRecord) -> None:
+        """Apply what the change of a hold across shards owes its destination now, so the
+        payee's balance shows it in the answer; when a shard fails, the funds timers apply
+        it within seconds (it was recorded with the change)."""
+        try:
+            await apply_followups(self._cluster, record.source_shard, transfer_ids=[record.id])
+        except SHARD_FAILURES as error:
+            log.warning(
+                "follow-up left to the funds timers", transfer_id=record.id, error=repr(error)
+            )
 
     def _posting_request(
         self, principal: Principal, body: TransferCreate, attempt: Attempt | None
@@ -374,21 +417,27 @@ def _check_create(body: TransferCreate) -> None:
         )
 
 
-def _check_single_shard(body: TransferCreate, request: PostingRequest) -> None:
-    """Holds and delayed credits are built for accounts on one shard only.
+def _timed(request: PostingRequest, body: TransferCreate) -> PostingRequest:
+    """The request with its hold's `expires_at` or its credit's `available_on`.
 
     Raises:
-        LedgerError(invalid_request): naming `pending` or `available_on`.
+        LedgerError(invalid_request): `available_on` not in the future, or too far ahead.
     """
-    if request.source_shard == request.destination_shard:
-        return
-    for later, param in ((body.pending, "pending"), (body.available_on, "available_on")):
-        if later:
-            raise LedgerError(
-                ErrorCode.INVALID_REQUEST,
-                f"{param} between accounts on two shards is not supported yet",
-                param,
-            )
+    now = datetime.now(UTC)
+    if body.pending:
+        expires_in = body.expires_in or limits.HOLD_EXPIRES_IN_S_MAX
+        return replace(request, expires_at=now + timedelta(seconds=expires_in))
+    available_on = body.available_on
+    if available_on is None:
+        return request
+    if not now < available_on <= now + timedelta(days=limits.AVAILABLE_ON_DAYS_MAX):
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST,
+            f"available_on must be in the future and at most "
+            f"{limits.AVAILABLE_ON_DAYS_MAX} days ahead",
+            "available_on",
+        )
+    return replace(request, available_on=available_on)
 
 
 def _posted(

@@ -66,7 +66,10 @@ class SettlementKind(StrEnum):
 
 
 STATUS_TRANSITIONS: Final[dict[TransferStatus, frozenset[TransferStatus]]] = {
-    TransferStatus.PROCESSING: frozenset({TransferStatus.POSTED, TransferStatus.FAILED}),
+    # A hold across shards is `pending` once its destination shows the credit.
+    TransferStatus.PROCESSING: frozenset(
+        {TransferStatus.POSTED, TransferStatus.FAILED, TransferStatus.PENDING}
+    ),
     TransferStatus.PENDING: frozenset(
         {TransferStatus.POSTED, TransferStatus.VOIDED, TransferStatus.EXPIRED}
     ),

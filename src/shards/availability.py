@@ -6,6 +6,12 @@ from that account. At `available_on`, the shard's funds timers (`workflows.funds
 post that pending credit (`MAKE_AVAILABLE`), in batches. The availability account of each
 currency therefore holds exactly the credits still waiting, on both layers, which
 reconciliation checks.
+
+Across shards, a delayed credit is settled by the saga: the destination credits the payee
+pending (against its clearing account), the source posts the debit. At `available_on` the
+source shard's funds timers record the destination's `POST_CREDIT` (`shards.followups`),
+which turns that pending credit into a posted one. Until the saga has posted it (`status =
+'posted'`) such a credit is not due: a credit its saga refused never becomes available.
 """
 
 from collections.abc import Sequence
@@ -17,6 +23,7 @@ from ledger.posting import Movement
 from shards.cluster import Shard
 from shards.db import Connection, Record
 from shards.events import reported
+from shards.followups import followup, record_followups
 from shards.posting import apply_postings
 from shards.posting_types import PostingRequest, PostingResult, movement_of
 
@@ -55,11 +62,15 @@ class AvailabilityPass:
     next_deadline: datetime | None
 
 
-_DUE = """
+_WAITING = "available_on is not null and available_at is null and status = 'posted'"
+"""A credit still to become available: posted on its source (the saga's post, across
+shards), not yet made available."""
+
+_DUE = f"""
 select id, tenant_id, debit_account_id, credit_account_id, amount, currency, source_shard,
-       destination_shard
+       destination_shard, cross_shard
 from transfers
-where available_on <= clock_timestamp() and available_at is null and available_on is not null
+where available_on <= clock_timestamp() and {_WAITING}
 order by available_on
 limit $1
 for update skip locked
@@ -85,16 +96,28 @@ async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
     async with shard.connection() as conn, conn.transaction(isolation="read_committed"):
         rows: Sequence[Record] = await conn.fetch(_DUE, limit)
         if rows:
-            results = await apply_postings(
-                conn, shard=shard.index, requests=[_make_available(row) for row in rows]
+            here = [_make_available(row) for row in rows if not row["cross_shard"]]
+            if here:
+                results = await apply_postings(conn, shard=shard.index, requests=here)
+                assert all(r.error is None for r in results), "making funds available never fails"
+            await record_followups(
+                conn,
+                [
+                    followup(
+                        row,
+                        Movement.POST_CREDIT,
+                        operation_key=f"available:{row['id']}",
+                        amount=row["amount"],
+                    )
+                    for row in rows
+                    if row["cross_shard"]
+                ],
             )
-            assert all(r.error is None for r in results), "making funds available never fails"
             await conn.execute(
                 _MARK, [row["id"] for row in rows], str(EventType.FUNDS_AVAILABLE), shard.index
             )
         next_deadline = await conn.fetchval(
-            "select min(available_on) from transfers"
-            " where available_on is not null and available_at is null"
+            f"select min(available_on) from transfers where {_WAITING}"
         )
     return AvailabilityPass(
         made_available=len(rows), more_due=len(rows) == limit, next_deadline=next_deadline
@@ -122,8 +145,7 @@ async def awaiting_credits(
     """The account's credits still waiting, soonest first."""
     rows = await conn.fetch(
         "select id, amount, available_on from transfers"
-        " where credit_account_id = $1 and tenant_id = $2"
-        " and available_on is not null and available_at is null"
+        f" where credit_account_id = $1 and tenant_id = $2 and {_WAITING}"
         " order by available_on, id limit $3",
         account_id,
         tenant_id,

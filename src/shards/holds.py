@@ -11,6 +11,11 @@ Each change runs in one transaction on the transfer's shard:
 4. move the money through the posting path (`apply_postings`: `CAPTURE`, `RELEASE`,
    `INCREASE_HOLD`), in the same transaction;
 5. update the transfer row and write its event.
+
+A hold across shards is held on its source shard (against the clearing account) and pending
+on its destination: there the same change moves the source side (`CAPTURE_ACROSS`,
+`RELEASE_ACROSS`, `INCREASE_ACROSS`) and records what the destination owes in the same
+transaction (`shards.followups`: `POST_CREDIT`, `VOID_CREDIT`, `RAISE_CREDIT`).
 """
 
 from collections.abc import Sequence
@@ -25,6 +30,7 @@ from ledger.transfers import TransferStatus, check_transition
 from shards.cluster import Shard
 from shards.db import Connection, Record
 from shards.events import reported
+from shards.followups import followup, record_followups
 from shards.posting import apply_postings
 from shards.posting_types import PostingRequest, movement_of, result_json
 from shards.transfers import TransferRecord, fetch_transfer
@@ -58,7 +64,7 @@ insert into operations (key, transfer_id) values ($1, $2) on conflict do nothing
 
 _LOCK_HOLD = """
 select id, tenant_id, status, amount, captured_amount, expires_at, debit_account_id,
-       credit_account_id, currency, source_shard, destination_shard,
+       credit_account_id, currency, source_shard, destination_shard, cross_shard,
        clock_timestamp() as now
 from transfers where id = $1 and tenant_id = $2
 for update
@@ -97,17 +103,43 @@ def _check_open(row: Record) -> None:
         )
 
 
-def _movement(row: Record, change: HoldChange, movement: Movement, amount: int) -> PostingRequest:
-    return movement_of(
-        row, movement, operation_key=f"{change.operation_key}:{movement}", amount=amount
+_ACROSS = {
+    Movement.CAPTURE: (Movement.CAPTURE_ACROSS, Movement.POST_CREDIT),
+    Movement.RELEASE: (Movement.RELEASE_ACROSS, Movement.VOID_CREDIT),
+    Movement.INCREASE_HOLD: (Movement.INCREASE_ACROSS, Movement.RAISE_CREDIT),
+}
+"""A hold's movement on one shard, and across shards: (on its source, what its destination
+follows with)."""
+
+
+def hold_moves(
+    row: Record, movement: Movement, *, operation_key: str, amount: int
+) -> tuple[PostingRequest, PostingRequest | None]:
+    """A change `movement` (`CAPTURE`, `RELEASE`, `INCREASE_HOLD`) of the hold in `row`: the
+    movement on its shard, and for a hold across shards the destination's follow-up."""
+    if not row["cross_shard"]:
+        return movement_of(
+            row, movement, operation_key=f"{operation_key}:{movement}", amount=amount
+        ), None
+    here, there = _ACROSS[movement]
+    return (
+        movement_of(row, here, operation_key=f"{operation_key}:{here}", amount=amount),
+        followup(row, there, operation_key=operation_key, amount=amount),
     )
+
+
+def _movement(
+    row: Record, change: HoldChange, movement: Movement, amount: int
+) -> tuple[PostingRequest, PostingRequest | None]:
+    return hold_moves(row, movement, operation_key=change.operation_key, amount=amount)
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """The movements a change makes and what it leaves on the transfer row."""
 
-    moves: list[PostingRequest]
+    moves: list[tuple[PostingRequest, PostingRequest | None]]
+    """Each movement on this shard, with its follow-up on the destination (across shards)."""
     status: TransferStatus
     amount: int
     """Held so far, increments included."""
@@ -188,12 +220,15 @@ async def change_hold(
             _check_open(row)
             plan = _plan(row, change)
             if plan.moves:
-                results = await apply_postings(conn, shard=shard, requests=plan.moves)
+                results = await apply_postings(
+                    conn, shard=shard, requests=[here for here, _ in plan.moves]
+                )
                 refused = next((r.error for r in results if r.error is not None), None)
                 if refused is not None:
                     # Only an increment can be refused (funds, a frozen account); capture and
                     # release always apply. The refusal is stored under the change's key.
                     raise refused
+                await record_followups(conn, [there for _, there in plan.moves if there])
         except LedgerError as error:
             await _store(conn, change.operation_key, error)
             return error, False
@@ -235,7 +270,7 @@ class ExpiryPass:
 
 _DUE = """
 select id, tenant_id, status, amount, captured_amount, expires_at, debit_account_id,
-       credit_account_id, currency, source_shard, destination_shard,
+       credit_account_id, currency, source_shard, destination_shard, cross_shard,
        clock_timestamp() as now
 from transfers
 where status = 'pending' and expires_at <= clock_timestamp()
@@ -266,7 +301,7 @@ async def expire_due_holds(shard: Shard, *, limit: int) -> ExpiryPass:
         rows: Sequence[Record] = await conn.fetch(_DUE, limit)
         if rows:
             moves = [
-                movement_of(
+                hold_moves(
                     row,
                     Movement.RELEASE,
                     operation_key=f"expire:{row['id']}",
@@ -276,8 +311,11 @@ async def expire_due_holds(shard: Shard, *, limit: int) -> ExpiryPass:
                 if row["amount"] > row["captured_amount"]
             ]
             if moves:
-                results = await apply_postings(conn, shard=shard.index, requests=moves)
+                results = await apply_postings(
+                    conn, shard=shard.index, requests=[here for here, _ in moves]
+                )
                 assert all(r.error is None for r in results), "a release is never refused"
+                await record_followups(conn, [there for _, there in moves if there])
             await conn.execute(
                 _EXPIRE,
                 [row["id"] for row in rows],

@@ -13,9 +13,17 @@ takes the shard and draws its own connection, waited for at most `POOL_ACQUIRE_T
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.transfers import SagaStep, TransferStatus, check_step
+from ledger.events import EventType
+from ledger.transfers import (
+    SagaStep,
+    SettlementKind,
+    TransferStatus,
+    check_step,
+    check_transition,
+)
 from shards.cluster import SHARD_FAILURES, Shard
 from shards.db import DatabaseError, Record
+from shards.events import reported
 
 OUTBOX_FAILURES: tuple[type[Exception], ...] = (*SHARD_FAILURES, DatabaseError)
 """What a function here raises when the shard failed or refused the statement; it wrote
@@ -24,7 +32,7 @@ are durable either way."""
 
 _ROW_COLUMNS = (
     "transfer_id, tenant_id, debit_account_id, credit_account_id, amount, currency,"
-    " source_shard, destination_shard, workflow_id"
+    " source_shard, destination_shard, workflow_id, kind"
 )
 
 
@@ -41,10 +49,12 @@ class OutboxRow:
     source_shard: int
     destination_shard: int
     workflow_id: str | None
+    kind: SettlementKind = SettlementKind.TRANSFER
+    """What the saga makes of the transfer."""
 
 
 def _row(record: Record) -> OutboxRow:
-    return OutboxRow(**dict(record))
+    return OutboxRow(**{**dict(record), "kind": SettlementKind(record["kind"])})
 
 
 _CLAIM = f"""
@@ -214,4 +224,41 @@ async def mark_credited(source: Shard, transfer_ids: Sequence[str]) -> None:
             str(check_step(SagaStep.RESERVED, SagaStep.CREDITED)),
             str(TransferStatus.PROCESSING),
             str(SagaStep.RESERVED),
+        )
+
+
+_OPEN_HOLDS = reported(
+    """update transfers t set status = $2, saga_step = $3, updated_at = clock_timestamp()
+    where t.id = any($1::text[]) and t.status = $4 and t.saga_step = $5
+    returning t.*""",
+    event_type="$6",
+    shard="$7",
+)
+
+
+async def open_holds(source: Shard, transfer_ids: Sequence[str]) -> None:
+    """Open the holds whose destinations show their credits pending: `processing` becomes
+    `pending` (capturable from now), the saga step `held`, each reported `transfer.pending`,
+    and their outbox rows are finished, in one transaction.
+
+    Only a hold still `processing` at `credited` moves, so a retry changes nothing.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed.
+    """
+    async with source.connection() as conn, conn.transaction(isolation="read_committed"):
+        await conn.execute(
+            _OPEN_HOLDS,
+            list(transfer_ids),
+            str(check_transition(TransferStatus.PROCESSING, TransferStatus.PENDING)),
+            str(check_step(SagaStep.CREDITED, SagaStep.HELD)),
+            str(TransferStatus.PROCESSING),
+            str(SagaStep.CREDITED),
+            str(EventType.TRANSFER_PENDING),
+            source.index,
+        )
+        await conn.execute(
+            "update saga_outbox set finished_at = now()"
+            " where transfer_id = any($1::text[]) and finished_at is null",
+            list(transfer_ids),
         )

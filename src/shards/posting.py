@@ -332,6 +332,23 @@ async def post_batch_on(shard: Shard, requests: Sequence[PostingRequest]) -> lis
         return await post_batch(conn, shard.index, requests)
 
 
+async def would_refuse(shard: Shard, request: PostingRequest) -> LedgerError | None:
+    """The refusal `request` would meet on `shard` now, or None: it is applied through the
+    posting path in a transaction that is then rolled back, so nothing is written.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed.
+    """
+    async with shard.connection() as conn:
+        trial = conn.transaction(isolation="read_committed")
+        await trial.start()
+        try:
+            (result,) = await apply_postings(conn, shard=shard.index, requests=[request])
+        finally:
+            await trial.rollback()
+    return result.error
+
+
 async def _post_batch(
     conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
 ) -> list[PostingResult]:

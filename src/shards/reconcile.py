@@ -18,12 +18,22 @@ check cannot look like a gap:
 So the clearing accounts of all shards sum to the money in flight: reserved, or credited
 and not yet posted; zero when no saga is running.
 
+Holds and delayed credits across shards move the other way round: their source posts first
+(a capture, the saga's post of a delayed credit), and the destination follows
+(`shards.followups`). For them the credits are read once more before the posts, and every
+such transfer was credited no more than its source posted; what its source posted and its
+destination has not yet credited is owed (a delayed credit still waiting for its date
+excepted: that is pending on the destination by design). A source's clearing account holds
+as pending credits its open sagas' reserves, what its open holds across shards still hold,
+and the reserves of transfers waiting for review.
+
 Per shard, delayed credits: the availability account holds, posted and pending alike,
 exactly the credits still waiting for their `available_on`.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
@@ -45,6 +55,11 @@ class Report:
     """Money reserved by open sagas, per currency."""
     credited_unposted: dict[str, int] = field(default_factory=dict)
     """Money sagas credited and had not yet posted when the check read it, per currency."""
+    owed: dict[str, int] = field(default_factory=dict)
+    """Money a source shard posted (a capture, a delayed credit made available) and its
+    destination had not yet credited, per currency."""
+    followups_open: int = 0
+    """Follow-ups recorded on source shards and not yet applied on their destinations."""
 
     @property
     def ok(self) -> bool:
@@ -55,8 +70,21 @@ class Report:
         """The money sagas had in flight, as `ledgerflow verify` prints it."""
         reserved = ", ".join(format_minor(v, c) for c, v in self.in_flight.items() if v)
         credited = ", ".join(format_minor(v, c) for c, v in self.credited_unposted.items() if v)
+        owed = ", ".join(format_minor(v, c) for c, v in self.owed.items() if v)
         return (
-            f"reserved {reserved or 'nothing'}, credited and not yet posted {credited or 'nothing'}"
+            f"reserved {reserved or 'nothing'}, credited and not yet posted"
+            f" {credited or 'nothing'}, posted and not yet credited {owed or 'nothing'},"
+            f" {self.followups_open} follow-ups open"
+        )
+
+    @property
+    def settling(self) -> bool:
+        """Whether money was moving between shards when the check read it."""
+        return (
+            any(self.in_flight.values())
+            or any(self.credited_unposted.values())
+            or any(self.owed.values())
+            or self.followups_open > 0
         )
 
 
@@ -147,21 +175,67 @@ select currency, sum(amount) as reserved from saga_outbox
 where finished_at is null group by currency
 """
 
+# What the clearing account holds for transfers no saga has open: holds across shards
+# (what they still hold) and transfers waiting for review (reserved, no outbox row yet).
+_HELD_ACROSS = """
+select currency,
+       sum(case when status = 'pending' then amount - captured_amount else amount end) as held
+from transfers
+where cross_shard and status in ('pending', 'requires_review')
+group by currency
+"""
+
+_OPEN_FOLLOWUPS = "select count(*) from remote_postings where applied_at is null"
+
 _CLEARING_MOVES = """
 select transfer_id, amount, currency from entries
 where account_id like $1 and layer = 'posted' and side = $2
 """
 
 _CROSS_SHARD_TRANSFERS = """
-select id, amount, currency, status from transfers where cross_shard
+select id, amount, currency, status, captured_amount, expires_at, available_on, available_at
+from transfers where cross_shard
 """
 
-Move = tuple[int, str]
-"""(amount, currency) of one transfer's movement through a clearing account."""
+
+@dataclass(slots=True)
+class Move:
+    """A transfer's movements through the clearing accounts on one side: their sum and how
+    many there were."""
+
+    amount: int
+    currency: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CrossShardTransfer:
+    """A cross-shard transfer as reconciliation reads it on its source shard."""
+
+    id: str
+    amount: int
+    currency: str
+    status: str
+    captured_amount: int
+    expires_at: datetime | None
+    available_on: datetime | None
+    available_at: datetime | None
+
+    @property
+    def follows_source(self) -> bool:
+        """A hold or a delayed credit: its destination follows what its source posted."""
+        return self.expires_at is not None or self.available_on is not None
+
+    @property
+    def owes_destination(self) -> bool:
+        """Whether what its source posted is due on its destination now: a delayed credit
+        waits for its date, pending there."""
+        return self.available_on is None or self.available_at is not None
 
 
 async def check_clearing(cluster: ShardCluster, report: Report) -> None:
-    """The cross-shard invariants (see the module docstring), exact while sagas run."""
+    """The cross-shard invariants (see the module docstring), exact while sagas run: what
+    each clearing account holds pending, then every movement through them."""
     reserved: dict[str, int] = defaultdict(int)
     for shard in cluster.shards:
         async with (
@@ -173,61 +247,119 @@ async def check_clearing(cluster: ShardCluster, report: Report) -> None:
                 for r in await conn.fetch(_CLEARING_PENDING, f"{CLEARING_PREFIX}%")
             }
             open_reserves = {r["currency"]: r["reserved"] for r in await conn.fetch(_OPEN_RESERVES)}
-        for currency in set(held) | set(open_reserves):
+            held_across = {r["currency"]: r["held"] for r in await conn.fetch(_HELD_ACROSS)}
+            report.followups_open += await conn.fetchval(_OPEN_FOLLOWUPS)
+        for currency in set(held) | set(open_reserves) | set(held_across):
             reserved[currency] += open_reserves.get(currency, 0)
-            if held.get(currency, 0) != open_reserves.get(currency, 0):
+            expected = open_reserves.get(currency, 0) + held_across.get(currency, 0)
+            if held.get(currency, 0) != expected:
                 report.problems.append(
                     f"shard {shard.index}: clearing {currency} holds "
                     f"{held.get(currency, 0)} pending but its open sagas reserve "
-                    f"{open_reserves.get(currency, 0)}"
+                    f"{open_reserves.get(currency, 0)} and its holds and reviews across shards"
+                    f" hold {held_across.get(currency, 0)}"
                 )
     report.in_flight = dict(reserved)
+    await _check_clearing_moves(cluster, report)
 
-    posts = await _clearing_moves(cluster, "credit", "posted", report)
-    credits = await _clearing_moves(cluster, "debit", "credited", report)
-    transfers: dict[str, tuple[int, str, str]] = {}
+
+async def _check_clearing_moves(cluster: ShardCluster, report: Report) -> None:
+    """Every movement through the clearing accounts is matched (the module docstring says
+    in which order they are read)."""
+    # Holds and delayed credits: credited (read first) no more than posted (read next).
+    credited_before = await _clearing_moves(cluster, "debit")
+    posts = await _clearing_moves(cluster, "credit")
+    # Sagas: every post (read first) has its credit (read next).
+    credits = await _clearing_moves(cluster, "debit")
+    transfers: dict[str, CrossShardTransfer] = {}
     for shard in cluster.shards:
         async with shard.connection() as conn:
             for r in await conn.fetch(_CROSS_SHARD_TRANSFERS):
-                transfers[r["id"]] = (r["amount"], r["currency"], r["status"])
+                transfers[r["id"]] = CrossShardTransfer(**dict(r))
 
-    for transfer_id, move in posts.items():
-        if credits.get(transfer_id) != move:
-            report.problems.append(
-                f"transfer {transfer_id}: posted {move[0]} {move[1]} on its source shard "
-                f"but credited {_describe(credits.get(transfer_id))}"
-            )
     credited_unposted: dict[str, int] = defaultdict(int)
-    for transfer_id, (amount, currency) in credits.items():
-        found = transfers.get(transfer_id)
-        if found is None or found[:2] != (amount, currency) or found[2] == TransferStatus.FAILED:
+    owed: dict[str, int] = defaultdict(int)
+    for transfer_id in sorted(set(posts) | set(credits)):
+        transfer = transfers.get(transfer_id)
+        posted, credited = posts.get(transfer_id), credits.get(transfer_id)
+        if transfer is not None and transfer.follows_source:
+            _check_followed(transfer, posted, credited_before.get(transfer_id), report)
+            if posted is not None and transfer.owes_destination:
+                owed[posted.currency] += max(
+                    0, posted.amount - (credited.amount if credited else 0)
+                )
+            continue
+        for move, what in ((posted, "posted"), (credited, "credited")):
+            if move is not None and move.count > 1:
+                report.problems.append(f"transfer {transfer_id}: {what} twice")
+        if posted is not None and _describe(credited) != _describe(posted):
             report.problems.append(
-                f"transfer {transfer_id}: credited {amount} {currency} but its reserve is "
-                + ("missing" if found is None else f"{found[0]} {found[1]}, {found[2]}")
+                f"transfer {transfer_id}: posted {posted.amount} {posted.currency} on its "
+                f"source shard but credited {_describe(credited)}"
             )
-        if transfer_id not in posts:
-            credited_unposted[currency] += amount
+        if credited is None:
+            continue
+        if (
+            transfer is None
+            or (transfer.amount, transfer.currency) != (credited.amount, credited.currency)
+            or transfer.status == TransferStatus.FAILED
+        ):
+            report.problems.append(
+                f"transfer {transfer_id}: credited {credited.amount} {credited.currency} but its"
+                " reserve is "
+                + (
+                    "missing"
+                    if transfer is None
+                    else f"{transfer.amount} {transfer.currency}, {transfer.status}"
+                )
+            )
+        if posted is None:
+            credited_unposted[credited.currency] += credited.amount
     report.credited_unposted = dict(credited_unposted)
+    report.owed = dict(owed)
 
 
-async def _clearing_moves(
-    cluster: ShardCluster, side: str, what: str, report: Report
-) -> dict[str, Move]:
-    """Every posted-layer `side` entry of every clearing account, by transfer, one shard
-    after another; a transfer moved twice is a problem."""
+def _check_followed(
+    transfer: CrossShardTransfer, posted: Move | None, credited: Move | None, report: Report
+) -> None:
+    """A hold or delayed credit across shards: its destination never credited more than its
+    source posted, nor its source posted more than it captured (or, a delayed credit,
+    than its amount)."""
+    posted_amount = posted.amount if posted else 0
+    if credited is not None and credited.amount > posted_amount:
+        report.problems.append(
+            f"transfer {transfer.id}: credited {credited.amount} {credited.currency} on its "
+            f"destination but its source posted only {posted_amount}"
+        )
+    ceiling = transfer.captured_amount if transfer.expires_at is not None else transfer.amount
+    if posted_amount > ceiling:
+        report.problems.append(
+            f"transfer {transfer.id}: posted {posted_amount} on its source shard, more than the"
+            f" {ceiling} it captured or moved"
+        )
+    if credited is not None and transfer.available_on is not None and transfer.available_at is None:
+        report.problems.append(f"transfer {transfer.id}: credited before it became available")
+
+
+async def _clearing_moves(cluster: ShardCluster, side: str) -> dict[str, Move]:
+    """Every posted-layer `side` entry of every clearing account, summed by transfer, one
+    shard after another."""
     moves: dict[str, Move] = {}
     for shard in cluster.shards:
         async with shard.connection() as conn:
             rows = await conn.fetch(_CLEARING_MOVES, f"{CLEARING_PREFIX}%", side)
         for r in rows:
-            if r["transfer_id"] in moves:
-                report.problems.append(f"transfer {r['transfer_id']}: {what} twice")
-            moves[r["transfer_id"]] = (r["amount"], r["currency"])
+            move = moves.get(r["transfer_id"])
+            if move is None:
+                moves[r["transfer_id"]] = Move(r["amount"], r["currency"], 1)
+            else:
+                move.amount += r["amount"]
+                move.count += 1
     return moves
 
 
 def _describe(move: Move | None) -> str:
-    return "nothing" if move is None else f"{move[0]} {move[1]}"
+    return "nothing" if move is None else f"{move.amount} {move.currency}"
 
 
 _AVAILABILITY_ACCOUNTS = """
@@ -238,7 +370,8 @@ from accounts where id like $1
 
 _WAITING_CREDITS = """
 select currency, sum(amount) as waiting from transfers
-where available_on is not null and available_at is null group by currency
+where available_on is not null and available_at is null and not cross_shard
+group by currency
 """
 
 

@@ -86,6 +86,7 @@ def build_worker(
             settlement.credit_funds,
             settlement.post_holds,
             settlement.release_holds,
+            settlement.open_holds,
             sweep.sweep_outbox,
             atomic.try_atomic_step,
             atomic.finish_atomic_step,

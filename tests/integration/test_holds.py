@@ -262,15 +262,3 @@ async def test_hostile_tenant_cannot_touch_a_hold(
     }
     response = await _post(api, f"/v1/transfers/{hold['id']}/void")
     assert response.status_code == 200
-
-
-async def test_a_hold_across_shards_is_refused_for_now(api: httpx.AsyncClient) -> None:
-    """Holds between accounts on two shards are not built: 400 naming `pending`, nothing held."""
-    payer, _ = await _accounts(api)
-    elsewhere = await create_account(api)
-    while elsewhere["shard"] == payer["shard"]:
-        elsewhere = await create_account(api)
-    response = await _post(api, "/v1/transfers", _body(payer, elsewhere, 10, pending=True))
-    assert response.status_code == 400
-    assert response.json()["error"]["param"] == "pending"
-    assert (await balance(api, payer["id"]))["held"] == 0

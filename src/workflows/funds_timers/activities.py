@@ -1,10 +1,12 @@
-"""The activity behind `SettleDueFunds`: one pass over one shard's due holds and credits."""
+"""The activity behind `SettleDueFunds`: one pass over one shard's due holds and credits,
+and the follow-ups its holds and credits across shards owe other shards."""
 
 from temporalio import activity
 
 from ledger import limits
 from shards.availability import make_due_available
-from shards.cluster import Shard, ShardCluster
+from shards.cluster import SHARD_FAILURES, Shard, ShardCluster
+from shards.followups import FollowupPass, apply_followups
 from shards.holds import expire_due_holds
 from shards.review import mark_review_started, waiting_reviews
 from workflows.funds_timers.workflow import DuePassInput, DuePassOutcome
@@ -38,6 +40,17 @@ class FundsTimersActivities:
             )
             activity.logger.warning("started the missing review of %s", review.transfer_id)
 
+    async def _follow_up(self, shard: Shard) -> FollowupPass:
+        """Apply what this shard's holds and credits across shards owe their destinations
+        (what the API did not apply at once, and what this pass just recorded). A
+        destination that is down leaves them open for the next pass, without failing this
+        one."""
+        try:
+            return await apply_followups(self._cluster, shard.index)
+        except SHARD_FAILURES as error:
+            activity.logger.warning("shard %d: follow-ups wait: %r", shard.index, error)
+            return FollowupPass(applied=0, more_open=False)
+
     @activity.defn(name="settle_due_funds")
     async def settle_due_funds(self, due: DuePassInput) -> DuePassOutcome:
         """Release up to `batch_max` expired holds and make up to `batch_max` due credits
@@ -45,18 +58,20 @@ class FundsTimersActivities:
         shard = self._cluster.shards[due.shard]
         holds = await expire_due_holds(shard, limit=due.batch_max)
         credits = await make_due_available(shard, limit=due.batch_max)
+        followed = await self._follow_up(shard)
         await self._start_missing_reviews(shard, due.review_timeout_s)
-        if holds.expired or credits.made_available:
+        if holds.expired or credits.made_available or followed.applied:
             activity.logger.info(
-                "shard %d: %d holds expired, %d credits available",
+                "shard %d: %d holds expired, %d credits available, %d follow-ups applied",
                 shard.index,
                 holds.expired,
                 credits.made_available,
+                followed.applied,
             )
         deadlines = [d for d in (holds.next_deadline, credits.next_deadline) if d is not None]
         return DuePassOutcome(
             expired=holds.expired,
             made_available=credits.made_available,
-            more_due=holds.more_due or credits.more_due,
+            more_due=holds.more_due or credits.more_due or followed.more_open,
             next_deadline=min(deadlines, default=None),
         )

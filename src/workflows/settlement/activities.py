@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import saga_operation_key
 from ledger.posting import Movement
+from ledger.transfers import SettlementKind
 from shards import outbox
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.posting import post_batch_on
@@ -37,9 +38,23 @@ from workflows.settlement.inputs import (
 
 _STEPS = {
     Movement.CREDIT_FUNDS: "credit",
+    Movement.PREPARE_CREDIT: "credit",
     Movement.POST_HOLD: "post",
     Movement.RELEASE_HOLD: "release",
 }
+
+_CREDITS = {
+    SettlementKind.TRANSFER: Movement.CREDIT_FUNDS,
+    SettlementKind.HOLD: Movement.PREPARE_CREDIT,
+    SettlementKind.DEFERRED: Movement.PREPARE_CREDIT,
+}
+"""How the destination is credited: posted for a transfer; pending for a hold (until its
+captures) and for a delayed credit (until `available_on`)."""
+
+
+def credit_movement(kind: SettlementKind) -> Movement:
+    """The credit step's movement for a transfer the saga settles as `kind`."""
+    return _CREDITS[kind]
 
 
 def posting_requests(
@@ -142,12 +157,16 @@ class SettlementActivities:
             ApplicationError: a non-retryable `LedgerError` code (never expected).
             asyncpg.PostgresError, OSError: a shard failed; Temporal retries.
         """
-        requests = posting_requests(
-            Movement.CREDIT_FUNDS,
-            source_shard=credit.source_shard,
-            currency=credit.currency,
-            transfers=credit.transfers,
-        )
+        requests = [
+            request
+            for kind in SettlementKind
+            for request in posting_requests(
+                credit_movement(kind),
+                source_shard=credit.source_shard,
+                currency=credit.currency,
+                transfers=[t for t in credit.transfers if t.kind is kind],
+            )
+        ]
         try:
             results, poisoned = await self._post_isolating(credit.destination_shard, requests)
         except LedgerError as error:
@@ -171,6 +190,19 @@ class SettlementActivities:
             asyncpg.PostgresError, OSError: a shard failed; Temporal retries.
         """
         await self._finish(Movement.POST_HOLD, holds)
+
+    @activity.defn(name="open_holds")
+    async def open_holds(self, holds: FinishHoldsInput) -> None:
+        """Open the holds whose destinations now show their credits pending: they become
+        `pending`, capturable, on the source shard. Nothing moves: the source keeps them
+        held until a capture, a void or the expiry (`shards.holds`).
+
+        Raises:
+            asyncpg.PostgresError, OSError: a shard failed; Temporal retries.
+        """
+        await outbox.open_holds(
+            self._cluster.shards[holds.source_shard], [t.id for t in holds.transfers]
+        )
 
     @activity.defn(name="release_holds")
     async def release_holds(self, holds: FinishHoldsInput) -> None:

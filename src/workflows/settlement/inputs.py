@@ -9,7 +9,7 @@ effects and imports nothing that does I/O.
 from dataclasses import dataclass, field
 
 from ledger.limits import SAGA_BATCH_SIZE_MAX
-from ledger.transfers import SagaStep
+from ledger.transfers import SagaStep, SettlementKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,9 @@ class SettlementTransfer:
     credit_account_id: str
     amount: int
     destination_shard: int
+    kind: SettlementKind = SettlementKind.TRANSFER
+    """A transfer is credited and posted; a hold credited pending and opened; a delayed
+    credit credited pending and posted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +110,5 @@ class SettlementOutcome:
     posted: int
     released: int
     failure_codes: dict[str, str]
+    held: int = 0
+    """Holds opened: pending on their destinations, still held on the source."""

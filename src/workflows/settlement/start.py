@@ -76,6 +76,7 @@ def batch_from_rows(workflow_id: str, rows: Sequence[OutboxRow]) -> SettlementBa
                 credit_account_id=r.credit_account_id,
                 amount=r.amount,
                 destination_shard=r.destination_shard,
+                kind=r.kind,
             )
             for r in rows
         ],

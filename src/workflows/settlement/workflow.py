@@ -3,9 +3,11 @@
 A batch holds transfers out of one source shard, in one currency. The reserve already
 happened there (synchronously, in the API). The saga:
 1. credits the transfers on their destination shards, one transaction per destination, side
-   by side; a refusal is that transfer's result, the others are credited;
-2. posts the holds of the credited transfers and releases (compensates) the holds of the
-   refused ones on the source shard, one transaction each.
+   by side; a refusal is that transfer's result, the others are credited (a hold and a
+   delayed credit are credited pending);
+2. posts the reserves of the credited transfers, opens the credited holds (`pending`, still
+   held) and releases (compensates) the reserves of the refused ones on the source shard,
+   one transaction each.
 
 Once a transfer is credited it is never compensated: post and release retry without limit,
 with capped backoff, until the shard takes them. The workflow is deterministic (no clock but
@@ -36,7 +38,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from ledger import limits
 from ledger.errors import NON_RETRYABLE_CODES
-from ledger.transfers import SagaStep
+from ledger.transfers import SagaStep, SettlementKind
 from workflows import search_attributes as attrs
 from workflows.settlement.activities import SettlementActivities
 from workflows.settlement.inputs import (
@@ -96,27 +98,34 @@ class SettleCrossShardBatch:
         self._record(credited, SagaStep.CREDITED)
         self._record(refused, SagaStep.REFUSED, refusals)
         workflow.upsert_search_attributes([attrs.STEP.value_set(_finish_step(credited, refused))])
+        # A hold stays held on the source once its destination shows the credit pending:
+        # it is opened, not posted.
+        opened = [t for t in credited if t.kind is SettlementKind.HOLD]
+        posted = [t for t in credited if t.kind is not SettlementKind.HOLD]
 
-        # Both steps touch the source shard only; they run side by side.
+        # These steps touch the source shard only; they run side by side.
         await asyncio.gather(
-            self._finish(SettlementActivities.post_holds, batch, credited, {}),
+            self._finish(SettlementActivities.post_holds, batch, posted, {}),
             self._finish(SettlementActivities.release_holds, batch, refused, refusals),
+            self._finish(SettlementActivities.open_holds, batch, opened, {}),
         )
-        self._record(credited, SagaStep.POSTED)
+        self._record(posted, SagaStep.POSTED)
+        self._record(opened, SagaStep.HELD)
         self._record(refused, SagaStep.RELEASED, refusals)
         workflow.upsert_search_attributes(
             [attrs.STATUS.value_set("completed"), attrs.STEP.value_set("done")]
         )
         elapsed = workflow.now() - workflow.info().start_time
         workflow.logger.info(
-            "settled %d transfers in %.3f s: %d posted, %d released",
+            "settled %d transfers in %.3f s: %d posted, %d held, %d released",
             len(batch.transfers),
             elapsed.total_seconds(),
-            len(credited),
+            len(posted),
+            len(opened),
             len(refused),
         )
         return SettlementOutcome(
-            posted=len(credited), released=len(refused), failure_codes=refusals
+            posted=len(posted), released=len(refused), failure_codes=refusals, held=len(opened)
         )
 
     async def _credit(self, batch: SettlementBatch) -> dict[str, str]:

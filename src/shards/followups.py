@@ -1,0 +1,138 @@
+"""Follow-ups: what a change on a transfer's source shard owes its destination shard.
+
+A hold across shards keeps its money held on the source shard and shows it pending on the
+destination. A capture, a void, an increment or the expiry changes the source in one
+transaction, and in that same transaction records, as rows of `remote_postings`, the
+movements the destination owes: `POST_CREDIT` for what was captured, `VOID_CREDIT` for what
+was released, `RAISE_CREDIT` for an increment. A delayed credit across shards, once due,
+records its `POST_CREDIT` the same way. None of these is ever refused on the destination:
+the source decided, and the destination only follows.
+
+`apply_followups` posts the open rows on their destinations through the posting path under
+each row's operation key, so a row applied twice (the API and the funds timers racing, a
+crash before the row was marked) moves money once, then marks them applied. The API applies
+a change's rows as soon as it committed; each shard's funds timers apply whatever is left
+(`workflows.funds_timers`), so a crash in between delays a follow-up, never loses it.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ledger.limits import POSTING_BATCH_SIZE_MAX
+from ledger.posting import Movement
+from shards.cluster import ShardCluster
+from shards.db import Connection, Record
+from shards.posting import post_batch_on
+from shards.posting_types import PostingRequest, movement_of
+
+FOLLOWING_MOVEMENTS = frozenset({Movement.POST_CREDIT, Movement.VOID_CREDIT, Movement.RAISE_CREDIT})
+"""What a destination shard is told to do; each is never refused there."""
+
+_COLUMNS = (
+    "operation_key, transfer_id, tenant_id, movement, debit_account_id, credit_account_id,"
+    " amount, currency, source_shard, destination_shard"
+)
+
+
+def followup(
+    transfer: Record, movement: Movement, *, operation_key: str, amount: int
+) -> PostingRequest:
+    """The movement `movement` the destination of `transfer` (a row of its source shard)
+    owes, keyed `operation_key:movement`."""
+    assert movement in FOLLOWING_MOVEMENTS
+    return movement_of(
+        transfer, movement, operation_key=f"{operation_key}:{movement}", amount=amount
+    )
+
+
+async def record_followups(conn: Connection, requests: Sequence[PostingRequest]) -> None:
+    """Record follow-ups in the caller's transaction on the source shard; a follow-up
+    recorded before (the same operation key) is left as it was."""
+    assert conn.is_in_transaction()
+    if not requests:
+        return
+    assert all(r.movement in FOLLOWING_MOVEMENTS for r in requests)
+    await conn.execute(
+        f"insert into remote_postings ({_COLUMNS})"
+        " select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bigint[], $8::text[], $9::int[], $10::int[])"
+        " on conflict (operation_key) do nothing",
+        [r.operation_key for r in requests],
+        [r.transfer_id for r in requests],
+        [r.tenant_id for r in requests],
+        [str(r.movement) for r in requests],
+        [r.debit_account_id for r in requests],
+        [r.credit_account_id for r in requests],
+        [r.amount for r in requests],
+        [r.currency for r in requests],
+        [r.source_shard for r in requests],
+        [r.destination_shard for r in requests],
+    )
+
+
+def _request(row: Record) -> PostingRequest:
+    return PostingRequest(
+        operation_key=row["operation_key"],
+        transfer_id=row["transfer_id"],
+        tenant_id=row["tenant_id"],
+        movement=Movement(row["movement"]),
+        debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"],
+        amount=row["amount"],
+        currency=row["currency"].strip(),
+        source_shard=row["source_shard"],
+        destination_shard=row["destination_shard"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupPass:
+    """What one pass applied, and whether open follow-ups were left for the next."""
+
+    applied: int
+    more_open: bool
+
+
+async def apply_followups(
+    cluster: ShardCluster,
+    source: int,
+    *,
+    transfer_ids: Sequence[str] | None = None,
+    limit: int = POSTING_BATCH_SIZE_MAX,
+) -> FollowupPass:
+    """Apply up to `limit` open follow-ups of `source` (only those of `transfer_ids` when
+    given), oldest first: one posting batch per destination, then mark them applied.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: a shard failed; what was
+            applied stays applied, what was not stays open, and either is safe to retry.
+    """
+    assert 0 < limit <= POSTING_BATCH_SIZE_MAX
+    query = f"select {_COLUMNS} from remote_postings where applied_at is null"
+    async with cluster.shards[source].connection() as conn:
+        if transfer_ids is None:
+            rows = await conn.fetch(f"{query} order by created_at limit $1", limit)
+        else:
+            rows = await conn.fetch(
+                f"{query} and transfer_id = any($2::text[]) order by created_at limit $1",
+                limit,
+                list(transfer_ids),
+            )
+    by_destination: dict[int, list[PostingRequest]] = defaultdict(list)
+    for row in rows:
+        by_destination[row["destination_shard"]].append(_request(row))
+    applied: list[str] = []
+    for destination, requests in sorted(by_destination.items()):
+        results = await post_batch_on(cluster.shards[destination], requests)
+        refused = [r for r in results if r.error is not None]
+        assert not refused, f"a follow-up is never refused: {refused[0]}"
+        applied.extend(r.operation_key for r in requests)
+    if applied:
+        async with cluster.shards[source].connection() as conn:
+            await conn.execute(
+                "update remote_postings set applied_at = clock_timestamp()"
+                " where operation_key = any($1::text[]) and applied_at is null",
+                applied,
+            )
+    return FollowupPass(applied=len(applied), more_open=len(rows) == limit)

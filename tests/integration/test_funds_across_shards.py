@@ -1,0 +1,314 @@
+"""Holds and delayed credits between accounts on two shards, through the HTTP API: the saga
+opens the hold (pending on the destination), captures, increments, voids and the expiry
+reach the destination through follow-ups, and a delayed credit becomes available on its
+date; the books, clearing accounts included, are checked after each."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from ulid import ULID
+
+from shards.cluster import ShardCluster
+from tests.conftest import other_tenant
+from tests.integration.helpers import balance, create_account
+
+pytestmark = pytest.mark.usefixtures("books")
+
+EMPTY = {"posted": 0, "pending": 0, "held": 0, "available": 0}
+
+
+async def _apart(api: httpx.AsyncClient, funds: int = 10_000, **payee: object) -> tuple[dict, dict]:
+    """A payer holding `funds` and a payee on another shard."""
+    funding = await create_account(api, allow_overdraft=True)
+    payer = await create_account(api)
+    while payer["shard"] != funding["shard"]:
+        payer = await create_account(api)
+    while True:
+        response = await api.post("/v1/accounts", json={"currency": "USD", **payee})
+        assert response.status_code == 201, response.text
+        merchant = response.json()
+        if merchant["shard"] != payer["shard"]:
+            break
+    response = await _post(api, "/v1/transfers", _body(funding, payer, funds))
+    assert response.status_code == 201, response.text
+    return payer, merchant
+
+
+def _body(debit: dict, credit: dict, amount: int, **extra: object) -> dict:
+    return {
+        "debit_account_id": debit["id"],
+        "credit_account_id": credit["id"],
+        "amount": amount,
+        "currency": "USD",
+        **extra,
+    }
+
+
+async def _post(
+    api: httpx.AsyncClient, path: str, body: dict | None = None, key: str | None = None
+) -> httpx.Response:
+    return await api.post(path, json=body, headers={"Idempotency-Key": key or f"test-{ULID()}"})
+
+
+async def _until(
+    api: httpx.AsyncClient, transfer_id: str, status: str, within_s: float = 15
+) -> dict:
+    """The transfer once it reached `status`, within `within_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        found = (await api.get(f"/v1/transfers/{transfer_id}")).json()
+        if found["status"] == status:
+            return found
+        assert loop.time() < deadline, f"{transfer_id} is {found['status']}, not {status}"
+        await asyncio.sleep(0.1)
+
+
+async def _hold(
+    api: httpx.AsyncClient, payer: dict, merchant: dict, amount: int, **extra: object
+) -> dict:
+    """Place a hold across shards: 201 `pending` when the saga opened it within the wait,
+    else 202 `processing` until it did."""
+    response = await _post(
+        api, "/v1/transfers", _body(payer, merchant, amount, pending=True, **extra)
+    )
+    assert response.status_code in (201, 202), response.text
+    placed = response.json()
+    assert placed["cross_shard"] is True
+    assert placed["expires_at"] is not None
+    assert placed["status"] == ("pending" if response.status_code == 201 else "processing")
+    return await _until(api, placed["id"], "pending")
+
+
+async def _settled(
+    api: httpx.AsyncClient, account: dict, expected: dict, within_s: float = 15
+) -> None:
+    """The account's balance reaches `expected` within `within_s` seconds (a follow-up the
+    API could not apply at once is applied by the funds timers)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while (found := await balance(api, account["id"])) != expected:
+        assert loop.time() < deadline, f"{account['id']}: {found} != {expected}"
+        await asyncio.sleep(0.1)
+
+
+async def test_hold_across_shards_captured_in_parts(api: httpx.AsyncClient) -> None:
+    """Held on the payer's shard, pending on the merchant's; a partial capture that keeps
+    the hold open, an increment, then a final capture that releases the rest, each shown on
+    both shards in the answer's wake; the events follow the hold."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 4_000)
+    assert hold["saga"]["step"] == "held"
+    assert await balance(api, payer["id"]) == {
+        "posted": 10_000,
+        "pending": 0,
+        "held": 4_000,
+        "available": 6_000,
+    }
+    assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 4_000}
+
+    response = await _post(
+        api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_500, "final": False}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "pending"
+    assert response.json()["captured_amount"] == 1_500
+    await _settled(
+        api, merchant, {"posted": 1_500, "pending": 2_500, "held": 0, "available": 1_500}
+    )
+
+    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 1_000})
+    assert response.status_code == 200, response.text
+    assert response.json()["amount"] == 5_000
+    await _settled(
+        api, merchant, {"posted": 1_500, "pending": 3_500, "held": 0, "available": 1_500}
+    )
+    assert (await balance(api, payer["id"]))["held"] == 3_500
+
+    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 2_000})
+    assert response.status_code == 200, response.text
+    captured = response.json()
+    assert captured["status"] == "posted"
+    assert captured["captured_amount"] == 3_500
+    assert [c["amount"] for c in captured["captures"]] == [1_500, 2_000]
+    await _settled(api, merchant, {"posted": 3_500, "pending": 0, "held": 0, "available": 3_500})
+    assert await balance(api, payer["id"]) == {
+        "posted": 6_500,
+        "pending": 0,
+        "held": 0,
+        "available": 6_500,
+    }
+
+    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "transfer_not_pending"
+    events = (await api.get("/v1/events", params={"limit": 100})).json()["data"]
+    types = [e["type"] for e in events if e["data"]["object"]["id"] == hold["id"]]
+    assert types == ["transfer.captured", "transfer.captured", "transfer.pending"], types
+
+
+async def test_void_and_refused_hold_across_shards(api: httpx.AsyncClient) -> None:
+    """A void releases the money on both shards; a hold whose payee is frozen fails
+    (`account_frozen`) and holds nothing anywhere."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 2_000)
+    response = await _post(api, f"/v1/transfers/{hold['id']}/void")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "voided"
+    await _settled(api, merchant, EMPTY)
+    assert await balance(api, payer["id"]) == {
+        "posted": 10_000,
+        "pending": 0,
+        "held": 0,
+        "available": 10_000,
+    }
+
+    assert (await api.post(f"/v1/accounts/{merchant['id']}/freeze")).status_code == 200
+    response = await _post(api, "/v1/transfers", _body(payer, merchant, 500, pending=True))
+    if response.status_code == 202:
+        failed = await _until(api, response.json()["id"], "failed")
+        assert failed["failure_code"] == "account_frozen"
+    else:
+        assert response.status_code == 409, response.text
+        assert response.json()["error"]["code"] == "account_frozen"
+    assert (await balance(api, payer["id"]))["held"] == 0
+    assert await balance(api, merchant["id"]) == EMPTY
+
+
+async def test_capture_racing_void_across_shards_moves_money_once(api: httpx.AsyncClient) -> None:
+    """Ten captures and ten voids of one hold at once: exactly one wins, the rest are 409,
+    and the merchant receives the money once or not at all."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 1_000)
+    paths = [f"/v1/transfers/{hold['id']}/{a}" for a in ("capture", "void") for _ in range(10)]
+    responses = await asyncio.gather(
+        *(_post(api, p, {} if p.endswith("capture") else None) for p in paths)
+    )
+    winners = [r for r in responses if r.status_code == 200]
+    assert len(winners) == 1, [r.status_code for r in responses]
+    assert all(r.status_code == 409 for r in responses if r.status_code != 200)
+    won = winners[0].json()["status"]
+    moved = 1_000 if won == "posted" else 0
+    await _settled(api, merchant, {"posted": moved, "pending": 0, "held": 0, "available": moved})
+    assert (await balance(api, payer["id"]))["posted"] == 10_000 - moved
+
+
+async def test_hold_across_shards_expires_on_both_shards(api: httpx.AsyncClient) -> None:
+    """From `expires_at` a capture is refused; within 15 seconds the hold is `expired` and
+    both shards show the money released, what was captured before staying posted."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 3_000, expires_in=3)
+    response = await _post(
+        api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_000, "final": False}
+    )
+    assert response.status_code == 200, response.text
+    await asyncio.sleep(
+        max(0, (datetime.fromisoformat(hold["expires_at"]) - datetime.now(UTC)).total_seconds())
+    )
+    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "transfer_expired"
+    await _until(api, hold["id"], "expired")
+    await _settled(api, merchant, {"posted": 1_000, "pending": 0, "held": 0, "available": 1_000})
+    assert await balance(api, payer["id"]) == {
+        "posted": 9_000,
+        "pending": 0,
+        "held": 0,
+        "available": 9_000,
+    }
+
+
+async def test_increment_across_shards_refused_by_the_payee(api: httpx.AsyncClient) -> None:
+    """An increment the payee's `max_balance` refuses is 409 `balance_limit_exceeded`, one
+    the payer cannot fund is 402; neither changes either side."""
+    payer, merchant = await _apart(api, limits={"max_balance": 2_500})
+    hold = await _hold(api, payer, merchant, 2_000)
+    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 501})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "balance_limit_exceeded"
+    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 9_000})
+    assert response.status_code in (402, 409), response.text
+    assert (await api.get(f"/v1/transfers/{hold['id']}")).json()["amount"] == 2_000
+    assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 2_000}
+    assert (await balance(api, payer["id"]))["held"] == 2_000
+    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 500})
+    assert response.status_code == 200, response.text
+    await _settled(api, merchant, {**EMPTY, "pending": 2_500})
+    assert (await _post(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
+    await _settled(api, merchant, EMPTY)
+
+
+async def test_hostile_tenant_cannot_touch_a_hold_across_shards(
+    api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
+) -> None:
+    """Another tenant's capture, void and increment of a hold across shards are 404 and
+    move nothing; nor can it list the payee's waiting credits."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 1_000)
+    async with other_tenant(api_url, cluster) as other:
+        for path, body in (("capture", {}), ("void", None), ("increment", {"amount": 10})):
+            response = await _post(other, f"/v1/transfers/{hold['id']}/{path}", body)
+            assert response.status_code == 404, response.text
+        response = await other.get(f"/v1/accounts/{merchant['id']}/availability")
+        assert response.status_code == 404
+    assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 1_000}
+    assert (await _post(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
+    await _settled(api, merchant, EMPTY)
+
+
+async def test_delayed_credit_across_shards(api: httpx.AsyncClient) -> None:
+    """The payer is debited once the saga settles; the payee sees the credit pending and
+    listed under `availability` until `available_on`, then available within 15 seconds,
+    with a `funds.available` event."""
+    payer, payee = await _apart(api)
+    available_on = datetime.now(UTC) + timedelta(seconds=4)
+    response = await _post(
+        api, "/v1/transfers", _body(payer, payee, 2_500, available_on=available_on.isoformat())
+    )
+    assert response.status_code in (201, 202), response.text
+    deferred = await _until(api, response.json()["id"], "posted")
+    assert deferred["cross_shard"] is True
+    assert deferred["available_at"] is None
+    assert await balance(api, payer["id"]) == {
+        "posted": 7_500,
+        "pending": 0,
+        "held": 0,
+        "available": 7_500,
+    }
+    assert await balance(api, payee["id"]) == {**EMPTY, "pending": 2_500}
+    waiting = (await api.get(f"/v1/accounts/{payee['id']}/availability")).json()["data"]
+    assert [(w["transfer_id"], w["amount"]) for w in waiting] == [(deferred["id"], 2_500)]
+
+    await _settled(
+        api, payee, {"posted": 2_500, "pending": 0, "held": 0, "available": 2_500}, within_s=20
+    )
+    assert (await api.get(f"/v1/transfers/{deferred['id']}")).json()["available_at"] is not None
+    assert (await api.get(f"/v1/accounts/{payee['id']}/availability")).json()["data"] == []
+    events = (await api.get("/v1/events", params={"type": "funds.available"})).json()["data"]
+    assert [e["data"]["object"]["id"] for e in events] == [deferred["id"]]
+
+
+async def test_delayed_credit_across_shards_refused_by_the_payee(api: httpx.AsyncClient) -> None:
+    """A frozen payee refuses the credit: the transfer fails and the payer keeps the money;
+    the timers never make it available."""
+    payer, payee = await _apart(api)
+    assert (await api.post(f"/v1/accounts/{payee['id']}/freeze")).status_code == 200
+    available_on = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    response = await _post(
+        api, "/v1/transfers", _body(payer, payee, 700, available_on=available_on)
+    )
+    if response.status_code == 202:
+        assert (await _until(api, response.json()["id"], "failed"))[
+            "failure_code"
+        ] == "account_frozen"
+    else:
+        assert response.status_code == 409, response.text
+    assert await balance(api, payer["id"]) == {
+        "posted": 10_000,
+        "pending": 0,
+        "held": 0,
+        "available": 10_000,
+    }
+    assert await balance(api, payee["id"]) == EMPTY

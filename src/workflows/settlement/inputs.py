@@ -110,5 +110,3 @@ class SettlementOutcome:
     posted: int
     released: int
     failure_codes: dict[str, str]
-    held: int = 0
-    """Holds opened: pending on their destinations, still held on the source."""

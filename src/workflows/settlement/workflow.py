@@ -124,8 +124,10 @@ class SettleCrossShardBatch:
             len(opened),
             len(refused),
         )
+        # Opened holds count as posted: their credits went through (the recorded results of
+        # earlier histories have no third count).
         return SettlementOutcome(
-            posted=len(posted), released=len(refused), failure_codes=refusals, held=len(opened)
+            posted=len(credited), released=len(refused), failure_codes=refusals
         )
 
     async def _credit(self, batch: SettlementBatch) -> dict[str, str]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from ulid import ULID
 
+from ledgerflow.devstack import EmbeddedPostgres
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
 from tests.integration.helpers import balance, create_account
@@ -312,3 +313,30 @@ async def test_delayed_credit_across_shards_refused_by_the_payee(api: httpx.Asyn
         "available": 10_000,
     }
     assert await balance(api, payee["id"]) == EMPTY
+
+
+async def test_capture_while_the_payee_shard_is_down_reaches_it_later(
+    api: httpx.AsyncClient, shard_servers: list[EmbeddedPostgres]
+) -> None:
+    """A capture commits on the payer's shard while the payee's shard is stopped: the answer
+    is 200 `posted`, and once the shard is back the funds timers apply what it owes, so the
+    payee is credited once, within 15 seconds, with nothing lost or doubled."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 1_200)
+    server = shard_servers[merchant["shard"]]
+    await asyncio.to_thread(server.stop)
+    try:
+        response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 800})
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "posted"
+    finally:
+        await asyncio.to_thread(server.start)
+    assert await balance(api, payer["id"]) == {
+        "posted": 9_200,
+        "pending": 0,
+        "held": 0,
+        "available": 9_200,
+    }
+    await _settled(
+        api, merchant, {"posted": 800, "pending": 0, "held": 0, "available": 800}, within_s=20
+    )

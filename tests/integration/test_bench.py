@@ -30,7 +30,14 @@ async def test_the_bench_reports_every_scenario_beside_pgbench_in_the_documented
     its latencies, timeline and ratio to pgbench; batches count items or say the endpoint is
     unavailable; the books balance; the PNG is written."""
     plan = BenchPlan(
-        scenarios=(Scenario.SINGLE, Scenario.BATCH, Scenario.CROSS, Scenario.HOT, Scenario.HOLD),
+        scenarios=(
+            Scenario.SINGLE,
+            Scenario.BATCH,
+            Scenario.CROSS,
+            Scenario.HOT,
+            Scenario.HOLD,
+            Scenario.HOLD_CROSS,
+        ),
         shape=LoadShape(duration_s=1.0, concurrency=4, batch_size=5),
         accounts_per_shard=2,
     )
@@ -63,6 +70,7 @@ async def test_the_bench_reports_every_scenario_beside_pgbench_in_the_documented
         "hot",
         "hot-spread",
         "hold",
+        "hold-cross",
         "temporal-per-transfer",
     ]
     for name, row in rows.items():
@@ -76,7 +84,7 @@ async def test_the_bench_reports_every_scenario_beside_pgbench_in_the_documented
         assert row["ratio_to_pgbench"] == pytest.approx(ratio, abs=0.001), name
         assert 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p95"] <= row["latency_ms"]["p99"]
         assert row["timeline"]["transfers_per_s"], name
-    for name in ("single", "cross", "hot", "hot-spread", "hold"):
+    for name in ("single", "cross", "hot", "hot-spread", "hold", "hold-cross"):
         row = rows[name]
         assert row["available"], row
         assert set(row["statuses"]) <= {"201", "202"}, row

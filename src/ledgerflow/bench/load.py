@@ -86,6 +86,10 @@ def _transfer_item(debit: str, credit: str, amount: int) -> dict:
     }
 
 
+HOLD_OPEN_POLL_S = 0.05
+"""How often a hold across shards is read while its saga opens it."""
+
+
 class ScenarioRequests:
     """One request of each scenario, between the bench's accounts."""
 
@@ -108,6 +112,7 @@ class ScenarioRequests:
             Scenario.BATCH: self._batch,
             Scenario.ATOMIC: self._atomic,
             Scenario.HOLD: self._hold,
+            Scenario.HOLD_CROSS: self._hold_cross,
         }[scenario]
 
     def _pair(self, rng: random.Random, *, cross: bool) -> tuple[str, str]:
@@ -140,9 +145,9 @@ class ScenarioRequests:
         debit = rng.choice(self._accounts.customers[self._accounts.fee_shard])
         return await self._transfer(debit, rng.choice(self._accounts.spread_accounts), rng)
 
-    async def _hold(self, rng: random.Random) -> Outcome:
-        """Authorise on one shard, then capture part of it (a final capture)."""
-        debit, credit = self._pair(rng, cross=False)
+    async def _hold(self, rng: random.Random, *, cross: bool = False) -> Outcome:
+        """Authorise, then capture part of it (a final capture)."""
+        debit, credit = self._pair(rng, cross=cross)
         amount = rng.randint(2, 100)
         body = {**_transfer_item(debit, credit, amount), "pending": True}
         headers = {"Idempotency-Key": f"bench-{ULID()}"}
@@ -150,6 +155,14 @@ class ScenarioRequests:
             status, placed = response.status, await response.json(content_type=None)
         if status in ENDPOINT_MISSING or (status == 400 and "pending" in str(placed)):
             raise EndpointUnavailableError(status)
+        while status == 202 and placed.get("status") == "processing":
+            # Across shards: capturable once the saga opened it.
+            await asyncio.sleep(HOLD_OPEN_POLL_S)
+            async with self._client.get(f"/v1/transfers/{placed['id']}") as response:
+                read, placed = response.status, await response.json(content_type=None)
+            if read != 200:
+                return _single_outcome(read, placed)
+            status = 201 if placed.get("status") == "pending" else 202
         if status != 201:
             return _single_outcome(status, placed)
         path = f"/v1/transfers/{placed['id']}/capture"
@@ -158,6 +171,9 @@ class ScenarioRequests:
         async with self._client.post(path, json=capture, headers=headers) as response:
             status, captured = response.status, await response.json(content_type=None)
         return _single_outcome(201 if status == 200 else status, captured)
+
+    async def _hold_cross(self, rng: random.Random) -> Outcome:
+        return await self._hold(rng, cross=True)
 
     async def _post_batch(self, items: list[dict], *, atomic: bool) -> Outcome:
         headers = {"Idempotency-Key": f"bench-{ULID()}"}

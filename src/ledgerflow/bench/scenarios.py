@@ -24,10 +24,15 @@ class Scenario(StrEnum):
     HOLD = "hold"
     """A card payment on one shard: a hold (`pending`), then its capture; two requests per
     transfer, counted once the capture answered."""
+    HOLD_CROSS = "hold-cross"
+    """A card payment across shards: a hold (202 `processing` until its saga opened it,
+    followed by reading the transfer), then its capture, counted once the capture answered."""
 
 
 DEFAULT_SCENARIOS = (Scenario.SINGLE, Scenario.BATCH, Scenario.CROSS, Scenario.MIXED)
 """What `ledgerflow bench` runs without `--scenarios`."""
 
-CROSS_SHARD_SCENARIOS = frozenset({Scenario.CROSS, Scenario.MIXED, Scenario.ATOMIC})
+CROSS_SHARD_SCENARIOS = frozenset(
+    {Scenario.CROSS, Scenario.MIXED, Scenario.ATOMIC, Scenario.HOLD_CROSS}
+)
 """Scenarios that need at least two shards."""

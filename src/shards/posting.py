@@ -149,11 +149,13 @@ def _account(row: asyncpg.Record) -> AccountState:
 
 # What each account sent over the last 24 hours: its transfers as debit account, counted
 # at what they moved or hold (a failed transfer nothing; a hold that ended, what was
-# captured). Read after the accounts are locked, so every earlier debit has committed.
+# captured; a hold across shards its saga is still opening, all of it). Read after the
+# accounts are locked, so every earlier debit has committed.
 _OUTGOING_24H = """
 select debit_account_id as id,
        sum(case when status = 'failed' then 0
-                when expires_at is not null and status <> 'pending' then captured_amount
+                when expires_at is not null and status not in ('pending', 'processing')
+                    then captured_amount
                 else amount end) as sent
 from transfers
 where debit_account_id = any($1::text[]) and created_at > clock_timestamp() - interval '1 day'

@@ -31,8 +31,9 @@ async def create_transfer(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
-    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    within the short wait, else 202 `processing`. With `"pending": true`: a hold, 201
+    `pending` with `expires_at` (across shards 202 `processing` until the payee's shard shows
+    it pending), until captured, voided or expired.
     """
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:

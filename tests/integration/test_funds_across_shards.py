@@ -254,6 +254,18 @@ async def test_hostile_tenant_cannot_touch_a_hold_across_shards(
             assert response.status_code == 404, response.text
         response = await other.get(f"/v1/accounts/{merchant['id']}/availability")
         assert response.status_code == 404
+        theirs = await create_account(other)
+        while theirs["shard"] == payer["shard"]:
+            theirs = await create_account(other)
+    # A hold to another tenant's account on another shard is refused by the saga, as an
+    # unknown account; nothing stays held.
+    response = await _post(api, "/v1/transfers", _body(payer, theirs, 300, pending=True))
+    if response.status_code == 202:
+        refused = await _until(api, response.json()["id"], "failed")
+        assert refused["failure_code"] == "account_not_found"
+    else:
+        assert response.status_code == 404, response.text
+    assert (await balance(api, payer["id"]))["held"] == 1_000
     assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 1_000}
     assert (await _post(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
     await _settled(api, merchant, EMPTY)

@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 from temporalio.client import Client
@@ -127,10 +128,17 @@ async def api_key_id_of(cluster: ShardCluster, secret: str) -> str:
 
 
 async def reserve_only(
-    cluster: ShardCluster, pair: CrossPair, amount: int, *, tenant_id: str
+    cluster: ShardCluster,
+    pair: CrossPair,
+    amount: int,
+    *,
+    tenant_id: str,
+    expires_at: datetime | None = None,
+    available_on: datetime | None = None,
 ) -> PostingRequest:
     """Reserve a cross-shard transfer the way the API does, and stop there: what an API
-    process that dies right after the reserve leaves behind (the hold and its outbox row)."""
+    process that dies right after the reserve leaves behind (the hold and its outbox row).
+    With `expires_at` it is a hold, with `available_on` a delayed credit."""
     source, target = pair.source, pair.target
     transfer_id = new_transfer_id(slot_of(source["id"]))
     request = PostingRequest(
@@ -144,6 +152,8 @@ async def reserve_only(
         currency=source["currency"],
         source_shard=source["shard"],
         destination_shard=target["shard"],
+        expires_at=expires_at,
+        available_on=available_on,
     )
     async with cluster.shards[source["shard"]].pool.acquire() as conn:
         (result,) = await post_batch(conn, shard=source["shard"], requests=[request])

@@ -28,6 +28,7 @@ record something else.
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -155,6 +156,27 @@ async def test_record_histories(
     )
     steps = [a.activity_type for a in local_activities(history)]
     assert steps.count("credit_funds") == 3, steps
+
+    now = datetime.now(UTC)
+    kinds = [
+        await reserve_only(cluster, pair, 100, tenant_id=tenant),
+        await reserve_only(
+            cluster, on_shard_2, 200, tenant_id=tenant, expires_at=now + timedelta(hours=1)
+        ),
+        await reserve_only(
+            cluster, pair, 300, tenant_id=tenant, available_on=now + timedelta(hours=1)
+        ),
+    ]
+    await _hand_over_together(cluster, temporal_address, TASK_QUEUE, kinds)
+    await settled(api, pair.source["id"])
+    statuses = [(await api.get(f"/v1/transfers/{r.transfer_id}")).json()["status"] for r in kinds]
+    assert statuses == ["posted", "pending", "posted"], statuses
+    history = await _save(
+        temporal_env, await _workflow_of(api, kinds[0].transfer_id), "settle-hold-and-deferred"
+    )
+    steps = [a.activity_type for a in local_activities(history)]
+    assert "open_holds" in steps, steps
+    assert (await api.post(f"/v1/transfers/{kinds[1].transfer_id}/void")).status_code == 200
 
     orphan = await reserve_only(cluster, pair, 100, tenant_id=tenant)
     sweep_id = f"record-sweep-{ULID()}"

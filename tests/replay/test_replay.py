@@ -39,6 +39,7 @@ RECORDED = frozenset(
         "settle-several-destinations",
         "settle-credit-retried",
         "settle-refused-as-a-whole",
+        "settle-hold-and-deferred",
         "sweep-started",
         "sweep-forever",
         "atomic-posted",

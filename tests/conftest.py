@@ -254,6 +254,29 @@ async def api(api_url: str, tenant_key: str) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture
+async def short_review_api(
+    shard_dsns: list[str], temporal_address: str, tenant_key: str, settlement_worker: Worker
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A second API process whose reviews time out after 3 seconds (the session's worker
+    runs them)."""
+    wiring = Wiring(
+        shard_dsns=shard_dsns,
+        temporal_address=temporal_address,
+        task_queue=TASK_QUEUE,
+        pool_size_max=4,
+        review_timeout_s=3.0,
+    )
+    server, task, url = await serve(wiring.app())
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
+        ) as client:
+            yield client
+    finally:
+        await stop(server, task)
+
+
+@pytest.fixture
 async def books(cluster: ShardCluster) -> AsyncIterator[None]:
     """Checks after the test that every shard's books balance and that no money is left in
     flight: a saga that has not finished within the wait is a stuck hold, and fails the test."""

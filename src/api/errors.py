@@ -38,8 +38,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TRANSFER_EXPIRED: 409,
     # A transfer's failure code: the review rejected it (or timed out).
     ErrorCode.REVIEW_REJECTED: 409,
-    # Review holds the money on the debit account's shard; a transfer that needs review but
-    # would leave the shard (or hold, or wait for a date) is refused rather than unreviewed.
+    # Review holds a plain transfer's money (on one shard or across two); a hold or a
+    # delayed credit that needs review is refused rather than sent on unreviewed.
     ErrorCode.REVIEW_NOT_SUPPORTED: 400,
     ErrorCode.AMOUNT_EXCEEDS_HOLD: 400,
     ErrorCode.BATCH_LEG_REFUSED: 409,

@@ -164,7 +164,12 @@ class TransferService:
     async def decide_review(
         self, *, principal: Principal, transfer_id: str, approve: bool
     ) -> TransferOut:
-        """Approve or reject one of the tenant's transfers waiting for review.
+        """Approve or reject one of the tenant's transfers waiting for review; returns it as
+        the decision left it.
+
+        On one shard an approved transfer is `posted`. Across shards it is handed to a saga,
+        waited for like a new cross-shard transfer: `posted` when the saga finished within
+        the short wait, else `processing` (or `failed` when its credit was refused).
 
         Raises:
             LedgerError: transfer_not_found, transfer_not_pending (not waiting for review,
@@ -187,11 +192,25 @@ class TransferService:
         )
         decided = await self._fetch(shard, principal, transfer_id)
         assert decided is not None
-        wanted = TransferStatus.POSTED if approve else TransferStatus.FAILED
-        if decided.status is not wanted:
+        if not _decided_as_asked(decided, approve=approve):
             # Decided otherwise first (the other decision, or the review's timeout).
             raise _not_pending(decided)
+        if decided.status is TransferStatus.PROCESSING:
+            decided = await self._settle_approved(principal, decided)
         return transfer_out(decided)
+
+    async def _settle_approved(
+        self, principal: Principal, approved: TransferRecord
+    ) -> TransferRecord:
+        """A transfer approved across shards: make sure a saga settles it (the review's
+        activity started one; this covers a start that failed there) and wait for it as
+        `create` does; returns the transfer as it stands then."""
+        if self._settlement is None:
+            return approved  # the sweep of the worker settles it
+        await self._settlement.hand_over(_reserve_of(approved), wait_s=self._sync_wait_s)
+        settled = await self._fetch(approved.source_shard, principal, approved.id)
+        assert settled is not None, "an approved transfer must be readable on its shard"
+        return settled
 
     async def _hold(self, principal: Principal, request: PostingRequest) -> TransferOut:
         """Place a hold on one shard: the money is held, not moved."""
@@ -379,6 +398,36 @@ def _not_pending(record: TransferRecord) -> LedgerError:
     return LedgerError(
         ErrorCode.TRANSFER_NOT_PENDING,
         f"transfer {record.id} is {record.status}, not waiting for review",
+    )
+
+
+def _decided_as_asked(record: TransferRecord, *, approve: bool) -> bool:
+    """Whether a decided transfer shows the decision asked for, not another one taken
+    first."""
+    rejected = (
+        record.status is TransferStatus.FAILED and record.failure_code == ErrorCode.REVIEW_REJECTED
+    )
+    if not approve:
+        return rejected
+    # Across shards an approved transfer is settled by a saga: still settling, posted, or
+    # failed when the destination refused its credit.
+    return record.status is not TransferStatus.REQUIRES_REVIEW and not rejected
+
+
+def _reserve_of(approved: TransferRecord) -> PostingRequest:
+    """The reserve of a transfer approved across shards, as the hand-over takes it (which
+    reads its transfer, shards and currency, not its operation key)."""
+    return PostingRequest(
+        operation_key=f"review:{approved.id}",
+        transfer_id=approved.id,
+        tenant_id=approved.tenant_id,
+        movement=Movement.RESERVE_FUNDS,
+        debit_account_id=approved.debit_account_id,
+        credit_account_id=approved.credit_account_id,
+        amount=approved.amount,
+        currency=approved.currency,
+        source_shard=approved.source_shard,
+        destination_shard=approved.destination_shard,
     )
 
 

@@ -269,7 +269,8 @@ def _route_review(request: PostingRequest, debit: AccountState | None) -> Postin
 
     Raises:
         LedgerError(review_not_supported): a movement above the limit that review cannot
-            hold (a hold of its own, a delayed credit, an increment).
+            hold (a hold of its own, a delayed credit, an increment, a leg of an atomic
+            batch).
     """
     threshold = None if debit is None else debit.limits.review_above
     if threshold is None or request.amount <= threshold:
@@ -279,6 +280,9 @@ def _route_review(request: PostingRequest, debit: AccountState | None) -> Postin
     if (
         request.movement is Movement.RESERVE_FUNDS
         and request.settlement_kind is SettlementKind.TRANSFER
+        # A leg of an atomic batch is settled by its batch's workflow, which would post it
+        # unreviewed: it is refused like a hold.
+        and request.workflow_id is None
     ):
         return replace(request, movement=Movement.RESERVE_FOR_REVIEW)
     if request.movement in _NOT_REVIEWABLE or request.movement is Movement.RESERVE_FUNDS:

@@ -5,9 +5,9 @@ equal the sums of its entries, and its version equals its entry count; no accoun
 may not overdraw (and has no floor of its own, `min_available`) is below zero available.
 
 Across shards, exact while sagas run: each shard's clearing accounts hold as pending
-credits exactly what its open sagas reserved (one snapshot); and every movement through
-the clearing accounts is matched, read in causal order so that a saga moving during the
-check cannot look like a gap:
+credits exactly what its open sagas and its transfers waiting for review reserved (one
+snapshot); and every movement through the clearing accounts is matched, read in causal
+order so that a saga moving during the check cannot look like a gap:
 1. the posts (credits to a source shard's clearing account), read on every shard first;
 2. the credits (debits of a destination's clearing account), read on every shard next:
    every post of step 1 has its credit, of the same amount, because a saga credits before
@@ -176,7 +176,8 @@ where finished_at is null group by currency
 """
 
 # What the clearing account holds for transfers no saga has open: holds across shards
-# (what they still hold) and transfers waiting for review (reserved, no outbox row yet).
+# (what they still hold) and transfers waiting for review (reserved, no outbox row until
+# approved: they wait for a person, not a saga, so they are not money in flight).
 _HELD_ACROSS = """
 select currency,
        sum(case when status = 'pending' then amount - captured_amount else amount end) as held

@@ -34,6 +34,8 @@ async def create_transfer(
     within the short wait, else 202 `processing`. With `"pending": true`: a hold, 201
     `pending` with `expires_at` (across shards 202 `processing` until the payee's shard shows
     it pending), until captured, voided or expired.
+    Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
+    funds held until approved, rejected, or rejected when its review times out.
     """
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
@@ -146,7 +148,9 @@ async def increment_transfer(
 async def approve_transfer(
     transfer_id: str, state: StateDep, principal: PrincipalDep, idempotent: IdempotentDep
 ) -> Response:
-    """Approve a transfer waiting for review: its held money posts (`posted`). 409
+    """Approve a transfer waiting for review; answers it as the approval left it. On one
+    shard its held money posts (`posted`). Across shards a saga settles it: `posted` when
+    the saga finished within the short wait, else `processing` until it does. 409
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise."""
 
     async def work(_: Attempt | None) -> tuple[int, TransferOut]:

@@ -2,6 +2,7 @@ from enum import StrEnum
 
 class SagaStep(StrEnum):
     CREDITED = "credited"
+    HELD = "held"
     POSTED = "posted"
     REFUSED = "refused"
     RELEASED = "released"

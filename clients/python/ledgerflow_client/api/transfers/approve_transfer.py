@@ -130,7 +130,9 @@ def sync_detailed(
 ) -> Response[ErrorOut | TransferOut]:
     """ Approve Transfer
 
-     Approve a transfer waiting for review: its held money posts (`posted`). 409
+     Approve a transfer waiting for review; answers it as the approval left it. On one
+    shard its held money posts (`posted`). Across shards a saga settles it: `posted` when
+    the saga finished within the short wait, else `processing` until it does. 409
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise.
 
     Args:
@@ -168,7 +170,9 @@ def sync(
 ) -> ErrorOut | TransferOut | None:
     """ Approve Transfer
 
-     Approve a transfer waiting for review: its held money posts (`posted`). 409
+     Approve a transfer waiting for review; answers it as the approval left it. On one
+    shard its held money posts (`posted`). Across shards a saga settles it: `posted` when
+    the saga finished within the short wait, else `processing` until it does. 409
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise.
 
     Args:
@@ -201,7 +205,9 @@ async def asyncio_detailed(
 ) -> Response[ErrorOut | TransferOut]:
     """ Approve Transfer
 
-     Approve a transfer waiting for review: its held money posts (`posted`). 409
+     Approve a transfer waiting for review; answers it as the approval left it. On one
+    shard its held money posts (`posted`). Across shards a saga settles it: `posted` when
+    the saga finished within the short wait, else `processing` until it does. 409
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise.
 
     Args:
@@ -239,7 +245,9 @@ async def asyncio(
 ) -> ErrorOut | TransferOut | None:
     """ Approve Transfer
 
-     Approve a transfer waiting for review: its held money posts (`posted`). 409
+     Approve a transfer waiting for review; answers it as the approval left it. On one
+    shard its held money posts (`posted`). Across shards a saga settles it: `posted` when
+    the saga finished within the short wait, else `processing` until it does. 409
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise.
 
     Args:

@@ -161,6 +161,8 @@ def sync_detailed(
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
     within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
     shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
+    funds held until approved, rejected, or rejected when its review times out.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters
@@ -204,6 +206,8 @@ def sync(
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
     within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
     shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
+    funds held until approved, rejected, or rejected when its review times out.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters
@@ -242,6 +246,8 @@ async def asyncio_detailed(
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
     within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
     shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
+    funds held until approved, rejected, or rejected when its review times out.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters
@@ -285,6 +291,8 @@ async def asyncio(
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
     within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
     shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
+    funds held until approved, rejected, or rejected when its review times out.
 
     Args:
         idempotency_key (None | str | Unset): Any printable ASCII; the same key and parameters

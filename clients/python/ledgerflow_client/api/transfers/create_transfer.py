@@ -159,8 +159,9 @@ def sync_detailed(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
-    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    within the short wait, else 202 `processing`. With `"pending": true`: a hold, 201
+    `pending` with `expires_at` (across shards 202 `processing` until the payee's shard shows
+    it pending), until captured, voided or expired.
     Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
     funds held until approved, rejected, or rejected when its review times out.
 
@@ -204,8 +205,9 @@ def sync(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
-    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    within the short wait, else 202 `processing`. With `"pending": true`: a hold, 201
+    `pending` with `expires_at` (across shards 202 `processing` until the payee's shard shows
+    it pending), until captured, voided or expired.
     Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
     funds held until approved, rejected, or rejected when its review times out.
 
@@ -244,8 +246,9 @@ async def asyncio_detailed(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
-    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    within the short wait, else 202 `processing`. With `"pending": true`: a hold, 201
+    `pending` with `expires_at` (across shards 202 `processing` until the payee's shard shows
+    it pending), until captured, voided or expired.
     Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
     funds held until approved, rejected, or rejected when its review times out.
 
@@ -289,8 +292,9 @@ async def asyncio(
 
     Both accounts on one shard: one local transaction, 201 `posted`. On two shards: the funds
     are reserved synchronously and a saga settles the rest; 201 `posted` when it finished
-    within the short wait, else 202 `processing`. With `"pending": true` (accounts on one
-    shard): a hold, 201 `pending` with `expires_at`, until captured, voided or expired.
+    within the short wait, else 202 `processing`. With `"pending": true`: a hold, 201
+    `pending` with `expires_at` (across shards 202 `processing` until the payee's shard shows
+    it pending), until captured, voided or expired.
     Above the debit account's `review_above` (one shard or two): 202 `requires_review`, its
     funds held until approved, rejected, or rejected when its review times out.
 

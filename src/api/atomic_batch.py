@@ -18,7 +18,7 @@ from api.models import SagaOut, TransferOut
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_account_id
-from ledger.slots import slot_of
+from ledger.shardmap import slot_of
 from ledger.transfers import TransferStatus
 from shards import transfers as transfer_rows
 from shards.cluster import ShardCluster

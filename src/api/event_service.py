@@ -5,7 +5,7 @@ from api.models import EventData, EventOut
 from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
-from ledger.events import EventType
+from ledger.transfers import EventType
 from shards import events as event_rows
 from shards.cluster import ShardCluster
 from shards.db import Connection

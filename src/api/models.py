@@ -16,9 +16,8 @@ from pydantic_core import core_schema
 from ledger import limits
 from ledger.accounts import AccountStatus, NormalBalance
 from ledger.errors import ErrorCode, ErrorType
-from ledger.events import EventType
 from ledger.money import CURRENCY_EXPONENTS
-from ledger.transfers import SagaStep, TransferStatus
+from ledger.transfers import EventType, SagaStep, TransferStatus
 
 TEXT_PATTERN = r"^[^\x00]*$"
 """Free text (metadata): any Unicode but NUL, which PostgreSQL cannot store in text or jsonb.

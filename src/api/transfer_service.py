@@ -18,7 +18,7 @@ from ledger.ids import is_account_id, is_transfer_id
 from ledger.metadata import check_metadata
 from ledger.money import currency_exponent
 from ledger.posting import Movement
-from ledger.slots import slot_of
+from ledger.shardmap import slot_of
 from ledger.transfers import SagaStep, SettlementKind, TransferStatus
 from shards import availability as availability_rows
 from shards import holds as hold_rows

@@ -1,13 +1,23 @@
 """The shard map: which instance serves which slots. Versioned, so slots can move.
 
-An id hashes to a slot (`ledger.slots`); the map assigns contiguous slot ranges to shard
+An id hashes to a slot (`slot_of`); the map assigns contiguous slot ranges to shard
 indexes. Moving a range to another instance bumps the version without re-hashing any id.
+
+Slot hashing is stable: an id always maps to the same slot, in every process and version.
+Python's `hash()` is salted per process, so it would route one account to different shards
+in different processes; BLAKE2b is stable, fast and in the standard library.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from ledger.limits import SHARD_COUNT_MAX, SLOT_COUNT
-from ledger.slots import slot_of
+
+
+def slot_of(entity_id: str) -> int:
+    """The slot, in `[0, SLOT_COUNT)`, an id hashes to."""
+    digest = hashlib.blake2b(entity_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % SLOT_COUNT
 
 
 @dataclass(frozen=True, slots=True)

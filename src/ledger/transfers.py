@@ -3,7 +3,14 @@
 Every writer of a transfer's status or saga step (the posting SQL's parameters, the saga,
 the outbox, reconciliation, the API's presenters and its OpenAPI enum) names them from
 here, and a change of status or step is checked against the tables below. Adding a state is
-a change in this module plus the code that acts on it.
+a change in this module plus the code that acts on it: the event a state reports is here
+too (`EventType`, `event_for`).
+
+The event feed's vocabulary: an event is written in the transaction that changes a
+transfer's status, with the transfer as that change left it: `transfer.posted`,
+`transfer.failed`, `transfer.pending`, `transfer.captured`, `transfer.voided`,
+`transfer.expired`, `transfer.requires_review`, `transfer.approved`, `transfer.rejected`
+and `funds.available`.
 """
 
 from enum import StrEnum
@@ -143,3 +150,34 @@ def finishing(movement: Movement) -> tuple[TransferStatus, SagaStep]:
                 check_step(SagaStep.REFUSED, SagaStep.RELEASED),
             )
     raise AssertionError(f"{movement} does not finish a transfer")
+
+
+class EventType(StrEnum):
+    """What an event reports."""
+
+    TRANSFER_POSTED = "transfer.posted"
+    TRANSFER_FAILED = "transfer.failed"
+    TRANSFER_PENDING = "transfer.pending"
+    TRANSFER_CAPTURED = "transfer.captured"
+    TRANSFER_VOIDED = "transfer.voided"
+    TRANSFER_EXPIRED = "transfer.expired"
+    TRANSFER_REQUIRES_REVIEW = "transfer.requires_review"
+    TRANSFER_APPROVED = "transfer.approved"
+    TRANSFER_REJECTED = "transfer.rejected"
+    FUNDS_AVAILABLE = "funds.available"
+
+
+_STATUS_EVENTS: dict[TransferStatus, EventType] = {
+    TransferStatus.POSTED: EventType.TRANSFER_POSTED,
+    TransferStatus.FAILED: EventType.TRANSFER_FAILED,
+    TransferStatus.PENDING: EventType.TRANSFER_PENDING,
+    TransferStatus.VOIDED: EventType.TRANSFER_VOIDED,
+    TransferStatus.EXPIRED: EventType.TRANSFER_EXPIRED,
+    TransferStatus.REQUIRES_REVIEW: EventType.TRANSFER_REQUIRES_REVIEW,
+}
+
+
+def event_for(status: TransferStatus) -> EventType | None:
+    """The event a transfer reaching `status` reports, if any: a transfer still settling
+    (`processing`) reports nothing until it is final."""
+    return _STATUS_EVENTS.get(status)

@@ -16,7 +16,7 @@ from ledger.accounts import (
     check_status_change,
 )
 from ledger.errors import ErrorCode, LedgerError
-from ledger.slots import slot_of
+from ledger.shardmap import slot_of
 from shards.db import Connection
 from shards.pages import fetch_page
 

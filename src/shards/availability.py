@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ledger.events import EventType
 from ledger.posting import Movement
+from ledger.transfers import EventType
 from shards.cluster import Shard
 from shards.db import Connection, Record
 from shards.events import reported

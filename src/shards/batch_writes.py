@@ -13,9 +13,8 @@ from datetime import datetime
 
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
-from ledger.events import event_for
 from ledger.posting import Entry, Movement
-from ledger.transfers import SagaStep, TransferStatus, finishing, opening_status
+from ledger.transfers import SagaStep, TransferStatus, event_for, finishing, opening_status
 from shards.db import Connection
 from shards.posting_types import PostingRequest, result_json
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
-from ledger.events import EventType
+from ledger.transfers import EventType
 from shards.db import Connection
 from shards.pages import fetch_page
 from shards.transfers import TransferRecord, transfer_from_fields

@@ -24,9 +24,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from ledger.errors import ErrorCode, LedgerError
-from ledger.events import EventType
 from ledger.posting import Movement
-from ledger.transfers import TransferStatus, check_transition
+from ledger.transfers import EventType, TransferStatus, check_transition
 from shards.cluster import Shard
 from shards.db import Connection, Record
 from shards.events import reported

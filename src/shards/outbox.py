@@ -13,8 +13,8 @@ takes the shard and draws its own connection, waited for at most `POOL_ACQUIRE_T
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.events import EventType
 from ledger.transfers import (
+    EventType,
     SagaStep,
     SettlementKind,
     TransferStatus,

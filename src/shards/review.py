@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.errors import ErrorCode
-from ledger.events import EventType
 from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
-from ledger.transfers import SagaStep, SettlementKind, TransferStatus, check_step, check_transition
+from ledger.transfers import (
+    EventType,
+    SagaStep,
+    SettlementKind,
+    TransferStatus,
+    check_step,
+    check_transition,
+)
 from shards.cluster import Shard, ShardCluster
 from shards.db import Connection, Record
 from shards.events import reported

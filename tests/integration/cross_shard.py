@@ -10,8 +10,7 @@ from ulid import ULID
 
 from ledger.limits import OUTBOX_SWEEP_ROWS_MAX, SAGA_BATCH_SIZE_MAX
 from ledger.posting import Movement
-from ledger.shardmap import even_shard_map
-from ledger.slots import slot_of
+from ledger.shardmap import even_shard_map, slot_of
 from shards.api_keys import CATALOG_SHARD, find_api_key
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id

@@ -17,7 +17,7 @@ from ulid import ULID
 from api.app import create_app
 from ledger.ids import clearing_account_id
 from ledger.limits import REQUEST_BODY_BYTES_MAX
-from ledger.slots import slot_of
+from ledger.shardmap import slot_of
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id
 from shards.posting import post_batch

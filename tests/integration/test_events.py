@@ -7,7 +7,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from ledger.events import EventType
+from ledger.transfers import EventType
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
 from tests.integration.cross_shard import all_transfers, fund, open_cross_pair, settled

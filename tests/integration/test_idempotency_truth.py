@@ -14,7 +14,7 @@ from ulid import ULID
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
-from ledger.slots import slot_of
+from ledger.shardmap import slot_of
 from shards.batching import ShardBatcher
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id

@@ -16,7 +16,7 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import clearing_account_id
 from ledger.limits import BIGINT_MAX
 from ledger.posting import Movement
-from ledger.slots import slot_of
+from ledger.shardmap import slot_of
 from shards.api_keys import create_api_key
 from shards.cluster import ShardCluster
 from shards.ids import new_transfer_id

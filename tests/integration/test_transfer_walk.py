@@ -27,13 +27,15 @@ pytestmark = pytest.mark.usefixtures("books")
 
 SRC = Path(ledger.__file__).resolve().parents[1]
 
-SINGLE_SHARD_FILES_MAX = 40
-"""Route, service, presenters and models; group commit; posting, its types, its writes and
-the domain rules; the lifecycle; connections, ids and limits; tracing."""
+SINGLE_SHARD_FILES_MAX = 20
+"""The route, the idempotency record (API and SQL), the service and its presenters; the
+routing (cluster, shard map); validation (money, metadata, ids); the group commit and its
+spans and metrics; the posting SQL, its types and its writes; the domain rules (posting,
+accounts) and the lifecycle with its events."""
 
-CROSS_SHARD_FILES_MAX = 40
-"""The single-shard walk's files, plus the hand-over, the outbox, the saga's inputs and
-activities, and the worker's payload converter."""
+CROSS_SHARD_FILES_MAX = 26
+"""The single-shard walk, plus the hand-over, the saga's start, inputs and activities, the
+outbox and the payload converter."""
 
 
 @contextmanager

@@ -10,8 +10,7 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_transfer_id, transfer_slot
 from ledger.limits import BIGINT_MAX, SLOT_COUNT
 from ledger.money import check_amount, currency_exponent, format_minor
-from ledger.shardmap import ShardMap, SlotRange, even_shard_map
-from ledger.slots import slot_of
+from ledger.shardmap import ShardMap, SlotRange, even_shard_map, slot_of
 from shards.ids import new_transfer_id
 
 

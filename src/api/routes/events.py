@@ -8,7 +8,7 @@ from api.deps import CursorQuery, LimitQuery, PrincipalDep, StateDep
 from api.models import EventOut, ListOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
-from ledger.events import EventType
+from ledger.transfers import EventType
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=error_responses(*AUTHENTICATED))
 

@@ -1,6 +1,6 @@
-"""Durable timers across restarts: a hold expires and a delayed credit becomes available even
-when the worker was killed and the Temporal server stopped before their deadlines, and
-both were started again only afterwards."""
+"""Durable timers across restarts: holds expire and delayed credits become available, on one
+shard and across two, even when the worker was killed and the Temporal server stopped
+before their deadlines, and both were started again only afterwards."""
 
 import asyncio
 import multiprocessing
@@ -36,8 +36,12 @@ def _spawn(role: str, config: StackConfig) -> multiprocessing.process.BaseProces
 
 def _post(api: httpx.Client, path: str, body: dict) -> dict:
     response = api.post(path, json=body, headers={"Idempotency-Key": f"test-{ULID()}"})
-    assert response.status_code in (200, 201), response.text
+    assert response.status_code in (200, 201, 202), response.text
     return response.json()
+
+
+def _status(api: httpx.Client, transfer: dict) -> str:
+    return api.get(f"/v1/transfers/{transfer['id']}").json()["status"]
 
 
 def _balance(api: httpx.Client, account_id: str) -> dict:
@@ -47,10 +51,11 @@ def _balance(api: httpx.Client, account_id: str) -> dict:
 def test_expiry_and_availability_survive_a_worker_kill_and_a_temporal_restart(
     tmp_path: Path,
 ) -> None:
-    """Place a hold and a delayed credit due in 6 s, kill the worker and stop Temporal, let
-    the deadlines pass (the API refuses the expired hold meanwhile), start both again: within
-    15 s the hold is `expired` and the credit available, and the books balance."""
-    services = Services.under(tmp_path / "stack", shard_count=1)
+    """Place a hold and a delayed credit due in 8 s on one shard and the same across two,
+    kill the worker and stop Temporal, let the deadlines pass (the API refuses the expired
+    holds meanwhile), start both again: within 15 s the holds are `expired` and the credits
+    available on every shard, and the books balance."""
+    services = Services.under(tmp_path / "stack", shard_count=2)
     children: dict[str, multiprocessing.process.BaseProcess] = {}
     try:
         dsns = services.start()
@@ -67,63 +72,78 @@ def test_expiry_and_availability_survive_a_worker_kill_and_a_temporal_restart(
         ) as api:
             funding = _post(api, "/v1/accounts", {"currency": "USD", "allow_overdraft": True})
             payer = _post(api, "/v1/accounts", {"currency": "USD"})
-            payee = _post(api, "/v1/accounts", {"currency": "USD"})
+            while (payee := _post(api, "/v1/accounts", {"currency": "USD"}))["shard"] != payer[
+                "shard"
+            ]:
+                pass
+            while (far := _post(api, "/v1/accounts", {"currency": "USD"}))["shard"] == payer[
+                "shard"
+            ]:
+                pass
             move = {"currency": "USD", "debit_account_id": funding["id"]}
             _post(api, "/v1/transfers", {**move, "credit_account_id": payer["id"], "amount": 900})
             pair = {"currency": "USD", "debit_account_id": payer["id"]}
-            hold = _post(
-                api,
-                "/v1/transfers",
-                {
-                    **pair,
-                    "credit_account_id": payee["id"],
-                    "amount": 300,
-                    "pending": True,
-                    "expires_in": 6,
-                },
-            )
-            due = datetime.now(UTC) + timedelta(seconds=6)
-            credit = _post(
-                api,
-                "/v1/transfers",
-                {
-                    **pair,
-                    "credit_account_id": payee["id"],
-                    "amount": 200,
-                    "available_on": due.isoformat(),
-                },
-            )
+            due = datetime.now(UTC) + timedelta(seconds=8)
+            holds, credits = [], []
+            for to, held, deferred in ((payee, 300, 200), (far, 100, 150)):
+                hold = {"credit_account_id": to["id"], "amount": held, "pending": True}
+                holds.append(_post(api, "/v1/transfers", {**pair, **hold, "expires_in": 8}))
+                credit = {"credit_account_id": to["id"], "amount": deferred}
+                credits.append(
+                    _post(api, "/v1/transfers", {**pair, **credit, "available_on": due.isoformat()})
+                )
+            # Across shards the saga opens the hold and settles the credit first.
+            opened = time.monotonic()
+            while [_status(api, t) for t in (*holds, *credits)] != [
+                "pending",
+                "pending",
+                "posted",
+                "posted",
+            ]:
+                assert time.monotonic() - opened < 15
+                time.sleep(0.1)
 
             children["worker"].kill()
             children["worker"].join(timeout=30)
             services.temporal.stop()
             time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 1.5)
-            refused = api.post(
-                f"/v1/transfers/{hold['id']}/capture",
-                json={},
-                headers={"Idempotency-Key": f"test-{ULID()}"},
-            )
-            assert refused.status_code == 409, refused.text
-            assert refused.json()["error"]["code"] == "transfer_expired"
+            for hold in holds:
+                refused = api.post(
+                    f"/v1/transfers/{hold['id']}/capture",
+                    json={},
+                    headers={"Idempotency-Key": f"test-{ULID()}"},
+                )
+                assert refused.status_code == 409, refused.text
+                assert refused.json()["error"]["code"] == "transfer_expired"
             # Nothing gave the money back while every timer was down.
-            assert _balance(api, payer["id"])["held"] == 300
+            assert _balance(api, payer["id"])["held"] == 400
             assert _balance(api, payee["id"])["pending"] == 500
+            assert _balance(api, far["id"])["pending"] == 250
 
             services.temporal.start()
             children["worker"] = _spawn("worker", config)
             restarted = time.monotonic()
             while True:
-                expired = api.get(f"/v1/transfers/{hold['id']}").json()["status"] == "expired"
-                available = api.get(f"/v1/transfers/{credit['id']}").json()["available_at"]
-                if expired and available:
+                expired = [_status(api, h) for h in holds] == ["expired", "expired"]
+                far_settled = _balance(api, far["id"])["posted"] == 150
+                available = all(
+                    api.get(f"/v1/transfers/{c['id']}").json()["available_at"] for c in credits
+                )
+                if expired and available and far_settled:
                     break
-                assert time.monotonic() - restarted < 15, (expired, available)
+                assert time.monotonic() - restarted < 15, (expired, available, far_settled)
                 time.sleep(0.25)
             assert _balance(api, payer["id"]) == {
-                "posted": 700,
+                "posted": 550,
                 "pending": 0,
                 "held": 0,
-                "available": 700,
+                "available": 550,
+            }
+            assert _balance(api, far["id"]) == {
+                "posted": 150,
+                "pending": 0,
+                "held": 0,
+                "available": 150,
             }
             assert _balance(api, payee["id"]) == {
                 "posted": 200,
@@ -137,6 +157,7 @@ def test_expiry_and_availability_survive_a_worker_kill_and_a_temporal_restart(
             try:
                 report = await reconcile(cluster)
                 assert report.ok, report.problems
+                assert not report.settling, report.in_flight_summary()
             finally:
                 await cluster.close()
 

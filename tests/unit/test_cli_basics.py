@@ -23,7 +23,10 @@ def test_bench_help_lists_the_scenarios_and_refuses_others() -> None:
     sideways = ["bench", "--scenarios", "single,sideways"]
     refused = runner.invoke(app, sideways, env={"COLUMNS": "200"})
     assert refused.exit_code == 2
-    assert "choose from single, batch, cross, mixed, hot, atomic, hold, hold-cross, or all" in refused.output
+    assert (
+        "choose from single, batch, cross, mixed, hot, atomic, hold, hold-cross, or all"
+        in refused.output
+    )
     shards = runner.invoke(app, ["bench", "--shards", "1,0"], env={"COLUMNS": "200"})
     assert shards.exit_code == 2
     assert "each shard count between 1 and 16" in shards.output

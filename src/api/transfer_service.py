@@ -297,17 +297,11 @@ class TransferService:
         assert amount is not None
         refusal = await would_refuse(
             self._cluster.shards[record.destination_shard],
-            PostingRequest(
+            _movement_of(
+                record,
+                Movement.PREPARE_CREDIT,
                 operation_key=f"check:{new_transfer_id(0)}",
-                transfer_id=record.id,
-                tenant_id=principal.tenant_id,
-                movement=Movement.PREPARE_CREDIT,
-                debit_account_id=record.debit_account_id,
-                credit_account_id=record.credit_account_id,
                 amount=amount,
-                currency=record.currency,
-                source_shard=record.source_shard,
-                destination_shard=record.destination_shard,
             ),
         )
         if refusal is not None:
@@ -417,17 +411,24 @@ def _decided_as_asked(record: TransferRecord, *, approve: bool) -> bool:
 def _reserve_of(approved: TransferRecord) -> PostingRequest:
     """The reserve of a transfer approved across shards, as the hand-over takes it (which
     reads its transfer, shards and currency, not its operation key)."""
+    return _movement_of(approved, Movement.RESERVE_FUNDS, operation_key=f"review:{approved.id}")
+
+
+def _movement_of(
+    record: TransferRecord, movement: Movement, *, operation_key: str, amount: int | None = None
+) -> PostingRequest:
+    """A movement of an existing transfer (all of its amount unless `amount` says)."""
     return PostingRequest(
-        operation_key=f"review:{approved.id}",
-        transfer_id=approved.id,
-        tenant_id=approved.tenant_id,
-        movement=Movement.RESERVE_FUNDS,
-        debit_account_id=approved.debit_account_id,
-        credit_account_id=approved.credit_account_id,
-        amount=approved.amount,
-        currency=approved.currency,
-        source_shard=approved.source_shard,
-        destination_shard=approved.destination_shard,
+        operation_key=operation_key,
+        transfer_id=record.id,
+        tenant_id=record.tenant_id,
+        movement=movement,
+        debit_account_id=record.debit_account_id,
+        credit_account_id=record.credit_account_id,
+        amount=record.amount if amount is None else amount,
+        currency=record.currency,
+        source_shard=record.source_shard,
+        destination_shard=record.destination_shard,
     )
 
 

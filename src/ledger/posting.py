@@ -369,6 +369,11 @@ def _check_daily_outgoing(account: AccountState, amount: int) -> None:
 def _check_range(account: AccountState, after: Balance) -> None:
     """Keep what a customer account shows within the bigint range the API documents.
 
+    Posted plus pending is held to the range too, unless the movement leaves it where it
+    was: what is pending becomes posted later (a capture, a credit made available, a
+    follow-up on another shard), and that must never be refused for the range, since the
+    money already left the other side.
+
     A system account (a clearing account) is exempt: every tenant's cross-shard transfers
     pass through it, so a bound there would be a budget one tenant could exhaust for all.
 
@@ -378,7 +383,11 @@ def _check_range(account: AccountState, after: Balance) -> None:
     if account.tenant_id == SYSTEM_TENANT:
         return
     figures = (after.posted, after.pending, after.held, after.available)
-    if not all(-BIGINT_MAX <= figure <= BIGINT_MAX for figure in figures):
+    owed_before = account.balance.posted + account.balance.pending
+    owed_after = after.posted + after.pending
+    if not all(-BIGINT_MAX <= figure <= BIGINT_MAX for figure in figures) or (
+        abs(owed_after) > BIGINT_MAX and abs(owed_after) > abs(owed_before)
+    ):
         raise LedgerError(
             ErrorCode.AMOUNT_OVERFLOW,
             "the resulting balance would exceed the bigint range",

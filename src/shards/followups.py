@@ -10,7 +10,10 @@ the source decided, and the destination only follows.
 
 `apply_followups` posts the open rows on their destinations through the posting path under
 each row's operation key, so a row applied twice (the API and the funds timers racing, a
-crash before the row was marked) moves money once, then marks them applied. The API applies
+crash before the row was marked) moves money once, then marks them applied. A row the
+destination refuses all the same (a bug, or a race the source's checks could not see)
+stays open with its refusal, logged and counted by `verify`, and goes to the back of the
+line, so it never holds up the follow-ups of other transfers. The API applies
 a change's rows as soon as it committed; each shard's funds timers apply whatever is left
 (`workflows.funds_timers`), so a crash in between delays a follow-up, never loses it.
 """
@@ -19,12 +22,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
+
 from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement
 from shards.cluster import ShardCluster
 from shards.db import Connection, Record
 from shards.posting import post_batch_on
-from shards.posting_types import PostingRequest, movement_of
+from shards.posting_types import PostingRequest, PostingResult, movement_of
+
+log = structlog.get_logger("ledgerflow.shards")
 
 FOLLOWING_MOVEMENTS = frozenset({Movement.POST_CREDIT, Movement.VOID_CREDIT, Movement.RAISE_CREDIT})
 """What a destination shard is told to do; each is never refused there."""
@@ -109,30 +116,50 @@ async def apply_followups(
             applied stays applied, what was not stays open, and either is safe to retry.
     """
     assert 0 < limit <= POSTING_BATCH_SIZE_MAX
-    query = f"select {_COLUMNS} from remote_postings where applied_at is null"
+    # Behind a refused follow-up its transfer's later ones wait (a capture must not run
+    # ahead of the increment it takes from).
+    query = f"""select {_COLUMNS} from remote_postings f where applied_at is null
+    and not exists (select 1 from remote_postings r
+                    where r.transfer_id = f.transfer_id and r.applied_at is null
+                      and r.refused_at is not null and r.created_at < f.created_at)"""
+    # A transfer's follow-ups apply in the order they were recorded (an increment before the
+    # capture that takes it); refused ones wait behind everything else.
+    order = "order by coalesce(refused_at, created_at), created_at limit $1"
     async with cluster.shards[source].connection() as conn:
         if transfer_ids is None:
-            rows = await conn.fetch(f"{query} order by created_at limit $1", limit)
+            rows = await conn.fetch(f"{query} {order}", limit)
         else:
             rows = await conn.fetch(
-                f"{query} and transfer_id = any($2::text[]) order by created_at limit $1",
-                limit,
-                list(transfer_ids),
+                f"{query} and transfer_id = any($2::text[]) {order}", limit, list(transfer_ids)
             )
     by_destination: dict[int, list[PostingRequest]] = defaultdict(list)
     for row in rows:
         by_destination[row["destination_shard"]].append(_request(row))
     applied: list[str] = []
+    refused: list[PostingResult] = []
     for destination, requests in sorted(by_destination.items()):
         results = await post_batch_on(cluster.shards[destination], requests)
-        refused = [r for r in results if r.error is not None]
-        assert not refused, f"a follow-up is never refused: {refused[0]}"
-        applied.extend(r.operation_key for r in requests)
-    if applied:
+        applied.extend(r.operation_key for r in results if r.error is None)
+        refused.extend(r for r in results if r.error is not None)
+    if applied or refused:
         async with cluster.shards[source].connection() as conn:
             await conn.execute(
                 "update remote_postings set applied_at = clock_timestamp()"
                 " where operation_key = any($1::text[]) and applied_at is null",
                 applied,
             )
-    return FollowupPass(applied=len(applied), more_open=len(rows) == limit)
+            await conn.execute(
+                "update remote_postings set refused_at = clock_timestamp(), refusal = u.refusal"
+                " from unnest($1::text[], $2::text[]) as u(key, refusal)"
+                " where operation_key = u.key and applied_at is null",
+                [r.operation_key for r in refused],
+                [str(r.error) for r in refused],
+            )
+    for result in refused:
+        log.error(
+            "follow-up refused by its destination; it stays open",
+            operation_key=result.operation_key,
+            transfer_id=result.transfer_id,
+            error=str(result.error),
+        )
+    return FollowupPass(applied=len(applied), more_open=len(rows) == limit and len(applied) > 0)

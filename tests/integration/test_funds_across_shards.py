@@ -10,6 +10,7 @@ import httpx
 import pytest
 from ulid import ULID
 
+from ledger.limits import BIGINT_MAX
 from ledgerflow.devstack import EmbeddedPostgres
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
@@ -352,3 +353,52 @@ async def test_capture_while_the_payee_shard_is_down_reaches_it_later(
     await _settled(
         api, merchant, {"posted": 800, "pending": 0, "held": 0, "available": 800}, within_s=20
     )
+
+
+async def test_pending_money_cannot_push_a_payee_past_the_range(api: httpx.AsyncClient) -> None:
+    """What is pending counts against the bigint range with what is posted: a hold or a
+    delayed credit that would take a payee's posted plus pending past 2⁶³−1 is refused
+    (`amount_overflow`), on one shard and across two, so no capture, credit made available
+    or follow-up can be refused later (one that could would stall the shard's timers for
+    every tenant). A capture within the range posts."""
+    for same_shard in (True, False):
+        whale = await create_account(api, allow_overdraft=True)
+        payee = await create_account(api)
+        while (payee["shard"] == whale["shard"]) != same_shard:
+            payee = await create_account(api)
+        funded = await _post(api, "/v1/transfers", _body(whale, payee, BIGINT_MAX - 200))
+        assert funded.status_code in (201, 202), funded.text
+        await _settled(
+            api, payee, {**EMPTY, "posted": BIGINT_MAX - 200, "available": BIGINT_MAX - 200}
+        )
+        # The payer is another account: the whale itself is at the edge of the range.
+        payer = await create_account(api)
+        while payer["shard"] != whale["shard"]:
+            payer = await create_account(api)
+        funding = await create_account(api, allow_overdraft=True)
+        while funding["shard"] != whale["shard"]:
+            funding = await create_account(api, allow_overdraft=True)
+        assert (await _post(api, "/v1/transfers", _body(funding, payer, 1_000))).status_code == 201
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        for extra in ({"pending": True}, {"available_on": later}):
+            response = await _post(api, "/v1/transfers", _body(payer, payee, 201, **extra))
+            if response.status_code == 202:
+                refused = await _until(api, response.json()["id"], "failed")
+                assert refused["failure_code"] == "amount_overflow", refused
+            else:
+                assert response.status_code == 400, response.text
+                assert response.json()["error"]["code"] == "amount_overflow"
+        response = await _post(api, "/v1/transfers", _body(payer, payee, 100, pending=True))
+        assert response.status_code in (201, 202), response.text
+        hold = await _until(api, response.json()["id"], "pending")
+        # With 100 pending, 101 more posted would overflow once the hold is captured.
+        response = await _post(api, "/v1/transfers", _body(payer, payee, 101))
+        if response.status_code == 202:
+            failed = await _until(api, response.json()["id"], "failed")
+            assert failed["failure_code"] == "amount_overflow"
+        else:
+            assert response.status_code == 400, response.text
+        response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {})
+        assert response.status_code == 200, response.text
+        top = BIGINT_MAX - 100
+        await _settled(api, payee, {"posted": top, "pending": 0, "held": 0, "available": top})

@@ -22,7 +22,13 @@ create table remote_postings (
     source_shard       integer not null,
     destination_shard  integer not null,
     created_at         timestamptz not null default clock_timestamp(),
-    applied_at         timestamptz
+    applied_at         timestamptz,
+    -- Set when the destination refused the follow-up (never expected: the source checked
+    -- what it could): it stays open, visible to `verify`, and goes to the back of the line
+    -- so it cannot hold up the others.
+    refused_at         timestamptz,
+    refusal            text
 );
-create index remote_postings_open on remote_postings (created_at) where applied_at is null;
+create index remote_postings_open on remote_postings ((coalesce(refused_at, created_at)))
+    where applied_at is null;
 create index remote_postings_transfer on remote_postings (transfer_id);

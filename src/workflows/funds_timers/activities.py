@@ -49,7 +49,11 @@ class FundsTimersActivities:
             return await apply_followups(self._cluster, shard.index)
         except SHARD_FAILURES as error:
             activity.logger.warning("shard %d: follow-ups wait: %r", shard.index, error)
-            return FollowupPass(applied=0, more_open=False)
+        except Exception:
+            # A bug in one follow-up must not stop this shard's expiries and credits: the
+            # follow-ups stay open, counted by `verify`, until an operator mends the cause.
+            activity.logger.exception("shard %d: follow-ups raised", shard.index)
+        return FollowupPass(applied=0, more_open=False)
 
     @activity.defn(name="settle_due_funds")
     async def settle_due_funds(self, due: DuePassInput) -> DuePassOutcome:

@@ -1,8 +1,9 @@
 """Random sequences of money movements through the HTTP API, against a model.
 
 A Hypothesis state machine opens accounts on drawn shards (most pairs are cross-shard),
-moves money between them, retries requests with their Idempotency-Key, reuses keys with
-other bodies, and freezes, unfreezes and closes accounts.
+moves money between them, places holds and captures (in part) or voids them, retries
+requests with their Idempotency-Key, reuses keys with other bodies, and freezes, unfreezes
+and closes accounts.
 Every answer must be the one the model predicts, in the order the rules are checked
 (single-shard: account states, then funds; cross-shard: the reserve checks the source, and
 the saga's credit the destination). After every step each balance equals the model's, and
@@ -47,6 +48,22 @@ class Account:
     overdraft: bool
     status: str = "active"
     posted: int = 0
+    held: int = 0
+    pending: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.posted - self.held
+
+
+@dataclass
+class Hold:
+    """An open hold, as the model knows it."""
+
+    id: str
+    debit: Account
+    credit: Account
+    amount: int
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,7 @@ def expected_answer(debit: Account, credit: Account, amount: int) -> tuple[int, 
         return 409, f"account_{debit.status}"
     if debit.shard == credit.shard and credit.status != "active":
         return 409, f"account_{credit.status}"
-    if not debit.overdraft and debit.posted < amount:
+    if not debit.overdraft and debit.available < amount:
         return 402, "insufficient_funds"
     if credit.status != "active":
         # Cross-shard: the reserve succeeds, the credit is refused and the hold released.
@@ -93,6 +110,7 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             )
             self.model: dict[str, Account] = {}
             self.sent: list[Sent] = []
+            self.holds: list[Hold] = []
             # Accounts opened while looking for one on a given shard, kept for later asks.
             self.spare: dict[tuple[int, bool], list[str]] = {}
 
@@ -187,6 +205,56 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
                 credit.posted += amount
             self.sent.append(Sent(key, body, got, answer, late=got == 202))
 
+        @rule(data=st.data(), amount=AMOUNTS)
+        def hold(self, data: st.DataObject, amount: int) -> None:
+            """A hold is refused as a transfer would be (funds: what is available); placed,
+            it holds on the payer and is pending on the payee, on one shard or across two."""
+            debit, credit = self._pick(data, 2)
+            status, outcome = expected_answer(debit, credit, amount)
+            body = {
+                "debit_account_id": debit.id,
+                "credit_account_id": credit.id,
+                "amount": amount,
+                "currency": "USD",
+                "pending": True,
+            }
+            response = self.http.post(
+                "/v1/transfers", json=body, headers={"Idempotency-Key": f"hold-{ULID()}"}
+            )
+            got, answer = self._final(response)
+            if status == 201:
+                assert got in (201, 202), answer
+                assert answer["status"] == "pending", answer
+                debit.held += amount
+                credit.pending += amount
+                self.holds.append(Hold(answer["id"], debit, credit, amount))
+            elif got == 202:
+                assert (status, outcome) == (409, answer.get("failure_code")), answer
+                assert answer["status"] == "failed", answer
+            else:
+                code = answer.get("error", {}).get("code")
+                assert (got, code) == (status, outcome), answer
+
+        @precondition(lambda self: self.holds)
+        @rule(data=st.data(), share=st.integers(min_value=0, max_value=100))
+        def finish_hold(self, data: st.DataObject, share: int) -> None:
+            """A final capture of `share` percent (0 voids it) posts that much and releases
+            the rest on both sides, whatever the accounts' states are now."""
+            hold = self.holds.pop(data.draw(st.integers(0, len(self.holds) - 1)))
+            take = hold.amount * share // 100
+            path = f"/v1/transfers/{hold.id}/" + ("capture" if take else "void")
+            response = self.http.post(
+                path,
+                json={"amount": take} if take else None,
+                headers={"Idempotency-Key": f"finish-{ULID()}"},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == ("posted" if take else "voided")
+            hold.debit.held -= hold.amount
+            hold.debit.posted -= take
+            hold.credit.pending -= hold.amount
+            hold.credit.posted += take
+
         @precondition(lambda self: self.sent)
         @rule(data=st.data())
         def retry(self, data: st.DataObject) -> None:
@@ -229,7 +297,7 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
                 assert response.status_code == 409, response.text
                 assert response.json()["error"]["code"] == "account_closed"
                 return
-            if action == "close" and account.posted != 0:
+            if action == "close" and (account.posted or account.held or account.pending):
                 assert response.status_code == 409, response.text
                 assert response.json()["error"]["code"] == "account_not_empty"
                 return
@@ -256,13 +324,16 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
                 balance = seen[account_id]["balance"]
                 assert balance == {
                     "posted": account.posted,
-                    "pending": 0,
-                    "held": 0,
-                    "available": account.posted,
+                    "pending": account.pending,
+                    "held": account.held,
+                    "available": account.available,
                 }, (account, balance)
                 assert seen[account_id]["status"] == account.status
-            # The tenant's money only moves between its own accounts.
+            # The tenant's money only moves between its own accounts, held and pending alike.
             assert sum(a["balance"]["posted"] for a in seen.values()) == 0
+            assert sum(a["balance"]["held"] for a in seen.values()) == sum(
+                a["balance"]["pending"] for a in seen.values()
+            )
 
     return Ledger
 

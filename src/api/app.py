@@ -22,6 +22,7 @@ from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
 from api.routes import accounts, batches, events, health, transfers
 from api.state import AppState
+from api.transfer_changes import TransferChanges
 from api.transfer_service import Reviews, Settlement, TransferService
 from ledger import limits
 from shards.cluster import ShardCluster
@@ -141,12 +142,13 @@ def _state(
     settlement: Settlement | None,
     config: ApiConfig,
 ) -> AppState:
+    reviews = settlement if isinstance(settlement, Reviews) else None
     transfer_service = TransferService(
         cluster,
         committer,
         settlement=settlement,
         sync_wait_s=config.saga_sync_wait_s,
-        reviews=settlement if isinstance(settlement, Reviews) else None,
+        reviews=reviews,
     )
     # The dispatcher settles atomic batches too; another settlement may not.
     atomic = settlement if isinstance(settlement, AtomicSettlement) else None
@@ -160,6 +162,9 @@ def _state(
         accounts=AccountService(cluster),
         events=EventService(cluster),
         transfers=transfer_service,
+        transfer_changes=TransferChanges(
+            cluster, settlement=settlement, reviews=reviews, sync_wait_s=config.saga_sync_wait_s
+        ),
         batches=BatchService(
             cluster,
             transfer_service,

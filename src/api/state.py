@@ -8,6 +8,7 @@ from api.batch_service import BatchService
 from api.event_service import EventService
 from api.maintenance import ShardHealth
 from api.rate_limit import RateLimiter
+from api.transfer_changes import TransferChanges
 from api.transfer_service import TransferService
 from shards.cluster import ShardCluster
 from shards.group_commit import GroupCommitter
@@ -27,4 +28,5 @@ class AppState:
     accounts: AccountService
     events: EventService
     transfers: TransferService
+    transfer_changes: TransferChanges
     batches: BatchService

@@ -91,7 +91,7 @@ async def capture_transfer(
     `amount_exceeds_hold`."""
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
-        return 200, await state.transfers.change_hold(
+        return 200, await state.transfer_changes.change_hold(
             principal=principal,
             transfer_id=transfer_id,
             action=HoldAction.CAPTURE,
@@ -110,7 +110,7 @@ async def void_transfer(
     """Release what a hold still holds; the transfer is `voided` (earlier captures stay)."""
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
-        return 200, await state.transfers.change_hold(
+        return 200, await state.transfer_changes.change_hold(
             principal=principal, transfer_id=transfer_id, action=HoldAction.VOID, attempt=attempt
         )
 
@@ -133,7 +133,7 @@ async def increment_transfer(
     otherwise); `amount` shows what is held so far."""
 
     async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
-        return 200, await state.transfers.change_hold(
+        return 200, await state.transfer_changes.change_hold(
             principal=principal,
             transfer_id=transfer_id,
             action=HoldAction.INCREMENT,
@@ -154,7 +154,7 @@ async def approve_transfer(
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise."""
 
     async def work(_: Attempt | None) -> tuple[int, TransferOut]:
-        return 200, await state.transfers.decide_review(
+        return 200, await state.transfer_changes.decide_review(
             principal=principal, transfer_id=transfer_id, approve=True
         )
 
@@ -169,7 +169,7 @@ async def reject_transfer(
     with `review_rejected`. 409 `transfer_not_pending` as for `/approve`."""
 
     async def work(_: Attempt | None) -> tuple[int, TransferOut]:
-        return 200, await state.transfers.decide_review(
+        return 200, await state.transfer_changes.decide_review(
             principal=principal, transfer_id=transfer_id, approve=False
         )
 

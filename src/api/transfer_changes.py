@@ -1,0 +1,229 @@
+"""Changes of an existing transfer: a hold's capture, void and increment, and a review's
+decision, each applied once on the transfer's shard (and, across shards, followed on the
+payee's)."""
+
+import structlog
+
+from api.auth import Principal
+from api.idempotency import Attempt
+from api.models import TransferOut
+from api.presenters import transfer_out
+from api.transfer_service import Reviews, Settlement, read_transfer, transfer_not_found
+from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import is_transfer_id
+from ledger.posting import Movement
+from ledger.transfers import TransferStatus
+from shards import holds as hold_rows
+from shards import transfers as transfer_rows
+from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.followups import apply_followups
+from shards.holds import HoldAction, HoldChange
+from shards.ids import new_transfer_id
+from shards.posting import would_refuse
+from shards.posting_types import PostingRequest
+from shards.transfers import TransferRecord
+
+log = structlog.get_logger("ledgerflow.api")
+
+
+class TransferChanges:
+    """Captures, voids and increments of holds, and review decisions."""
+
+    def __init__(
+        self,
+        cluster: ShardCluster,
+        *,
+        settlement: Settlement | None,
+        reviews: Reviews | None,
+        sync_wait_s: float,
+    ) -> None:
+        self._cluster = cluster
+        self._settlement = settlement
+        self._reviews = reviews
+        self._sync_wait_s = sync_wait_s
+
+    async def _fetch(
+        self, shard: int, principal: Principal, transfer_id: str
+    ) -> TransferRecord | None:
+        return await read_transfer(self._cluster, shard, principal, transfer_id)
+
+    async def decide_review(
+        self, *, principal: Principal, transfer_id: str, approve: bool
+    ) -> TransferOut:
+        """Approve or reject one of the tenant's transfers waiting for review; returns it as
+        the decision left it.
+
+        On one shard an approved transfer is `posted`. Across shards it is handed to a saga,
+        waited for like a new cross-shard transfer: `posted` when the saga finished within
+        the short wait, else `processing` (or `failed` when its credit was refused).
+
+        Raises:
+            LedgerError: transfer_not_found, transfer_not_pending (not waiting for review,
+                or decided otherwise meanwhile); settlement_unavailable (transient).
+        """
+        if not is_transfer_id(transfer_id):
+            raise transfer_not_found(transfer_id)
+        shard = self._cluster.shard_of_transfer(transfer_id).index
+        record = await self._fetch(shard, principal, transfer_id)
+        if record is None:
+            raise transfer_not_found(transfer_id)
+        if record.status is not TransferStatus.REQUIRES_REVIEW:
+            raise _not_pending(record)
+        if self._reviews is None:
+            raise LedgerError(
+                ErrorCode.SETTLEMENT_UNAVAILABLE, "reviews are not configured on this server"
+            )
+        await self._reviews.decide_review(
+            shard=shard, transfer_id=transfer_id, held_at=record.created_at, approve=approve
+        )
+        decided = await self._fetch(shard, principal, transfer_id)
+        assert decided is not None
+        if not _decided_as_asked(decided, approve=approve):
+            # Decided otherwise first (the other decision, or the review's timeout).
+            raise _not_pending(decided)
+        if decided.status is TransferStatus.PROCESSING:
+            decided = await self._settle_approved(principal, decided)
+        return transfer_out(decided)
+
+    async def _settle_approved(
+        self, principal: Principal, approved: TransferRecord
+    ) -> TransferRecord:
+        """A transfer approved across shards: make sure a saga settles it (the review's
+        activity started one; this covers a start that failed there) and wait for it as
+        `create` does; returns the transfer as it stands then."""
+        if self._settlement is None:
+            return approved  # the sweep of the worker settles it
+        await self._settlement.hand_over(_reserve_of(approved), wait_s=self._sync_wait_s)
+        settled = await self._fetch(approved.source_shard, principal, approved.id)
+        assert settled is not None, "an approved transfer must be readable on its shard"
+        return settled
+
+    async def change_hold(
+        self,
+        *,
+        principal: Principal,
+        transfer_id: str,
+        action: HoldAction,
+        attempt: Attempt | None,
+        amount: int | None = None,
+        final: bool = True,
+    ) -> TransferOut:
+        """Capture, void or increment one of the tenant's holds, exactly once per attempt.
+
+        Raises:
+            LedgerError: transfer_not_found, transfer_not_pending, transfer_expired,
+                amount_exceeds_hold; for an increment insufficient_funds, account_frozen,
+                account_closed, amount_overflow.
+        """
+        if not is_transfer_id(transfer_id):
+            raise transfer_not_found(transfer_id)
+        shard = self._cluster.shard_of_transfer(transfer_id)
+        key = (
+            attempt.operation_key
+            if attempt is not None
+            else f"{action}:{transfer_id}:{new_transfer_id(0)}"
+        )
+        change = HoldChange(
+            operation_key=key,
+            tenant_id=principal.tenant_id,
+            transfer_id=transfer_id,
+            action=action,
+            amount=amount,
+            final=final,
+        )
+        if action is HoldAction.INCREMENT:
+            await self._check_increment(principal, transfer_id, amount)
+        async with shard.connection() as conn:
+            error, _ = await hold_rows.change_hold(conn, shard=shard.index, change=change)
+            if error is not None:
+                raise error
+            record = await transfer_rows.fetch_transfer(
+                conn, tenant_id=principal.tenant_id, transfer_id=transfer_id
+            )
+        assert record is not None, "a changed hold must be readable on its shard"
+        if record.cross_shard:
+            await self._follow_up(record)
+        return transfer_out(record)
+
+    async def _check_increment(
+        self, principal: Principal, transfer_id: str, amount: int | None
+    ) -> None:
+        """Across shards, refuse an increment the payee's shard would refuse (the account
+        frozen or closed since, its `max_balance`), before the source holds more: the
+        destination's follow-up (`RAISE_CREDIT`) is never refused.
+
+        Raises:
+            LedgerError: account_frozen, account_closed, balance_limit_exceeded,
+                amount_overflow.
+        """
+        home = self._cluster.shard_of_transfer(transfer_id).index
+        record = await self._fetch(home, principal, transfer_id)
+        if record is None or not record.cross_shard or record.status is not TransferStatus.PENDING:
+            return  # change_hold answers these
+        assert amount is not None
+        refusal = await would_refuse(
+            self._cluster.shards[record.destination_shard],
+            _movement_of(
+                record,
+                Movement.PREPARE_CREDIT,
+                operation_key=f"check:{new_transfer_id(0)}",
+                amount=amount,
+            ),
+        )
+        if refusal is not None:
+            raise refusal
+
+    async def _follow_up(self, record: TransferRecord) -> None:
+        """Apply what the change of a hold across shards owes its destination now, so the
+        payee's balance shows it in the answer; when a shard fails, the funds timers apply
+        it within seconds (it was recorded with the change)."""
+        try:
+            await apply_followups(self._cluster, record.source_shard, transfer_ids=[record.id])
+        except SHARD_FAILURES as error:
+            log.warning(
+                "follow-up left to the funds timers", transfer_id=record.id, error=repr(error)
+            )
+
+
+def _not_pending(record: TransferRecord) -> LedgerError:
+    return LedgerError(
+        ErrorCode.TRANSFER_NOT_PENDING,
+        f"transfer {record.id} is {record.status}, not waiting for review",
+    )
+
+
+def _decided_as_asked(record: TransferRecord, *, approve: bool) -> bool:
+    """Whether a decided transfer shows the decision asked for, not another one taken
+    first."""
+    rejected = (
+        record.status is TransferStatus.FAILED and record.failure_code == ErrorCode.REVIEW_REJECTED
+    )
+    if not approve:
+        return rejected
+    # Across shards an approved transfer is settled by a saga: still settling, posted, or
+    # failed when the destination refused its credit.
+    return record.status is not TransferStatus.REQUIRES_REVIEW and not rejected
+
+
+def _reserve_of(approved: TransferRecord) -> PostingRequest:
+    """The reserve of a transfer approved across shards, as the hand-over takes it (which
+    reads its transfer, shards and currency, not its operation key)."""
+    return _movement_of(approved, Movement.RESERVE_FUNDS, operation_key=f"review:{approved.id}")
+
+
+def _movement_of(
+    record: TransferRecord, movement: Movement, *, operation_key: str, amount: int | None = None
+) -> PostingRequest:
+    """A movement of an existing transfer (all of its amount unless `amount` says)."""
+    return PostingRequest(
+        operation_key=operation_key,
+        transfer_id=record.id,
+        tenant_id=record.tenant_id,
+        movement=movement,
+        debit_account_id=record.debit_account_id,
+        credit_account_id=record.credit_account_id,
+        amount=record.amount if amount is None else amount,
+        currency=record.currency,
+        source_shard=record.source_shard,
+        destination_shard=record.destination_shard,
+    )

@@ -65,6 +65,24 @@ async def transfer(
     )
 
 
+def transfer_body(debit: dict, credit: dict, amount: int, **extra: object) -> dict:
+    """The body of `POST /v1/transfers` between two accounts, in USD, with `extra` fields."""
+    return {
+        "debit_account_id": debit["id"],
+        "credit_account_id": credit["id"],
+        "amount": amount,
+        "currency": "USD",
+        **extra,
+    }
+
+
+async def post_keyed(
+    api: httpx.AsyncClient, path: str, body: dict | None = None, key: str | None = None
+) -> httpx.Response:
+    """POST `body` to `path` under an Idempotency-Key (a fresh one unless given)."""
+    return await api.post(path, json=body, headers={"Idempotency-Key": key or f"test-{ULID()}"})
+
+
 async def balance(api: httpx.AsyncClient, account_id: str) -> dict:
     """The account's current balance."""
     response = await api.get(f"/v1/accounts/{account_id}")

@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from ulid import ULID
 
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
-from tests.integration.helpers import balance, create_account
+from tests.integration.helpers import balance, create_account, post_keyed, transfer_body
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -32,14 +31,7 @@ async def _three(api: httpx.AsyncClient) -> tuple[dict, dict, dict]:
 async def _transfer(
     api: httpx.AsyncClient, debit: dict, credit: dict, amount: int, **extra: object
 ) -> httpx.Response:
-    body = {
-        "debit_account_id": debit["id"],
-        "credit_account_id": credit["id"],
-        "amount": amount,
-        "currency": "USD",
-        **extra,
-    }
-    return await api.post("/v1/transfers", json=body, headers={"Idempotency-Key": f"test-{ULID()}"})
+    return await post_keyed(api, "/v1/transfers", transfer_body(debit, credit, amount, **extra))
 
 
 def _in(seconds: float) -> str:

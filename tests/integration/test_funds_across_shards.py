@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from ulid import ULID
 
 from ledger.limits import BIGINT_MAX
 from ledgerflow.devstack import EmbeddedPostgres
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
-from tests.integration.helpers import balance, create_account
+from tests.integration.helpers import balance, create_account, post_keyed, transfer_body
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -33,25 +32,9 @@ async def _apart(api: httpx.AsyncClient, funds: int = 10_000, **payee: object) -
         merchant = response.json()
         if merchant["shard"] != payer["shard"]:
             break
-    response = await _post(api, "/v1/transfers", _body(funding, payer, funds))
+    response = await post_keyed(api, "/v1/transfers", transfer_body(funding, payer, funds))
     assert response.status_code == 201, response.text
     return payer, merchant
-
-
-def _body(debit: dict, credit: dict, amount: int, **extra: object) -> dict:
-    return {
-        "debit_account_id": debit["id"],
-        "credit_account_id": credit["id"],
-        "amount": amount,
-        "currency": "USD",
-        **extra,
-    }
-
-
-async def _post(
-    api: httpx.AsyncClient, path: str, body: dict | None = None, key: str | None = None
-) -> httpx.Response:
-    return await api.post(path, json=body, headers={"Idempotency-Key": key or f"test-{ULID()}"})
 
 
 async def _until(
@@ -68,13 +51,26 @@ async def _until(
         await asyncio.sleep(0.1)
 
 
+async def _refused(
+    api: httpx.AsyncClient, response: httpx.Response, code: str, status: int
+) -> None:
+    """A new transfer refused with `code`: answered `status` at once, or 202 and then
+    `failed` with it once its saga settled."""
+    if response.status_code == 202:
+        failed = await _until(api, response.json()["id"], "failed")
+        assert failed["failure_code"] == code, failed
+    else:
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["code"] == code, response.text
+
+
 async def _hold(
     api: httpx.AsyncClient, payer: dict, merchant: dict, amount: int, **extra: object
 ) -> dict:
     """Place a hold across shards: 201 `pending` when the saga opened it within the wait,
     else 202 `processing` until it did."""
-    response = await _post(
-        api, "/v1/transfers", _body(payer, merchant, amount, pending=True, **extra)
+    response = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, merchant, amount, pending=True, **extra)
     )
     assert response.status_code in (201, 202), response.text
     placed = response.json()
@@ -111,7 +107,7 @@ async def test_hold_across_shards_captured_in_parts(api: httpx.AsyncClient) -> N
     }
     assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 4_000}
 
-    response = await _post(
+    response = await post_keyed(
         api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_500, "final": False}
     )
     assert response.status_code == 200, response.text
@@ -121,7 +117,7 @@ async def test_hold_across_shards_captured_in_parts(api: httpx.AsyncClient) -> N
         api, merchant, {"posted": 1_500, "pending": 2_500, "held": 0, "available": 1_500}
     )
 
-    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 1_000})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 1_000})
     assert response.status_code == 200, response.text
     assert response.json()["amount"] == 5_000
     await _settled(
@@ -129,7 +125,7 @@ async def test_hold_across_shards_captured_in_parts(api: httpx.AsyncClient) -> N
     )
     assert (await balance(api, payer["id"]))["held"] == 3_500
 
-    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 2_000})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 2_000})
     assert response.status_code == 200, response.text
     captured = response.json()
     assert captured["status"] == "posted"
@@ -143,7 +139,7 @@ async def test_hold_across_shards_captured_in_parts(api: httpx.AsyncClient) -> N
         "available": 6_500,
     }
 
-    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "transfer_not_pending"
     events = (await api.get("/v1/events", params={"limit": 100})).json()["data"]
@@ -156,7 +152,7 @@ async def test_void_and_refused_hold_across_shards(api: httpx.AsyncClient) -> No
     (`account_frozen`) and holds nothing anywhere."""
     payer, merchant = await _apart(api)
     hold = await _hold(api, payer, merchant, 2_000)
-    response = await _post(api, f"/v1/transfers/{hold['id']}/void")
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/void")
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "voided"
     await _settled(api, merchant, EMPTY)
@@ -168,13 +164,10 @@ async def test_void_and_refused_hold_across_shards(api: httpx.AsyncClient) -> No
     }
 
     assert (await api.post(f"/v1/accounts/{merchant['id']}/freeze")).status_code == 200
-    response = await _post(api, "/v1/transfers", _body(payer, merchant, 500, pending=True))
-    if response.status_code == 202:
-        failed = await _until(api, response.json()["id"], "failed")
-        assert failed["failure_code"] == "account_frozen"
-    else:
-        assert response.status_code == 409, response.text
-        assert response.json()["error"]["code"] == "account_frozen"
+    response = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, merchant, 500, pending=True)
+    )
+    await _refused(api, response, "account_frozen", 409)
     assert (await balance(api, payer["id"]))["held"] == 0
     assert await balance(api, merchant["id"]) == EMPTY
 
@@ -186,7 +179,7 @@ async def test_capture_racing_void_across_shards_moves_money_once(api: httpx.Asy
     hold = await _hold(api, payer, merchant, 1_000)
     paths = [f"/v1/transfers/{hold['id']}/{a}" for a in ("capture", "void") for _ in range(10)]
     responses = await asyncio.gather(
-        *(_post(api, p, {} if p.endswith("capture") else None) for p in paths)
+        *(post_keyed(api, p, {} if p.endswith("capture") else None) for p in paths)
     )
     winners = [r for r in responses if r.status_code == 200]
     assert len(winners) == 1, [r.status_code for r in responses]
@@ -202,14 +195,14 @@ async def test_hold_across_shards_expires_on_both_shards(api: httpx.AsyncClient)
     both shards show the money released, what was captured before staying posted."""
     payer, merchant = await _apart(api)
     hold = await _hold(api, payer, merchant, 3_000, expires_in=3)
-    response = await _post(
+    response = await post_keyed(
         api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_000, "final": False}
     )
     assert response.status_code == 200, response.text
     await asyncio.sleep(
         max(0, (datetime.fromisoformat(hold["expires_at"]) - datetime.now(UTC)).total_seconds())
     )
-    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "transfer_expired"
     await _until(api, hold["id"], "expired")
@@ -227,18 +220,18 @@ async def test_increment_across_shards_refused_by_the_payee(api: httpx.AsyncClie
     the payer cannot fund is 402; neither changes either side."""
     payer, merchant = await _apart(api, limits={"max_balance": 2_500})
     hold = await _hold(api, payer, merchant, 2_000)
-    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 501})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 501})
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "balance_limit_exceeded"
-    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 9_000})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 9_000})
     assert response.status_code in (402, 409), response.text
     assert (await api.get(f"/v1/transfers/{hold['id']}")).json()["amount"] == 2_000
     assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 2_000}
     assert (await balance(api, payer["id"]))["held"] == 2_000
-    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 500})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 500})
     assert response.status_code == 200, response.text
     await _settled(api, merchant, {**EMPTY, "pending": 2_500})
-    assert (await _post(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
+    assert (await post_keyed(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
     await _settled(api, merchant, EMPTY)
 
 
@@ -251,7 +244,7 @@ async def test_hostile_tenant_cannot_touch_a_hold_across_shards(
     hold = await _hold(api, payer, merchant, 1_000)
     async with other_tenant(api_url, cluster) as other:
         for path, body in (("capture", {}), ("void", None), ("increment", {"amount": 10})):
-            response = await _post(other, f"/v1/transfers/{hold['id']}/{path}", body)
+            response = await post_keyed(other, f"/v1/transfers/{hold['id']}/{path}", body)
             assert response.status_code == 404, response.text
         response = await other.get(f"/v1/accounts/{merchant['id']}/availability")
         assert response.status_code == 404
@@ -260,15 +253,13 @@ async def test_hostile_tenant_cannot_touch_a_hold_across_shards(
             theirs = await create_account(other)
     # A hold to another tenant's account on another shard is refused by the saga, as an
     # unknown account; nothing stays held.
-    response = await _post(api, "/v1/transfers", _body(payer, theirs, 300, pending=True))
-    if response.status_code == 202:
-        refused = await _until(api, response.json()["id"], "failed")
-        assert refused["failure_code"] == "account_not_found"
-    else:
-        assert response.status_code == 404, response.text
+    response = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, theirs, 300, pending=True)
+    )
+    await _refused(api, response, "account_not_found", 404)
     assert (await balance(api, payer["id"]))["held"] == 1_000
     assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 1_000}
-    assert (await _post(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
+    assert (await post_keyed(api, f"/v1/transfers/{hold['id']}/void")).status_code == 200
     await _settled(api, merchant, EMPTY)
 
 
@@ -278,8 +269,10 @@ async def test_delayed_credit_across_shards(api: httpx.AsyncClient) -> None:
     with a `funds.available` event."""
     payer, payee = await _apart(api)
     available_on = datetime.now(UTC) + timedelta(seconds=4)
-    response = await _post(
-        api, "/v1/transfers", _body(payer, payee, 2_500, available_on=available_on.isoformat())
+    response = await post_keyed(
+        api,
+        "/v1/transfers",
+        transfer_body(payer, payee, 2_500, available_on=available_on.isoformat()),
     )
     assert response.status_code in (201, 202), response.text
     deferred = await _until(api, response.json()["id"], "posted")
@@ -310,15 +303,10 @@ async def test_delayed_credit_across_shards_refused_by_the_payee(api: httpx.Asyn
     payer, payee = await _apart(api)
     assert (await api.post(f"/v1/accounts/{payee['id']}/freeze")).status_code == 200
     available_on = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    response = await _post(
-        api, "/v1/transfers", _body(payer, payee, 700, available_on=available_on)
+    response = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, payee, 700, available_on=available_on)
     )
-    if response.status_code == 202:
-        assert (await _until(api, response.json()["id"], "failed"))[
-            "failure_code"
-        ] == "account_frozen"
-    else:
-        assert response.status_code == 409, response.text
+    await _refused(api, response, "account_frozen", 409)
     assert await balance(api, payer["id"]) == {
         "posted": 10_000,
         "pending": 0,
@@ -339,7 +327,7 @@ async def test_capture_while_the_payee_shard_is_down_reaches_it_later(
     server = shard_servers[merchant["shard"]]
     await asyncio.to_thread(server.stop)
     try:
-        response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 800})
+        response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 800})
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "posted"
     finally:
@@ -366,7 +354,9 @@ async def test_pending_money_cannot_push_a_payee_past_the_range(api: httpx.Async
         payee = await create_account(api)
         while (payee["shard"] == whale["shard"]) != same_shard:
             payee = await create_account(api)
-        funded = await _post(api, "/v1/transfers", _body(whale, payee, BIGINT_MAX - 200))
+        funded = await post_keyed(
+            api, "/v1/transfers", transfer_body(whale, payee, BIGINT_MAX - 200)
+        )
         assert funded.status_code in (201, 202), funded.text
         await _settled(
             api, payee, {**EMPTY, "posted": BIGINT_MAX - 200, "available": BIGINT_MAX - 200}
@@ -378,27 +368,24 @@ async def test_pending_money_cannot_push_a_payee_past_the_range(api: httpx.Async
         funding = await create_account(api, allow_overdraft=True)
         while funding["shard"] != whale["shard"]:
             funding = await create_account(api, allow_overdraft=True)
-        assert (await _post(api, "/v1/transfers", _body(funding, payer, 1_000))).status_code == 201
+        assert (
+            await post_keyed(api, "/v1/transfers", transfer_body(funding, payer, 1_000))
+        ).status_code == 201
         later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         for extra in ({"pending": True}, {"available_on": later}):
-            response = await _post(api, "/v1/transfers", _body(payer, payee, 201, **extra))
-            if response.status_code == 202:
-                refused = await _until(api, response.json()["id"], "failed")
-                assert refused["failure_code"] == "amount_overflow", refused
-            else:
-                assert response.status_code == 400, response.text
-                assert response.json()["error"]["code"] == "amount_overflow"
-        response = await _post(api, "/v1/transfers", _body(payer, payee, 100, pending=True))
+            response = await post_keyed(
+                api, "/v1/transfers", transfer_body(payer, payee, 201, **extra)
+            )
+            await _refused(api, response, "amount_overflow", 400)
+        response = await post_keyed(
+            api, "/v1/transfers", transfer_body(payer, payee, 100, pending=True)
+        )
         assert response.status_code in (201, 202), response.text
         hold = await _until(api, response.json()["id"], "pending")
         # With 100 pending, 101 more posted would overflow once the hold is captured.
-        response = await _post(api, "/v1/transfers", _body(payer, payee, 101))
-        if response.status_code == 202:
-            failed = await _until(api, response.json()["id"], "failed")
-            assert failed["failure_code"] == "amount_overflow"
-        else:
-            assert response.status_code == 400, response.text
-        response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {})
+        response = await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, 101))
+        await _refused(api, response, "amount_overflow", 400)
+        response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {})
         assert response.status_code == 200, response.text
         top = BIGINT_MAX - 100
         await _settled(api, payee, {"posted": top, "pending": 0, "held": 0, "available": top})

@@ -5,11 +5,10 @@ import asyncio
 
 import httpx
 import pytest
-from ulid import ULID
 
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
-from tests.integration.helpers import balance, create_account
+from tests.integration.helpers import balance, create_account, post_keyed, transfer_body
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -23,32 +22,16 @@ async def _accounts(api: httpx.AsyncClient, funds: int = 10_000) -> tuple[dict, 
     merchant = await create_account(api)
     while merchant["shard"] != funding["shard"]:
         merchant = await create_account(api)
-    response = await _post(api, "/v1/transfers", _body(funding, payer, funds))
+    response = await post_keyed(api, "/v1/transfers", transfer_body(funding, payer, funds))
     assert response.status_code == 201, response.text
     return payer, merchant
-
-
-def _body(debit: dict, credit: dict, amount: int, **extra: object) -> dict:
-    return {
-        "debit_account_id": debit["id"],
-        "credit_account_id": credit["id"],
-        "amount": amount,
-        "currency": "USD",
-        **extra,
-    }
-
-
-async def _post(
-    api: httpx.AsyncClient, path: str, body: dict | None = None, key: str | None = None
-) -> httpx.Response:
-    return await api.post(path, json=body, headers={"Idempotency-Key": key or f"test-{ULID()}"})
 
 
 async def _hold(
     api: httpx.AsyncClient, payer: dict, merchant: dict, amount: int, **extra: object
 ) -> dict:
-    response = await _post(
-        api, "/v1/transfers", _body(payer, merchant, amount, pending=True, **extra)
+    response = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, merchant, amount, pending=True, **extra)
     )
     assert response.status_code == 201, response.text
     hold = response.json()
@@ -76,7 +59,7 @@ async def test_hold_then_partial_capture(api: httpx.AsyncClient) -> None:
         "held": 0,
         "available": 0,
     }
-    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 2_500})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 2_500})
     assert response.status_code == 200, response.text
     captured = response.json()
     assert captured["status"] == "posted"
@@ -97,7 +80,7 @@ async def test_hold_then_partial_capture(api: httpx.AsyncClient) -> None:
     assert (await api.get(f"/v1/transfers/{hold['id']}")).json() == captured
     # Nothing more to capture or void.
     for path, body in (("capture", {"amount": 1}), ("void", None), ("increment", {"amount": 5})):
-        response = await _post(api, f"/v1/transfers/{hold['id']}/{path}", body)
+        response = await post_keyed(api, f"/v1/transfers/{hold['id']}/{path}", body)
         assert response.status_code == 409, response.text
         assert response.json()["error"]["code"] == "transfer_not_pending"
     events = (await api.get("/v1/events", params={"limit": 100})).json()["data"]
@@ -111,18 +94,18 @@ async def test_multicapture_increment_and_void(api: httpx.AsyncClient) -> None:
     payer, merchant = await _accounts(api)
     hold = await _hold(api, payer, merchant, 3_000)
     for amount in (1_000, 500):
-        response = await _post(
+        response = await post_keyed(
             api, f"/v1/transfers/{hold['id']}/capture", {"amount": amount, "final": False}
         )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "pending"
-    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_501})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_501})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "amount_exceeds_hold"
-    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 8_501})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 8_501})
     assert response.status_code == 402, response.text
     assert response.json()["error"]["code"] == "insufficient_funds"
-    response = await _post(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 2_000})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 2_000})
     assert response.status_code == 200, response.text
     increased = response.json()
     assert increased["amount"] == 5_000
@@ -133,7 +116,7 @@ async def test_multicapture_increment_and_void(api: httpx.AsyncClient) -> None:
         "held": 3_500,
         "available": 5_000,
     }
-    response = await _post(api, f"/v1/transfers/{hold['id']}/void")
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/void")
     assert response.status_code == 200, response.text
     voided = response.json()
     assert voided["status"] == "voided"
@@ -161,8 +144,11 @@ async def test_capture_races_void_and_moves_money_once(api: httpx.AsyncClient) -
         hold = await _hold(api, payer, merchant, 1_000)
         before = await balance(api, merchant["id"])
         responses = await asyncio.gather(
-            *(_post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 700}) for _ in range(4)),
-            *(_post(api, f"/v1/transfers/{hold['id']}/void") for _ in range(4)),
+            *(
+                post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 700})
+                for _ in range(4)
+            ),
+            *(post_keyed(api, f"/v1/transfers/{hold['id']}/void") for _ in range(4)),
         )
         winners = [r for r in responses if r.status_code == 200]
         assert len(winners) == 1, [r.text for r in responses]
@@ -179,12 +165,12 @@ async def test_changes_are_idempotent(api: httpx.AsyncClient) -> None:
     payer, merchant = await _accounts(api)
     hold = await _hold(api, payer, merchant, 2_000)
     path = f"/v1/transfers/{hold['id']}/capture"
-    first = await _post(api, path, {"amount": 600, "final": False}, key="cap-1")
-    again = await _post(api, path, {"amount": 600, "final": False}, key="cap-1")
+    first = await post_keyed(api, path, {"amount": 600, "final": False}, key="cap-1")
+    again = await post_keyed(api, path, {"amount": 600, "final": False}, key="cap-1")
     assert first.status_code == again.status_code == 200
     assert again.json() == first.json()
     assert again.headers.get("Idempotent-Replayed") == "true"
-    other = await _post(api, path, {"amount": 601, "final": False}, key="cap-1")
+    other = await post_keyed(api, path, {"amount": 601, "final": False}, key="cap-1")
     assert other.status_code == 400
     assert other.json()["error"]["code"] == "idempotency_key_reused"
     assert (await balance(api, merchant["id"]))["posted"] == 600
@@ -197,12 +183,12 @@ async def test_expiry_refuses_at_once_and_releases_within_the_deadline(
     releases the money and marks the hold `expired` within 15 seconds."""
     payer, merchant = await _accounts(api)
     hold = await _hold(api, payer, merchant, 3_000, expires_in=2)
-    partial = await _post(
+    partial = await post_keyed(
         api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1_000, "final": False}
     )
     assert partial.status_code == 200, partial.text
     await asyncio.sleep(2.2)
-    response = await _post(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {"amount": 1})
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "transfer_expired"
     loop = asyncio.get_running_loop()
@@ -222,7 +208,7 @@ async def test_expiry_refuses_at_once_and_releases_within_the_deadline(
         "held": 0,
         "available": 1_000,
     }
-    response = await _post(api, f"/v1/transfers/{hold['id']}/void")
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/void")
     assert response.json()["error"]["code"] == "transfer_expired"
     types = {e["type"] for e in (await api.get("/v1/events", params={"limit": 100})).json()["data"]}
     assert "transfer.expired" in types
@@ -237,22 +223,22 @@ async def test_hostile_tenant_cannot_touch_a_hold(
     hold = await _hold(api, payer, merchant, 1_000)
     async with other_tenant(api_url, cluster) as other:
         for path, body in (("capture", {}), ("void", None), ("increment", {"amount": 10**9})):
-            response = await _post(other, f"/v1/transfers/{hold['id']}/{path}", body)
+            response = await post_keyed(other, f"/v1/transfers/{hold['id']}/{path}", body)
             assert response.status_code == 404, response.text
             assert response.json()["error"]["code"] == "transfer_not_found"
-    plain = await _post(api, "/v1/transfers", _body(payer, merchant, 10))
-    response = await _post(api, f"/v1/transfers/{plain.json()['id']}/capture", {})
+    plain = await post_keyed(api, "/v1/transfers", transfer_body(payer, merchant, 10))
+    response = await post_keyed(api, f"/v1/transfers/{plain.json()['id']}/capture", {})
     assert response.status_code == 409
     for bad in (
-        _body(payer, merchant, 10, pending=True, expires_in=0),
-        _body(payer, merchant, 10, pending=True, expires_in=604_801),
-        _body(payer, merchant, 10, expires_in=60),
-        _body(payer, merchant, 10, pending="yes"),
+        transfer_body(payer, merchant, 10, pending=True, expires_in=0),
+        transfer_body(payer, merchant, 10, pending=True, expires_in=604_801),
+        transfer_body(payer, merchant, 10, expires_in=60),
+        transfer_body(payer, merchant, 10, pending="yes"),
     ):
-        response = await _post(api, "/v1/transfers", bad)
+        response = await post_keyed(api, "/v1/transfers", bad)
         assert response.status_code == 400, (bad, response.text)
     for bad_body in ({"amount": 0}, {"amount": -5}, {"amount": "5"}, {"final": "no"}):
-        response = await _post(api, f"/v1/transfers/{hold['id']}/capture", bad_body)
+        response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", bad_body)
         assert response.status_code == 400, (bad_body, response.text)
     assert await balance(api, payer["id"]) == {
         "posted": 9_990,
@@ -260,5 +246,5 @@ async def test_hostile_tenant_cannot_touch_a_hold(
         "held": 1_000,
         "available": 8_990,
     }
-    response = await _post(api, f"/v1/transfers/{hold['id']}/void")
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/void")
     assert response.status_code == 200

@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from ulid import ULID
 
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
-from tests.integration.helpers import balance, run_ledgerflow
+from tests.integration.helpers import balance, post_keyed, run_ledgerflow, transfer_body
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -26,33 +25,19 @@ async def _account(api: httpx.AsyncClient, *, shard: int | None = None, **body: 
             return response.json()
 
 
-async def _post(api: httpx.AsyncClient, path: str, body: dict | None = None) -> httpx.Response:
-    return await api.post(path, json=body, headers={"Idempotency-Key": f"test-{ULID()}"})
-
-
 async def _reviewed_pair(api: httpx.AsyncClient) -> tuple[dict, dict, dict]:
     """A funding account, a payer holding 10,000 whose transfers above 1,000 are reviewed,
     and a payee, all on one shard."""
     funding = await _account(api, allow_overdraft=True)
     payer = await _account(api, shard=funding["shard"], limits={"review_above": 1_000})
     payee = await _account(api, shard=funding["shard"])
-    body = _body(funding, payer, 10_000)
-    assert (await _post(api, "/v1/transfers", body)).status_code == 201
+    body = transfer_body(funding, payer, 10_000)
+    assert (await post_keyed(api, "/v1/transfers", body)).status_code == 201
     return funding, payer, payee
 
 
-def _body(debit: dict, credit: dict, amount: int, **extra: object) -> dict:
-    return {
-        "debit_account_id": debit["id"],
-        "credit_account_id": credit["id"],
-        "amount": amount,
-        "currency": "USD",
-        **extra,
-    }
-
-
 async def _held(api: httpx.AsyncClient, payer: dict, payee: dict, amount: int) -> dict:
-    response = await _post(api, "/v1/transfers", _body(payer, payee, amount))
+    response = await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, amount))
     assert response.status_code == 202, response.text
     held = response.json()
     assert held["status"] == "requires_review"
@@ -66,7 +51,9 @@ async def test_approve_posts_and_reject_releases(
     is found by `ledgerflow transfers review` and the Temporal UI's one filter; approving
     posts it, rejecting releases it, and a second decision is 409."""
     _, payer, payee = await _reviewed_pair(api)
-    assert (await _post(api, "/v1/transfers", _body(payer, payee, 1_000))).status_code == 201
+    assert (
+        await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, 1_000))
+    ).status_code == 201
     first = await _held(api, payer, payee, 1_500)
     second = await _held(api, payer, payee, 2_500)
     assert await balance(api, payer["id"]) == {
@@ -88,15 +75,15 @@ async def test_approve_posts_and_reject_releases(
     ]
     assert f"review-{first['id']}" in running
 
-    approved = await _post(api, f"/v1/transfers/{first['id']}/approve")
+    approved = await post_keyed(api, f"/v1/transfers/{first['id']}/approve")
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "posted"
-    rejected = await _post(api, f"/v1/transfers/{second['id']}/reject")
+    rejected = await post_keyed(api, f"/v1/transfers/{second['id']}/reject")
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["status"] == "failed"
     assert rejected.json()["failure_code"] == "review_rejected"
     for transfer_id, path in ((first["id"], "reject"), (second["id"], "approve")):
-        again = await _post(api, f"/v1/transfers/{transfer_id}/{path}")
+        again = await post_keyed(api, f"/v1/transfers/{transfer_id}/{path}")
         assert again.status_code == 409, again.text
         assert again.json()["error"]["code"] == "transfer_not_pending"
     assert await balance(api, payer["id"]) == {
@@ -129,7 +116,7 @@ async def test_racing_decisions_apply_once(api: httpx.AsyncClient) -> None:
     held = await _held(api, payer, payee, 2_000)
     responses = await asyncio.gather(
         *(
-            _post(api, f"/v1/transfers/{held['id']}/{'approve' if n % 2 else 'reject'}")
+            post_keyed(api, f"/v1/transfers/{held['id']}/{'approve' if n % 2 else 'reject'}")
             for n in range(6)
         )
     )
@@ -162,7 +149,7 @@ async def test_a_review_without_a_decision_is_rejected(
         "held": 0,
         "available": 10_000,
     }
-    late = await _post(api, f"/v1/transfers/{held['id']}/approve")
+    late = await post_keyed(api, f"/v1/transfers/{held['id']}/approve")
     assert late.status_code == 409
 
 
@@ -174,18 +161,18 @@ async def test_review_cannot_be_dodged_or_decided_by_another_tenant(
     `test_review_across_shards`); another tenant's approve is 404."""
     _, payer, payee = await _reviewed_pair(api)
     for body in (
-        _body(payer, payee, 1_001, pending=True),
-        _body(
+        transfer_body(payer, payee, 1_001, pending=True),
+        transfer_body(
             payer, payee, 1_001, available_on=(datetime.now(UTC) + timedelta(days=1)).isoformat()
         ),
     ):
-        response = await _post(api, "/v1/transfers", body)
+        response = await post_keyed(api, "/v1/transfers", body)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == "review_not_supported", response.text
     held = await _held(api, payer, payee, 5_000)
     async with other_tenant(api_url, cluster) as other:
         for path in ("approve", "reject"):
-            response = await _post(other, f"/v1/transfers/{held['id']}/{path}")
+            response = await post_keyed(other, f"/v1/transfers/{held['id']}/{path}")
             assert response.status_code == 404
-    assert (await _post(api, f"/v1/transfers/{held['id']}/reject")).status_code == 200
+    assert (await post_keyed(api, f"/v1/transfers/{held['id']}/reject")).status_code == 200
     assert (await balance(api, payer["id"]))["available"] == 10_000

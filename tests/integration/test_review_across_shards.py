@@ -10,12 +10,11 @@ import json
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from ulid import ULID
 
 from shards.cluster import ShardCluster
 from tests.conftest import other_tenant
 from tests.integration.cross_shard import saga_count
-from tests.integration.helpers import balance, run_ledgerflow
+from tests.integration.helpers import balance, post_keyed, run_ledgerflow, transfer_body
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -41,33 +40,22 @@ async def _account(
     raise AssertionError(f"no account landed as asked (shard {shard}, not {not_shard})")
 
 
-async def _post(api: httpx.AsyncClient, path: str, body: dict | None = None) -> httpx.Response:
-    return await api.post(path, json=body, headers={"Idempotency-Key": f"test-{ULID()}"})
-
-
-def _body(debit: dict, credit: dict, amount: int) -> dict:
-    return {
-        "debit_account_id": debit["id"],
-        "credit_account_id": credit["id"],
-        "amount": amount,
-        "currency": "USD",
-    }
-
-
 async def _reviewed_across(api: httpx.AsyncClient) -> tuple[dict, dict]:
     """A payer holding 10,000 whose transfers above 1,000 are reviewed, and a payee on
     another shard."""
     payer = await _account(api, limits={"review_above": 1_000})
     funding = await _account(api, shard=payer["shard"], allow_overdraft=True)
     payee = await _account(api, not_shard=payer["shard"])
-    assert (await _post(api, "/v1/transfers", _body(funding, payer, _FUNDED))).status_code == 201
+    assert (
+        await post_keyed(api, "/v1/transfers", transfer_body(funding, payer, _FUNDED))
+    ).status_code == 201
     return payer, payee
 
 
 async def _held(api: httpx.AsyncClient, payer: dict, payee: dict, amount: int) -> dict:
     """A transfer across shards above `review_above`: 202, waiting for review, reserved on
     the source shard and not yet taken by any saga."""
-    response = await _post(api, "/v1/transfers", _body(payer, payee, amount))
+    response = await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, amount))
     assert response.status_code == 202, response.text
     held = response.json()
     assert held["status"] == "requires_review"
@@ -118,7 +106,7 @@ async def test_approved_across_shards_is_settled_by_a_saga(
 
     loop = asyncio.get_running_loop()
     approved_at = loop.time()
-    approved = await _post(api, f"/v1/transfers/{held['id']}/approve")
+    approved = await post_keyed(api, f"/v1/transfers/{held['id']}/approve")
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] in ("processing", "posted")
     posted = await _until(api, held["id"], "posted")
@@ -152,7 +140,7 @@ async def test_rejected_across_shards_releases_the_reserve(api: httpx.AsyncClien
     later decision is 409."""
     payer, payee = await _reviewed_across(api)
     held = await _held(api, payer, payee, 2_000)
-    rejected = await _post(api, f"/v1/transfers/{held['id']}/reject")
+    rejected = await post_keyed(api, f"/v1/transfers/{held['id']}/reject")
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["status"] == "failed"
     assert rejected.json()["failure_code"] == "review_rejected"
@@ -160,7 +148,7 @@ async def test_rejected_across_shards_releases_the_reserve(api: httpx.AsyncClien
     assert await balance(api, payer["id"]) == _RESTORED
     assert await balance(api, payee["id"]) == _UNTOUCHED
     for path in ("approve", "reject"):
-        again = await _post(api, f"/v1/transfers/{held['id']}/{path}")
+        again = await post_keyed(api, f"/v1/transfers/{held['id']}/{path}")
         assert again.status_code == 409, again.text
         assert again.json()["error"]["code"] == "transfer_not_pending"
     assert await _event_types(api, held["id"]) == [
@@ -181,7 +169,7 @@ async def test_a_review_across_shards_without_a_decision_is_rejected(
     assert failed["failure_code"] == "review_rejected"
     assert await balance(api, payer["id"]) == _RESTORED
     assert await balance(api, payee["id"]) == _UNTOUCHED
-    late = await _post(api, f"/v1/transfers/{held['id']}/approve")
+    late = await post_keyed(api, f"/v1/transfers/{held['id']}/approve")
     assert late.status_code == 409, late.text
     assert late.json()["error"]["code"] == "transfer_not_pending"
 
@@ -195,14 +183,14 @@ async def test_another_tenant_cannot_decide_and_a_second_approval_is_refused(
     held = await _held(api, payer, payee, 4_000)
     async with other_tenant(api_url, cluster) as other:
         for path in ("approve", "reject"):
-            response = await _post(other, f"/v1/transfers/{held['id']}/{path}")
+            response = await post_keyed(other, f"/v1/transfers/{held['id']}/{path}")
             assert response.status_code == 404, response.text
     unchanged = (await api.get(f"/v1/transfers/{held['id']}")).json()
     assert unchanged["status"] == "requires_review"
     assert (await balance(api, payer["id"]))["held"] == 4_000
 
-    assert (await _post(api, f"/v1/transfers/{held['id']}/approve")).status_code == 200
-    again = await _post(api, f"/v1/transfers/{held['id']}/approve")
+    assert (await post_keyed(api, f"/v1/transfers/{held['id']}/approve")).status_code == 200
+    again = await post_keyed(api, f"/v1/transfers/{held['id']}/approve")
     assert again.status_code == 409, again.text
     assert again.json()["error"]["code"] == "transfer_not_pending"
     await _until(api, held["id"], "posted")
@@ -214,10 +202,13 @@ async def test_an_atomic_batch_cannot_dodge_review(api: httpx.AsyncClient) -> No
     """A leg of an atomic batch above `review_above` is refused with `review_not_supported`
     (its batch's workflow would settle it unreviewed), and so nothing of the batch moves."""
     payer, payee = await _reviewed_across(api)
-    response = await _post(
+    response = await post_keyed(
         api,
         "/v1/transfers/batch",
-        {"atomic": True, "transfers": [_body(payer, payee, 500), _body(payer, payee, 1_001)]},
+        {
+            "atomic": True,
+            "transfers": [transfer_body(payer, payee, 500), transfer_body(payer, payee, 1_001)],
+        },
     )
     assert response.status_code == 200, response.text
     data = response.json()["data"]

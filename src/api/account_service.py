@@ -11,15 +11,12 @@ from api.presenters import account_out, entry_out
 from ledger.accounts import AccountLimits, AccountStatus
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import entry_id, is_account_id
-from ledger.metadata import check_metadata
-from ledger.money import currency_exponent
 from shards import accounts as account_rows
 from shards import availability as availability_rows
 from shards import transfers as transfer_rows
-from shards.accounts import AccountRecord
+from shards.accounts import AccountRecord, account_id_for, new_account_id
 from shards.cluster import Shard, ShardCluster
 from shards.db import Connection
-from shards.ids import account_id_for, new_account_id
 
 
 def _not_found(account_id: str) -> LedgerError:
@@ -39,12 +36,9 @@ class AccountService:
         of one idempotent request opens the same account.
 
         Raises:
-            LedgerError(currency_unknown, metadata_invalid).
             LedgerError(shard_unavailable): the request's idempotency record could not be
                 read, so a retry could not be promised the same account.
         """
-        currency_exponent(body.currency)
-        check_metadata(body.metadata)
         if attempt is None:
             account_id = new_account_id()
         elif attempt.first_seen_at is None:

@@ -17,13 +17,11 @@ from api.idempotency import Attempt
 from api.models import SagaOut, TransferOut
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import is_account_id
-from ledger.shardmap import slot_of
+from ledger.ids import is_account_id, slot_of
 from ledger.transfers import TransferStatus
 from shards import transfers as transfer_rows
-from shards.cluster import ShardCluster
+from shards.cluster import ShardCluster, new_transfer_id, transfer_id_for
 from shards.idempotency import IdempotencyStore
-from shards.ids import new_transfer_id, transfer_id_for
 from shards.transfers import TransferRecord
 from workflows.atomic.inputs import AtomicBatch, AtomicLeg, AtomicOutcome, atomic_workflow_id
 

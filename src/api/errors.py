@@ -105,6 +105,10 @@ _PATTERN_RULES = {
 """What a pattern the caller missed means, in words rather than as a regular expression."""
 
 
+_DOMAIN_CODES = frozenset(str(code) for code in ErrorCode)
+"""Error types a model's validator raises as a `PydanticCustomError` named by its code."""
+
+
 def _param_of(loc: tuple[object, ...]) -> str | None:
     """The field a validation error names: `amount`, `metadata.order`, or in a list
     `transfers[17].amount`."""
@@ -136,11 +140,14 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     code = ErrorCode.INVALID_REQUEST
     # In a batch the item's own field decides: `transfers[17].amount` is an amount.
     field = re.sub(r"^transfers\[\d+\]\.", "", param or "")
-    if field == "amount":
+    if first.get("type") in _DOMAIN_CODES:
+        # A rule of the domain checked while parsing (`api.models`): its own code.
+        code = ErrorCode(first["type"])
+    elif field == "amount":
         code = ErrorCode.AMOUNT_INVALID
     elif field.startswith("metadata"):
         code = ErrorCode.METADATA_INVALID
-    return JSONResponse(error_body(code, message, param), status_code=400)
+    return JSONResponse(error_body(code, message, param), status_code=http_status(code))
 
 
 def _allowed_methods(request: Request) -> str:

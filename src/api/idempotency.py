@@ -40,6 +40,7 @@ from api.auth import Principal
 from api.errors import error_body, http_status
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import IDEMPOTENCY_KEY_LENGTH_MAX
+from ledger.transfers import TransferStatus
 from shards.idempotency import (
     ClaimOutcome,
     IdempotencyStore,
@@ -72,6 +73,13 @@ Finality = Callable[[int, BaseModel], bool]
 
 def _final_unless_accepted(status: int, _: BaseModel) -> bool:
     return status != 202
+
+
+def created_status(status: TransferStatus) -> int:
+    """The HTTP status of a new transfer's answer: 202 while a saga is settling it or a
+    person is to decide it (the answer is not final, so it is not stored for replay), else
+    201."""
+    return 202 if status in (TransferStatus.PROCESSING, TransferStatus.REQUIRES_REVIEW) else 201
 
 
 KEY_PATTERN = rf"^[\x20-\x7e]{{1,{IDEMPOTENCY_KEY_LENGTH_MAX}}}$"

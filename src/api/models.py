@@ -11,12 +11,12 @@ from pydantic import (
     GetCoreSchemaHandler,
     StringConstraints,
 )
-from pydantic_core import core_schema
+from pydantic_core import PydanticCustomError, core_schema
 
 from ledger import limits
 from ledger.accounts import AccountStatus, NormalBalance
-from ledger.errors import ErrorCode, ErrorType
-from ledger.money import CURRENCY_EXPONENTS
+from ledger.errors import ErrorCode, ErrorType, LedgerError
+from ledger.money import CURRENCY_EXPONENTS, currency_exponent
 from ledger.transfers import EventType, SagaStep, TransferStatus
 
 TEXT_PATTERN = r"^[^\x00]*$"
@@ -38,11 +38,21 @@ MetadataValue = Annotated[
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=limits.METADATA_KEYS_MAX)]
 
 
-class _CurrencyCode:
-    """An ISO 4217 code, validated as three capitals.
+def _supported_currency(code: str) -> str:
+    """The code, if the domain knows its exponent; else the domain's `currency_unknown`,
+    which the error handler answers with that code rather than `invalid_request`."""
+    try:
+        currency_exponent(code)
+    except LedgerError as error:
+        raise PydanticCustomError(str(error.code), error.message) from None
+    return code
 
-    Documented as the supported set, but validated as a string: an unknown code is answered
-    400 `currency_unknown` by the domain, which a pydantic enum would turn into
+
+class _CurrencyCode:
+    """An ISO 4217 code: three capitals that the domain supports.
+
+    Documented as the supported set, but validated as a string and then by the domain: an
+    unknown code is answered 400 `currency_unknown`, which a pydantic enum would turn into
     `invalid_request`. The core schema's `ref` makes it one `Currency` component that
     every model refers to, so a generated client has one `Currency` enum.
     """
@@ -51,8 +61,9 @@ class _CurrencyCode:
     def __get_pydantic_core_schema__(
         cls, _source: object, _handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return core_schema.str_schema(
-            pattern=r"^[A-Z]{3}$",
+        return core_schema.no_info_after_validator_function(
+            _supported_currency,
+            core_schema.str_schema(pattern=r"^[A-Z]{3}$"),
             ref="Currency",
             metadata={
                 "pydantic_js_updates": {

@@ -3,7 +3,7 @@
 Routes declare the statuses they can answer with `error_responses`; each is documented with
 the `ErrorOut` schema and the error codes that status carries (from `api.errors`, the one
 status mapping). FastAPI's own 422 entries are dropped: validation errors are answered 400
-`invalid_request` (or `amount_invalid`, `metadata_invalid`), never 422.
+`invalid_request` (or `amount_invalid`, `metadata_invalid`, `currency_unknown`), never 422.
 
 Each operation's id is its route function's name (`create_transfer`, `list_accounts`), so
 generated clients read naturally and the ids do not change when a path does.

@@ -4,7 +4,6 @@ from datetime import datetime
 
 from api.models import AccountOut, BalanceOut, CaptureOut, EntryOut, LimitsOut, SagaOut, TransferOut
 from ledger.ids import entry_id
-from ledger.transfers import TransferStatus
 from shards.accounts import AccountRecord
 from shards.transfers import EntryRecord, TransferRecord
 
@@ -94,9 +93,3 @@ def entry_out(record: EntryRecord) -> EntryOut:
         version=record.version,
         created_at=record.created_at,
     )
-
-
-def created_status(status: TransferStatus) -> int:
-    """The HTTP status of a new transfer's answer: 202 while its saga is settling it (the
-    answer is not final, so it is not stored for replay), else 201."""
-    return 202 if status in (TransferStatus.PROCESSING, TransferStatus.REQUIRES_REVIEW) else 201

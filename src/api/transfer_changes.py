@@ -15,10 +15,9 @@ from ledger.posting import Movement
 from ledger.transfers import TransferStatus
 from shards import holds as hold_rows
 from shards import transfers as transfer_rows
-from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.followups import apply_followups
 from shards.holds import HoldAction, HoldChange
-from shards.ids import new_transfer_id
 from shards.posting import would_refuse
 from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord

@@ -17,18 +17,14 @@ from api.pagination import Cursor, merged_page
 from api.presenters import transfer_out
 from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import is_account_id, is_transfer_id
-from ledger.metadata import check_metadata
-from ledger.money import currency_exponent
+from ledger.ids import is_account_id, is_transfer_id, slot_of
 from ledger.posting import Movement
-from ledger.shardmap import slot_of
 from ledger.transfers import SagaStep, SettlementKind, TransferStatus
 from shards import availability as availability_rows
 from shards import transfers as transfer_rows
-from shards.cluster import ShardCluster
+from shards.cluster import ShardCluster, new_transfer_id
 from shards.db import Connection
 from shards.group_commit import GroupCommitter
-from shards.ids import new_transfer_id
 from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord
 from workflows.handover.dispatcher import SettledTransfer
@@ -109,10 +105,9 @@ class TransferService:
         is still settling it (the reserve is durable and the saga will finish it).
 
         Raises:
-            LedgerError: same_account, currency_unknown, metadata_invalid,
-                account_not_found, currency_mismatch, account_frozen, account_closed,
-                insufficient_funds, amount_overflow; shard_unavailable and
-                settlement_unavailable (transient).
+            LedgerError: same_account, account_not_found, currency_mismatch,
+                account_frozen, account_closed, insufficient_funds, amount_overflow;
+                shard_unavailable and settlement_unavailable (transient).
         """
         _check_create(body)
         request = _timed(self._posting_request(principal, body, attempt), body)
@@ -221,7 +216,7 @@ class TransferService:
 
     async def get(self, *, principal: Principal, transfer_id: str) -> TransferOut:
         """One of the tenant's transfers, read on the shard its id names (its debit
-        account's: `shards.ids.new_transfer_id` puts the slot in the id).
+        account's: `shards.cluster.new_transfer_id` puts the slot in the id).
 
         Raises:
             LedgerError(transfer_not_found): unknown, or another tenant's.
@@ -259,11 +254,11 @@ class TransferService:
 
 
 def _check_create(body: TransferCreate) -> None:
-    """What a new transfer is refused for before any shard is asked.
+    """What a new transfer is refused for before any shard is asked, beyond what its model
+    checks field by field (amount, currency, metadata).
 
     Raises:
-        LedgerError: same_account, currency_unknown, metadata_invalid, account_not_found,
-            invalid_request.
+        LedgerError: same_account, account_not_found, invalid_request.
     """
     if body.debit_account_id == body.credit_account_id:
         raise LedgerError(
@@ -271,8 +266,6 @@ def _check_create(body: TransferCreate) -> None:
             "debit and credit accounts must differ",
             "credit_account_id",
         )
-    currency_exponent(body.currency)
-    check_metadata(body.metadata)
     # Only customer account ids reach the posting code from a request: a system
     # account's id (a clearing account) is as unknown here as another tenant's.
     for account_id, param in (

@@ -1,11 +1,14 @@
-"""Account reads and writes that move no money."""
+"""Account reads and writes that move no money, and the ids of new accounts."""
 
 import json
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from ledger import ids
 from ledger.accounts import (
     NO_LIMITS,
     AccountLimits,
@@ -16,9 +19,24 @@ from ledger.accounts import (
     check_status_change,
 )
 from ledger.errors import ErrorCode, LedgerError
-from ledger.shardmap import slot_of
+from ledger.ids import slot_of
 from shards.db import Connection
 from shards.pages import fetch_page
+
+
+def new_account_id() -> str:
+    """A fresh `acct_<ulid>`, made now."""
+    return ids.account_id(time.time_ns() // 1_000_000, secrets.token_bytes(ids.ENTROPY_BYTES))
+
+
+def account_id_for(operation_key: str, first_seen_at: datetime) -> str:
+    """The id of the account an idempotent request opens: the same for every attempt of
+    the request, so a retry after a crash finds the account the first attempt created
+    instead of opening a second one. It sorts by when the request was first seen, and its
+    randomness comes from the operation key, which is unique per API key and request."""
+    millis = int(first_seen_at.timestamp() * 1000)
+    return ids.account_id(millis, ids.key_entropy(operation_key))
+
 
 _COLUMNS = (
     "id, tenant_id, currency, normal_balance, allow_overdraft, status, debits_posted,"

@@ -7,13 +7,15 @@ to the others (`ApiKeyCatalog`); a lookup asks shard 0 and, only when it fails, 
 """
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+
+from ulid import ULID
 
 from ledger.tenants import check_tenant_name
 from shards.cluster import SHARD_FAILURES, ShardCluster
 from shards.db import Connection, Record
-from shards.ids import new_api_key
 
 CATALOG_SHARD = 0
 """The shard whose `api_keys` table is the record; the others hold copies."""
@@ -35,8 +37,8 @@ async def create_api_key(
         LedgerError(invalid_request): the tenant name is malformed or reserved for the system.
     """
     check_tenant_name(tenant_id)
-    key_id, generated = new_api_key()
-    secret = secret or generated
+    key_id = f"key_{ULID()}"
+    secret = secret or f"lf_sk_{secrets.token_urlsafe(32)}"
     row = await conn.fetchrow(
         "insert into api_keys (id, tenant_id, key_hash) values ($1, $2, $3)"
         " on conflict (key_hash) do update set tenant_id = api_keys.tenant_id"

@@ -1,16 +1,19 @@
-"""The set of shards one process talks to: one asyncpg pool per shard and the shard map."""
+"""The set of shards one process talks to: one asyncpg pool per shard and the shard map;
+and the ids of new transfers, which name the slot (so the shard) that holds them."""
 
 import json
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
-from ledger import limits
+from ledger import ids, limits
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import transfer_slot
-from ledger.shardmap import ShardMap, even_shard_map
+from ledger.ids import ShardMap, even_shard_map, transfer_slot
 from shards.db import Connection
 
 SHARD_MAP_KEY = "shard_map"
@@ -202,3 +205,17 @@ async def store_shard_map(conn: Connection, *, shard_index: int, shard_count: in
     stored = await conn.fetchval("select value from shard_meta where key = $1", SHARD_INDEX_KEY)
     if stored != shard_index:
         raise ShardMapError(f"database already holds shard {stored}, not shard {shard_index}")
+
+
+def new_transfer_id(slot: int) -> str:
+    """A fresh id, made now, for a transfer that lives in `slot` (its debit account's)."""
+    millis = time.time_ns() // 1_000_000
+    return ids.transfer_id(slot, millis, secrets.token_bytes(ids.ENTROPY_BYTES))
+
+
+def transfer_id_for(operation_key: str, first_seen_at: datetime, slot: int) -> str:
+    """The id of the transfer an idempotent request makes in `slot`: the same for every
+    attempt of the request (drawn from its operation key and when it was first seen), so
+    a retry names the transfer the first attempt started."""
+    millis = int(first_seen_at.timestamp() * 1000)
+    return ids.transfer_id(slot, millis, ids.key_entropy(operation_key))

@@ -4,7 +4,7 @@ from importlib import resources
 
 import asyncpg
 
-from ledger.shardmap import ShardMap
+from ledger.ids import ShardMap
 from shards.api_keys import CATALOG_SHARD, fetch_key_rows, store_key_copies
 from shards.cluster import (
     SHARD_MAP_KEY,

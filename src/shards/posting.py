@@ -26,7 +26,7 @@ from ledger.limits import POSTING_BATCH_SIZE_MAX
 from ledger.posting import Movement, apply_movement
 from ledger.tenants import SYSTEM_TENANT
 from ledger.transfers import SettlementKind
-from shards import tracing
+from shards import batching
 from shards.batch_writes import BatchWrites
 from shards.cluster import Shard
 from shards.db import Connection
@@ -309,7 +309,7 @@ async def post_batch(
         asyncpg.PostgresError, OSError: the shard failed; the transaction rolled back.
     """
     assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
-    with tracing.span("post_batch", kind=SpanKind.CLIENT) as span:
+    with batching.span("post_batch", kind=SpanKind.CLIENT) as span:
         results = await _post_batch(conn, shard=shard, requests=requests)
         if span.is_recording():
             # Only a recorded span pays for its attributes: posting is the hot path.
@@ -453,7 +453,7 @@ async def recover_batch(
             stays unknown.
     """
     assert 0 < len(requests) <= POSTING_BATCH_SIZE_MAX
-    with tracing.span("recover_batch", kind=SpanKind.CLIENT) as span:
+    with batching.span("recover_batch", kind=SpanKind.CLIENT) as span:
         if span.is_recording():
             span.set_attributes({"ledgerflow.shard": shard, "ledgerflow.batch.size": len(requests)})
         return await _recover_batch(conn, requests)

@@ -8,12 +8,11 @@ import httpx
 from temporalio.client import Client
 from ulid import ULID
 
+from ledger.ids import even_shard_map, slot_of
 from ledger.limits import OUTBOX_SWEEP_ROWS_MAX, SAGA_BATCH_SIZE_MAX
 from ledger.posting import Movement
-from ledger.shardmap import even_shard_map, slot_of
 from shards.api_keys import CATALOG_SHARD, find_api_key
-from shards.cluster import ShardCluster
-from shards.ids import new_transfer_id
+from shards.cluster import ShardCluster, new_transfer_id
 from shards.posting import post_batch
 from shards.posting_types import PostingRequest
 from tests.integration.helpers import accounts_by_shard, create_account, transfer

@@ -15,11 +15,9 @@ from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
 from api.app import create_app
-from ledger.ids import clearing_account_id
+from ledger.ids import clearing_account_id, slot_of
 from ledger.limits import REQUEST_BODY_BYTES_MAX
-from ledger.shardmap import slot_of
-from shards.cluster import ShardCluster
-from shards.ids import new_transfer_id
+from shards.cluster import ShardCluster, new_transfer_id
 from shards.posting import post_batch
 from tests.conftest import TASK_QUEUE, other_tenant, serve, settlement_config, stop
 from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of

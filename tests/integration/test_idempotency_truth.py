@@ -13,11 +13,10 @@ import pytest
 from ulid import ULID
 
 from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import slot_of
 from ledger.posting import Movement
-from ledger.shardmap import slot_of
 from shards.batching import ShardBatcher
-from shards.cluster import ShardCluster
-from shards.ids import new_transfer_id
+from shards.cluster import ShardCluster, new_transfer_id
 from shards.posting import post_batch, recover_batch
 from shards.posting_types import PostingRequest, PostingResult
 from tests.integration.cross_shard import api_key_id_of, tenant_of

@@ -16,8 +16,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from ulid import ULID
 
+from ledger.ids import even_shard_map
 from ledger.limits import SAGA_BATCH_SIZE_MAX
-from ledger.shardmap import even_shard_map
 from ledgerflow.devstack import free_port
 from shards.cluster import Shard, ShardCluster
 from tests.conftest import TASK_QUEUE

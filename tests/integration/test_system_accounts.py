@@ -13,13 +13,11 @@ import pytest
 from ulid import ULID
 
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import clearing_account_id
+from ledger.ids import clearing_account_id, slot_of
 from ledger.limits import BIGINT_MAX
 from ledger.posting import Movement
-from ledger.shardmap import slot_of
 from shards.api_keys import create_api_key
-from shards.cluster import ShardCluster
-from shards.ids import new_transfer_id
+from shards.cluster import ShardCluster, new_transfer_id
 from shards.posting import post_batch
 from shards.posting_types import PostingRequest
 from tests.conftest import other_tenant

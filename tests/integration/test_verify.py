@@ -7,9 +7,8 @@ import pytest
 
 from ledger.accounts import NormalBalance
 from ledger.posting import Movement
-from shards.accounts import insert_account
+from shards.accounts import insert_account, new_account_id
 from shards.cluster import ShardCluster
-from shards.ids import new_account_id
 from shards.posting import post_batch
 from shards.posting_types import PostingRequest
 from shards.reconcile import reconcile

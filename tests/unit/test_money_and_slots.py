@@ -1,17 +1,30 @@
-"""Money validation, slot hashing and the shard map."""
+"""Money validation, ids, slot hashing and the shard map."""
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ulid import ULID
 
 from ledger.errors import ErrorCode, LedgerError
-from ledger.ids import is_transfer_id, transfer_slot
+from ledger.ids import (
+    ENTROPY_BYTES,
+    ShardMap,
+    SlotRange,
+    account_id,
+    even_shard_map,
+    is_transfer_id,
+    key_entropy,
+    slot_of,
+    transfer_id,
+    transfer_slot,
+)
 from ledger.limits import BIGINT_MAX, SLOT_COUNT
 from ledger.money import check_amount, currency_exponent, format_minor
-from ledger.shardmap import ShardMap, SlotRange, even_shard_map, slot_of
-from shards.ids import new_transfer_id
+from shards.accounts import account_id_for
+from shards.cluster import new_transfer_id, transfer_id_for
 
 
 @pytest.mark.parametrize("amount", [0, -1, True, 1.5, BIGINT_MAX + 1])
@@ -72,3 +85,36 @@ def test_transfer_ids_made_in_one_millisecond_for_one_slot_differ() -> None:
     """Ids for one slot made as fast as possible (many per millisecond) never collide."""
     ids = [new_transfer_id(7) for _ in range(20_000)]
     assert len(set(ids)) == len(ids)
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(0, 2**48 - 1),
+    st.binary(min_size=ENTROPY_BYTES, max_size=ENTROPY_BYTES),
+    st.integers(0, SLOT_COUNT - 1),
+)
+def test_ids_are_ulids_and_keep_their_layout(millis: int, entropy: bytes, slot: int) -> None:
+    """The domain's own ULID formatting is python-ulid's: the time in the top 48 bits and the
+    entropy below, with a transfer's slot in the lowest 12 bits. Ids made from an operation
+    key before this formatting moved into the domain are made the same way, so a retry of an
+    old request still names the account or transfer its first attempt created."""
+    random_part = int.from_bytes(entropy, "big")
+    assert account_id(millis, entropy) == f"acct_{ULID.from_int(millis << 80 | random_part)}"
+    slot_bits = SLOT_COUNT.bit_length() - 1
+    expected = millis << 80 | (random_part >> slot_bits) << slot_bits | slot
+    made = transfer_id(slot, millis, entropy)
+    assert made == f"tr_{ULID.from_int(expected)}"
+    assert transfer_slot(made) == slot
+    assert ULID.from_str(made.removeprefix("tr_")).milliseconds == millis
+
+
+def test_ids_made_for_one_request_are_the_same_on_every_attempt() -> None:
+    """An idempotent request's ids depend on its operation key and when it was first seen:
+    the same for every attempt, different for another key."""
+    seen = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    assert account_id_for("k1", seen) == account_id_for("k1", seen) != account_id_for("k2", seen)
+    assert transfer_id_for("k1", seen, 9) == transfer_id_for("k1", seen, 9)
+    assert transfer_slot(transfer_id_for("k1", seen, 9)) == 9
+    stamp = int(seen.timestamp() * 1000)
+    assert ULID.from_str(account_id_for("k1", seen).removeprefix("acct_")).milliseconds == stamp
+    assert account_id_for("k1", seen) == account_id(stamp, key_entropy("k1"))

@@ -3,10 +3,9 @@
 from fastapi import APIRouter, Response
 
 from api.deps import CursorQuery, IdempotentDep, LimitQuery, PrincipalDep, StateDep
-from api.idempotency import Attempt
+from api.idempotency import Attempt, created_status
 from api.models import CaptureCreate, IncrementCreate, ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
-from api.presenters import created_status
 from ledger import limits
 from shards.holds import HoldAction
 

@@ -20,7 +20,7 @@ Whatever fails after the reserve (this process, the shard, Temporal) leaves the 
 unclaimed or claimed-but-not-started, and the sweeper (`workflows.sweep`) settles it.
 
 Traces: each `hand_over` is a span in its request's trace, and closing a batch is a
-`settle_batch` span (`shards.tracing.batch_span`): the child of the one request it settles,
+`settle_batch` span (`shards.batching.batch_span`): the child of the one request it settles,
 or a root linked to each request's span. Starting the workflow inside it carries its
 context to the saga through the client's `TracingInterceptor`, when one is installed.
 """
@@ -41,12 +41,12 @@ from temporalio.service import RPCError
 from ledger import limits
 from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
-from shards import outbox, tracing
+from shards import batching, outbox
+from shards.batching import batch_span, caller_span
 from shards.cluster import ShardCluster
 from shards.outbox import OUTBOX_FAILURES
 from shards.posting_types import PostingRequest
 from shards.review import mark_review_started
-from shards.tracing import batch_span, caller_span
 from workflows.atomic.inputs import AtomicBatch, AtomicOutcome, is_atomic_workflow_id
 from workflows.atomic.start import settle_atomic
 from workflows.review.start import send_decision, start_review
@@ -218,7 +218,7 @@ class SettlementDispatcher:
         """
         assert reserved.movement is Movement.RESERVE_FUNDS
         assert 0 <= wait_s <= limits.SAGA_SYNC_WAIT_S_MAX
-        with tracing.span("hand_over") as span:
+        with batching.span("hand_over") as span:
             if span.is_recording():
                 span.set_attributes(
                     {

@@ -141,7 +141,7 @@ class ShardBatcher(Generic[Item, Result]):
             log.warning(
                 f"{self._what} batch failed", shard=shard, size=len(batch), error=repr(error)
             )
-            await self._after_failure(shard, batch)
+            await self._after_failure(shard, batch, error)
             return
         except Exception as error:
             if len(batch) > 1:
@@ -166,19 +166,30 @@ class ShardBatcher(Generic[Item, Result]):
             self._observer(shard, len(batch), loop.time() - started)
         _hand_out(batch, results)
 
-    async def _after_failure(self, shard: int, batch: list[_Queued[Item, Result]]) -> None:
+    async def _after_failure(
+        self, shard: int, batch: list[_Queued[Item, Result]], error: BaseException
+    ) -> None:
         """Answer the callers of a batch the shard failed: with its results when recovery
         shows it was written after all, else with `shard_unavailable`.
+
+        A shard that did not answer in time (a hung server, a network partition) would keep
+        a recovery probe waiting as long again, so its callers learn at once that the outcome
+        is unknown; a retry under the same key applies the request at most once.
 
         The database's own words stay in the log: they may name tables, queries or hosts,
         which are none of a client's business.
         """
+        if self._recover is not None and isinstance(error, TimeoutError):
+            _fail_all(batch, _unknown_outcome(shard))
+            return
         if self._recover is not None:
             try:
                 async with self._cluster.shards[shard].connection() as conn:
                     results = await self._recover(conn, shard, [item for item, _, _ in batch])
-            except SHARD_FAILURES as error:
-                log.warning(f"{self._what} batch outcome unknown", shard=shard, error=repr(error))
+            except SHARD_FAILURES as probe_error:
+                log.warning(
+                    f"{self._what} batch outcome unknown", shard=shard, error=repr(probe_error)
+                )
                 _fail_all(batch, _unknown_outcome(shard))
                 return
             if results is not None:

@@ -239,6 +239,42 @@ async def test_a_lost_answer_to_a_commit_is_not_answered_retry(
     assert (await balance(api, target["id"]))["posted"] == 50
 
 
+async def test_a_batch_the_shard_never_answered_is_not_probed_on_it_again(
+    api: httpx.AsyncClient, cluster: ShardCluster
+) -> None:
+    """A batch that timed out (a hung shard) answers its callers at once that its outcome is
+    unknown, with a retry under the same key as the remedy, instead of sending a recovery
+    probe to the shard that just did not answer; a retry then posts once."""
+    funding, target = await _same_shard_pair(api)
+    tenant = await tenant_of(cluster, api.headers["Authorization"].removeprefix("Bearer "))
+    shard = funding["shard"]
+    probes: list[int] = []
+
+    async def hang(
+        conn: asyncpg.Connection, index: int, items: list[PostingRequest]
+    ) -> list[PostingResult]:
+        raise TimeoutError
+
+    async def probe(
+        conn: asyncpg.Connection, index: int, items: list[PostingRequest]
+    ) -> list[PostingResult] | None:
+        probes.append(index)
+        return await recover_batch(conn, index, items)
+
+    hung = ShardBatcher(cluster, hang, recover=probe, what="posting", batch_size_max=16)
+    (request,) = _requests(tenant, funding, target, 1)
+    with pytest.raises(LedgerError) as refused:
+        await hung.submit(shard, request)
+    assert refused.value.code is ErrorCode.SHARD_UNAVAILABLE
+    assert refused.value.param == "Idempotency-Key"
+    assert probes == []
+    async with cluster.shards[shard].connection() as conn:
+        (retried,) = await post_batch(conn, shard=shard, requests=[request])
+    assert retried.ok
+    assert not retried.replayed
+    assert (await balance(api, target["id"]))["posted"] == 10
+
+
 async def test_a_refused_retry_never_names_a_transfer(api: httpx.AsyncClient) -> None:
     """A refused request and its retries answer the refusal; no transfer id appears that
     was never written."""

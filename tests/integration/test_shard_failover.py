@@ -46,7 +46,11 @@ async def _readyz_names(api_url: str, shard: int | None) -> dict:
 
 
 async def _serves_the_others_and_refuses_the_bad(
-    api: httpx.AsyncClient, api_url: str, bad: int, accounts: dict[int, tuple[dict, dict]]
+    api: httpx.AsyncClient,
+    api_url: str,
+    bad: int,
+    accounts: dict[int, tuple[dict, dict]],
+    stuck_key: str,
 ) -> None:
     for shard, (funding, wallet) in accounts.items():
         if shard == bad:
@@ -61,8 +65,14 @@ async def _serves_the_others_and_refuses_the_bad(
     assert refused.json()["error"]["code"] == "shard_unavailable"
     assert refused.headers["Retry-After"] == "1"
     assert elapsed < READ_DEADLINE_S, f"a read of the bad shard took {elapsed:.1f} s"
-    stuck = await transfer(api, accounts[bad][0]["id"], accounts[bad][1]["id"], 5)
+    started = time.monotonic()
+    stuck = await transfer(api, accounts[bad][0]["id"], accounts[bad][1]["id"], 5, key=stuck_key)
+    elapsed = time.monotonic() - started
     assert stuck.status_code == 503, stuck.text
+    # Two bounded waits at most: the idempotency record (its key is kept on the bad shard)
+    # and the posting. A posting that timed out is not probed again on the same hung shard
+    # (that third wait made it 36 s, past the client's 30 s timeout).
+    assert elapsed < 2 * READ_DEADLINE_S, f"a transfer on the bad shard took {elapsed:.1f} s"
 
 
 async def _key_kept_on(cluster: ShardCluster, api: httpx.AsyncClient, shard: int) -> str:
@@ -89,10 +99,11 @@ async def _drill(
     }
     healthy = (bad + 1) % 4
     key = await _key_kept_on(cluster, api, bad)
+    stuck_key = await _key_kept_on(cluster, api, bad)
     await fail()
     try:
         assert (await _readyz_names(api_url, bad))["status"] == "ok"
-        await _serves_the_others_and_refuses_the_bad(api, api_url, bad, accounts)
+        await _serves_the_others_and_refuses_the_bad(api, api_url, bad, accounts, stuck_key)
         # A transfer on a healthy shard whose Idempotency-Key is kept on the bad one is
         # served too; exactly-once rests on its operation key, not on the record.
         keyed = await transfer(api, *(a["id"] for a in accounts[healthy]), 11, key=key)

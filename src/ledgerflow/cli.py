@@ -42,6 +42,7 @@ from ledgerflow.temporal import (
     register_search_attributes,
 )
 from shards.cluster import ShardCluster
+from shards.followups import OpenFollowup, find_open_followups
 from shards.migrate import migrate_all
 from shards.reconcile import reconcile
 from shards.review import WaitingReview, find_waiting_reviews
@@ -207,39 +208,59 @@ def transfers_stuck(
     as_json: JsonFlag = False,
     data_dir: DataDir = None,
 ) -> None:
-    """List cross-shard transfers still processing after a while, with their saga."""
+    """List money in flight for longer than a while: cross-shard transfers still
+    processing, with their saga, and follow-ups of holds and delayed credits across shards
+    that their destination has not applied, with its refusal. Exits 1 if there is any."""
     seconds = _duration_s(older_than)
     found = endpoints_for(settings_for(data_dir))
 
-    async def main() -> list[TransferRecord]:
+    async def main() -> tuple[list[TransferRecord], list[OpenFollowup]]:
         cluster = await ShardCluster.connect(
             found.shard_dsns, pool_size_max=1, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
         )
         try:
-            return await find_stuck_transfers(cluster, older_than_s=seconds, limit=limit)
+            return (
+                await find_stuck_transfers(cluster, older_than_s=seconds, limit=limit),
+                await find_open_followups(cluster, older_than_s=seconds, limit=limit),
+            )
         finally:
             await cluster.close()
 
-    rows = run_async(main())
+    rows, followups = run_async(main())
     if as_json:
-        print_json(rows)
-        raise typer.Exit(1 if rows else 0)
-    if not rows:
-        console.print(f"✓ no cross-shard transfer has been processing for more than {older_than}")
+        print_json({"transfers": rows, "followups": followups})
+        raise typer.Exit(1 if rows or followups else 0)
+    if not rows and not followups:
+        console.print(f"✓ no money has been in flight for more than {older_than}")
         return
-    table = Table(title=f"transfers processing for more than {older_than}")
-    for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row.id,
-            format_minor(row.amount, row.currency),
-            f"{row.source_shard}→{row.destination_shard}",
-            row.saga_step or "",
-            row.workflow_id or "(not handed over)",
-            row.created_at.isoformat(timespec="seconds"),
-        )
-    console.print(table)
+    if rows:
+        table = Table(title=f"transfers processing for more than {older_than}")
+        for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                row.id,
+                format_minor(row.amount, row.currency),
+                f"{row.source_shard}→{row.destination_shard}",
+                row.saga_step or "",
+                row.workflow_id or "(not handed over)",
+                row.created_at.isoformat(timespec="seconds"),
+            )
+        console.print(table)
+    if followups:
+        table = Table(title=f"follow-ups not applied for more than {older_than}")
+        for column in ("transfer", "owed", "amount", "shards", "recorded", "refusal"):
+            table.add_column(column)
+        for followup in followups:
+            table.add_row(
+                followup.transfer_id,
+                str(followup.movement),
+                format_minor(followup.amount, followup.currency),
+                f"{followup.source_shard}→{followup.destination_shard}",
+                followup.created_at.isoformat(timespec="seconds"),
+                escape(followup.refusal or "(not refused: is its shard down?)"),
+            )
+        console.print(table)
     raise typer.Exit(1)
 
 

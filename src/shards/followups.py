@@ -18,13 +18,15 @@ a change's rows as soon as it committed; each shard's funds timers apply whateve
 (`workflows.funds_timers`), so a crash in between delays a follow-up, never loses it.
 """
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
-from ledger.limits import POSTING_BATCH_SIZE_MAX
+from ledger.limits import POSTING_BATCH_SIZE_MAX, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
 from shards.cluster import ShardCluster
 from shards.db import Connection, Record
@@ -163,3 +165,65 @@ async def apply_followups(
             error=str(result.error),
         )
     return FollowupPass(applied=len(applied), more_open=len(rows) == limit and len(applied) > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFollowup:
+    """A follow-up its destination shard has not applied yet: money that left the source
+    (captured, made available) or was released there, not yet shown on the destination."""
+
+    operation_key: str
+    transfer_id: str
+    movement: Movement
+    amount: int
+    currency: str
+    source_shard: int
+    destination_shard: int
+    created_at: datetime
+    refused_at: datetime | None
+    """When the destination last refused it (None: not tried yet, or its shard failed)."""
+    refusal: str | None
+
+
+async def find_open_followups(
+    cluster: ShardCluster, *, older_than_s: float, limit: int = STUCK_TRANSFERS_LIMIT_MAX
+) -> list[OpenFollowup]:
+    """Follow-ups recorded more than `older_than_s` ago and still not applied, on every
+    shard, oldest first (`ledgerflow transfers stuck`). The funds timers apply an open one
+    within seconds once its destination answers; one that stays open was refused (its
+    `refusal` says why) or its destination shard is down.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: a shard failed.
+    """
+    assert older_than_s >= 0
+    assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
+
+    async def on_shard(index: int) -> list[Record]:
+        async with cluster.shards[index].connection() as conn:
+            return await conn.fetch(
+                "select operation_key, transfer_id, movement, amount, currency, source_shard,"
+                " destination_shard, created_at, refused_at, refusal from remote_postings"
+                " where applied_at is null and created_at < now() - make_interval(secs => $1)"
+                " order by created_at limit $2",
+                older_than_s,
+                limit,
+            )
+
+    found = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))
+    rows = sorted((r for rows in found for r in rows), key=lambda r: r["created_at"])
+    return [
+        OpenFollowup(
+            operation_key=r["operation_key"],
+            transfer_id=r["transfer_id"],
+            movement=Movement(r["movement"]),
+            amount=r["amount"],
+            currency=r["currency"].strip(),
+            source_shard=r["source_shard"],
+            destination_shard=r["destination_shard"],
+            created_at=r["created_at"],
+            refused_at=r["refused_at"],
+            refusal=r["refusal"],
+        )
+        for r in rows[:limit]
+    ]

@@ -4,16 +4,29 @@ reach the destination through follow-ups, and a delayed credit becomes available
 date; the books, clearing accounts included, are checked after each."""
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from ledger.ids import slot_of
 from ledger.limits import BIGINT_MAX
+from ledger.posting import Movement
 from ledgerflow.devstack import EmbeddedPostgres
-from shards.cluster import ShardCluster
+from shards.accounts import new_account_id
+from shards.cluster import ShardCluster, new_transfer_id
+from shards.followups import apply_followups, find_open_followups, record_followups
+from shards.posting_types import PostingRequest
 from tests.conftest import other_tenant
-from tests.integration.helpers import balance, create_account, post_keyed, transfer_body
+from tests.integration.cross_shard import tenant_of
+from tests.integration.helpers import (
+    balance,
+    create_account,
+    post_keyed,
+    run_ledgerflow,
+    transfer_body,
+)
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -389,3 +402,60 @@ async def test_pending_money_cannot_push_a_payee_past_the_range(api: httpx.Async
         assert response.status_code == 200, response.text
         top = BIGINT_MAX - 100
         await _settled(api, payee, {"posted": top, "pending": 0, "held": 0, "available": top})
+
+
+async def test_a_follow_up_its_destination_refuses_is_listed_as_money_in_flight(
+    api: httpx.AsyncClient, cluster: ShardCluster, shard_dsns: list[str]
+) -> None:
+    """A follow-up its destination refuses (never expected: the source checks what it can
+    first; here a credit to an account the destination does not have) stays open with its
+    refusal, and `ledgerflow transfers stuck` lists it, in its table and its JSON, and exits
+    1 until it is applied."""
+    payer, merchant = await _apart(api)
+    source = payer["shard"]
+    tenant = await tenant_of(cluster, api.headers["Authorization"].removeprefix("Bearer "))
+    transfer_id = new_transfer_id(slot_of(payer["id"]))
+    owed = PostingRequest(
+        operation_key=f"{transfer_id}:capture:{Movement.POST_CREDIT}",
+        transfer_id=transfer_id,
+        tenant_id=tenant,
+        movement=Movement.POST_CREDIT,
+        debit_account_id=payer["id"],
+        credit_account_id=new_account_id(),
+        amount=500,
+        currency="USD",
+        source_shard=source,
+        destination_shard=merchant["shard"],
+    )
+    async with cluster.shards[source].connection() as conn, conn.transaction():
+        await record_followups(conn, [owed])
+    try:
+        await apply_followups(cluster, source, transfer_ids=[transfer_id])
+        open_now = await find_open_followups(cluster, older_than_s=0)
+        (listed,) = [f for f in open_now if f.transfer_id == transfer_id]
+        assert (listed.movement, listed.amount, listed.refused_at is not None) == (
+            Movement.POST_CREDIT,
+            500,
+            True,
+        )
+        assert listed.refusal is not None
+        assert listed.refusal.startswith("account_not_found")
+        (code, out, err), (json_code, json_out, json_err) = await asyncio.gather(
+            run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "0s"),
+            run_ledgerflow(shard_dsns, "transfers", "stuck", "--older-than", "0s", "--json"),
+        )
+        assert json_code == 1, json_err
+        (row,) = [f for f in json.loads(json_out)["followups"] if f["transfer_id"] == transfer_id]
+        assert (row["movement"], row["amount"], row["destination_shard"]) == (
+            "post_credit",
+            500,
+            merchant["shard"],
+        )
+        assert row["refusal"].startswith("account_not_found")
+        assert code == 1, err
+        line = next(line for line in out.splitlines() if transfer_id in line)
+        assert "post_credit" in line
+        assert "5.00 USD" in line
+    finally:
+        async with cluster.shards[source].connection() as conn:
+            await conn.execute("delete from remote_postings where transfer_id = $1", transfer_id)

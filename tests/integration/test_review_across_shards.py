@@ -12,9 +12,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from shards.cluster import ShardCluster
-from tests.conftest import other_tenant
-from tests.integration.cross_shard import saga_count
+from tests.conftest import TASK_QUEUE, other_tenant
+from tests.integration.cross_shard import saga_count, sweep_now
 from tests.integration.helpers import balance, post_keyed, run_ledgerflow, transfer_body
+from workflows.review import activities as review_activities
+from workflows.settlement.inputs import SettlementBatch
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -215,3 +217,47 @@ async def test_an_atomic_batch_cannot_dodge_review(api: httpx.AsyncClient) -> No
     assert [d["error"]["code"] for d in data] == ["batch_leg_refused", "review_not_supported"]
     assert await balance(api, payer["id"]) == _RESTORED
     assert await balance(api, payee["id"]) == _UNTOUCHED
+
+
+async def test_an_approval_whose_saga_could_not_start_is_settled_by_the_sweep(
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approved while Temporal refuses to start the saga: the approval stands (its outbox
+    row is written with the decision and claimed under a workflow id that never started),
+    the transfer stays `processing`, and the outbox sweep starts that very workflow id,
+    which posts it once."""
+    payer, payee = await _reviewed_across(api)
+    held = await _held(api, payer, payee, 2_500)
+    refused: list[str] = []
+
+    async def temporal_refuses(*_: object, batch: SettlementBatch, **__: object) -> None:
+        refused.append(batch.batch_id)
+        raise RuntimeError("the Temporal frontend is unavailable")
+
+    monkeypatch.setattr(review_activities, "start_settlement", temporal_refuses)
+    approved = await post_keyed(api, f"/v1/transfers/{held['id']}/approve")
+    assert approved.status_code == 200, approved.text
+    (claimed_by,) = refused
+    waiting = await _until(api, held["id"], "processing")
+    assert waiting["saga"]["workflow_id"] == claimed_by
+    assert await saga_count(temporal_env.client, held["id"], timeout_s=1) == 0
+    assert (await balance(api, payer["id"]))["held"] == 2_500
+    monkeypatch.undo()
+
+    outcome = await sweep_now(temporal_env.client, TASK_QUEUE)
+    assert outcome.restarted >= 1, outcome
+    posted = await _until(api, held["id"], "posted")
+    assert posted["saga"]["workflow_id"] == claimed_by
+    assert await saga_count(temporal_env.client, held["id"]) == 1
+    assert await balance(api, payer["id"]) == {
+        "posted": _FUNDED - 2_500,
+        "pending": 0,
+        "held": 0,
+        "available": _FUNDED - 2_500,
+    }
+    assert await balance(api, payee["id"]) == {
+        "posted": 2_500,
+        "pending": 0,
+        "held": 0,
+        "available": 2_500,
+    }

@@ -62,18 +62,11 @@ class ShardHealth:
             await asyncio.sleep(interval_s)
 
     async def probe(self) -> None:
-        """Ask every shard `select 1` at once and record which answered in time."""
-        answers = await asyncio.gather(*(self._answers(s.index) for s in self._cluster.shards))
+        """Ask every shard at once and record which answered in time."""
+        answers = await asyncio.gather(
+            *(s.answers(timeout_s=SHARD_PROBE_TIMEOUT_S) for s in self._cluster.shards)
+        )
         for index, answered in enumerate(answers):
             if answered != self.up[index]:
                 log.warning("shard health changed", shard=index, up=answered)
             self.up[index] = answered
-
-    async def _answers(self, index: int) -> bool:
-        try:
-            async with asyncio.timeout(SHARD_PROBE_TIMEOUT_S):
-                async with self._cluster.shards[index].connection() as conn:
-                    await conn.fetchval("select 1")
-        except SHARD_FAILURES:
-            return False
-        return True

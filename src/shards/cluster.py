@@ -1,6 +1,7 @@
 """The set of shards one process talks to: one asyncpg pool per shard and the shard map;
 and the ids of new transfers, which name the slot (so the shard) that holds them."""
 
+import asyncio
 import json
 import secrets
 import time
@@ -77,6 +78,15 @@ class Shard:
         `TimeoutError`, one of `SHARD_FAILURES`, instead of a request that never ends.
         """
         return self.pool.acquire(timeout=limits.POOL_ACQUIRE_TIMEOUT_S)
+
+    async def answers(self, *, timeout_s: float) -> bool:
+        """Whether the shard answers a trivial query within `timeout_s` (for health)."""
+        try:
+            async with asyncio.timeout(timeout_s), self.connection() as conn:
+                await conn.fetchval("select 1")
+        except SHARD_FAILURES:
+            return False
+        return True
 
 
 class ShardCluster:

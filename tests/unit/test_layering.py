@@ -59,3 +59,22 @@ def test_workflows_run_no_sql() -> None:
                 calls.append(f"{path.relative_to(root)}:{node.lineno} .{node.func.attr}()")
     assert len(list(root.rglob("*.py"))) > 10, "the scan found the workflows package"
     assert calls == [], calls
+
+
+_STATEMENT_CALLS = _DATABASE_CALLS - {"connection", "acquire", "transaction"}
+
+
+def test_the_api_runs_no_sql() -> None:
+    """The API draws connections (so one request's reads share one) but runs no statement
+    on them: it hands them to `shards`, where every statement is."""
+    root = Path(__file__).resolve().parents[2] / "src" / "api"
+    calls = [
+        f"{path.relative_to(root)}:{node.lineno} .{node.func.attr}()"
+        for path in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _STATEMENT_CALLS
+    ]
+    assert len(list(root.rglob("*.py"))) > 10, "the scan found the api package"
+    assert calls == [], calls

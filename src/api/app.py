@@ -16,7 +16,7 @@ from api.batch_service import BatchService
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.event_service import EventService
-from api.maintenance import ShardHealth, purge_idempotency_keys
+from api.maintenance import ShardHealth, purge_expired
 from api.observability import Metrics, RequestMiddleware
 from api.openapi import install_contract, operation_id
 from api.rate_limit import RateLimiter
@@ -70,7 +70,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         idempotency = IdempotencyStore(cluster, observer=metrics.observe_idempotency_batch)
         health = ShardHealth(cluster)
         metrics.watch_shards(cluster, health)
-        purger = asyncio.create_task(purge_idempotency_keys(cluster))
+        purger = asyncio.create_task(purge_expired(cluster))
         lag_probe = asyncio.create_task(metrics.probe_loop_lag())
         shard_probe = asyncio.create_task(health.probe_forever())
         try:

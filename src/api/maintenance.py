@@ -5,35 +5,40 @@ import asyncio
 import structlog
 
 from ledger.limits import (
+    EVENT_RETENTION_S,
     IDEMPOTENCY_PURGE_INTERVAL_S,
     SHARD_PROBE_INTERVAL_S,
     SHARD_PROBE_TIMEOUT_S,
 )
 from shards.cluster import SHARD_FAILURES, ShardCluster
+from shards.events import purge_old_events
 from shards.idempotency import purge_expired_keys
 
 log = structlog.get_logger("ledgerflow.api")
 
 
-async def purge_idempotency_keys(
+async def purge_expired(
     cluster: ShardCluster, *, interval_s: float = IDEMPOTENCY_PURGE_INTERVAL_S
 ) -> None:
-    """Delete idempotency records past their 24 hours, on every shard, forever.
+    """Delete idempotency records past their 24 hours and events past their 30 days, on
+    every shard, forever.
 
-    Expired keys are already reusable (claiming one overwrites it); this only keeps the
-    table from growing. Every API replica runs it; the deletes are idempotent.
+    Expired keys are already reusable (claiming one overwrites it), and an event older than
+    its retention is no longer listed; this keeps both tables from growing. Every API
+    replica runs it; the deletes are idempotent.
     """
     while True:
         await asyncio.sleep(interval_s)
         for shard in cluster.shards:
             try:
                 async with shard.connection() as conn:
-                    purged = await purge_expired_keys(conn)
+                    keys = await purge_expired_keys(conn)
+                    events = await purge_old_events(conn, retention_s=EVENT_RETENTION_S)
             except SHARD_FAILURES as error:
-                log.warning("idempotency purge failed", shard=shard.index, error=str(error))
+                log.warning("purge failed", shard=shard.index, error=str(error))
                 continue
-            if purged:
-                log.info("purged idempotency keys", shard=shard.index, count=purged)
+            if keys or events:
+                log.info("purged", shard=shard.index, idempotency_keys=keys, events=events)
 
 
 class ShardHealth:

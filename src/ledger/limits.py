@@ -217,7 +217,15 @@ SHARD_PROBE_TIMEOUT_S: Final = 2.0
 assert SHARD_PROBE_TIMEOUT_S < SHARD_PROBE_INTERVAL_S
 
 IDEMPOTENCY_PURGE_INTERVAL_S: Final = 600
+"""How often each API process deletes expired idempotency records and events."""
 assert IDEMPOTENCY_PURGE_INTERVAL_S < IDEMPOTENCY_KEY_TTL_S
+
+EVENT_RETENTION_S: Final = 30 * 24 * 3600
+"""Events are kept 30 days, then deleted: the feed tells what changed, while transfers,
+entries and balances, the record itself, are kept for good."""
+EVENT_PURGE_BATCH_MAX: Final = 10_000
+"""Events one delete statement removes, so that no purge holds a long transaction."""
+assert IDEMPOTENCY_PURGE_INTERVAL_S < EVENT_RETENTION_S
 
 
 HOLD_EXPIRES_IN_S_MAX: Final = 604_800

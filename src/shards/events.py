@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from ledger.limits import EVENT_PURGE_BATCH_MAX
 from ledger.transfers import EventType
 from shards.db import Connection
 from shards.pages import fetch_page
@@ -91,3 +92,34 @@ async def fetch_event(conn: Connection, *, tenant_id: str, event_id: str) -> Eve
         f"select {_COLUMNS} from events where id = $1 and tenant_id = $2", event_id, tenant_id
     )
     return None if row is None else _event(row)
+
+
+async def purge_old_events(
+    conn: Connection, *, retention_s: float, batch_max: int = EVENT_PURGE_BATCH_MAX
+) -> int:
+    """Delete the events older than `retention_s`, `batch_max` per statement (each its own
+    short transaction) until none is left; returns how many.
+
+    An event id starts with its time in microseconds, in fixed-width hex (migration 0005),
+    so the events older than the cutoff are the ids below the cutoff's own prefix: the
+    primary key finds them, and no index on `created_at` is needed.
+    """
+    assert retention_s >= 0
+    assert 0 < batch_max <= EVENT_PURGE_BATCH_MAX
+    cutoff = await conn.fetchval(
+        "select 'evt_' || lpad(to_hex((extract(epoch from now() - make_interval(secs => $1))"
+        " * 1000000)::bigint), 14, '0')",
+        float(retention_s),
+    )
+    purged = 0
+    while True:
+        result = await conn.execute(
+            "delete from events where id in"
+            " (select id from events where id < $1 order by id limit $2)",
+            cutoff,
+            batch_max,
+        )
+        deleted = int(result.split()[-1])
+        purged += deleted
+        if deleted < batch_max:
+            return purged

@@ -9,9 +9,10 @@ import pytest
 
 from ledger.transfers import EventType
 from shards.cluster import ShardCluster
+from shards.events import purge_old_events
 from tests.conftest import other_tenant
 from tests.integration.cross_shard import all_transfers, fund, open_cross_pair, settled
-from tests.integration.helpers import all_entries, create_account, transfer
+from tests.integration.helpers import all_entries, balance, create_account, transfer
 
 pytestmark = pytest.mark.usefixtures("books")
 
@@ -148,3 +149,43 @@ async def test_events_are_the_tenants_own(
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "type"
     assert {t.value for t in EventType} >= {"transfer.posted", "transfer.failed"}
+
+
+async def test_events_past_their_retention_are_purged_and_the_transfers_stay(
+    api: httpx.AsyncClient, cluster: ShardCluster
+) -> None:
+    """The upkeep deletes events older than the retention, a batch per statement, by their
+    ids (which start with their time): the old events are gone from the feed and from
+    `GET /v1/events/{id}`, a newer one stays, and the transfers they reported, with their
+    entries and balances, stay."""
+    funding = await create_account(api, allow_overdraft=True)
+    payee = await create_account(api)
+    while payee["shard"] != funding["shard"]:
+        payee = await create_account(api)
+    old = [await transfer(api, funding["id"], payee["id"], 10) for _ in range(3)]
+    assert all(r.status_code == 201 for r in old)
+    await asyncio.sleep(0.6)
+    new = await transfer(api, funding["id"], payee["id"], 10)
+    assert new.status_code == 201, new.text
+    events = {e["data"]["object"]["id"]: e for e in await all_events(api)}
+    newest_old = max(datetime.fromisoformat(events[r.json()["id"]]["created_at"]) for r in old)
+
+    shard = cluster.shards[funding["shard"]]
+    async with shard.connection() as conn:
+        # The cutoff falls 0.3 s after the last old event, about as long before the new one.
+        age_s = await conn.fetchval(
+            "select extract(epoch from clock_timestamp() - $1::timestamptz)::float8", newest_old
+        )
+        purged = await purge_old_events(conn, retention_s=float(age_s) - 0.3, batch_max=2)
+    assert purged >= 3
+
+    left = {e["data"]["object"]["id"] for e in await all_events(api)}
+    assert left == {new.json()["id"]}
+    for response in old:
+        gone = await api.get(f"/v1/events/{events[response.json()['id']]['id']}")
+        assert gone.status_code == 404, gone.text
+        kept = await api.get(f"/v1/transfers/{response.json()['id']}")
+        assert kept.status_code == 200
+        assert kept.json()["status"] == "posted"
+    assert (await api.get(f"/v1/events/{events[new.json()['id']]['id']}")).status_code == 200
+    assert (await balance(api, payee["id"]))["posted"] == 40

@@ -24,7 +24,7 @@ async def list_events(
 ) -> ListOut[EventOut]:
     """The tenant's events, newest first: each change of a transfer's state, with the
     transfer as the change left it. Follow new events with `ending_before` set to the
-    newest id seen."""
+    newest id seen. Events are kept 30 days."""
     data, has_more = await state.events.list_page(
         principal=principal,
         event_type=type,
@@ -37,5 +37,5 @@ async def list_events(
 
 @router.get("/{event_id}", response_model=EventOut, responses=error_responses(404))
 async def get_event(event_id: str, state: StateDep, principal: PrincipalDep) -> EventOut:
-    """One event."""
+    """One event; 404 once it is older than the 30 days events are kept."""
     return await state.events.get(principal=principal, event_id=event_id)

@@ -107,7 +107,7 @@ def sync_detailed(
 ) -> Response[ErrorOut | EventOut]:
     """ Get Event
 
-     One event.
+     One event; 404 once it is older than the 30 days events are kept.
 
     Args:
         event_id (str):
@@ -140,7 +140,7 @@ def sync(
 ) -> ErrorOut | EventOut | None:
     """ Get Event
 
-     One event.
+     One event; 404 once it is older than the 30 days events are kept.
 
     Args:
         event_id (str):
@@ -168,7 +168,7 @@ async def asyncio_detailed(
 ) -> Response[ErrorOut | EventOut]:
     """ Get Event
 
-     One event.
+     One event; 404 once it is older than the 30 days events are kept.
 
     Args:
         event_id (str):
@@ -201,7 +201,7 @@ async def asyncio(
 ) -> ErrorOut | EventOut | None:
     """ Get Event
 
-     One event.
+     One event; 404 once it is older than the 30 days events are kept.
 
     Args:
         event_id (str):

@@ -141,7 +141,7 @@ def sync_detailed(
 
      The tenant's events, newest first: each change of a transfer's state, with the
     transfer as the change left it. Follow new events with `ending_before` set to the
-    newest id seen.
+    newest id seen. Events are kept 30 days.
 
     Args:
         limit (int | Unset):  Default: 10.
@@ -185,7 +185,7 @@ def sync(
 
      The tenant's events, newest first: each change of a transfer's state, with the
     transfer as the change left it. Follow new events with `ending_before` set to the
-    newest id seen.
+    newest id seen. Events are kept 30 days.
 
     Args:
         limit (int | Unset):  Default: 10.
@@ -224,7 +224,7 @@ async def asyncio_detailed(
 
      The tenant's events, newest first: each change of a transfer's state, with the
     transfer as the change left it. Follow new events with `ending_before` set to the
-    newest id seen.
+    newest id seen. Events are kept 30 days.
 
     Args:
         limit (int | Unset):  Default: 10.
@@ -268,7 +268,7 @@ async def asyncio(
 
      The tenant's events, newest first: each change of a transfer's state, with the
     transfer as the change left it. Follow new events with `ending_before` set to the
-    newest id seen.
+    newest id seen. Events are kept 30 days.
 
     Args:
         limit (int | Unset):  Default: 10.

@@ -5,9 +5,10 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
@@ -229,3 +230,24 @@ def transfer_id_for(operation_key: str, first_seen_at: datetime, slot: int) -> s
     a retry names the transfer the first attempt started."""
     millis = int(first_seen_at.timestamp() * 1000)
     return ids.transfer_id(slot, millis, ids.key_entropy(operation_key))
+
+
+Row = TypeVar("Row")
+
+
+async def oldest_first(
+    cluster: ShardCluster,
+    read: Callable[[Shard], Awaitable[list[Row]]],
+    *,
+    key: Callable[[Row], Any],
+    limit: int,
+) -> list[Row]:
+    """`read` on every shard at once, merged by `key` (oldest first) and cut to `limit`:
+    when each shard answers its own oldest `limit`, these are the cluster's (the operators'
+    lists: stuck transfers, open follow-ups, reviews).
+
+    Raises:
+        asyncpg.PostgresError, `SHARD_FAILURES`: a shard failed.
+    """
+    found = await asyncio.gather(*(read(shard) for shard in cluster.shards))
+    return sorted((row for rows in found for row in rows), key=key)[:limit]

@@ -18,7 +18,6 @@ a change's rows as soon as it committed; each shard's funds timers apply whateve
 (`workflows.funds_timers`), so a crash in between delays a follow-up, never loses it.
 """
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import structlog
 
 from ledger.limits import POSTING_BATCH_SIZE_MAX, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
-from shards.cluster import ShardCluster
+from shards.cluster import Shard, ShardCluster, oldest_first
 from shards.db import Connection, Record
 from shards.posting import post_batch_on
 from shards.posting_types import PostingRequest, PostingResult, movement_of
@@ -199,9 +198,9 @@ async def find_open_followups(
     assert older_than_s >= 0
     assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
 
-    async def on_shard(index: int) -> list[Record]:
-        async with cluster.shards[index].connection() as conn:
-            return await conn.fetch(
+    async def on_shard(shard: Shard) -> list[OpenFollowup]:
+        async with shard.connection() as conn:
+            rows = await conn.fetch(
                 "select operation_key, transfer_id, movement, amount, currency, source_shard,"
                 " destination_shard, created_at, refused_at, refusal from remote_postings"
                 " where applied_at is null and created_at < now() - make_interval(secs => $1)"
@@ -209,21 +208,22 @@ async def find_open_followups(
                 older_than_s,
                 limit,
             )
+        return [
+            OpenFollowup(
+                operation_key=r["operation_key"],
+                transfer_id=r["transfer_id"],
+                movement=Movement(r["movement"]),
+                amount=r["amount"],
+                currency=r["currency"].strip(),
+                source_shard=r["source_shard"],
+                destination_shard=r["destination_shard"],
+                created_at=r["created_at"],
+                refused_at=r["refused_at"],
+                refusal=r["refusal"],
+            )
+            for r in rows
+        ]
 
-    found = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))
-    rows = sorted((r for rows in found for r in rows), key=lambda r: r["created_at"])
-    return [
-        OpenFollowup(
-            operation_key=r["operation_key"],
-            transfer_id=r["transfer_id"],
-            movement=Movement(r["movement"]),
-            amount=r["amount"],
-            currency=r["currency"].strip(),
-            source_shard=r["source_shard"],
-            destination_shard=r["destination_shard"],
-            created_at=r["created_at"],
-            refused_at=r["refused_at"],
-            refusal=r["refusal"],
-        )
-        for r in rows[:limit]
-    ]
+    return await oldest_first(
+        cluster, on_shard, key=lambda f: (f.created_at, f.operation_key), limit=limit
+    )

@@ -9,7 +9,6 @@ transfer yet: approving writes its `saga_outbox` row, so a saga settles it like 
 cross-shard transfer (`processing`); rejecting releases the reserve (`RELEASE_ACROSS`).
 """
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +23,7 @@ from ledger.transfers import (
     check_step,
     check_transition,
 )
-from shards.cluster import Shard, ShardCluster
+from shards.cluster import Shard, ShardCluster, oldest_first
 from shards.db import Connection, Record
 from shards.events import reported
 from shards.posting import apply_postings
@@ -185,6 +184,9 @@ async def find_waiting_reviews(
     """
     assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
 
-    found = await asyncio.gather(*(waiting_reviews(s, limit=limit) for s in cluster.shards))
-    waiting = [r for rows in found for r in rows]
-    return sorted(waiting, key=lambda r: (r.created_at, r.transfer_id))[:limit]
+    async def on_shard(shard: Shard) -> list[WaitingReview]:
+        return await waiting_reviews(shard, limit=limit)
+
+    return await oldest_first(
+        cluster, on_shard, key=lambda r: (r.created_at, r.transfer_id), limit=limit
+    )

@@ -1,6 +1,5 @@
 """Transfer and entry reads."""
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +9,7 @@ import asyncpg
 from ledger.accounts import Layer, Side
 from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
 from ledger.transfers import SagaStep, TransferStatus
-from shards.cluster import ShardCluster
+from shards.cluster import Shard, ShardCluster, oldest_first
 from shards.db import Connection
 from shards.pages import fetch_page
 
@@ -156,13 +155,11 @@ async def find_stuck_transfers(
     assert older_than_s >= 0
     assert 0 < limit <= STUCK_TRANSFERS_LIMIT_MAX
 
-    async def on_shard(index: int) -> list[TransferRecord]:
-        async with cluster.shards[index].connection() as conn:
+    async def on_shard(shard: Shard) -> list[TransferRecord]:
+        async with shard.connection() as conn:
             return await list_stuck_transfers(conn, older_than_s=older_than_s, limit=limit)
 
-    found = await asyncio.gather(*(on_shard(s.index) for s in cluster.shards))
-    merged = sorted((r for rows in found for r in rows), key=lambda r: (r.created_at, r.id))
-    return merged[:limit]
+    return await oldest_first(cluster, on_shard, key=lambda r: (r.created_at, r.id), limit=limit)
 
 
 async def list_entries(

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from api.app import ApiConfig, create_app
 from ledger.errors import LedgerError
@@ -25,6 +24,7 @@ from ledgerflow.cli_support import (
     errors,
     fail,
     print_json,
+    print_table,
     run_async,
     settings_for,
     traced,
@@ -234,33 +234,37 @@ def transfers_stuck(
         console.print(f"✓ no money has been in flight for more than {older_than}")
         return
     if rows:
-        table = Table(title=f"transfers processing for more than {older_than}")
-        for column in ("transfer", "amount", "shards", "step", "workflow", "created"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(
-                row.id,
-                format_minor(row.amount, row.currency),
-                f"{row.source_shard}→{row.destination_shard}",
-                row.saga_step or "",
-                row.workflow_id or "(not handed over)",
-                row.created_at.isoformat(timespec="seconds"),
-            )
-        console.print(table)
+        print_table(
+            f"transfers processing for more than {older_than}",
+            ("transfer", "amount", "shards", "step", "workflow", "created"),
+            (
+                (
+                    row.id,
+                    format_minor(row.amount, row.currency),
+                    f"{row.source_shard}→{row.destination_shard}",
+                    row.saga_step or "",
+                    row.workflow_id or "(not handed over)",
+                    row.created_at.isoformat(timespec="seconds"),
+                )
+                for row in rows
+            ),
+        )
     if followups:
-        table = Table(title=f"follow-ups not applied for more than {older_than}")
-        for column in ("transfer", "owed", "amount", "shards", "recorded", "refusal"):
-            table.add_column(column)
-        for followup in followups:
-            table.add_row(
-                followup.transfer_id,
-                str(followup.movement),
-                format_minor(followup.amount, followup.currency),
-                f"{followup.source_shard}→{followup.destination_shard}",
-                followup.created_at.isoformat(timespec="seconds"),
-                escape(followup.refusal or "(not refused: is its shard down?)"),
-            )
-        console.print(table)
+        print_table(
+            f"follow-ups not applied for more than {older_than}",
+            ("transfer", "owed", "amount", "shards", "recorded", "refusal"),
+            (
+                (
+                    followup.transfer_id,
+                    str(followup.movement),
+                    format_minor(followup.amount, followup.currency),
+                    f"{followup.source_shard}→{followup.destination_shard}",
+                    followup.created_at.isoformat(timespec="seconds"),
+                    escape(followup.refusal or "(not refused: is its shard down?)"),
+                )
+                for followup in followups
+            ),
+        )
     raise typer.Exit(1)
 
 
@@ -290,19 +294,21 @@ def transfers_review(
     if not rows:
         console.print("✓ no transfer is waiting for review")
         return
-    table = Table(title="transfers waiting for review")
-    for column in ("transfer", "tenant", "amount", "debit account", "workflow", "held since"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row.transfer_id,
-            row.tenant_id,
-            format_minor(row.amount, row.currency),
-            row.debit_account_id,
-            row.workflow_id or "(starting)",
-            row.created_at.isoformat(timespec="seconds"),
-        )
-    console.print(table)
+    print_table(
+        "transfers waiting for review",
+        ("transfer", "tenant", "amount", "debit account", "workflow", "held since"),
+        (
+            (
+                row.transfer_id,
+                row.tenant_id,
+                format_minor(row.amount, row.currency),
+                row.debit_account_id,
+                row.workflow_id or "(starting)",
+                row.created_at.isoformat(timespec="seconds"),
+            )
+            for row in rows
+        ),
+    )
 
 
 @temporal_app.command("register-search-attributes")

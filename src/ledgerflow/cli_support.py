@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from ledger.errors import LedgerError
 from ledgerflow.config import ConfigError, Endpoints, endpoints
@@ -32,6 +33,18 @@ errors = Console(stderr=True)
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print JSON on stdout instead of a table, for scripts.")
 ]
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A titled table on the console, one row per item; cells are printed as given (escape
+    any that a caller controls)."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        assert len(row) == len(columns)
+        table.add_row(*row)
+    console.print(table)
 
 
 def _json_default(value: object) -> object:

@@ -5,7 +5,6 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from ledger.errors import LedgerError
 from ledger.tenants import check_tenant_name
@@ -17,6 +16,7 @@ from ledgerflow.cli_support import (
     errors,
     fail,
     print_json,
+    print_table,
     run_async,
     settings_for,
 )
@@ -76,13 +76,18 @@ def keys_list(
     if as_json:
         print_json(keys)
         return
-    table = Table(title=f"API keys of tenant {tenant}")
-    for column in ("key", "created", "revoked"):
-        table.add_column(column)
-    for key in keys:
-        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
-        table.add_row(key.id, key.created_at.isoformat(timespec="seconds"), revoked)
-    console.print(table)
+    print_table(
+        f"API keys of tenant {tenant}",
+        ("key", "created", "revoked"),
+        (
+            (
+                key.id,
+                key.created_at.isoformat(timespec="seconds"),
+                key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+            )
+            for key in keys
+        ),
+    )
 
 
 @keys_app.command("revoke")

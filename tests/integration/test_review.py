@@ -67,6 +67,10 @@ async def test_approve_posts_and_reject_releases(
     code, out, err = await run_ledgerflow(shard_dsns, "transfers", "review", "--json")
     assert code == 0, err
     assert {first["id"], second["id"]} <= {row["transfer_id"] for row in _json(out)}
+    code, out, err = await run_ledgerflow(shard_dsns, "transfers", "review")
+    assert code == 0, err
+    listed = next(line for line in out.splitlines() if first["id"] in line)
+    assert "15.00 USD" in listed
     running = [
         w.id
         async for w in temporal_env.client.list_workflows(

@@ -229,14 +229,28 @@ async def tenant_key(cluster: ShardCluster) -> str:
     return await new_tenant_key(cluster)
 
 
-def tenant_client(api_url: str, key: str) -> httpx.AsyncClient:
+def tenant_client(api_url: str, key: str, *, timeout_s: float = 30.0) -> httpx.AsyncClient:
     """An HTTP client of the API authenticated with `key`."""
     return httpx.AsyncClient(
         base_url=api_url,
         headers={"Authorization": f"Bearer {key}"},
-        timeout=httpx.Timeout(30.0),
+        timeout=httpx.Timeout(timeout_s),
         limits=httpx.Limits(max_connections=200),
     )
+
+
+@asynccontextmanager
+async def served(
+    app: object, key: str, *, timeout_s: float = 30.0
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An API process of a test's own (`app` served on loopback) and a client of it
+    authenticated with `key`; the server stops when the block ends."""
+    server, task, url = await serve(app)
+    try:
+        async with tenant_client(url, key, timeout_s=timeout_s) as client:
+            yield client
+    finally:
+        await stop(server, task)
 
 
 @asynccontextmanager
@@ -266,14 +280,8 @@ async def short_review_api(
         pool_size_max=4,
         review_timeout_s=3.0,
     )
-    server, task, url = await serve(wiring.app())
-    try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
-        ) as client:
-            yield client
-    finally:
-        await stop(server, task)
+    async with served(wiring.app(), tenant_key) as client:
+        yield client
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ledger.ids import clearing_account_id, slot_of
 from ledger.limits import REQUEST_BODY_BYTES_MAX
 from shards.cluster import ShardCluster, new_transfer_id
 from shards.posting import post_batch
-from tests.conftest import TASK_QUEUE, other_tenant, serve, settlement_config, stop
+from tests.conftest import TASK_QUEUE, other_tenant, served, settlement_config
 from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of
 from tests.integration.helpers import balance, transfer
 from workflows.atomic.activities import atomic_requests
@@ -571,11 +571,5 @@ async def _api_without_worker(
     yields its client and the queue."""
     queue = f"atomic-late-{ULID()}"
     config = settlement_config(shard_dsns, temporal_address, task_queue=queue, sync_wait_s=0.2)
-    server, task, url = await serve(create_app(config))
-    try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
-        ) as client:
-            yield client, queue
-    finally:
-        await stop(server, task)
+    async with served(create_app(config), tenant_key) as client:
+        yield client, queue

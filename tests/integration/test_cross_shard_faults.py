@@ -26,7 +26,7 @@ from api.app import create_app
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from shards.cluster import ShardCluster
 from shards.transfers import find_stuck_transfers
-from tests.conftest import TASK_QUEUE, serve, settlement_config, stop
+from tests.conftest import TASK_QUEUE, served, settlement_config
 from tests.integration.cross_shard import (
     CrossPair,
     fund,
@@ -55,14 +55,8 @@ async def api_settling_on(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A second API process whose sagas run on `task_queue`; it answers after 0.3 s."""
     config = settlement_config(shard_dsns, temporal_address, task_queue=task_queue, sync_wait_s=0.3)
-    server, task, url = await serve(create_app(config))
-    try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
-        ) as client:
-            yield client
-    finally:
-        await stop(server, task)
+    async with served(create_app(config), tenant_key) as client:
+        yield client
 
 
 class PostFailsActivities(SettlementActivities):

@@ -19,7 +19,7 @@ from ulid import ULID
 
 from api.app import create_app
 from shards.cluster import ShardCluster
-from tests.conftest import serve, settlement_config, stop
+from tests.conftest import served, settlement_config
 from tests.integration.cross_shard import account_on, fund, open_cross_pair, settled
 from tests.integration.helpers import balance, transfer
 from workflows.worker import build_worker
@@ -48,14 +48,8 @@ async def api_batching_on(
         sync_wait_s=sync_wait_s,
         batch_window_ms=_WINDOW_MS,
     )
-    server, task, url = await serve(create_app(config))
-    try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=60
-        ) as client:
-            yield client
-    finally:
-        await stop(server, task)
+    async with served(create_app(config), tenant_key, timeout_s=60) as client:
+        yield client
 
 
 @asynccontextmanager

@@ -35,7 +35,7 @@ from ulid import ULID
 from api.app import ApiConfig, create_app
 from ledger.limits import REQUEST_ID_LENGTH_MAX, SAGA_BATCH_SIZE_MAX
 from shards.cluster import ShardCluster
-from tests.conftest import serve, stop
+from tests.conftest import served
 from tests.integration.cross_shard import (
     CrossPair,
     fund,
@@ -150,15 +150,8 @@ async def traced(
         ),
     )
     worker = build_worker(client=client, cluster=worker_cluster, task_queue=task_queue)
-    async with worker:
-        server, task, url = await serve(create_app(config))
-        try:
-            async with httpx.AsyncClient(
-                base_url=url, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30
-            ) as api:
-                yield TracedStack(api=api, temporal=client, task_queue=task_queue)
-        finally:
-            await stop(server, task)
+    async with worker, served(create_app(config), tenant_key) as api:
+        yield TracedStack(api=api, temporal=client, task_queue=task_queue)
 
 
 async def trace_of(

@@ -22,6 +22,7 @@ from shards.posting import post_batch
 from tests.conftest import TASK_QUEUE, other_tenant, served, settlement_config
 from tests.integration.cross_shard import account_on, settled, sweep_now, tenant_of
 from tests.integration.helpers import balance, transfer
+from tests.integration.helpers import transfer_body as item
 from workflows.atomic.activities import atomic_requests
 from workflows.atomic.inputs import AtomicBatch, AtomicLeg, AtomicStepInput, atomic_workflow_id
 from workflows.atomic.start import start_atomic
@@ -29,16 +30,7 @@ from workflows.worker import build_worker
 
 pytestmark = pytest.mark.usefixtures("books")
 
-
-def item(debit: dict, credit: dict, amount: int, **extra: object) -> dict:
-    """One batch item moving `amount` USD from `debit` to `credit`."""
-    return {
-        "debit_account_id": debit["id"],
-        "credit_account_id": credit["id"],
-        "amount": amount,
-        "currency": "USD",
-        **extra,
-    }
+# `item`: a batch item is the body of a single transfer (plus an optional idempotency_key).
 
 
 async def funded(api: httpx.AsyncClient, shard: int, amount: int) -> dict:

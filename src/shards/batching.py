@@ -179,10 +179,10 @@ class ShardBatcher(Generic[Item, Result]):
         The database's own words stay in the log: they may name tables, queries or hosts,
         which are none of a client's business.
         """
-        if self._recover is not None and isinstance(error, TimeoutError):
-            _fail_all(batch, _unknown_outcome(shard))
-            return
         if self._recover is not None:
+            if isinstance(error, TimeoutError):
+                _fail_all(batch, _unknown_outcome(shard))
+                return
             try:
                 async with self._cluster.shards[shard].connection() as conn:
                     results = await self._recover(conn, shard, [item for item, _, _ in batch])

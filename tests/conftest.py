@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from ulid import ULID
 
+from api import atomic_batch, transfer_service
 from api.app import ApiConfig, create_app
 from ledger.limits import SAGA_BATCH_SIZE_MAX
 from ledgerflow.composition import Wiring
@@ -282,6 +283,22 @@ async def short_review_api(
     )
     async with served(wiring.app(), tenant_key) as client:
         yield client
+
+
+@pytest.fixture
+def payee_read_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's read of a payee across shards, before the reserve, sees it able to take
+    the credit: as if it changed after that read, so its saga's (or its atomic batch's)
+    credit step is what refuses it. Only for the API processes of this test process."""
+
+    async def saw_it_able(shard: object, request: object) -> object:
+        return request
+
+    async def saw_them_able(shard: object, *, credits: list, **_: object) -> list[None]:
+        return [None] * len(credits)
+
+    monkeypatch.setattr(transfer_service, "with_payee_check", saw_it_able)
+    monkeypatch.setattr(atomic_batch, "payee_refusals", saw_them_able)
 
 
 @pytest.fixture

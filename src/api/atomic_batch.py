@@ -7,6 +7,7 @@ completed with that answer (or let go while the batch still settles).
 """
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -18,12 +19,20 @@ from api.models import SagaOut, TransferOut
 from api.presenters import transfer_out
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_account_id, slot_of
+from ledger.posting import Movement
 from ledger.transfers import TransferStatus
 from shards import transfers as transfer_rows
-from shards.cluster import ShardCluster, new_transfer_id, transfer_id_for
+from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id, transfer_id_for
 from shards.idempotency import IdempotencyStore
+from shards.posting import payee_refusals
 from shards.transfers import TransferRecord
-from workflows.atomic.inputs import AtomicBatch, AtomicLeg, AtomicOutcome, atomic_workflow_id
+from workflows.atomic.inputs import (
+    AtomicBatch,
+    AtomicLeg,
+    AtomicOutcome,
+    LegRefusal,
+    atomic_workflow_id,
+)
 
 
 @runtime_checkable
@@ -98,7 +107,7 @@ class AtomicBatches:
         try:
             if taken:
                 raise _key_taken(taken[0], keyed[taken[0]].result())
-            batch = self._legs(principal, items, attempt, entered)
+            batch = await self._with_payee_checks(self._legs(principal, items, attempt, entered))
             outcome = await self._settlement.settle_atomic(batch, wait_s=self._sync_wait_s)
             answers = await self._answers(principal, batch, outcome)
         except BaseException as error:
@@ -150,6 +159,40 @@ class AtomicBatches:
                 )
             )
         return AtomicBatch(atomic_workflow_id([leg.operation_key for leg in legs]), legs)
+
+    async def _with_payee_checks(self, batch: AtomicBatch) -> AtomicBatch:
+        """The legs with what their payees' shards would refuse their credits for, so each
+        leg is refused in `REFUSAL_ORDER` like a single transfer (one read per destination
+        shard; a shard that does not answer leaves its legs to the prepare step)."""
+        by_shard: dict[int, list[int]] = {}
+        for index, leg in enumerate(batch.legs):
+            by_shard.setdefault(leg.destination_shard, []).append(index)
+
+        async def check(shard: int, indexes: list[int]) -> list[LedgerError | None]:
+            try:
+                return await payee_refusals(
+                    self._cluster.shards[shard],
+                    tenant_id=batch.legs[indexes[0]].tenant_id,
+                    credits=[
+                        (leg.credit_account_id, leg.amount, leg.currency)
+                        for leg in (batch.legs[i] for i in indexes)
+                    ],
+                    step=Movement.PREPARE_CREDIT,
+                )
+            except SHARD_FAILURES:
+                return [None] * len(indexes)
+
+        shards = sorted(by_shard)
+        found = await asyncio.gather(*(check(s, by_shard[s]) for s in shards))
+        legs = list(batch.legs)
+        for shard, refusals in zip(shards, found, strict=True):
+            for index, refusal in zip(by_shard[shard], refusals, strict=True):
+                if refusal is not None:
+                    legs[index] = replace(
+                        legs[index],
+                        payee_refusal=LegRefusal(str(refusal.code), refusal.message, refusal.param),
+                    )
+        return replace(batch, legs=legs)
 
     async def _answers(
         self, principal: Principal, batch: AtomicBatch, outcome: AtomicOutcome | None

@@ -22,9 +22,10 @@ from ledger.posting import Movement
 from ledger.transfers import SagaStep, SettlementKind, TransferStatus
 from shards import availability as availability_rows
 from shards import transfers as transfer_rows
-from shards.cluster import ShardCluster, new_transfer_id
+from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.db import Connection
 from shards.group_commit import GroupCommitter
+from shards.posting import with_payee_check
 from shards.posting_types import PostingRequest
 from shards.transfers import TransferRecord
 from workflows.handover.dispatcher import SettledTransfer
@@ -122,6 +123,8 @@ class TransferService:
                 ErrorCode.SETTLEMENT_UNAVAILABLE,
                 "cross-shard settlement is not configured on this server",
             )
+        if cross_shard:
+            request = await self._with_payee_check(request)
         result = await self._committer.submit(source, request)
         span = trace.get_current_span()
         if span.is_recording():
@@ -153,6 +156,20 @@ class TransferService:
         if record.status is TransferStatus.FAILED:
             raise _settlement_failed(record.id, record.failure_code)
         return transfer_out(record)
+
+    async def _with_payee_check(self, request: PostingRequest) -> PostingRequest:
+        """The reserve with what the payee's shard would refuse its credit for, so it is
+        answered in `REFUSAL_ORDER`; when that shard does not answer, the saga's credit step
+        decides (the reserve waits for it as before)."""
+        try:
+            return await with_payee_check(self._cluster.shards[request.destination_shard], request)
+        except SHARD_FAILURES as error:
+            log.warning(
+                "payee not checked before the reserve; its saga will",
+                shard=request.destination_shard,
+                error=repr(error),
+            )
+            return request
 
     async def _held_for_review(
         self, principal: Principal, shard: int, transfer_id: str
@@ -255,11 +272,20 @@ class TransferService:
 
 def _check_create(body: TransferCreate) -> None:
     """What a new transfer is refused for before any shard is asked, beyond what its model
-    checks field by field (amount, currency, metadata).
+    checks field by field (amount, currency, metadata): its shape, then ids no customer
+    account can have (`ledger.posting.REFUSAL_ORDER`).
 
     Raises:
-        LedgerError: same_account, account_not_found, invalid_request.
+        LedgerError: invalid_request, same_account, account_not_found.
     """
+    if body.pending and body.available_on is not None:
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST, "a hold cannot also have available_on", "available_on"
+        )
+    if body.expires_in is not None and not body.pending:
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST, "expires_in applies to holds only", "expires_in"
+        )
     if body.debit_account_id == body.credit_account_id:
         raise LedgerError(
             ErrorCode.SAME_ACCOUNT,
@@ -276,14 +302,6 @@ def _check_create(body: TransferCreate) -> None:
             raise LedgerError(
                 ErrorCode.ACCOUNT_NOT_FOUND, f"no such {param.split('_')[0]} account", param
             )
-    if body.pending and body.available_on is not None:
-        raise LedgerError(
-            ErrorCode.INVALID_REQUEST, "a hold cannot also have available_on", "available_on"
-        )
-    if body.expires_in is not None and not body.pending:
-        raise LedgerError(
-            ErrorCode.INVALID_REQUEST, "expires_in applies to holds only", "expires_in"
-        )
 
 
 def _timed(request: PostingRequest, body: TransferCreate) -> PostingRequest:

@@ -4,17 +4,118 @@ A movement turns into entry lines (bucket deltas). Single-shard transfers, the s
 reserve / credit / post / release steps, and group-committed batches all call
 `apply_movement`, so there is exactly one copy of each balance rule.
 
-Validation runs in a fixed order and the first failure wins: existence, currency, account
-state, funds (the account's floor), the balance limit, the daily limit, range.
+Refusals come in one fixed order, `REFUSAL_ORDER`, and the first rule a movement breaks
+answers (as TigerBeetle orders its result codes): the request's shape, existence and
+tenancy, account state, currency, limits and review, funds. Every path that moves money
+follows it: a single-shard transfer, a saga's reserve (with what its payee's shard showed,
+`payee_refusal`), a batch item, an atomic leg.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from ledger.accounts import AccountState, AccountStatus, Balance, Layer, Side, balance_of
+from ledger.accounts import (
+    AccountState,
+    AccountStatus,
+    Balance,
+    Layer,
+    NormalBalance,
+    Side,
+    balance_of,
+)
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BIGINT_MAX, TOTAL_MAX
 from ledger.tenants import SYSTEM_TENANT
+
+
+class Rule(StrEnum):
+    """A kind of refusal; `REFUSAL_ORDER` ranks them."""
+
+    SHAPE = "shape"
+    """The request itself: a bad amount, an unknown currency, the same account twice."""
+    EXISTENCE = "existence"
+    """The ids it names: another tenant's id is exactly a missing id."""
+    STATE = "state"
+    """What the named account or transfer may do now: frozen, closed, no longer pending."""
+    CURRENCY = "currency"
+    """Whether the accounts hold the request's currency."""
+    LIMITS = "limits"
+    """What the accounts' owners allow: review, the daily limit, the balance ceiling, what a
+    hold still holds."""
+    FUNDS = "funds"
+    """Whether the money is there, and whether the balances stay within their range."""
+
+
+REFUSAL_ORDER: tuple[tuple[Rule, frozenset[ErrorCode]], ...] = (
+    (
+        Rule.SHAPE,
+        frozenset(
+            {
+                ErrorCode.INVALID_REQUEST,
+                ErrorCode.BODY_TOO_LARGE,
+                ErrorCode.AMOUNT_INVALID,
+                ErrorCode.CURRENCY_UNKNOWN,
+                ErrorCode.METADATA_INVALID,
+                ErrorCode.SAME_ACCOUNT,
+            }
+        ),
+    ),
+    (
+        Rule.EXISTENCE,
+        frozenset(
+            {
+                ErrorCode.ACCOUNT_NOT_FOUND,
+                ErrorCode.TRANSFER_NOT_FOUND,
+                ErrorCode.RESOURCE_NOT_FOUND,
+            }
+        ),
+    ),
+    (
+        Rule.STATE,
+        frozenset(
+            {
+                ErrorCode.ACCOUNT_FROZEN,
+                ErrorCode.ACCOUNT_CLOSED,
+                ErrorCode.TRANSFER_NOT_PENDING,
+                ErrorCode.TRANSFER_EXPIRED,
+            }
+        ),
+    ),
+    (Rule.CURRENCY, frozenset({ErrorCode.CURRENCY_MISMATCH})),
+    (
+        Rule.LIMITS,
+        frozenset(
+            {
+                ErrorCode.REVIEW_NOT_SUPPORTED,
+                ErrorCode.DAILY_LIMIT_EXCEEDED,
+                ErrorCode.BALANCE_LIMIT_EXCEEDED,
+                ErrorCode.AMOUNT_EXCEEDS_HOLD,
+            }
+        ),
+    ),
+    (Rule.FUNDS, frozenset({ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.AMOUNT_OVERFLOW})),
+)
+"""The order in which a movement's refusals answer: the first rule broken wins. Within a
+rule the debit account comes before the credit account, and the rules of one account in the
+order their codes are checked (`check_movement`, then `apply_movement`)."""
+
+_RULE_OF = {code: rule for rule, codes in REFUSAL_ORDER for code in codes}
+_RANK = {rule: rank for rank, (rule, _) in enumerate(REFUSAL_ORDER)}
+
+
+def rule_of(code: ErrorCode) -> Rule | None:
+    """The rule a refusal code belongs to (None for what is no rule of a movement: a
+    transient failure, an idempotency or authentication error)."""
+    return _RULE_OF.get(code)
+
+
+def precedence(code: ErrorCode) -> int:
+    """The rank of a refusal code in `REFUSAL_ORDER` (lower answers first).
+
+    Raises:
+        KeyError: the code is no rule of a movement.
+    """
+    return _RANK[_RULE_OF[code]]
 
 
 class Movement(StrEnum):
@@ -210,6 +311,12 @@ def _check_state(account: AccountState, param: str) -> None:
         raise LedgerError(ErrorCode.ACCOUNT_CLOSED, f"account {account.id} is closed", param)
 
 
+def _raise_at(rule: Rule, payee_refusal: LedgerError | None) -> None:
+    """Raise what the payee's shard showed, once the checks reach its rule."""
+    if payee_refusal is not None and rule_of(payee_refusal.code) is rule:
+        raise payee_refusal
+
+
 def check_movement(
     movement: Movement,
     *,
@@ -217,11 +324,14 @@ def check_movement(
     credit: AccountState | None,
     amount: int,
     currency: str,
+    payee_refusal: LedgerError | None = None,
 ) -> tuple[AccountState, AccountState]:
-    """Validate a movement against the two accounts' current state, in the fixed order.
+    """Validate a movement against the two accounts' current state, in `REFUSAL_ORDER`:
+    existence, state, currency. `payee_refusal` (a reserve across shards: what the payee's
+    shard would refuse the credit for) answers at its rule, after this shard's accounts.
 
     Raises:
-        LedgerError: account_not_found, currency_mismatch, account_frozen, account_closed.
+        LedgerError: account_not_found, account_frozen, account_closed, currency_mismatch.
     """
     if debit is None:
         raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, "no such debit account", "debit_account_id")
@@ -229,6 +339,12 @@ def check_movement(
         raise LedgerError(
             ErrorCode.ACCOUNT_NOT_FOUND, "no such credit account", "credit_account_id"
         )
+    _raise_at(Rule.EXISTENCE, payee_refusal)
+    if movement in _CHECKS_DEBIT_SIDE:
+        _check_state(debit, "debit_account_id")
+    if movement in _CHECKS_CREDIT_SIDE:
+        _check_state(credit, "credit_account_id")
+    _raise_at(Rule.STATE, payee_refusal)
     for account, param in ((debit, "debit_account_id"), (credit, "credit_account_id")):
         if account.currency != currency:
             raise LedgerError(
@@ -236,10 +352,7 @@ def check_movement(
                 f"account {account.id} holds {account.currency}, not {currency}",
                 param,
             )
-    if movement in _CHECKS_DEBIT_SIDE:
-        _check_state(debit, "debit_account_id")
-    if movement in _CHECKS_CREDIT_SIDE:
-        _check_state(credit, "credit_account_id")
+    _raise_at(Rule.CURRENCY, payee_refusal)
     assert amount > 0
     return debit, credit
 
@@ -251,18 +364,27 @@ def apply_movement(
     credit: AccountState | None,
     amount: int,
     currency: str,
+    payee_refusal: LedgerError | None = None,
 ) -> list[Entry]:
     """Check a movement and apply it to the two in-memory accounts, returning its entries.
 
-    On a refusal nothing is changed. The caller persists the accounts and the entries in
-    one transaction.
+    The checks run in `REFUSAL_ORDER` (existence, state, currency, limits, funds); what the
+    payee's shard would refuse (`payee_refusal`, for a reserve across shards) answers at
+    its rule, after this shard's accounts. On a refusal nothing is changed. The caller
+    persists the accounts and the entries in one transaction.
 
     Raises:
-        LedgerError: account_not_found, currency_mismatch, account_frozen, account_closed,
-            insufficient_funds, amount_overflow.
+        LedgerError: account_not_found, account_frozen, account_closed, currency_mismatch,
+            daily_limit_exceeded, balance_limit_exceeded, insufficient_funds,
+            amount_overflow.
     """
     debit, credit = check_movement(
-        movement, debit=debit, credit=credit, amount=amount, currency=currency
+        movement,
+        debit=debit,
+        credit=credit,
+        amount=amount,
+        currency=currency,
+        payee_refusal=payee_refusal,
     )
     assert debit.id != credit.id
     accounts = {debit.id: debit, credit.id: credit}
@@ -284,17 +406,21 @@ def apply_movement(
         assert totals[key] < TOTAL_MAX, f"{key} total leaves the numeric(38) column"
 
     after = {a: _balance_after(account, totals) for a, account in accounts.items()}
+    # Limits, then funds (`REFUSAL_ORDER`).
+    if movement in _CHECKS_DEBIT_SIDE:
+        _check_daily_outgoing(debit, amount)
+    if movement in _CHECKS_FUNDS:
+        _check_max_balance(debit, after[debit.id])
+        _check_max_balance(credit, after[credit.id])
+    _raise_at(Rule.LIMITS, payee_refusal)
     if movement in _CHECKS_FUNDS:
         # Either side may lose available money: a debit takes from a credit-normal account,
         # a credit from a debit-normal one.
         _check_funds(debit, after[debit.id])
         _check_funds(credit, after[credit.id])
-        _check_max_balance(debit, after[debit.id])
-        _check_max_balance(credit, after[credit.id])
-    if movement in _CHECKS_DEBIT_SIDE:
-        _check_daily_outgoing(debit, amount)
     for account_id, balance in after.items():
         _check_range(accounts[account_id], balance)
+    _raise_at(Rule.FUNDS, payee_refusal)
     if movement in _CHECKS_DEBIT_SIDE and debit.limits.daily_outgoing is not None:
         debit.outgoing_24h += amount
 
@@ -410,3 +536,38 @@ def _check_funds(account: AccountState, after: Balance) -> None:
             f"account {account.id} has {account.balance.available} available",
             "amount",
         )
+
+
+def refusal_of_payee(
+    payee: AccountState | None, movement: Movement, *, amount: int, currency: str
+) -> LedgerError | None:
+    """What the payee's shard would refuse a credit across shards for now (`movement` is
+    the destination's step: `CREDIT_FUNDS`, or `PREPARE_CREDIT` for a hold or a delayed
+    credit), tried on a copy of the payee's state; None when it would take it.
+
+    The source's reserve carries it, so a transfer across shards is refused in the same
+    order as one on a single shard. The saga's credit step still checks the payee under
+    its lock: this is what the request is answered with, not a promise.
+    """
+    assert movement in (Movement.CREDIT_FUNDS, Movement.PREPARE_CREDIT)
+    clearing = AccountState(
+        id="clearing",
+        tenant_id=SYSTEM_TENANT,
+        currency=currency,
+        normal_balance=NormalBalance.CREDIT,
+        allow_overdraft=True,
+        status=AccountStatus.ACTIVE,
+        debits_posted=0,
+        credits_posted=0,
+        debits_pending=0,
+        credits_pending=0,
+        version=0,
+    )
+    trial = None if payee is None else replace(payee)
+    try:
+        apply_movement(movement, debit=clearing, credit=trial, amount=amount, currency=currency)
+    except LedgerError as refused:
+        if refused.code is ErrorCode.ACCOUNT_NOT_FOUND:
+            return LedgerError(refused.code, "no such credit account", "credit_account_id")
+        return refused
+    return None

@@ -23,7 +23,7 @@ from ledger.accounts import AccountLimits, AccountState, AccountStatus, NormalBa
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import availability_account_id, clearing_account_id
 from ledger.limits import POSTING_BATCH_SIZE_MAX
-from ledger.posting import Movement, apply_movement
+from ledger.posting import Movement, apply_movement, check_movement, refusal_of_payee
 from ledger.tenants import SYSTEM_TENANT
 from ledger.transfers import SettlementKind
 from shards import batching
@@ -262,7 +262,7 @@ of its own, a delayed credit): above `review_above` they are refused, not sent o
 unreviewed."""
 
 
-def _route_review(request: PostingRequest, debit: AccountState | None) -> PostingRequest:
+def _route_review(request: PostingRequest, debit: AccountState) -> PostingRequest:
     """A transfer above its debit account's `review_above` waits for review: on one shard
     as a hold (`HOLD_FOR_REVIEW`), across shards as a reserve no saga takes until it is
     approved (`RESERVE_FOR_REVIEW`).
@@ -272,7 +272,7 @@ def _route_review(request: PostingRequest, debit: AccountState | None) -> Postin
             hold (a hold of its own, a delayed credit, an increment, a leg of an atomic
             batch).
     """
-    threshold = None if debit is None else debit.limits.review_above
+    threshold = debit.limits.review_above
     if threshold is None or request.amount <= threshold:
         return request
     if request.movement is Movement.TRANSFER:
@@ -338,6 +338,57 @@ async def post_batch_on(shard: Shard, requests: Sequence[PostingRequest]) -> lis
         return await post_batch(conn, shard.index, requests)
 
 
+async def payee_refusals(
+    shard: Shard, *, tenant_id: str, credits: Sequence[tuple[str, int, str]], step: Movement
+) -> list[LedgerError | None]:
+    """What `shard` would refuse each credit (account id, amount, currency) of a transfer
+    across shards for now, tried through `ledger.posting.refusal_of_payee` on the payee's
+    state as one unlocked read shows it: another tenant's account, or a system account, is
+    a missing one.
+
+    A reserve carries the answer (`PostingRequest.payee_refusal`), so a transfer across
+    shards is answered in `REFUSAL_ORDER` like one on a single shard: its payee's
+    existence and tenancy before its payer's funds.
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed.
+    """
+    async with shard.connection() as conn:
+        rows = await conn.fetch(
+            f"select {_ACCOUNT_COLUMNS} from accounts where id = any($1::text[])"
+            " and tenant_id = $2",
+            sorted({account_id for account_id, _, _ in credits}),
+            tenant_id,
+        )
+    payees = {row["id"]: _account(row) for row in rows}
+    return [
+        refusal_of_payee(payees.get(account_id), step, amount=amount, currency=currency)
+        for account_id, amount, currency in credits
+    ]
+
+
+async def with_payee_check(shard: Shard, request: PostingRequest) -> PostingRequest:
+    """A reserve across shards with what its payee's shard (`shard`) would refuse the
+    credit for now (`payee_refusals`).
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the payee's shard failed.
+    """
+    assert request.movement is Movement.RESERVE_FUNDS
+    step = (
+        Movement.CREDIT_FUNDS
+        if request.settlement_kind is SettlementKind.TRANSFER
+        else Movement.PREPARE_CREDIT
+    )
+    (refusal,) = await payee_refusals(
+        shard,
+        tenant_id=request.tenant_id,
+        credits=[(request.credit_account_id, request.amount, request.currency)],
+        step=step,
+    )
+    return request if refusal is None else replace(request, payee_refusal=refusal)
+
+
 async def would_refuse(shard: Shard, request: PostingRequest) -> LedgerError | None:
     """The refusal `request` would meet on `shard` now, or None: it is applied through the
     posting path in a transaction that is then rolled back, so nothing is written.
@@ -400,21 +451,29 @@ async def apply_postings(
         assert asked.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
         system = clearing_side(asked.movement)
         request = asked
+        debit = _visible(accounts, debit_id, tenant_id=asked.tenant_id, system=system is Side.DEBIT)
+        credit = _visible(
+            accounts, credit_id, tenant_id=asked.tenant_id, system=system is Side.CREDIT
+        )
         try:
-            request = _route_review(asked, accounts.get(debit_id))
+            if debit is not None and debit.limits.review_above is not None:
+                # Review is a limit: existence, tenancy, state and currency answer first.
+                check_movement(
+                    asked.movement,
+                    debit=debit,
+                    credit=credit,
+                    amount=asked.amount,
+                    currency=asked.currency,
+                    payee_refusal=asked.payee_refusal,
+                )
+                request = _route_review(asked, debit)
             entries = apply_movement(
                 request.movement,
-                debit=_visible(
-                    accounts, debit_id, tenant_id=request.tenant_id, system=system is Side.DEBIT
-                ),
-                credit=_visible(
-                    accounts,
-                    credit_id,
-                    tenant_id=request.tenant_id,
-                    system=system is Side.CREDIT,
-                ),
+                debit=debit,
+                credit=credit,
                 amount=request.amount,
                 currency=request.currency,
+                payee_refusal=request.payee_refusal,
             )
         except LedgerError as error:
             results[request.operation_key] = PostingResult(

@@ -42,6 +42,10 @@ class PostingRequest:
     available_on: datetime | None = None
     """For `DEFER_DEBIT` and `RESERVE_FUNDS`: when the payee's pending credit becomes
     available."""
+    payee_refusal: LedgerError | None = None
+    """For `RESERVE_FUNDS`: what the payee's shard showed it would refuse the credit for
+    when the request came (`ledger.posting.refusal_of_payee`); it answers in
+    `ledger.posting.REFUSAL_ORDER` with this shard's own refusals."""
 
     @property
     def settlement_kind(self) -> SettlementKind:

@@ -167,11 +167,18 @@ async def test_an_atomic_batch_with_a_leg_refused_at_its_reserve_moves_nothing(
     assert sorted(t["failure_code"] for t in failed) == ["batch_leg_refused"] * 2
 
 
+@pytest.mark.parametrize("frozen_since_read", [True, False], ids=["after-read", "before"])
 async def test_an_atomic_batch_whose_credit_is_refused_releases_every_leg(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, request: pytest.FixtureRequest, frozen_since_read: bool
 ) -> None:
-    """Every leg reserved, then one destination (frozen) refuses its credit: the prepared
-    credits are voided and the holds released; nothing moved on any of three shards."""
+    """One destination (frozen) refuses its credit: nothing moved on any of three shards.
+
+    Frozen before the batch came, its leg is refused at its reserve (the payee's shard was
+    read first, `REFUSAL_ORDER`). Frozen after that read (the read is patched to see it
+    active), every leg is reserved, the prepare step refuses the credit, and the prepared
+    credits are voided and the holds released."""
+    if frozen_since_read:
+        request.getfixturevalue("payee_read_stale")
     payer = await funded(api, 0, 5_000)
     open_one, frozen, open_two = [await account_on(api, s) for s in (1, 2, 3)]
     assert (await api.post(f"/v1/accounts/{frozen['id']}/freeze")).status_code == 200
@@ -202,7 +209,10 @@ async def test_an_atomic_batch_whose_credit_is_refused_releases_every_leg(
             "available": 0,
         }
     failed = sorted(t["failure_code"] for t in await settled(api) if t["status"] == "failed")
-    assert failed == ["account_frozen", "batch_leg_refused", "batch_leg_refused"]
+    if frozen_since_read:
+        assert failed == ["account_frozen", "batch_leg_refused", "batch_leg_refused"]
+    else:
+        assert failed == ["batch_leg_refused", "batch_leg_refused"], "its leg never reserved"
 
 
 async def test_a_batch_and_its_items_are_idempotent(api: httpx.AsyncClient) -> None:
@@ -308,8 +318,10 @@ async def test_an_atomic_batch_of_a_thousand_legs_on_four_shards(api: httpx.Asyn
         assert (await balance(api, payers[shard]["id"]))["posted"] == 100_000 - sent
         assert (await balance(api, payers[shard]["id"]))["held"] == 0
     assert (await balance(api, frozen["id"]))["posted"] == 0
+    assert response.json()["data"][500]["error"]["code"] == "account_frozen"
+    # The frozen leg is refused at its reserve (its payee was read first): no transfer.
     codes = {t["failure_code"] for t in await settled(api) if t["status"] == "failed"}
-    assert codes == {"account_frozen", "batch_leg_refused"}
+    assert codes == {"batch_leg_refused"}
 
 
 async def test_a_thousand_items_fit_the_body_limit(api: httpx.AsyncClient) -> None:

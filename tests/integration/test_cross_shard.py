@@ -143,9 +143,16 @@ async def test_a_hold_past_the_bigint_range_is_400_and_nothing_moves(
 
 
 @pytest.mark.parametrize("refusal", ["missing", "currency", "frozen", "closed"])
-async def test_refused_credit_releases_the_hold(api: httpx.AsyncClient, refusal: str) -> None:
-    """A credit the destination refuses compensates: the hold is released, the transfer ends
+@pytest.mark.parametrize("changed_since_read", [True, False], ids=["after-read", "at-request"])
+async def test_refused_credit_releases_the_hold(
+    api: httpx.AsyncClient, request: pytest.FixtureRequest, refusal: str, changed_since_read: bool
+) -> None:
+    """A credit the destination refuses is refused at once when the API's read of the payee
+    shows it (nothing reserved, no transfer); when the payee changed after that read, the
+    saga's credit step refuses it and compensates: the hold is released, the transfer ends
     failed with the refusal's code, and the destination gets nothing."""
+    if changed_since_read:
+        request.getfixturevalue("payee_read_stale")
     pair = await open_cross_pair(api)
     await fund(api, pair, 5_000)
     target_id = pair.target["id"]
@@ -170,6 +177,10 @@ async def test_refused_credit_releases_the_hold(api: httpx.AsyncClient, refusal:
 
     response = await transfer(api, pair.source["id"], target_id, 1_000)
     assert response.json()["error"]["code"] == expected, response.text
+    if not changed_since_read:
+        assert await settled(api, pair.source["id"]) == [], "refused before any reserve"
+        assert (await balance(api, pair.source["id"]))["available"] == 5_000
+        return
     (failed,) = await settled(api, pair.source["id"])
     assert failed["status"] == "failed"
     assert failed["failure_code"] == expected
@@ -183,10 +194,11 @@ async def test_refused_credit_releases_the_hold(api: httpx.AsyncClient, refusal:
 
 
 async def test_one_batch_settles_many_and_refuses_one_alone(
-    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment, payee_read_stale: None
 ) -> None:
-    """Concurrent transfers between one pair share sagas; one frozen destination among them
-    fails alone while the others post. Each saga carries exactly the transfers that name it."""
+    """Concurrent transfers between one pair share sagas; one destination frozen since the
+    API read it fails alone in its saga while the others post. Each saga carries exactly
+    the transfers that name it."""
     pair = await open_cross_pair(api)
     await fund(api, pair, 10_000)
     frozen = await account_on(api, pair.target["shard"])

@@ -82,15 +82,14 @@ def expected_answer(debit: Account, credit: Account, amount: int) -> tuple[int, 
     """(status, transfer status or error code) the ledger must give."""
     if debit.id == credit.id:
         return 400, "same_account"
+    # `REFUSAL_ORDER`: state (the debit account's, then the credit account's, on one shard
+    # or across two), then funds.
     if debit.status != "active":
         return 409, f"account_{debit.status}"
-    if debit.shard == credit.shard and credit.status != "active":
+    if credit.status != "active":
         return 409, f"account_{credit.status}"
     if not debit.overdraft and debit.available < amount:
         return 402, "insufficient_funds"
-    if credit.status != "active":
-        # Cross-shard: the reserve succeeds, the credit is refused and the hold released.
-        return 409, f"account_{credit.status}"
     return 201, "posted"
 
 

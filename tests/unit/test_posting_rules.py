@@ -7,7 +7,15 @@ from hypothesis import strategies as st
 from ledger.accounts import AccountLimits, AccountState, AccountStatus, Layer, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import BIGINT_MAX
-from ledger.posting import Movement, apply_movement, lines_for
+from ledger.posting import (
+    REFUSAL_ORDER,
+    Movement,
+    Rule,
+    apply_movement,
+    lines_for,
+    precedence,
+    rule_of,
+)
 from ledger.tenants import SYSTEM_TENANT
 
 
@@ -285,13 +293,19 @@ def test_limits_refuse_in_their_order_and_count_within_a_batch() -> None:
     alice.limits = AccountLimits(min_available=-200, daily_outgoing=700)
     bob.limits = AccountLimits(max_balance=900)
     apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=600, currency="USD")
+    # Both limits broken: the debit account's comes first (`REFUSAL_ORDER`).
     with pytest.raises(LedgerError) as refused:
         apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=301, currency="USD")
-    assert refused.value.code is ErrorCode.BALANCE_LIMIT_EXCEEDED
+    assert refused.value.code is ErrorCode.DAILY_LIMIT_EXCEEDED
     with pytest.raises(LedgerError) as refused:
         apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=101, currency="USD")
     assert refused.value.code is ErrorCode.DAILY_LIMIT_EXCEEDED
     assert alice.outgoing_24h == 600
+    alice.limits = AccountLimits(min_available=-200, daily_outgoing=1_000)
+    with pytest.raises(LedgerError) as refused:
+        apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=301, currency="USD")
+    assert refused.value.code is ErrorCode.BALANCE_LIMIT_EXCEEDED
+    alice.limits = AccountLimits(min_available=-200, daily_outgoing=700)
     bob.limits = AccountLimits()
     alice.limits = AccountLimits(min_available=-200)
     with pytest.raises(LedgerError) as refused:
@@ -299,3 +313,80 @@ def test_limits_refuse_in_their_order_and_count_within_a_batch() -> None:
     assert refused.value.code is ErrorCode.INSUFFICIENT_FUNDS
     apply_movement(Movement.TRANSFER, debit=alice, credit=bob, amount=600, currency="USD")
     assert alice.balance.available == -200
+
+
+def test_every_movement_refusal_has_one_rule_in_the_order() -> None:
+    """`REFUSAL_ORDER` names each rule once, in the documented order, and every code a
+    movement can be refused with belongs to exactly one rule."""
+    rules = [rule for rule, _ in REFUSAL_ORDER]
+    assert rules == [
+        Rule.SHAPE,
+        Rule.EXISTENCE,
+        Rule.STATE,
+        Rule.CURRENCY,
+        Rule.LIMITS,
+        Rule.FUNDS,
+    ]
+    codes = [code for _, group in REFUSAL_ORDER for code in group]
+    assert len(codes) == len(set(codes))
+    assert precedence(ErrorCode.ACCOUNT_NOT_FOUND) < precedence(ErrorCode.ACCOUNT_FROZEN)
+    assert precedence(ErrorCode.CURRENCY_MISMATCH) < precedence(ErrorCode.REVIEW_NOT_SUPPORTED)
+    assert precedence(ErrorCode.DAILY_LIMIT_EXCEEDED) < precedence(ErrorCode.INSUFFICIENT_FUNDS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frozen=st.booleans(),
+    other_currency=st.booleans(),
+    limited=st.booleans(),
+    ceiling=st.booleans(),
+    funded=st.booleans(),
+    payee_broken=st.sampled_from([None, *ErrorCode]),
+)
+def test_the_first_broken_rule_answers(
+    frozen: bool,
+    other_currency: bool,
+    limited: bool,
+    ceiling: bool,
+    funded: bool,
+    payee_broken: ErrorCode | None,
+) -> None:
+    """Whatever combination of rules a transfer breaks, the refusal is the one of the
+    earliest rule in `REFUSAL_ORDER` (the debit account before the credit account, and what
+    the payee's shard showed after this shard's accounts at the same rule)."""
+    payer = account("payer", status=AccountStatus.FROZEN if frozen else AccountStatus.ACTIVE)
+    payer.credits_posted = 1_000 if funded else 0
+    payer.limits = AccountLimits(daily_outgoing=10 if limited else None)
+    payee = account("payee", currency="EUR" if other_currency else "USD")
+    payee.limits = AccountLimits(max_balance=10 if ceiling else None)
+    remote = None
+    if payee_broken is not None and rule_of(payee_broken) not in (None, Rule.SHAPE):
+        remote = LedgerError(payee_broken, "the payee's shard refuses", "credit_account_id")
+    broken = [
+        (precedence(code), order, code)
+        for order, (is_broken, code) in enumerate(
+            [
+                (frozen, ErrorCode.ACCOUNT_FROZEN),
+                (other_currency, ErrorCode.CURRENCY_MISMATCH),
+                (limited, ErrorCode.DAILY_LIMIT_EXCEEDED),
+                (ceiling, ErrorCode.BALANCE_LIMIT_EXCEEDED),
+                (not funded, ErrorCode.INSUFFICIENT_FUNDS),
+                (remote is not None, remote.code if remote is not None else None),
+            ]
+        )
+        if is_broken and code is not None
+    ]
+    expected = min(broken)[2] if broken else None
+    answered: ErrorCode | None = None
+    try:
+        apply_movement(
+            Movement.TRANSFER,
+            debit=payer,
+            credit=payee,
+            amount=100,
+            currency="USD",
+            payee_refusal=remote,
+        )
+    except LedgerError as refused:
+        answered = refused.code
+    assert answered is expected, (answered, broken)

@@ -62,7 +62,14 @@ def _request(movement: Movement, step: AtomicStepInput, leg: AtomicLeg) -> Posti
         metadata=leg.metadata if opening else {},
         failure_code=step.failure_codes.get(leg.id),
         workflow_id=step.batch_id if opening else None,
+        payee_refusal=_refusal(leg.payee_refusal) if opening else None,
     )
+
+
+def _refusal(refusal: LegRefusal | None) -> LedgerError | None:
+    if refusal is None:
+        return None
+    return LedgerError(ErrorCode(refusal.code), refusal.message, refusal.param)
 
 
 class AtomicActivities(SettlementActivities):

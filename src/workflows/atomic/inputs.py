@@ -14,6 +14,15 @@ ATOMIC_WORKFLOW_ID_PREFIX = "atomic-"
 
 
 @dataclass(frozen=True, slots=True)
+class LegRefusal:
+    """Why one leg was refused: the error a single transfer would have got."""
+
+    code: str
+    message: str
+    param: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class AtomicLeg:
     """One transfer of an atomic batch, as its steps need it."""
 
@@ -29,6 +38,9 @@ class AtomicLeg:
     source_shard: int
     destination_shard: int
     metadata: dict[str, str] = field(default_factory=dict)
+    payee_refusal: LegRefusal | None = None
+    """What the payee's shard would refuse this leg's credit for when the batch came: the
+    reserve answers it in `ledger.posting.REFUSAL_ORDER` with the payer's own refusals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +77,6 @@ class AtomicStepInput:
     movement: str
     legs: list[AtomicLeg]
     failure_codes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class LegRefusal:
-    """Why one leg was refused: the error a single transfer would have got."""
-
-    code: str
-    message: str
-    param: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,11 @@ def _state(
         events=EventService(cluster),
         transfers=transfer_service,
         transfer_changes=TransferChanges(
-            cluster, settlement=settlement, reviews=reviews, sync_wait_s=config.saga_sync_wait_s
+            cluster,
+            committer,
+            settlement=settlement,
+            reviews=reviews,
+            sync_wait_s=config.saga_sync_wait_s,
         ),
         batches=BatchService(
             cluster,

@@ -1,6 +1,11 @@
 """Changes of an existing transfer: a hold's capture, void and increment, and a review's
 decision, each applied once on the transfer's shard (and, across shards, followed on the
-payee's)."""
+payee's).
+
+A change of a hold is a posting of the group commit (`shards.hold_changes`): the same
+rules, locks and operation key as a new transfer, answered from what it wrote."""
+
+from dataclasses import replace
 
 import structlog
 
@@ -10,16 +15,15 @@ from api.models import TransferOut
 from api.presenters import transfer_out
 from api.transfer_service import Reviews, Settlement, read_transfer, transfer_not_found
 from ledger.errors import ErrorCode, LedgerError
+from ledger.holds import HoldAction
 from ledger.ids import is_transfer_id
 from ledger.posting import Movement
 from ledger.transfers import TransferStatus
-from shards import holds as hold_rows
-from shards import transfers as transfer_rows
 from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.followups import apply_followups
-from shards.holds import HoldAction, HoldChange
-from shards.posting import would_refuse
-from shards.posting_types import PostingRequest
+from shards.group_commit import GroupCommitter
+from shards.posting import payee_refusals
+from shards.posting_types import HoldChangeRequest, PostingRequest
 from shards.transfers import TransferRecord
 
 log = structlog.get_logger("ledgerflow.api")
@@ -31,12 +35,14 @@ class TransferChanges:
     def __init__(
         self,
         cluster: ShardCluster,
+        committer: GroupCommitter,
         *,
         settlement: Settlement | None,
         reviews: Reviews | None,
         sync_wait_s: float,
     ) -> None:
         self._cluster = cluster
+        self._committer = committer
         self._settlement = settlement
         self._reviews = reviews
         self._sync_wait_s = sync_wait_s
@@ -116,13 +122,13 @@ class TransferChanges:
         """
         if not is_transfer_id(transfer_id):
             raise transfer_not_found(transfer_id)
-        shard = self._cluster.shard_of_transfer(transfer_id)
+        shard = self._cluster.shard_of_transfer(transfer_id).index
         key = (
             attempt.operation_key
             if attempt is not None
             else f"{action}:{transfer_id}:{new_transfer_id(0)}"
         )
-        change = HoldChange(
+        change = HoldChangeRequest(
             operation_key=key,
             tenant_id=principal.tenant_id,
             transfer_id=transfer_id,
@@ -131,46 +137,46 @@ class TransferChanges:
             final=final,
         )
         if action is HoldAction.INCREMENT:
-            await self._check_increment(principal, transfer_id, amount)
-        async with shard.connection() as conn:
-            error, _ = await hold_rows.change_hold(conn, shard=shard.index, change=change)
-            if error is not None:
-                raise error
-            record = await transfer_rows.fetch_transfer(
-                conn, tenant_id=principal.tenant_id, transfer_id=transfer_id
-            )
+            change = await self._with_payee_check(principal, change)
+        result = await self._committer.submit(shard, change)
+        if result.error is not None:
+            raise result.error
+        record = result.changed
+        if record is None:
+            # A replay: the transfer as it stands now.
+            record = await self._fetch(shard, principal, transfer_id)
         assert record is not None, "a changed hold must be readable on its shard"
         if record.cross_shard:
             await self._follow_up(record)
         return transfer_out(record)
 
-    async def _check_increment(
-        self, principal: Principal, transfer_id: str, amount: int | None
-    ) -> None:
-        """Across shards, refuse an increment the payee's shard would refuse (the account
-        frozen or closed since, its `max_balance`), before the source holds more: the
-        destination's follow-up (`RAISE_CREDIT`) is never refused.
-
-        Raises:
-            LedgerError: account_frozen, account_closed, balance_limit_exceeded,
-                amount_overflow.
+    async def _with_payee_check(
+        self, principal: Principal, change: HoldChangeRequest
+    ) -> HoldChangeRequest:
+        """Across shards, an increment with what the payee's shard would refuse the raise
+        for (frozen or closed since, its `max_balance`, the range), read without a lock and
+        applied in `REFUSAL_ORDER` by the posting path, so the source holds no more for a
+        raise its destination would refuse. A shard that does not answer leaves the raise
+        unread: the payee is then checked only as its follow-up applies.
         """
-        home = self._cluster.shard_of_transfer(transfer_id).index
-        record = await self._fetch(home, principal, transfer_id)
+        home = self._cluster.shard_of_transfer(change.transfer_id).index
+        record = await self._fetch(home, principal, change.transfer_id)
         if record is None or not record.cross_shard or record.status is not TransferStatus.PENDING:
-            return  # change_hold answers these
-        assert amount is not None
-        refusal = await would_refuse(
-            self._cluster.shards[record.destination_shard],
-            _movement_of(
-                record,
-                Movement.PREPARE_CREDIT,
-                operation_key=f"check:{new_transfer_id(0)}",
-                amount=amount,
-            ),
-        )
-        if refusal is not None:
-            raise refusal
+            return change  # the posting path answers these
+        assert change.amount is not None
+        try:
+            (refusal,) = await payee_refusals(
+                self._cluster.shards[record.destination_shard],
+                tenant_id=principal.tenant_id,
+                credits=[(record.credit_account_id, change.amount, record.currency)],
+                step=Movement.PREPARE_CREDIT,
+            )
+        except SHARD_FAILURES as error:
+            log.warning(
+                "payee not read before an increment", transfer_id=record.id, error=repr(error)
+            )
+            return change
+        return change if refusal is None else replace(change, payee_refusal=refusal)
 
     async def _follow_up(self, record: TransferRecord) -> None:
         """Apply what the change of a hold across shards owes its destination now, so the

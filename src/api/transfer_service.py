@@ -20,7 +20,6 @@ from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import is_account_id, is_transfer_id, slot_of
 from ledger.posting import Movement
 from ledger.transfers import SagaStep, SettlementKind, TransferStatus
-from shards import availability as availability_rows
 from shards import transfers as transfer_rows
 from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.db import Connection
@@ -193,13 +192,13 @@ class TransferService:
         return transfer_out(record)
 
     async def _defer(self, principal: Principal, request: PostingRequest) -> TransferOut:
-        """Debit now, credit pending until `available_on` (one shard, one transaction)."""
-        shard = self._cluster.shards[request.source_shard]
-        async with shard.connection() as conn:
-            result = await availability_rows.defer(conn, shard=shard.index, request=request)
-            record = await transfer_rows.fetch_transfer(
-                conn, tenant_id=principal.tenant_id, transfer_id=result.transfer_id
-            )
+        """Debit now, credit pending until `available_on`: one item of the group commit on
+        one shard (`DEFER_DEBIT` with the payee's `DEFER_CREDIT`, both or neither)."""
+        deferred = replace(request, movement=Movement.DEFER_DEBIT)
+        result = await self._committer.submit(request.source_shard, deferred)
+        if result.error is not None:
+            raise result.error
+        record = await self._fetch(request.source_shard, principal, result.transfer_id)
         assert record is not None, "a deferred transfer must be readable on its shard"
         return transfer_out(record)
 
@@ -307,24 +306,16 @@ def _check_create(body: TransferCreate) -> None:
 def _timed(request: PostingRequest, body: TransferCreate) -> PostingRequest:
     """The request with its hold's `expires_at` or its credit's `available_on`.
 
-    Raises:
-        LedgerError(invalid_request): `available_on` not in the future, or too far ahead.
+    Whether `available_on` is ahead of the clock is the posting path's to say, once it
+    knows the request is new (`shards.posting`): a retry of a delayed credit that committed
+    is answered with it, whatever the time is now.
     """
-    now = datetime.now(UTC)
     if body.pending:
         expires_in = body.expires_in or limits.HOLD_EXPIRES_IN_S_MAX
-        return replace(request, expires_at=now + timedelta(seconds=expires_in))
-    available_on = body.available_on
-    if available_on is None:
+        return replace(request, expires_at=datetime.now(UTC) + timedelta(seconds=expires_in))
+    if body.available_on is None:
         return request
-    if not now < available_on <= now + timedelta(days=limits.AVAILABLE_ON_DAYS_MAX):
-        raise LedgerError(
-            ErrorCode.INVALID_REQUEST,
-            f"available_on must be in the future and at most "
-            f"{limits.AVAILABLE_ON_DAYS_MAX} days ahead",
-            "available_on",
-        )
-    return replace(request, available_on=available_on)
+    return replace(request, available_on=body.available_on)
 
 
 def _posted(

@@ -1,9 +1,10 @@
 """Delayed availability on one shard: a transfer whose credit becomes available later.
 
-At once, in one transaction: `DEFER_DEBIT` posts the payer's debit against the shard's
-availability account, and `DEFER_CREDIT` shows the amount as the payee's pending credit
-from that account. At `available_on`, the shard's funds timers (`workflows.funds_timers`)
-post that pending credit (`MAKE_AVAILABLE`), in batches. The availability account of each
+At once, as one item of the group commit (`shards.posting`): `DEFER_DEBIT` posts the
+payer's debit against the shard's availability account, and `DEFER_CREDIT` shows the
+amount as the payee's pending credit from that account, both or neither. At
+`available_on`, the shard's funds timers (`workflows.funds_timers`) post that pending
+credit (`MAKE_AVAILABLE`), in batches. The availability account of each
 currency therefore holds exactly the credits still waiting, on both layers, which
 reconciliation checks.
 
@@ -15,7 +16,7 @@ which turns that pending credit into a posted one. Until the saga has posted it 
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.posting import Movement
@@ -25,31 +26,7 @@ from shards.db import Connection, Record
 from shards.events import reported
 from shards.followups import followup, record_followups
 from shards.posting import apply_postings
-from shards.posting_types import PostingRequest, PostingResult, movement_of
-
-
-async def defer(conn: Connection, *, shard: int, request: PostingRequest) -> PostingResult:
-    """Post `request` (a transfer with `available_on`) as a debit now and a pending credit,
-    both or neither.
-
-    Raises:
-        LedgerError: the debit or the credit was refused; nothing was written.
-        asyncpg.PostgresError, OSError: the shard failed; nothing was written.
-    """
-    assert request.available_on is not None
-    debit = replace(request, movement=Movement.DEFER_DEBIT)
-    credit = replace(
-        request, movement=Movement.DEFER_CREDIT, operation_key=f"{request.operation_key}:credit"
-    )
-    async with conn.transaction(isolation="read_committed"):
-        results = await apply_postings(conn, shard=shard, requests=[debit, credit])
-        refused = next((r.error for r in results if r.error is not None), None)
-        if refused is not None and not results[0].replayed:
-            # Both or neither: a refused credit (the payee frozen, say) undoes the debit.
-            raise refused
-    if results[0].error is not None:
-        raise results[0].error
-    return results[0]
+from shards.posting_types import PostingRequest, movement_of
 
 
 @dataclass(frozen=True, slots=True)

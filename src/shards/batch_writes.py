@@ -8,7 +8,7 @@ array writes nothing.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ledger.accounts import AccountState
@@ -17,6 +17,7 @@ from ledger.posting import Entry, Movement
 from ledger.transfers import SagaStep, TransferStatus, event_for, finishing, opening_status
 from shards.db import Connection
 from shards.posting_types import PostingRequest, result_json
+from shards.transfers import TransferRecord, transfer_from_json
 
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
 # names none of them.
@@ -97,8 +98,31 @@ with stamp as (
     update operations o set result = u.result::jsonb
     from unnest($29::text[], $30::text[]) as u(key, result)
     where o.key = u.key
+), changed as (
+    -- Changes of holds: each transfer once, as the batch's last change of it left it.
+    update transfers t set status = u.status, amount = u.amount, captured_amount = u.captured,
+                           captures = t.captures || u.captures::jsonb, updated_at = stamp.at
+    from unnest($42::text[], $43::text[], $44::bigint[], $45::bigint[], $46::text[])
+         as u(id, status, amount, captured, captures), stamp
+    where t.id = u.id
+    returning t.*
+), change_events as (
+    insert into events (id, tenant_id, type, transfer_id, data, created_at)
+    select event_id(stamp.at, $37::int), x.tenant_id, u.type, x.id, to_jsonb(x), stamp.at
+    from changed as x
+    join unnest($47::text[], $48::text[]) as u(id, type) on u.id = x.id
+    cross join stamp
+), new_followups as (
+    insert into remote_postings (operation_key, transfer_id, tenant_id, movement,
+                                 debit_account_id, credit_account_id, amount, currency,
+                                 source_shard, destination_shard)
+    select * from unnest($49::text[], $50::text[], $51::text[], $52::text[], $53::text[],
+                         $54::text[], $55::bigint[], $56::text[], $57::int[], $58::int[])
+    on conflict (operation_key) do nothing
 )
-select id, created_at from opened
+select id, created_at, null::jsonb as changed from opened
+union all
+select id, created_at, to_jsonb(changed) from changed
 """
 
 
@@ -129,6 +153,18 @@ def _events(
     return [t for t, _ in kept], [e for _, e in kept]
 
 
+@dataclass(frozen=True, slots=True)
+class HoldAfter:
+    """A hold as a change leaves it: what the transfer row is updated to."""
+
+    transfer_id: str
+    status: TransferStatus
+    amount: int
+    captured: int
+    captures: tuple[dict[str, object], ...]
+    """Captures to append to the row's list."""
+
+
 @dataclass(slots=True)
 class BatchWrites:
     """What a batch writes, collected in memory while the domain rules run."""
@@ -138,9 +174,14 @@ class BatchWrites:
     finished: list[PostingRequest] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
     results: list[tuple[str, str]] = field(default_factory=list)
+    changes: dict[str, HoldAfter] = field(default_factory=dict)
+    """Each changed hold as the batch's last change left it, by transfer id."""
+    change_events: list[tuple[str, str]] = field(default_factory=list)
+    followups: list[PostingRequest] = field(default_factory=list)
 
-    def add(self, request: PostingRequest, entries: list[Entry]) -> None:
-        """Record an applied movement and its entries."""
+    def add(self, request: PostingRequest, entries: list[Entry], *, keyed: bool = True) -> None:
+        """Record an applied movement and its entries (and its result under its own key,
+        unless it is a step of a change that has the key)."""
         assert entries
         self.entries.extend((request.transfer_id, e) for e in entries)
         self.touched.update(e.account_id for e in entries)
@@ -148,16 +189,48 @@ class BatchWrites:
             self.opened.append(request)
         elif request.movement in _FINISHES_TRANSFER:
             self.finished.append(request)
-        self.results.append((request.operation_key, result_json(None)))
+        if keyed:
+            self.results.append((request.operation_key, result_json(None)))
 
-    def refuse(self, request: PostingRequest, error: LedgerError) -> None:
+    def absorb(self, other: "BatchWrites") -> None:
+        """Take in what `other` collected (the movements of one item, applied all or
+        none)."""
+        assert not other.changes
+        self.entries.extend(other.entries)
+        self.opened.extend(other.opened)
+        self.finished.extend(other.finished)
+        self.touched.update(other.touched)
+        self.results.extend(other.results)
+
+    def change(
+        self,
+        operation_key: str,
+        after: HoldAfter,
+        event: str | None,
+        followups: list[PostingRequest],
+    ) -> None:
+        """Record an applied change of a hold: the row it leaves, its event, what the
+        destination owes (across shards), and its result under its key."""
+        earlier = self.changes.get(after.transfer_id)
+        if earlier is not None:
+            after = replace(after, captures=(*earlier.captures, *after.captures))
+        self.changes[after.transfer_id] = after
+        if event is not None:
+            self.change_events.append((after.transfer_id, event))
+        self.followups.extend(followups)
+        self.results.append((operation_key, result_json(None)))
+
+    def refuse(self, operation_key: str, error: LedgerError) -> None:
         """Record a refusal, so a repeat of the operation is refused the same way."""
-        self.results.append((request.operation_key, result_json(error)))
+        self.results.append((operation_key, result_json(error)))
 
     async def flush(
         self, conn: Connection, accounts: dict[str, AccountState], *, shard: int
-    ) -> dict[str, datetime]:
-        """Write everything in one round trip; returns each new transfer's creation time."""
+    ) -> tuple[dict[str, datetime], dict[str, TransferRecord]]:
+        """Write everything in one round trip; returns each new transfer's creation time,
+        and each changed hold as the batch left it."""
+        changes = list(self.changes.values())
+        followups = self.followups
         touched = [accounts[a] for a in sorted(self.touched)]
         entries = [e for _, e in self.entries]
         opened, finished = self.opened, self.finished
@@ -206,5 +279,26 @@ class BatchWrites:
             [r.workflow_id for r in opened],
             [r.available_on for r in opened],
             [_outbox_kind(r) for r in opened],
+            [c.transfer_id for c in changes],
+            [str(c.status) for c in changes],
+            [c.amount for c in changes],
+            [c.captured for c in changes],
+            [json.dumps(list(c.captures)) for c in changes],
+            [t for t, _ in self.change_events],
+            [e for _, e in self.change_events],
+            [r.operation_key for r in followups],
+            [r.transfer_id for r in followups],
+            [r.tenant_id for r in followups],
+            [str(r.movement) for r in followups],
+            [r.debit_account_id for r in followups],
+            [r.credit_account_id for r in followups],
+            [r.amount for r in followups],
+            [r.currency for r in followups],
+            [r.source_shard for r in followups],
+            [r.destination_shard for r in followups],
         )
-        return {row["id"]: row["created_at"] for row in rows}
+        created = {r["id"]: r["created_at"] for r in rows if r["changed"] is None}
+        changed = {
+            r["id"]: transfer_from_json(r["changed"]) for r in rows if r["changed"] is not None
+        }
+        return created, changed

@@ -15,7 +15,7 @@ from ledger.limits import EVENT_PURGE_BATCH_MAX
 from ledger.transfers import EventType
 from shards.db import Connection
 from shards.pages import fetch_page
-from shards.transfers import TransferRecord, transfer_from_fields
+from shards.transfers import TransferRecord, transfer_from_json
 
 _COLUMNS = "id, tenant_id, type, transfer_id, data, created_at"
 
@@ -46,15 +46,10 @@ class EventRecord:
 
 
 def _event(row: asyncpg.Record) -> EventRecord:
-    data = dict(row["data"])
-    # jsonb keeps the row's timestamps as text.
-    for column in ("created_at", "updated_at", "expires_at", "available_on", "available_at"):
-        if data.get(column) is not None:
-            data[column] = datetime.fromisoformat(data[column])
     return EventRecord(
         id=row["id"],
         type=EventType(row["type"]),
-        transfer=transfer_from_fields(data),
+        transfer=transfer_from_json(row["data"]),
         created_at=row["created_at"],
     )
 

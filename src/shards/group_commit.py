@@ -10,14 +10,15 @@ from ledger.limits import POSTING_BATCH_SIZE_MAX
 from shards.batching import BatchObserver, ShardBatcher
 from shards.cluster import ShardCluster
 from shards.posting import post_batch, recover_batch
-from shards.posting_types import PostingRequest, PostingResult
+from shards.posting_types import PostingItem, PostingResult
 
 
-class GroupCommitter(ShardBatcher[PostingRequest, PostingResult]):
+class GroupCommitter(ShardBatcher[PostingItem, PostingResult]):
     """Queues postings per shard and commits them in batches.
 
-    `submit(shard, request)` returns the request's `PostingResult` (a business refusal is
-    its `error`), or raises LedgerError(shard_unavailable) when nothing was written.
+    `submit(shard, request)` (a movement, or a change of a hold) returns the request's
+    `PostingResult` (a business refusal is its `error`), or raises
+    LedgerError(shard_unavailable) when nothing was written.
     """
 
     def __init__(

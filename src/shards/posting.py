@@ -15,6 +15,7 @@ Order inside the transaction:
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import asyncpg
 from opentelemetry.trace import SpanKind
@@ -22,15 +23,21 @@ from opentelemetry.trace import SpanKind
 from ledger.accounts import AccountLimits, AccountState, AccountStatus, NormalBalance, Side
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import availability_account_id, clearing_account_id
-from ledger.limits import POSTING_BATCH_SIZE_MAX
-from ledger.posting import Movement, apply_movement, check_movement, refusal_of_payee
+from ledger.limits import AVAILABLE_ON_DAYS_MAX, POSTING_BATCH_SIZE_MAX
+from ledger.posting import Entry, Movement, apply_movement, check_movement, refusal_of_payee
 from ledger.tenants import SYSTEM_TENANT
 from ledger.transfers import SettlementKind
-from shards import batching
+from shards import batching, hold_changes
 from shards.batch_writes import BatchWrites
 from shards.cluster import Shard
 from shards.db import Connection
-from shards.posting_types import PostingRequest, PostingResult, replayed_result
+from shards.posting_types import (
+    HoldChangeRequest,
+    PostingItem,
+    PostingRequest,
+    PostingResult,
+    replayed_result,
+)
 
 
 def posting_accounts(request: PostingRequest, shard: int) -> tuple[str, str]:
@@ -120,7 +127,8 @@ with claimed as (
     order by id
     for update
 )
-select (select coalesce(array_agg(key), '{{}}') from claimed) as fresh_keys, locked.*
+select (select coalesce(array_agg(key), '{{}}') from claimed) as fresh_keys,
+       clock_timestamp() as now, locked.*
 from (values (1)) as one (n) left join locked on true
 """
 
@@ -174,9 +182,9 @@ async def _load_outgoing(conn: Connection, accounts: dict[str, AccountState]) ->
 
 async def _claim_and_lock(
     conn: Connection, requests: Sequence[PostingRequest], account_ids: Sequence[str]
-) -> tuple[dict[str, PostingResult], dict[str, AccountState]]:
+) -> tuple[dict[str, PostingResult], dict[str, AccountState], datetime]:
     """Insert the operation keys, then lock `account_ids`; returns the first results of
-    keys seen before, and the locked accounts.
+    keys seen before, the locked accounts, and the shard's clock.
 
     Keys are inserted in sorted order: a key another open transaction inserted makes this
     insert wait for it, and a common order keeps two batches that share keys (concurrent
@@ -192,17 +200,8 @@ async def _claim_and_lock(
         sorted(set(account_ids)),
     )
     accounts = {row["id"]: _account(row) for row in rows if row["id"] is not None}
-    fresh_keys = set(rows[0]["fresh_keys"])
-    seen = [key for key, _ in claims if key not in fresh_keys]
-    if not seen:
-        return {}, accounts
-    replays = await conn.fetch(
-        "select key, transfer_id, result from operations where key = any($1::text[])", seen
-    )
-    first_results = {
-        r["key"]: replayed_result(r["key"], r["transfer_id"], r["result"]) for r in replays
-    }
-    return first_results, accounts
+    first_results = await _first_results(conn, requests, set(rows[0]["fresh_keys"]))
+    return first_results, accounts, rows[0]["now"]
 
 
 async def _ensure_system_accounts(conn: Connection, missing: dict[str, str]) -> None:
@@ -296,7 +295,7 @@ def _route_review(request: PostingRequest, debit: AccountState) -> PostingReques
 
 
 async def post_batch(
-    conn: Connection, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, shard: int, requests: Sequence[PostingItem]
 ) -> list[PostingResult]:
     """Apply a batch of movements on one shard, in one transaction, exactly once each.
 
@@ -319,7 +318,7 @@ async def post_batch(
                     "db.operation.name": "post_batch",
                     "ledgerflow.shard": shard,
                     "ledgerflow.batch.size": len(requests),
-                    "ledgerflow.movements": sorted({str(r.movement) for r in requests}),
+                    "ledgerflow.movements": sorted({_kind(r) for r in requests}),
                     "ledgerflow.batch.refused": sum(1 for r in results if r.error is not None),
                     "ledgerflow.batch.replayed": sum(1 for r in results if r.replayed),
                 }
@@ -327,7 +326,12 @@ async def post_batch(
         return results
 
 
-async def post_batch_on(shard: Shard, requests: Sequence[PostingRequest]) -> list[PostingResult]:
+def _kind(item: PostingItem) -> str:
+    """What an item of a batch does, for its span."""
+    return str(item.movement) if isinstance(item, PostingRequest) else f"hold_{item.action}"
+
+
+async def post_batch_on(shard: Shard, requests: Sequence[PostingItem]) -> list[PostingResult]:
     """`post_batch` on a connection from `shard`'s pool, for callers outside `shards`.
 
     Raises:
@@ -407,96 +411,298 @@ async def would_refuse(shard: Shard, request: PostingRequest) -> LedgerError | N
 
 
 async def _post_batch(
-    conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, *, shard: int, requests: Sequence[PostingItem]
 ) -> list[PostingResult]:
     async with conn.transaction(isolation="read_committed"):
         return await apply_postings(conn, shard=shard, requests=requests)
 
 
 async def apply_postings(
-    conn: Connection, *, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, *, shard: int, requests: Sequence[PostingItem]
 ) -> list[PostingResult]:
     """`post_batch`'s work inside a transaction the caller holds, for a caller that
-    changes more rows in the same transaction (a hold's capture updates the transfer)."""
+    changes more rows in the same transaction (the funds timers mark what they did)."""
     assert conn.is_in_transaction()
-    pairs = [posting_accounts(r, shard) for r in requests]
-    first_results, accounts = await _claim_and_lock(
-        conn, requests, [a for pair in pairs for a in pair]
-    )
+    first_results, accounts, holds, now = await _lock(conn, shard, requests)
     results: dict[str, PostingResult] = dict(first_results)
-    todo: list[tuple[PostingRequest, tuple[str, str]]] = []
-    for request, pair in zip(requests, pairs, strict=True):
+    todo: list[PostingItem] = []
+    for request in requests:
         if request.operation_key not in results:
             results[request.operation_key] = PostingResult(
                 request.operation_key, request.transfer_id, None, replayed=False
             )
-            todo.append((request, pair))
+            todo.append(request)
     if not todo:
         return [results[r.operation_key] for r in requests]
 
     missing = {
         account_id: r.currency
-        for r, _ in todo
-        if clearing_side(r.movement) is not None
+        for r in todo
+        if isinstance(r, PostingRequest)
+        and clearing_side(r.movement) is not None
         and (account_id := system_account(r.movement, shard, r.currency)) not in accounts
     }
     if missing:
         # A system account is created on its first use only, then locked like the rest.
         await _ensure_system_accounts(conn, missing)
-        accounts = await lock_accounts(conn, [a for _, pair in todo for a in pair])
+        accounts = await lock_accounts(conn, [*accounts, *missing])
 
     await _load_outgoing(conn, accounts)
     writes = BatchWrites()
-    for asked, (debit_id, credit_id) in todo:
+    for asked in todo:
         assert asked.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
-        system = clearing_side(asked.movement)
-        request = asked
-        debit = _visible(accounts, debit_id, tenant_id=asked.tenant_id, system=system is Side.DEBIT)
-        credit = _visible(
-            accounts, credit_id, tenant_id=asked.tenant_id, system=system is Side.CREDIT
-        )
         try:
-            if debit is not None and debit.limits.review_above is not None:
-                # Review is a limit: existence, tenancy, state and currency answer first.
-                check_movement(
-                    asked.movement,
-                    debit=debit,
-                    credit=credit,
-                    amount=asked.amount,
-                    currency=asked.currency,
-                    payee_refusal=asked.payee_refusal,
-                )
-                request = _route_review(asked, debit)
-            entries = apply_movement(
-                request.movement,
-                debit=debit,
-                credit=credit,
-                amount=request.amount,
-                currency=request.currency,
-                payee_refusal=request.payee_refusal,
-            )
+            if isinstance(asked, HoldChangeRequest):
+                _apply_change(asked, holds.get(asked.transfer_id), now, accounts, writes, shard)
+                continue
+            _check_available_on(asked, now)
+            request = _apply_one(asked, accounts, writes, shard)
         except LedgerError as error:
-            results[request.operation_key] = PostingResult(
-                request.operation_key, request.transfer_id, error, replayed=False
+            results[asked.operation_key] = PostingResult(
+                asked.operation_key, asked.transfer_id, error, replayed=False
             )
-            writes.refuse(request, error)
+            writes.refuse(asked.operation_key, error)
             continue
-        writes.add(request, entries)
         if request.movement in (Movement.HOLD_FOR_REVIEW, Movement.RESERVE_FOR_REVIEW):
             results[request.operation_key] = replace(
                 results[request.operation_key], held_for_review=True
             )
-    created = await writes.flush(conn, accounts, shard=shard) if writes.results else {}
-    for request, _ in todo:
-        if request.transfer_id in created:
-            results[request.operation_key] = replace(
-                results[request.operation_key], created_at=created[request.transfer_id]
-            )
+    created, changed = (
+        await writes.flush(conn, accounts, shard=shard) if writes.results else ({}, {})
+    )
+    for request in todo:
+        result = results[request.operation_key]
+        if result.error is not None:
+            continue
+        if isinstance(request, HoldChangeRequest):
+            result = replace(result, changed=changed[request.transfer_id])
+        elif request.transfer_id in created:
+            result = replace(result, created_at=created[request.transfer_id])
+        results[request.operation_key] = result
     return [results[r.operation_key] for r in requests]
 
 
+async def _lock(
+    conn: Connection, shard: int, requests: Sequence[PostingItem]
+) -> tuple[
+    dict[str, PostingResult],
+    dict[str, AccountState],
+    dict[str, hold_changes.Hold],
+    datetime,
+]:
+    """Claim every key and lock what the batch touches: keys, then the transfer rows its
+    changes of holds name, then accounts, each sorted; every batch locks in this order.
+    Returns (first results of keys seen before, accounts, holds, the shard's clock)."""
+    if not any(isinstance(r, HoldChangeRequest) for r in requests):
+        plain = [r for r in requests if isinstance(r, PostingRequest)]
+        first_results, accounts, now = await _claim_and_lock(
+            conn, plain, [a for r in plain for a in _request_accounts(r, shard)]
+        )
+        return first_results, accounts, {}, now
+    fresh, now, holds = await hold_changes.claim_and_lock_holds(conn, requests)
+    first_results = await _first_results(conn, requests, fresh)
+    wanted = [
+        a
+        for r in requests
+        for a in (
+            _request_accounts(r, shard)
+            if isinstance(r, PostingRequest)
+            else _change_accounts(holds.get(r.transfer_id), shard)
+        )
+    ]
+    return first_results, await lock_accounts(conn, wanted), holds, now
+
+
+def _request_accounts(request: PostingRequest, shard: int) -> tuple[str, ...]:
+    """Every account a request touches on `shard`: a delayed credit's debit takes the payee
+    too (`DEFER_CREDIT`, in the same item)."""
+    if request.movement is Movement.DEFER_DEBIT:
+        return (*posting_accounts(request, shard), request.credit_account_id)
+    return posting_accounts(request, shard)
+
+
+def _check_available_on(request: PostingRequest, now: datetime) -> None:
+    """Refuse a new delayed credit whose `available_on` is not ahead of the shard's clock,
+    or more than `AVAILABLE_ON_DAYS_MAX` days ahead. Checked here, once the operation key
+    is known to be new: a retry of a credit that committed is answered with it, whatever
+    the clock says now.
+
+    Raises:
+        LedgerError(invalid_request).
+    """
+    available_on = request.available_on
+    if available_on is None or request.movement not in _DEFERRING:
+        return
+    if not now < available_on <= now + timedelta(days=AVAILABLE_ON_DAYS_MAX):
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST,
+            f"available_on must be in the future and at most {AVAILABLE_ON_DAYS_MAX} days ahead",
+            "available_on",
+        )
+
+
+_DEFERRING = frozenset({Movement.DEFER_DEBIT, Movement.RESERVE_FUNDS})
+
+
+def _apply_one(
+    asked: PostingRequest, accounts: dict[str, AccountState], writes: BatchWrites, shard: int
+) -> PostingRequest:
+    """Check and apply one movement through the domain rules, into `writes`; returns it as
+    applied (routed to review, perhaps). A delayed credit on one shard (`DEFER_DEBIT`) is
+    two movements, the payer's debit and the payee's pending credit, both or neither.
+
+    Raises:
+        LedgerError: the movement is refused; nothing was changed.
+    """
+    if asked.movement is not Movement.DEFER_DEBIT:
+        return _apply_movement(asked, accounts, writes, shard)
+    credit = replace(
+        asked, movement=Movement.DEFER_CREDIT, operation_key=f"{asked.operation_key}:credit"
+    )
+    before = {a: replace(accounts[a]) for a in _request_accounts(asked, shard) if a in accounts}
+    both = BatchWrites()
+    try:
+        _apply_movement(asked, accounts, both, shard)
+        _apply_movement(credit, accounts, both, shard, keyed=False)
+    except LedgerError:
+        accounts.update(before)
+        raise
+    writes.absorb(both)
+    return asked
+
+
+def _apply_movement(
+    asked: PostingRequest,
+    accounts: dict[str, AccountState],
+    writes: BatchWrites,
+    shard: int,
+    *,
+    keyed: bool = True,
+) -> PostingRequest:
+    debit_id, credit_id = posting_accounts(asked, shard)
+    system = clearing_side(asked.movement)
+    request = asked
+    debit = _visible(accounts, debit_id, tenant_id=asked.tenant_id, system=system is Side.DEBIT)
+    credit = _visible(accounts, credit_id, tenant_id=asked.tenant_id, system=system is Side.CREDIT)
+    if debit is not None and debit.limits.review_above is not None:
+        # Review is a limit: existence, tenancy, state and currency answer first.
+        check_movement(
+            asked.movement,
+            debit=debit,
+            credit=credit,
+            amount=asked.amount,
+            currency=asked.currency,
+            payee_refusal=asked.payee_refusal,
+        )
+        request = _route_review(asked, debit)
+    entries = apply_movement(
+        request.movement,
+        debit=debit,
+        credit=credit,
+        amount=request.amount,
+        currency=request.currency,
+        payee_refusal=request.payee_refusal,
+    )
+    writes.add(request, entries, keyed=keyed)
+    return request
+
+
+def _change_accounts(hold: hold_changes.Hold | None, shard: int) -> tuple[str, ...]:
+    return () if hold is None else hold_changes.hold_accounts(hold, shard)
+
+
+def _apply_change(
+    change: HoldChangeRequest,
+    hold: hold_changes.Hold | None,
+    now: datetime,
+    accounts: dict[str, AccountState],
+    writes: BatchWrites,
+    shard: int,
+) -> None:
+    """Plan and apply one change of a hold, into `writes`: each of its movements through
+    the domain rules, the row it leaves, its event and its follow-ups.
+
+    An increment keeps the rules of a new hold: above the debit account's `review_above`
+    in total (what the hold holds with the increment) it is refused, like a hold that
+    size; the daily limit, the floor and `max_balance` count it as new money held.
+
+    Raises:
+        LedgerError: the change is refused; nothing was changed.
+    """
+    planned = hold_changes.plan(change, hold, now=now)
+    assert hold is not None
+    applied: list[tuple[PostingRequest, list[Entry]]] = []
+    for step in planned.steps:
+        debit_id, credit_id = posting_accounts(step, shard)
+        system = clearing_side(step.movement)
+        debit = _visible(accounts, debit_id, tenant_id=step.tenant_id, system=system is Side.DEBIT)
+        credit = _visible(
+            accounts, credit_id, tenant_id=step.tenant_id, system=system is Side.CREDIT
+        )
+        if step.movement in _INCREMENTS:
+            assert len(planned.steps) == 1, "an increment is one movement, so all or none"
+            check_movement(
+                step.movement,
+                debit=debit,
+                credit=credit,
+                amount=step.amount,
+                currency=step.currency,
+                payee_refusal=step.payee_refusal,
+            )
+            assert debit is not None
+            _check_review_total(debit, planned.plan.amount)
+        entries = apply_movement(
+            step.movement,
+            debit=debit,
+            credit=credit,
+            amount=step.amount,
+            currency=step.currency,
+            payee_refusal=step.payee_refusal,
+        )
+        applied.append((step, entries))
+    for step, entries in applied:
+        writes.add(step, entries, keyed=False)
+    event = None if planned.plan.event is None else str(planned.plan.event)
+    writes.change(change.operation_key, planned.after, event, planned.followups)
+    hold_changes.applied(hold, planned.after)
+
+
+_INCREMENTS = frozenset({Movement.INCREASE_HOLD, Movement.INCREASE_ACROSS})
+
+
+def _check_review_total(debit: AccountState, total: int) -> None:
+    """Refuse an increment that takes what its hold debits in total above the debit
+    account's `review_above`: review cannot hold a hold, so the raised hold is refused as a
+    new hold of that size would be.
+
+    Raises:
+        LedgerError(review_not_supported).
+    """
+    threshold = debit.limits.review_above
+    if threshold is not None and total > threshold:
+        raise LedgerError(
+            ErrorCode.REVIEW_NOT_SUPPORTED,
+            f"the hold would debit {total} in all, above the debit account's review_above;"
+            " a hold is not held for review, so it cannot grow past it",
+            "amount",
+        )
+
+
+async def _first_results(
+    conn: Connection, requests: Sequence[PostingItem], fresh: set[str]
+) -> dict[str, PostingResult]:
+    """The first results of the keys among `requests` that were not claimed now."""
+    seen = sorted({r.operation_key for r in requests} - fresh)
+    if not seen:
+        return {}
+    replays = await conn.fetch(
+        "select key, transfer_id, result from operations where key = any($1::text[])", seen
+    )
+    return {r["key"]: replayed_result(r["key"], r["transfer_id"], r["result"]) for r in replays}
+
+
 async def recover_batch(
-    conn: Connection, shard: int, requests: Sequence[PostingRequest]
+    conn: Connection, shard: int, requests: Sequence[PostingItem]
 ) -> list[PostingResult] | None:
     """Find out whether a batch whose transaction failed without a clear answer (the
     connection lost or timed out, perhaps during COMMIT) was committed.
@@ -519,7 +725,7 @@ async def recover_batch(
 
 
 async def _recover_batch(
-    conn: Connection, requests: Sequence[PostingRequest]
+    conn: Connection, requests: Sequence[PostingItem]
 ) -> list[PostingResult] | None:
     claims = sorted({r.operation_key: r.transfer_id for r in requests}.items())
     probe = conn.transaction(isolation="read_committed")

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledger.errors import ErrorCode, LedgerError
+from ledger.holds import HoldAction
 from ledger.posting import Movement
 from ledger.transfers import SettlementKind
 from shards.db import Record
+from shards.transfers import TransferRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,29 @@ class PostingRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldChangeRequest:
+    """A change of an open hold (`ledger.holds`), keyed for exactly-once application: the
+    posting path locks the transfer row, plans the change from what it holds, and applies
+    its movements in the same batch as every other posting."""
+
+    operation_key: str
+    transfer_id: str
+    tenant_id: str
+    action: HoldAction
+    amount: int | None = None
+    """Capture: what to post (all that is held when None). Increment: by how much."""
+    final: bool = True
+    """Capture: release what is left (True), or keep it held for later captures."""
+    payee_refusal: LedgerError | None = None
+    """An increment across shards: what the payee's shard would refuse the raise for when
+    the request came (`ledger.posting.refusal_of_payee`)."""
+
+
+PostingItem = PostingRequest | HoldChangeRequest
+"""What the group commit takes: a movement, or a change of a hold."""
+
+
+@dataclass(frozen=True, slots=True)
 class PostingResult:
     """The outcome of one request; `replayed` when the operation key had been seen."""
 
@@ -69,6 +94,8 @@ class PostingResult:
     """When this batch created the transfer row (None for replays and other movements)."""
     held_for_review: bool = False
     """The transfer exceeded its debit account's `review_above` and waits for review."""
+    changed: TransferRecord | None = None
+    """A change of a hold applied now: the transfer as the change left it."""
 
     @property
     def ok(self) -> bool:

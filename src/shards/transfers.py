@@ -82,6 +82,15 @@ def transfer_from_fields(fields: dict[str, Any]) -> TransferRecord:
     return TransferRecord(**fields)
 
 
+def transfer_from_json(data: dict[str, Any]) -> TransferRecord:
+    """A transfer from its row as jsonb (`to_jsonb`), which keeps timestamps as text."""
+    fields = dict(data)
+    for column in ("created_at", "updated_at", "expires_at", "available_on", "available_at"):
+        if fields.get(column) is not None:
+            fields[column] = datetime.fromisoformat(fields[column])
+    return transfer_from_fields(fields)
+
+
 async def fetch_transfer(
     conn: Connection, *, tenant_id: str, transfer_id: str
 ) -> TransferRecord | None:

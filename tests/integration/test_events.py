@@ -31,10 +31,13 @@ async def all_events(api: httpx.AsyncClient, **params: object) -> list[dict]:
         query["starting_after"] = page["data"][-1]["id"]
 
 
-async def test_feed_has_one_event_per_final_transfer_in_order(api: httpx.AsyncClient) -> None:
-    """Single-shard posted, cross-shard posted and cross-shard failed transfers each report
-    exactly one event, with the transfer as it ended; retries of a request add none; the
-    feed is newest first and its times never go backwards."""
+async def test_feed_has_one_event_per_final_transfer_in_order(
+    api: httpx.AsyncClient, payee_read_stale: None
+) -> None:
+    """Single-shard posted, cross-shard posted and cross-shard failed transfers (a payee
+    frozen since the API read it) each report exactly one event, with the transfer as it
+    ended; retries of a request add none; the feed is newest first and its times never go
+    backwards."""
     pair = await open_cross_pair(api)
     await fund(api, pair, 50_000)
     frozen = await create_account(api)

@@ -7,7 +7,7 @@ from api.idempotency import Attempt, created_status
 from api.models import CaptureCreate, IncrementCreate, ListOut, TransferCreate, TransferOut
 from api.openapi import AUTHENTICATED, error_responses
 from ledger import limits
-from shards.holds import HoldAction
+from ledger.holds import HoldAction
 
 router = APIRouter(
     prefix="/v1/transfers", tags=["transfers"], responses=error_responses(*AUTHENTICATED)

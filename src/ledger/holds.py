@@ -1,0 +1,107 @@
+"""A hold's changes as the posting path plans them: a capture (in part, several times, or
+finally), a void, an increment.
+
+The plan is pure: from what the hold holds now it says which movements the change makes
+(`CAPTURE`, `RELEASE`, `INCREASE_HOLD`, in their one-shard form; across shards the posting
+path turns each into its source movement and the destination's follow-up) and what it
+leaves on the transfer. The posting path applies the movements under the transfer's lock,
+in the group commit, and checks each through `ledger.posting`, so a change of a hold keeps
+every rule a new transfer keeps.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ledger.errors import ErrorCode, LedgerError
+from ledger.posting import Movement
+from ledger.transfers import EventType, TransferStatus, check_transition
+
+
+class HoldAction(StrEnum):
+    """What a caller does to a hold."""
+
+    CAPTURE = "capture"
+    VOID = "void"
+    INCREMENT = "increment"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlan:
+    """The movements a change makes and what it leaves on the transfer row."""
+
+    steps: tuple[tuple[Movement, int], ...]
+    """(movement, amount) in order; empty when nothing moves (a void of a hold captured
+    in full, say)."""
+    status: TransferStatus
+    amount: int
+    """Held so far, increments included."""
+    captured: int
+    capture: dict[str, object] | None
+    """The capture to append to the row's list, if the change is one."""
+    event: EventType | None
+
+
+def check_open(transfer_id: str, status: TransferStatus, *, expired: bool) -> None:
+    """Refuse a change of a hold that is no longer open: `expired` says whether its
+    `expires_at` is behind the shard's clock, read under the transfer's lock, so a hold is
+    refused from its expiry instant whatever the timers are doing.
+
+    Raises:
+        LedgerError(transfer_expired, transfer_not_pending).
+    """
+    if status is TransferStatus.EXPIRED or (status is TransferStatus.PENDING and expired):
+        raise LedgerError(ErrorCode.TRANSFER_EXPIRED, f"the hold {transfer_id} expired")
+    if status is not TransferStatus.PENDING:
+        raise LedgerError(
+            ErrorCode.TRANSFER_NOT_PENDING, f"transfer {transfer_id} is {status}, not pending"
+        )
+
+
+def plan_change(
+    action: HoldAction, *, amount: int | None, final: bool, held_total: int, captured: int
+) -> HoldPlan:
+    """What `action` does to an open hold that has held `held_total` (increments included)
+    and captured `captured` of it.
+
+    Raises:
+        LedgerError(amount_exceeds_hold): a capture of more than is still held.
+    """
+    held = held_total - captured
+    status = TransferStatus.PENDING
+    match action:
+        case HoldAction.INCREMENT:
+            assert amount is not None
+            assert amount > 0
+            return HoldPlan(
+                ((Movement.INCREASE_HOLD, amount),),
+                status,
+                held_total + amount,
+                captured,
+                None,
+                None,
+            )
+        case HoldAction.VOID:
+            steps = ((Movement.RELEASE, held),) if held else ()
+            status = check_transition(status, TransferStatus.VOIDED)
+            return HoldPlan(steps, status, held_total, captured, None, EventType.TRANSFER_VOIDED)
+        case HoldAction.CAPTURE:
+            take = held if amount is None else amount
+            if take > held:
+                raise LedgerError(
+                    ErrorCode.AMOUNT_EXCEEDS_HOLD,
+                    f"{take} is more than the {held} still held",
+                    "amount",
+                )
+            moves: list[tuple[Movement, int]] = [(Movement.CAPTURE, take)] if take else []
+            if final:
+                status = check_transition(status, TransferStatus.POSTED)
+                if held > take:
+                    moves.append((Movement.RELEASE, held - take))
+            return HoldPlan(
+                tuple(moves),
+                status,
+                held_total,
+                captured + take,
+                {"amount": take, "final": final},
+                EventType.TRANSFER_CAPTURED,
+            )

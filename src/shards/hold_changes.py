@@ -1,0 +1,200 @@
+"""Changes of holds inside a posting batch: the transfer rows they lock, and the movements
+each change makes.
+
+A capture, a void or an increment is a `HoldChangeRequest` of the group commit, so it is
+checked by the one rule set, under the one set of sorted locks, in the batch's
+transaction, under its operation key (`shards.posting.apply_postings`):
+1. the batch claims every operation key, then locks the transfer rows its changes name
+   (`for update`, sorted by id), reading the shard's clock with them; then it locks every
+   account, sorted. Concurrent changes of one hold, and its expiry, queue on the row;
+2. each change is planned from the hold as the batch holds it in memory (`ledger.holds`),
+   so two changes of one hold in one batch see each other;
+3. its movements go through `ledger.posting` like any other, on one shard `CAPTURE`,
+   `RELEASE`, `INCREASE_HOLD`, across shards their source forms (`CAPTURE_ACROSS`,
+   `RELEASE_ACROSS`, `INCREASE_ACROSS`), and what the destination owes is written in the
+   same statement (`POST_CREDIT`, `VOID_CREDIT`, `RAISE_CREDIT`, `shards.followups`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger.errors import ErrorCode, LedgerError
+from ledger.holds import HoldPlan, check_open, plan_change
+from ledger.ids import clearing_account_id
+from ledger.posting import Movement
+from ledger.transfers import TransferStatus
+from shards.batch_writes import HoldAfter
+from shards.db import Connection, Record
+from shards.posting_types import HoldChangeRequest, PostingItem, PostingRequest
+
+_CLAIM_AND_LOCK_HOLDS = """
+with claimed as (
+    insert into operations (key, transfer_id)
+    select * from unnest($1::text[], $2::text[])
+    on conflict do nothing
+    returning key
+), locked as materialized (
+    select id, tenant_id, status, amount, captured_amount, expires_at, debit_account_id,
+           credit_account_id, currency, source_shard, destination_shard, cross_shard
+    from transfers
+    where id = any($3::text[]) and (select count(*) from claimed) >= 0
+    order by id
+    for update
+)
+select (select coalesce(array_agg(key), '{}') from claimed) as fresh_keys,
+       clock_timestamp() as now, locked.*
+from (values (1)) as one (n) left join locked on true
+"""
+
+
+@dataclass(slots=True)
+class Hold:
+    """A hold as the batch holds it: its row, changed in memory by each change applied."""
+
+    id: str
+    tenant_id: str
+    status: TransferStatus
+    amount: int
+    captured: int
+    expires_at: datetime | None
+    debit_account_id: str
+    credit_account_id: str
+    currency: str
+    source_shard: int
+    destination_shard: int
+    cross_shard: bool
+
+
+def _hold(row: Record) -> Hold:
+    return Hold(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        status=TransferStatus(row["status"]),
+        amount=row["amount"],
+        captured=row["captured_amount"],
+        expires_at=row["expires_at"],
+        debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"],
+        currency=row["currency"].strip(),
+        source_shard=row["source_shard"],
+        destination_shard=row["destination_shard"],
+        cross_shard=row["cross_shard"],
+    )
+
+
+async def claim_and_lock_holds(
+    conn: Connection, items: Sequence[PostingItem]
+) -> tuple[set[str], datetime, dict[str, Hold]]:
+    """Claim every item's operation key (sorted), then lock the transfer rows the changes
+    among them name (sorted): (the keys claimed now, the shard's clock, the rows found).
+    The accounts are locked after, by the caller."""
+    claims = sorted({r.operation_key: r.transfer_id for r in reversed(items)}.items())
+    transfer_ids = sorted({r.transfer_id for r in items if isinstance(r, HoldChangeRequest)})
+    rows = await conn.fetch(
+        _CLAIM_AND_LOCK_HOLDS,
+        [key for key, _ in claims],
+        [transfer_id for _, transfer_id in claims],
+        transfer_ids,
+    )
+    holds = {row["id"]: _hold(row) for row in rows if row["id"] is not None}
+    return set(rows[0]["fresh_keys"]), rows[0]["now"], holds
+
+
+def hold_accounts(hold: Hold, shard: int) -> tuple[str, str]:
+    """The accounts a change of `hold` posts against on `shard`: the hold's two accounts,
+    or across shards its debit account and this shard's clearing account."""
+    if hold.cross_shard:
+        return hold.debit_account_id, clearing_account_id(shard, hold.currency)
+    return hold.debit_account_id, hold.credit_account_id
+
+
+_ACROSS = {
+    Movement.CAPTURE: (Movement.CAPTURE_ACROSS, Movement.POST_CREDIT),
+    Movement.RELEASE: (Movement.RELEASE_ACROSS, Movement.VOID_CREDIT),
+    Movement.INCREASE_HOLD: (Movement.INCREASE_ACROSS, Movement.RAISE_CREDIT),
+}
+"""A hold's movement on one shard, and across shards: (on its source, what its destination
+follows with)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    """A change of a hold, ready to apply: its movements here, what the destination will
+    owe, and the row it leaves."""
+
+    plan: HoldPlan
+    steps: list[PostingRequest]
+    followups: list[PostingRequest]
+    after: HoldAfter
+
+
+def plan(change: HoldChangeRequest, hold: Hold | None, *, now: datetime) -> PlannedChange:
+    """Plan `change` of `hold` (None: no such transfer here) as the batch holds it now.
+
+    Raises:
+        LedgerError: transfer_not_found (unknown, or another tenant's), transfer_expired,
+            transfer_not_pending, amount_exceeds_hold.
+    """
+    if hold is None or hold.tenant_id != change.tenant_id:
+        raise LedgerError(
+            ErrorCode.TRANSFER_NOT_FOUND, f"no such transfer: {change.transfer_id}", "id"
+        )
+    check_open(
+        hold.id,
+        hold.status,
+        expired=hold.expires_at is not None and hold.expires_at <= now,
+    )
+    planned = plan_change(
+        change.action,
+        amount=change.amount,
+        final=change.final,
+        held_total=hold.amount,
+        captured=hold.captured,
+    )
+    steps: list[PostingRequest] = []
+    followups: list[PostingRequest] = []
+    for movement, amount in planned.steps:
+        here, there = _ACROSS[movement] if hold.cross_shard else (movement, None)
+        steps.append(_movement(hold, here, f"{change.operation_key}:{here}", amount, change))
+        if there is not None:
+            followups.append(_movement(hold, there, f"{change.operation_key}:{there}", amount))
+    captures: tuple[dict[str, object], ...] = ()
+    if planned.capture is not None:
+        captures = ({**planned.capture, "at": now.isoformat()},)
+    after = HoldAfter(
+        transfer_id=hold.id,
+        status=planned.status,
+        amount=planned.amount,
+        captured=planned.captured,
+        captures=captures,
+    )
+    return PlannedChange(planned, steps, followups, after)
+
+
+def applied(hold: Hold, after: HoldAfter) -> None:
+    """Keep in memory what a change applied left on the row, for the batch's next change of
+    the same hold."""
+    hold.status, hold.amount, hold.captured = after.status, after.amount, after.captured
+
+
+def _movement(
+    hold: Hold,
+    movement: Movement,
+    operation_key: str,
+    amount: int,
+    change: HoldChangeRequest | None = None,
+) -> PostingRequest:
+    return PostingRequest(
+        operation_key=operation_key,
+        transfer_id=hold.id,
+        tenant_id=hold.tenant_id,
+        movement=movement,
+        debit_account_id=hold.debit_account_id,
+        credit_account_id=hold.credit_account_id,
+        amount=amount,
+        currency=hold.currency,
+        source_shard=hold.source_shard,
+        destination_shard=hold.destination_shard,
+        payee_refusal=None if change is None else change.payee_refusal,
+    )

@@ -1,0 +1,234 @@
+"""Every change of money goes through the one posting path: a hold's changes and delayed
+credits keep the rules of a new transfer, and a retry under a key whose operation
+committed is answered with that operation, whatever the clock says now.
+
+Each test here failed on the code where captures, voids, increments and delayed credits
+each ran a transaction of their own with checks of their own.
+"""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from ulid import ULID
+
+from ledger.ids import clearing_account_id
+from shards.cluster import ShardCluster
+from tests.conftest import tenant_client
+from tests.integration.cross_shard import account_on, api_key_id_of, settled
+from tests.integration.helpers import balance, post_keyed, transfer_body
+
+PAYER_SHARD = 0
+
+
+async def _funded(api: httpx.AsyncClient, shard: int, amount: int, **fields: object) -> dict:
+    """An account on `shard` holding `amount`, with `fields` (limits) set after funding."""
+    account = await account_on(api, shard)
+    funding = await account_on(api, shard, allow_overdraft=True)
+    funded = await post_keyed(api, "/v1/transfers", transfer_body(funding, account, amount))
+    assert funded.status_code == 201, funded.text
+    if "limits" in fields:
+        changed = await post_keyed(api, f"/v1/accounts/{account['id']}/limits", fields["limits"])
+        assert changed.status_code == 200, changed.text
+    return account
+
+
+async def _hold(api: httpx.AsyncClient, payer: dict, payee: dict, amount: int) -> dict:
+    """A hold, once its payee's shard shows it (`pending`)."""
+    placed = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, payee, amount, pending=True)
+    )
+    assert placed.status_code in (201, 202), placed.text
+    hold = placed.json()
+    for _ in range(300):
+        if hold["status"] == "pending":
+            return hold
+        await asyncio.sleep(0.1)
+        hold = (await api.get(f"/v1/transfers/{hold['id']}")).json()
+    raise AssertionError(f"the hold did not open: {hold}")
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["one-shard", "across-shards"])
+async def test_an_increment_keeps_the_review_limit_of_what_the_hold_debits(
+    api: httpx.AsyncClient, books: None, across: bool
+) -> None:
+    """With `review_above: 1000` a plain transfer of 5,000 waits for review; a hold of
+    1,000 raised by 1,000 would debit 2,000 in all, so the increment is refused like a hold
+    of 2,000 (400 `review_not_supported`), the hold stays 1,000, and a capture posts 1,000.
+    (The increment's own amount was compared with the limit: five increments then took the
+    hold to 6,000 and a capture posted it unreviewed.)"""
+    payer = await _funded(api, PAYER_SHARD, 10_000, limits={"review_above": 1_000})
+    payee = await account_on(api, (PAYER_SHARD + 1) % 4 if across else PAYER_SHARD)
+    waiting = await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, 5_000))
+    assert waiting.status_code == 202, waiting.text
+    assert waiting.json()["status"] == "requires_review"
+    rejected = await post_keyed(api, f"/v1/transfers/{waiting.json()['id']}/reject")
+    assert rejected.status_code == 200, rejected.text
+
+    hold = await _hold(api, payer, payee, 1_000)
+    for _ in range(5):
+        raised = await post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 1_000})
+        assert raised.status_code == 400, raised.text
+        assert raised.json()["error"]["code"] == "review_not_supported"
+    assert (await api.get(f"/v1/transfers/{hold['id']}")).json()["amount"] == 1_000
+    assert (await balance(api, payer["id"]))["held"] == 1_000
+    captured = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {})
+    assert captured.status_code == 200, captured.text
+    assert captured.json()["captured_amount"] == 1_000
+    await settled(api)
+    assert (await balance(api, payer["id"]))["posted"] == 9_000
+    assert (await balance(api, payee["id"]))["posted"] == 1_000
+
+
+async def _record_shard(cluster: ShardCluster, owner: str, key: str) -> int:
+    for index, shard in enumerate(cluster.shards):
+        async with shard.connection() as conn:
+            found = await conn.fetchval(
+                "select count(*) from idempotency_keys where api_key_id = $1 and key = $2",
+                owner,
+                key,
+            )
+        if found:
+            return index
+    raise AssertionError(f"no idempotency record of {key}")
+
+
+async def _crash_before_the_answer(cluster: ShardCluster, api: httpx.AsyncClient, key: str) -> None:
+    """Leave the idempotency record of `key` as an API process that died after the money
+    moved and before it stored the answer leaves it: in flight, its lease over."""
+    owner = await api_key_id_of(cluster, api.headers["Authorization"].removeprefix("Bearer "))
+    async with cluster.shards[await _record_shard(cluster, owner, key)].connection() as conn:
+        changed = await conn.execute(
+            "update idempotency_keys set state = 'in_flight', locked_at = '-infinity',"
+            " response_status = null, response_body = null"
+            " where api_key_id = $1 and key = $2",
+            owner,
+            key,
+        )
+    assert changed == "UPDATE 1", changed
+
+
+@pytest.mark.parametrize("way", ["single", "batch-item"])
+@pytest.mark.parametrize("across", [False, True], ids=["one-shard", "across-shards"])
+async def test_a_delayed_credit_retried_after_it_fell_due_is_answered_with_it(
+    api: httpx.AsyncClient, cluster: ShardCluster, books: None, across: bool, way: str
+) -> None:
+    """A delayed credit committed, its API process died before storing the answer, and the
+    retry under the same key comes after `available_on`: it is answered with the transfer
+    (not 400 "available_on must be in the future" while the money had moved), and the
+    money moved once."""
+    payer = await _funded(api, PAYER_SHARD, 1_000)
+    payee = await account_on(api, (PAYER_SHARD + 1) % 4 if across else PAYER_SHARD)
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    body = transfer_body(payer, payee, 300, available_on=due.isoformat())
+    key = f"later-{ULID()}"
+
+    async def send() -> httpx.Response:
+        if way == "single":
+            return await post_keyed(api, "/v1/transfers", body, key=key)
+        return await post_keyed(
+            api, "/v1/transfers/batch", {"transfers": [{**body, "idempotency_key": key}]}
+        )
+
+    def answer(response: httpx.Response) -> tuple[int, dict]:
+        if way == "single":
+            return response.status_code, response.json()
+        (item,) = response.json()["data"]
+        return item["status"], item["transfer"] or item["error"]
+
+    status, first = answer(await send())
+    assert status in (201, 202), first
+    await settled(api)
+    await _crash_before_the_answer(cluster, api, key)
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 1.0)
+    status, retried = answer(await send())
+    assert status in (200, 201), retried
+    assert retried["id"] == first["id"], retried
+    assert (await balance(api, payer["id"]))["posted"] == 700
+    listed = [t for t in await settled(api) if t["credit_account_id"] == payee["id"]]
+    assert [t["id"] for t in listed] == [first["id"]], "the money moved once"
+
+
+async def test_a_delayed_credit_not_in_the_future_is_refused_and_moves_nothing(
+    api: httpx.AsyncClient, books: None
+) -> None:
+    """A new delayed credit whose `available_on` is behind the shard's clock, or more than
+    90 days ahead, is 400 naming `available_on`, and nothing moves."""
+    payer = await _funded(api, PAYER_SHARD, 1_000)
+    payee = await account_on(api, PAYER_SHARD)
+    for when in (datetime.now(UTC) - timedelta(seconds=1), datetime.now(UTC) + timedelta(days=91)):
+        refused = await post_keyed(
+            api, "/v1/transfers", transfer_body(payer, payee, 10, available_on=when.isoformat())
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "available_on"
+    assert (await balance(api, payer["id"]))["posted"] == 1_000
+
+
+async def test_an_increment_without_the_funds_takes_no_lock_on_the_payees_shard(
+    api_url: str, tenant_key: str, cluster: ShardCluster, books: None
+) -> None:
+    """A hostile tenant's increments from an account without the funds, while another
+    transaction holds the payee shard's clearing account (as every tenant's saga steps
+    do): each is refused 402 at once, as one item of a batch on the payer's shard, and
+    waits for no lock there. (They were tried on the payee's shard first, in a transaction
+    that locked its clearing account, so each waited for it.)"""
+    payee_shard = (PAYER_SHARD + 1) % 4
+    async with tenant_client(api_url, tenant_key, timeout_s=5.0) as api:
+        payer = await _funded(api, PAYER_SHARD, 1_000)
+        payee = await account_on(api, payee_shard)
+        hold = await _hold(api, payer, payee, 1_000)
+        async with cluster.shards[payee_shard].connection() as conn, conn.transaction():
+            await conn.execute(
+                "select 1 from accounts where id = $1 for update",
+                clearing_account_id(payee_shard, "USD"),
+            )
+            refused = await asyncio.gather(
+                *(
+                    post_keyed(api, f"/v1/transfers/{hold['id']}/increment", {"amount": 1})
+                    for _ in range(10)
+                )
+            )
+        assert [r.status_code for r in refused] == [402] * 10, [r.text for r in refused]
+        assert {r.json()["error"]["code"] for r in refused} == {"insufficient_funds"}
+        voided = await post_keyed(api, f"/v1/transfers/{hold['id']}/void")
+        assert voided.status_code == 200, voided.text
+        await settled(api)
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["one-shard", "across-shards"])
+async def test_increments_racing_a_capture_count_exactly_what_was_held(
+    api: httpx.AsyncClient, books: None, across: bool
+) -> None:
+    """Twenty increments of 100 race a final capture of 500 on one hold of 1,000: each
+    increment lands before the capture (and is part of what it releases) or after it (409
+    `transfer_not_pending`); the payee gets exactly 500 and the payer keeps the rest."""
+    payer = await _funded(api, PAYER_SHARD, 10_000)
+    payee = await account_on(api, (PAYER_SHARD + 1) % 4 if across else PAYER_SHARD)
+    hold = await _hold(api, payer, payee, 1_000)
+    path = f"/v1/transfers/{hold['id']}"
+    answers = await asyncio.gather(
+        *(post_keyed(api, f"{path}/increment", {"amount": 100}) for _ in range(10)),
+        post_keyed(api, f"{path}/capture", {"amount": 500}),
+        *(post_keyed(api, f"{path}/increment", {"amount": 100}) for _ in range(10)),
+    )
+    capture = answers[10]
+    assert capture.status_code == 200, capture.text
+    increments = answers[:10] + answers[11:]
+    landed = [r for r in increments if r.status_code == 200]
+    late = [r for r in increments if r.status_code != 200]
+    assert {r.json()["error"]["code"] for r in late} <= {"transfer_not_pending"}, late
+    final = (await api.get(path)).json()
+    assert final["status"] == "posted"
+    assert final["amount"] == 1_000 + 100 * len(landed)
+    assert final["captured_amount"] == 500
+    await settled(api)
+    assert await balance(api, payer["id"]) == {
+        "posted": 9_500,
+        "pending": 0,
+        "held": 0,
+        "available": 9_500,
+    }
+    assert (await balance(api, payee["id"]))["posted"] == 500
+    assert (await balance(api, payee["id"]))["pending"] == 0

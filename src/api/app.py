@@ -53,6 +53,9 @@ class ApiConfig:
     rate_limit_per_s: float = limits.RATE_LIMIT_PER_S_DEFAULT
     """Requests per second per API key in this process; 0 means unlimited."""
     rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
+    reviews_waiting_max: int = limits.REVIEWS_WAITING_MAX_DEFAULT
+    """The most transfers one tenant may have waiting for review (each shard an equal
+    share)."""
     tracing: bool = False
     """A server span per request (FastAPI's own, through the global OpenTelemetry tracer
     provider), continuing an incoming `traceparent`; off, FastAPI starts none even when
@@ -149,6 +152,7 @@ def _state(
         settlement=settlement,
         sync_wait_s=config.saga_sync_wait_s,
         reviews=reviews,
+        reviews_waiting_max=config.reviews_waiting_max,
     )
     # The dispatcher settles atomic batches too; another settlement may not.
     atomic = settlement if isinstance(settlement, AtomicSettlement) else None

@@ -41,6 +41,8 @@ _STATUS: dict[ErrorCode, int] = {
     # Review holds a plain transfer's money (on one shard or across two); a hold or a
     # delayed credit that needs review is refused rather than sent on unreviewed.
     ErrorCode.REVIEW_NOT_SUPPORTED: 400,
+    # A tenant's reviews waiting are capped; decide some, then retry.
+    ErrorCode.REVIEW_QUEUE_FULL: 409,
     ErrorCode.AMOUNT_EXCEEDS_HOLD: 400,
     ErrorCode.BATCH_LEG_REFUSED: 409,
     ErrorCode.API_KEY_MISSING: 401,

@@ -89,8 +89,11 @@ class TransferService:
         settlement: Settlement | None,
         sync_wait_s: float,
         reviews: Reviews | None = None,
+        reviews_waiting_max: int = limits.REVIEWS_WAITING_MAX_DEFAULT,
     ) -> None:
         self._reviews = reviews
+        # Each shard admits an equal share, so the tenant's total stays within the cap.
+        self._reviews_per_shard = max(1, reviews_waiting_max // len(cluster.shards))
         self._cluster = cluster
         self._committer = committer
         self._settlement = settlement
@@ -183,10 +186,13 @@ class TransferService:
         return transfer_out(record)
 
     async def _hold(self, principal: Principal, request: PostingRequest) -> TransferOut:
-        """Place a hold on one shard: the money is held, not moved."""
+        """Place a hold on one shard: the money is held, not moved. A fresh hold is
+        answered from what was just written; a replay reads the first one back."""
         result = await self._committer.submit(request.source_shard, request)
         if result.error is not None:
             raise result.error
+        if result.created_at is not None and not result.held_for_review:
+            return _held(request, result.created_at)
         record = await self._fetch(request.source_shard, principal, result.transfer_id)
         assert record is not None, "a hold must be readable on its shard"
         return transfer_out(record)
@@ -223,6 +229,7 @@ class TransferService:
             source_shard=source,
             destination_shard=destination,
             metadata=body.metadata,
+            reviews_waiting_max=self._reviews_per_shard,
         )
 
     async def _fetch(
@@ -342,6 +349,24 @@ def _posted(
         saga=saga,
         metadata=request.metadata,
         created_at=created_at,
+    )
+
+
+def _held(request: PostingRequest, created_at: datetime) -> TransferOut:
+    """The response for a hold on one shard this request just placed, from what it wrote."""
+    return TransferOut(
+        id=request.transfer_id,
+        status=TransferStatus.PENDING,
+        amount=request.amount,
+        currency=request.currency,
+        debit_account_id=request.debit_account_id,
+        credit_account_id=request.credit_account_id,
+        cross_shard=False,
+        metadata=request.metadata,
+        created_at=created_at,
+        expires_at=request.expires_at,
+        captured_amount=0,
+        captures=[],
     )
 
 

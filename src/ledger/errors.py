@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     TRANSFER_EXPIRED = "transfer_expired"
     REVIEW_REJECTED = "review_rejected"
     REVIEW_NOT_SUPPORTED = "review_not_supported"
+    REVIEW_QUEUE_FULL = "review_queue_full"
+    """The tenant has as many transfers waiting for review as it may
+    (`LEDGERFLOW_REVIEWS_WAITING_MAX`): the transfer was not made and nothing is held."""
     AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
     API_KEY_MISSING = "api_key_missing"
     API_KEY_INVALID = "api_key_invalid"
@@ -88,6 +91,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.TRANSFER_NOT_PENDING: ErrorType.STATE,
     ErrorCode.TRANSFER_EXPIRED: ErrorType.STATE,
     ErrorCode.REVIEW_REJECTED: ErrorType.STATE,
+    ErrorCode.REVIEW_QUEUE_FULL: ErrorType.STATE,
     ErrorCode.BATCH_LEG_REFUSED: ErrorType.STATE,
     ErrorCode.SHARD_UNAVAILABLE: ErrorType.API,
     ErrorCode.SETTLEMENT_UNAVAILABLE: ErrorType.API,

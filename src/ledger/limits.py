@@ -253,6 +253,11 @@ REVIEW_TIMEOUT_S_DEFAULT: Final = 86_400.0
 """A transfer waiting for review is rejected after this long without a decision
 (`LEDGERFLOW_REVIEW_TIMEOUT_S`)."""
 REVIEW_TIMEOUT_S_MAX: Final = 30 * 86_400.0
+REVIEWS_WAITING_MAX_DEFAULT: Final = 10_000
+"""The most transfers one tenant may have waiting for review across the cluster
+(`LEDGERFLOW_REVIEWS_WAITING_MAX`): each waits in a Temporal workflow with a long timer on
+the server every tenant's sagas share. Each shard admits an equal share of it."""
+REVIEWS_WAITING_MAX_MAX: Final = 1_000_000
 REVIEW_START_GRACE_S: Final = 5.0
 """The API starts a review's workflow right after holding the transfer; the funds timers
 start one the API has not recorded after this long (it crashed in between)."""

@@ -87,6 +87,7 @@ REFUSAL_ORDER: tuple[tuple[Rule, frozenset[ErrorCode]], ...] = (
         frozenset(
             {
                 ErrorCode.REVIEW_NOT_SUPPORTED,
+                ErrorCode.REVIEW_QUEUE_FULL,
                 ErrorCode.DAILY_LIMIT_EXCEEDED,
                 ErrorCode.BALANCE_LIMIT_EXCEEDED,
                 ErrorCode.AMOUNT_EXCEEDS_HOLD,

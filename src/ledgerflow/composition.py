@@ -57,6 +57,8 @@ class Wiring:
     rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
     review_timeout_s: float = limits.REVIEW_TIMEOUT_S_DEFAULT
     """A transfer waiting for review is rejected after this long (`ReviewTransfer`)."""
+    reviews_waiting_max: int = limits.REVIEWS_WAITING_MAX_DEFAULT
+    """The most transfers one tenant may have waiting for review."""
     tracing: bool = False
     """Trace requests and sagas (`ledgerflow.tracing` installed an exporter)."""
 
@@ -81,6 +83,7 @@ class Wiring:
             pool_size_max=settings.pool_size_max,
             saga_sync_wait_s=settings.saga_sync_wait_s,
             review_timeout_s=settings.review_timeout_s,
+            reviews_waiting_max=settings.reviews_waiting_max,
             saga_batch_window_ms=settings.saga_batch_window_ms,
             saga_batch_size_max=settings.saga_batch_size_max,
             rate_limit_per_s=settings.rate_limit_per_s,
@@ -115,6 +118,7 @@ class Wiring:
             settlement=self.settlement(),
             rate_limit_per_s=self.rate_limit_per_s,
             rate_limit_burst=self.rate_limit_burst,
+            reviews_waiting_max=self.reviews_waiting_max,
             tracing=self.tracing,
         )
 

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         le=limits.REVIEW_TIMEOUT_S_MAX,
         description="A transfer waiting for review is rejected after this many seconds.",
     )
+    reviews_waiting_max: int = Field(
+        default=limits.REVIEWS_WAITING_MAX_DEFAULT,
+        ge=1,
+        le=limits.REVIEWS_WAITING_MAX_MAX,
+        description="The most transfers one tenant may have waiting for review; beyond it a "
+        "transfer is 409 review_queue_full and nothing is held.",
+    )
     worker_metrics_address: str | None = Field(
         default=None,
         description="host:port where `ledgerflow worker` serves the Temporal SDK's Prometheus "

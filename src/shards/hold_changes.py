@@ -18,32 +18,54 @@ transaction, under its operation key (`shards.posting.apply_postings`):
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.holds import HoldPlan, check_open, plan_change
-from ledger.ids import clearing_account_id
+from ledger.ids import CLEARING_PREFIX
 from ledger.posting import Movement
 from ledger.transfers import TransferStatus
 from shards.batch_writes import HoldAfter
 from shards.db import Connection, Record
 from shards.posting_types import HoldChangeRequest, PostingItem, PostingRequest
 
-_CLAIM_AND_LOCK_HOLDS = """
+_HOLD_COLUMNS = (
+    "id, tenant_id, status, amount, captured_amount, expires_at, debit_account_id,"
+    " credit_account_id, currency, source_shard, destination_shard, cross_shard"
+)
+
+# Keys, then transfer rows, then accounts, each sorted, in one round trip: the scalar
+# subqueries make each step finish before the next one locks. The accounts are those the
+# batch's movements name ($4) and those of the holds: across shards this shard's clearing
+# account of the hold's currency, spelled from `ledger.ids.CLEARING_PREFIX` ($5, $6).
+_CLAIM_AND_LOCK_HOLDS = f"""
 with claimed as (
     insert into operations (key, transfer_id)
     select * from unnest($1::text[], $2::text[])
     on conflict do nothing
     returning key
-), locked as materialized (
-    select id, tenant_id, status, amount, captured_amount, expires_at, debit_account_id,
-           credit_account_id, currency, source_shard, destination_shard, cross_shard
-    from transfers
+), holds as materialized (
+    select {_HOLD_COLUMNS} from transfers
     where id = any($3::text[]) and (select count(*) from claimed) >= 0
     order by id
     for update
+), locked as materialized (
+    select {{accounts}} from accounts
+    where id in (
+        select unnest($4::text[])
+        union all select debit_account_id from holds
+        union all
+        select case when cross_shard then $5 || $6::int || '_' || trim(currency)
+                    else credit_account_id end
+        from holds
+    ) and (select count(*) from holds) >= 0
+    order by id
+    for update
 )
-select (select coalesce(array_agg(key), '{}') from claimed) as fresh_keys,
-       clock_timestamp() as now, locked.*
+select (select coalesce(array_agg(key), '{{{{}}}}') from claimed) as fresh_keys,
+       clock_timestamp() as now,
+       (select coalesce(jsonb_agg(to_jsonb(holds)), '[]') from holds) as holds,
+       locked.*
 from (values (1)) as one (n) left join locked on true
 """
 
@@ -66,14 +88,15 @@ class Hold:
     cross_shard: bool
 
 
-def _hold(row: Record) -> Hold:
+def _hold(row: dict[str, Any]) -> Hold:
+    expires_at = row["expires_at"]
     return Hold(
         id=row["id"],
         tenant_id=row["tenant_id"],
         status=TransferStatus(row["status"]),
         amount=row["amount"],
         captured=row["captured_amount"],
-        expires_at=row["expires_at"],
+        expires_at=None if expires_at is None else datetime.fromisoformat(expires_at),
         debit_account_id=row["debit_account_id"],
         credit_account_id=row["credit_account_id"],
         currency=row["currency"].strip(),
@@ -83,30 +106,38 @@ def _hold(row: Record) -> Hold:
     )
 
 
+def claim_and_lock_statement(account_columns: str) -> str:
+    """The statement of `claim_and_lock_holds`, selecting `account_columns` of accounts."""
+    return _CLAIM_AND_LOCK_HOLDS.format(accounts=account_columns)
+
+
 async def claim_and_lock_holds(
-    conn: Connection, items: Sequence[PostingItem]
-) -> tuple[set[str], datetime, dict[str, Hold]]:
+    conn: Connection,
+    statement: str,
+    items: Sequence[PostingItem],
+    *,
+    shard: int,
+    account_ids: Sequence[str],
+) -> tuple[set[str], datetime, dict[str, Hold], list[Record]]:
     """Claim every item's operation key (sorted), then lock the transfer rows the changes
-    among them name (sorted): (the keys claimed now, the shard's clock, the rows found).
-    The accounts are locked after, by the caller."""
+    among them name (sorted), then every account the batch touches (sorted), in one round
+    trip (`statement`, from `claim_and_lock_statement`): (the keys claimed now, the shard's
+    clock, the holds found, the account rows)."""
     claims = sorted({r.operation_key: r.transfer_id for r in reversed(items)}.items())
     transfer_ids = sorted({r.transfer_id for r in items if isinstance(r, HoldChangeRequest)})
     rows = await conn.fetch(
-        _CLAIM_AND_LOCK_HOLDS,
+        statement,
         [key for key, _ in claims],
         [transfer_id for _, transfer_id in claims],
         transfer_ids,
+        sorted(set(account_ids)),
+        CLEARING_PREFIX,
+        shard,
     )
-    holds = {row["id"]: _hold(row) for row in rows if row["id"] is not None}
-    return set(rows[0]["fresh_keys"]), rows[0]["now"], holds
-
-
-def hold_accounts(hold: Hold, shard: int) -> tuple[str, str]:
-    """The accounts a change of `hold` posts against on `shard`: the hold's two accounts,
-    or across shards its debit account and this shard's clearing account."""
-    if hold.cross_shard:
-        return hold.debit_account_id, clearing_account_id(shard, hold.currency)
-    return hold.debit_account_id, hold.credit_account_id
+    first = rows[0]
+    holds = {h["id"]: _hold(h) for h in first["holds"]}
+    accounts = [row for row in rows if row["id"] is not None]
+    return set(first["fresh_keys"]), first["now"], holds, accounts
 
 
 _ACROSS = {

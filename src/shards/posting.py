@@ -133,6 +133,9 @@ from (values (1)) as one (n) left join locked on true
 """
 
 
+_CLAIM_AND_LOCK_HOLDS = hold_changes.claim_and_lock_statement(_ACCOUNT_COLUMNS)
+
+
 def _account(row: asyncpg.Record) -> AccountState:
     return AccountState(
         id=row["id"],
@@ -448,6 +451,7 @@ async def apply_postings(
         accounts = await lock_accounts(conn, [*accounts, *missing])
 
     await _load_outgoing(conn, accounts)
+    reviews = await _load_reviews_waiting(conn, accounts, todo, shard)
     writes = BatchWrites()
     for asked in todo:
         assert asked.tenant_id != SYSTEM_TENANT, "postings act for a customer tenant"
@@ -456,7 +460,7 @@ async def apply_postings(
                 _apply_change(asked, holds.get(asked.transfer_id), now, accounts, writes, shard)
                 continue
             _check_available_on(asked, now)
-            request = _apply_one(asked, accounts, writes, shard)
+            request = _apply_one(asked, accounts, writes, shard, reviews)
         except LedgerError as error:
             results[asked.operation_key] = PostingResult(
                 asked.operation_key, asked.transfer_id, error, replayed=False
@@ -499,18 +503,14 @@ async def _lock(
             conn, plain, [a for r in plain for a in _request_accounts(r, shard)]
         )
         return first_results, accounts, {}, now
-    fresh, now, holds = await hold_changes.claim_and_lock_holds(conn, requests)
-    first_results = await _first_results(conn, requests, fresh)
-    wanted = [
-        a
-        for r in requests
-        for a in (
-            _request_accounts(r, shard)
-            if isinstance(r, PostingRequest)
-            else _change_accounts(holds.get(r.transfer_id), shard)
-        )
+    named = [
+        a for r in requests if isinstance(r, PostingRequest) for a in _request_accounts(r, shard)
     ]
-    return first_results, await lock_accounts(conn, wanted), holds, now
+    fresh, now, holds, rows = await hold_changes.claim_and_lock_holds(
+        conn, _CLAIM_AND_LOCK_HOLDS, requests, shard=shard, account_ids=named
+    )
+    first_results = await _first_results(conn, requests, fresh)
+    return first_results, {row["id"]: _account(row) for row in rows}, holds, now
 
 
 def _request_accounts(request: PostingRequest, shard: int) -> tuple[str, ...]:
@@ -545,7 +545,11 @@ _DEFERRING = frozenset({Movement.DEFER_DEBIT, Movement.RESERVE_FUNDS})
 
 
 def _apply_one(
-    asked: PostingRequest, accounts: dict[str, AccountState], writes: BatchWrites, shard: int
+    asked: PostingRequest,
+    accounts: dict[str, AccountState],
+    writes: BatchWrites,
+    shard: int,
+    reviews: dict[str, int],
 ) -> PostingRequest:
     """Check and apply one movement through the domain rules, into `writes`; returns it as
     applied (routed to review, perhaps). A delayed credit on one shard (`DEFER_DEBIT`) is
@@ -555,15 +559,15 @@ def _apply_one(
         LedgerError: the movement is refused; nothing was changed.
     """
     if asked.movement is not Movement.DEFER_DEBIT:
-        return _apply_movement(asked, accounts, writes, shard)
+        return _apply_movement(asked, accounts, writes, shard, reviews)
     credit = replace(
         asked, movement=Movement.DEFER_CREDIT, operation_key=f"{asked.operation_key}:credit"
     )
     before = {a: replace(accounts[a]) for a in _request_accounts(asked, shard) if a in accounts}
     both = BatchWrites()
     try:
-        _apply_movement(asked, accounts, both, shard)
-        _apply_movement(credit, accounts, both, shard, keyed=False)
+        _apply_movement(asked, accounts, both, shard, reviews)
+        _apply_movement(credit, accounts, both, shard, reviews, keyed=False)
     except LedgerError:
         accounts.update(before)
         raise
@@ -576,6 +580,7 @@ def _apply_movement(
     accounts: dict[str, AccountState],
     writes: BatchWrites,
     shard: int,
+    reviews: dict[str, int],
     *,
     keyed: bool = True,
 ) -> PostingRequest:
@@ -595,6 +600,8 @@ def _apply_movement(
             payee_refusal=asked.payee_refusal,
         )
         request = _route_review(asked, debit)
+        if request.movement in _HELD_FOR_REVIEW:
+            _check_reviews_waiting(request, reviews)
     entries = apply_movement(
         request.movement,
         debit=debit,
@@ -604,11 +611,71 @@ def _apply_movement(
         payee_refusal=request.payee_refusal,
     )
     writes.add(request, entries, keyed=keyed)
+    if request.movement in _HELD_FOR_REVIEW:
+        reviews[request.tenant_id] = reviews.get(request.tenant_id, 0) + 1
     return request
 
 
-def _change_accounts(hold: hold_changes.Hold | None, shard: int) -> tuple[str, ...]:
-    return () if hold is None else hold_changes.hold_accounts(hold, shard)
+_HELD_FOR_REVIEW = frozenset({Movement.HOLD_FOR_REVIEW, Movement.RESERVE_FOR_REVIEW})
+
+# Per tenant with a transfer bound for review in the batch: a transaction-scoped advisory
+# lock (sorted, after every row lock), so two batches cannot both admit the last place,
+# then its transfers waiting here, counted up to the cap over the partial index of
+# migration 0011.
+_REVIEWS_WAITING = """
+with locks as materialized (
+    select pg_advisory_xact_lock(hashtextextended('ledgerflow.reviews:' || tenant, 0))
+    from unnest($1::text[]) as t(tenant)
+    order by tenant
+)
+select t.tenant,
+       (select count(*) from (select 1 from transfers
+                              where tenant_id = t.tenant and status = 'requires_review'
+                              limit $2) as w) as waiting
+from unnest($1::text[]) as t(tenant)
+where (select count(*) from locks) >= 0
+"""
+
+
+async def _load_reviews_waiting(
+    conn: Connection, accounts: dict[str, AccountState], todo: Sequence[PostingItem], shard: int
+) -> dict[str, int]:
+    """How many transfers wait for review on this shard for each tenant that has one bound
+    for review in the batch (a debit above its account's `review_above`), counted under the
+    tenant's lock; {} when none is."""
+    capped: dict[str, int] = {}
+    for r in todo:
+        if not isinstance(r, PostingRequest) or r.reviews_waiting_max is None:
+            continue
+        if r.movement not in (Movement.TRANSFER, Movement.RESERVE_FUNDS):
+            continue
+        debit = accounts.get(posting_accounts(r, shard)[0])
+        threshold = None if debit is None else debit.limits.review_above
+        if threshold is not None and r.amount > threshold:
+            capped[r.tenant_id] = max(capped.get(r.tenant_id, 0), r.reviews_waiting_max)
+    if not capped:
+        return {}
+    tenants = sorted(capped)
+    rows = await conn.fetch(_REVIEWS_WAITING, tenants, max(capped.values()))
+    return {row["tenant"]: row["waiting"] for row in rows}
+
+
+def _check_reviews_waiting(request: PostingRequest, reviews: dict[str, int]) -> None:
+    """Refuse a transfer bound for review when its tenant has as many waiting here as it
+    may: each waits in a workflow with a long timer on the Temporal server every tenant
+    shares, so no tenant may make them common.
+
+    Raises:
+        LedgerError(review_queue_full).
+    """
+    cap = request.reviews_waiting_max
+    if cap is not None and reviews.get(request.tenant_id, 0) >= cap:
+        raise LedgerError(
+            ErrorCode.REVIEW_QUEUE_FULL,
+            f"{cap} of this tenant's transfers already wait for review on this shard; decide"
+            " some first",
+            "amount",
+        )
 
 
 def _apply_change(

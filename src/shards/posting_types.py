@@ -44,6 +44,9 @@ class PostingRequest:
     available_on: datetime | None = None
     """For `DEFER_DEBIT` and `RESERVE_FUNDS`: when the payee's pending credit becomes
     available."""
+    reviews_waiting_max: int | None = None
+    """For a transfer its debit account's `review_above` sends to review: how many of the
+    tenant's transfers may wait for review on this shard (None: no cap)."""
     payee_refusal: LedgerError | None = None
     """For `RESERVE_FUNDS`: what the payee's shard showed it would refuse the credit for
     when the request came (`ledger.posting.refusal_of_payee`); it answers in

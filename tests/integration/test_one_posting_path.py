@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from temporalio.worker import Worker
 from ulid import ULID
 
 from ledger.ids import clearing_account_id
+from ledgerflow.composition import Wiring
 from shards.cluster import ShardCluster
-from tests.conftest import tenant_client
+from tests.conftest import TASK_QUEUE, new_tenant_key, served, tenant_client
 from tests.integration.cross_shard import account_on, api_key_id_of, settled
 from tests.integration.helpers import balance, post_keyed, transfer_body
 
@@ -232,3 +234,54 @@ async def test_increments_racing_a_capture_count_exactly_what_was_held(
     }
     assert (await balance(api, payee["id"]))["posted"] == 500
     assert (await balance(api, payee["id"]))["pending"] == 0
+
+
+async def test_a_tenant_cannot_make_reviews_common(
+    shard_dsns: list[str],
+    temporal_address: str,
+    tenant_key: str,
+    settlement_worker: Worker,
+    cluster: ShardCluster,
+    books: None,
+) -> None:
+    """With `LEDGERFLOW_REVIEWS_WAITING_MAX=8` on 4 shards, a tenant with `review_above: 1`
+    gets 2 transfers of 2 waiting for review on a shard; the next ones, sent at once, are
+    409 `review_queue_full` and hold nothing; a decided review frees its place; another
+    tenant's reviews are not counted against it."""
+    wiring = Wiring(
+        shard_dsns=shard_dsns,
+        temporal_address=temporal_address,
+        task_queue=TASK_QUEUE,
+        pool_size_max=4,
+        reviews_waiting_max=8,
+    )
+    app = wiring.app()
+    async with served(app, tenant_key) as api, served(app, await new_tenant_key(cluster)) as other:
+        payer = await _funded(api, PAYER_SHARD, 1_000, limits={"review_above": 1})
+        payee = await account_on(api, PAYER_SHARD)
+        answers = await asyncio.gather(
+            *(post_keyed(api, "/v1/transfers", transfer_body(payer, payee, 2)) for _ in range(12))
+        )
+        waiting = [r for r in answers if r.status_code == 202]
+        full = [r for r in answers if r.status_code != 202]
+        assert len(waiting) == 2, [r.text for r in answers]
+        assert {(r.status_code, r.json()["error"]["code"]) for r in full} == {
+            (409, "review_queue_full")
+        }
+        assert (await balance(api, payer["id"]))["held"] == 4, "a refused review held money"
+
+        theirs = await _funded(other, PAYER_SHARD, 100, limits={"review_above": 1})
+        their_payee = await account_on(other, PAYER_SHARD)
+        held = await post_keyed(other, "/v1/transfers", transfer_body(theirs, their_payee, 2))
+        assert held.status_code == 202, held.text
+
+        rejected = await post_keyed(api, f"/v1/transfers/{waiting[0].json()['id']}/reject")
+        assert rejected.status_code == 200, rejected.text
+        again = await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, 2))
+        assert again.status_code == 202, again.text
+        for response in (waiting[1], again):
+            decided = await post_keyed(api, f"/v1/transfers/{response.json()['id']}/reject")
+            assert decided.status_code == 200, decided.text
+        decided = await post_keyed(other, f"/v1/transfers/{held.json()['id']}/reject")
+        assert decided.status_code == 200, decided.text
+        assert (await balance(api, payer["id"]))["available"] == 1_000

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     RESOURCE_NOT_FOUND = "resource_not_found"
     REVIEW_NOT_SUPPORTED = "review_not_supported"
+    REVIEW_QUEUE_FULL = "review_queue_full"
     REVIEW_REJECTED = "review_rejected"
     SAME_ACCOUNT = "same_account"
     SETTLEMENT_FAILED = "settlement_failed"

@@ -11,7 +11,7 @@ from ledger.limits import (
     SHARD_PROBE_TIMEOUT_S,
 )
 from shards.cluster import SHARD_FAILURES, ShardCluster
-from shards.events import purge_old_events
+from shards.events import purge_old_events, purge_old_outgoing
 from shards.idempotency import purge_expired_keys
 
 log = structlog.get_logger("ledgerflow.api")
@@ -20,8 +20,8 @@ log = structlog.get_logger("ledgerflow.api")
 async def purge_expired(
     cluster: ShardCluster, *, interval_s: float = IDEMPOTENCY_PURGE_INTERVAL_S
 ) -> None:
-    """Delete idempotency records past their 24 hours and events past their 30 days, on
-    every shard, forever.
+    """Delete idempotency records past their 24 hours, events past their 30 days and the
+    daily limits' rows past a day, on every shard, forever.
 
     Expired keys are already reusable (claiming one overwrites it), and an event older than
     its retention is no longer listed; this keeps both tables from growing. Every API
@@ -34,11 +34,18 @@ async def purge_expired(
                 async with shard.connection() as conn:
                     keys = await purge_expired_keys(conn)
                     events = await purge_old_events(conn, retention_s=EVENT_RETENTION_S)
+                    outgoing = await purge_old_outgoing(conn)
             except SHARD_FAILURES as error:
                 log.warning("purge failed", shard=shard.index, error=str(error))
                 continue
-            if keys or events:
-                log.info("purged", shard=shard.index, idempotency_keys=keys, events=events)
+            if keys or events or outgoing:
+                log.info(
+                    "purged",
+                    shard=shard.index,
+                    idempotency_keys=keys,
+                    events=events,
+                    outgoing=outgoing,
+                )
 
 
 class ShardHealth:

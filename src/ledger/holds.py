@@ -78,7 +78,7 @@ def plan_change(
                 held_total + amount,
                 captured,
                 None,
-                None,
+                EventType.TRANSFER_INCREMENTED,
             )
         case HoldAction.VOID:
             steps = ((Movement.RELEASE, held),) if held else ()

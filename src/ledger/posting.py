@@ -284,6 +284,9 @@ _CHECKS_CREDIT_SIDE = frozenset(
     }
 )
 _CHECKS_FUNDS = _CHECKS_DEBIT_SIDE | _CHECKS_CREDIT_SIDE
+DEBIT_SIDE_CHECKED = _CHECKS_DEBIT_SIDE
+"""Movements that start money leaving their debit account (sent or newly held): the ones a
+daily limit counts."""
 
 
 def lines_for(

@@ -7,8 +7,8 @@ a change in this module plus the code that acts on it: the event a state reports
 too (`EventType`, `event_for`).
 
 The event feed's vocabulary: an event is written in the transaction that changes a
-transfer's status, with the transfer as that change left it: `transfer.posted`,
-`transfer.failed`, `transfer.pending`, `transfer.captured`, `transfer.voided`,
+transfer, with the transfer as that change left it: `transfer.posted`, `transfer.failed`,
+`transfer.pending`, `transfer.captured`, `transfer.incremented`, `transfer.voided`,
 `transfer.expired`, `transfer.requires_review`, `transfer.approved`, `transfer.rejected`
 and `funds.available`.
 """
@@ -159,6 +159,7 @@ class EventType(StrEnum):
     TRANSFER_FAILED = "transfer.failed"
     TRANSFER_PENDING = "transfer.pending"
     TRANSFER_CAPTURED = "transfer.captured"
+    TRANSFER_INCREMENTED = "transfer.incremented"
     TRANSFER_VOIDED = "transfer.voided"
     TRANSFER_EXPIRED = "transfer.expired"
     TRANSFER_REQUIRES_REVIEW = "transfer.requires_review"

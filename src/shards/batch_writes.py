@@ -119,6 +119,10 @@ with stamp as (
     select * from unnest($49::text[], $50::text[], $51::text[], $52::text[], $53::text[],
                          $54::text[], $55::bigint[], $56::text[], $57::int[], $58::int[])
     on conflict (operation_key) do nothing
+), new_outgoing as (
+    insert into outgoing (account_id, transfer_id, amount, created_at)
+    select u.a, u.t, u.amount, stamp.at
+    from unnest($59::text[], $60::text[], $61::bigint[]) as u(a, t, amount), stamp
 )
 select id, created_at, null::jsonb as changed from opened
 union all
@@ -178,6 +182,8 @@ class BatchWrites:
     """Each changed hold as the batch's last change left it, by transfer id."""
     change_events: list[tuple[str, str]] = field(default_factory=list)
     followups: list[PostingRequest] = field(default_factory=list)
+    outgoing: list[tuple[str, str, int]] = field(default_factory=list)
+    """(account id, transfer id, signed amount) for the daily limits (migration 0012)."""
 
     def add(self, request: PostingRequest, entries: list[Entry], *, keyed: bool = True) -> None:
         """Record an applied movement and its entries (and its result under its own key,
@@ -201,6 +207,7 @@ class BatchWrites:
         self.finished.extend(other.finished)
         self.touched.update(other.touched)
         self.results.extend(other.results)
+        self.outgoing.extend(other.outgoing)
 
     def change(
         self,
@@ -296,6 +303,9 @@ class BatchWrites:
             [r.currency for r in followups],
             [r.source_shard for r in followups],
             [r.destination_shard for r in followups],
+            [a for a, _, _ in self.outgoing],
+            [t for _, t, _ in self.outgoing],
+            [amount for _, _, amount in self.outgoing],
         )
         created = {r["id"]: r["created_at"] for r in rows if r["changed"] is None}
         changed = {

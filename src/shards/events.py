@@ -118,3 +118,20 @@ async def purge_old_events(
         purged += deleted
         if deleted < batch_max:
             return purged
+
+
+async def purge_old_outgoing(conn: Connection, *, batch_max: int = EVENT_PURGE_BATCH_MAX) -> int:
+    """Delete the daily limits' rows (migration 0012) older than a day, which no window
+    reads any more, `batch_max` per statement until none is left; returns how many."""
+    assert 0 < batch_max <= EVENT_PURGE_BATCH_MAX
+    purged = 0
+    while True:
+        result = await conn.execute(
+            "delete from outgoing where ctid = any(array(select ctid from outgoing"
+            " where created_at < now() - interval '1 day' order by created_at limit $1))",
+            batch_max,
+        )
+        deleted = int(result.split()[-1])
+        purged += deleted
+        if deleted < batch_max:
+            return purged

@@ -25,9 +25,10 @@ from datetime import datetime
 
 import structlog
 
+from ledger.errors import ErrorCode, LedgerError
 from ledger.limits import POSTING_BATCH_SIZE_MAX, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
-from shards.cluster import Shard, ShardCluster, oldest_first
+from shards.cluster import SHARD_FAILURES, Shard, ShardCluster, oldest_first
 from shards.db import Connection, Record
 from shards.posting import post_batch_on
 from shards.posting_types import PostingRequest, PostingResult, movement_of
@@ -139,7 +140,7 @@ async def apply_followups(
     applied: list[str] = []
     refused: list[PostingResult] = []
     for destination, requests in sorted(by_destination.items()):
-        results = await post_batch_on(cluster.shards[destination], requests)
+        results = await _post_isolating(cluster.shards[destination], requests)
         applied.extend(r.operation_key for r in results if r.error is None)
         refused.extend(r for r in results if r.error is not None)
     if applied or refused:
@@ -164,6 +165,48 @@ async def apply_followups(
             error=str(result.error),
         )
     return FollowupPass(applied=len(applied), more_open=len(rows) == limit and len(applied) > 0)
+
+
+async def _post_isolating(shard: Shard, requests: list[PostingRequest]) -> list[PostingResult]:
+    """Post follow-ups on their destination in one batch; when that raises something other
+    than a shard failure (a bug, or a state no rule foresaw), post each on its own, and
+    answer each that raises on its own as refused, so it stays open at the back of the line
+    and the other follow-ups, of every tenant, still apply (as the saga isolates its posts).
+
+    Raises:
+        `shards.cluster.SHARD_FAILURES`: the destination failed; nothing was written there.
+    """
+    try:
+        return await post_batch_on(shard, requests)
+    except SHARD_FAILURES:
+        raise
+    except Exception as error:
+        if len(requests) > 1:
+            log.warning(
+                "follow-up batch raised; applying one by one",
+                shard=shard.index,
+                size=len(requests),
+                error=repr(error),
+            )
+    results: list[PostingResult] = []
+    for request in requests:
+        try:
+            results.extend(await post_batch_on(shard, [request]))
+        except SHARD_FAILURES:
+            raise
+        except Exception as error:
+            log.exception(
+                "follow-up raised on its destination; it stays open",
+                operation_key=request.operation_key,
+                shard=shard.index,
+            )
+            refusal = LedgerError(
+                ErrorCode.SETTLEMENT_FAILED, f"raised on shard {shard.index}: {error!r}"
+            )
+            results.append(
+                PostingResult(request.operation_key, request.transfer_id, refusal, replayed=False)
+            )
+    return results
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,16 +49,21 @@ with claimed as (
     where id = any($3::text[]) and (select count(*) from claimed) >= 0
     order by id
     for update
-), locked as materialized (
-    select {{accounts}} from accounts
-    where id in (
-        select unnest($4::text[])
+), wanted as materialized (
+    select array_agg(id) as ids from (
+        select unnest($4::text[]) as id
         union all select debit_account_id from holds
         union all
         select case when cross_shard then $5 || $6::int || '_' || trim(currency)
                     else credit_account_id end
         from holds
-    ) and (select count(*) from holds) >= 0
+    ) as named
+), locked as materialized (
+    -- The ids as one array, not a join: a row another transaction changed while this one
+    -- waited for its lock is checked again against this condition alone (a semi-join's
+    -- recheck could drop it).
+    select {{accounts}} from accounts
+    where id = any((select ids from wanted)::text[])
     order by id
     for update
 )

@@ -24,7 +24,14 @@ from ledger.accounts import AccountLimits, AccountState, AccountStatus, NormalBa
 from ledger.errors import ErrorCode, LedgerError
 from ledger.ids import availability_account_id, clearing_account_id
 from ledger.limits import AVAILABLE_ON_DAYS_MAX, POSTING_BATCH_SIZE_MAX
-from ledger.posting import Entry, Movement, apply_movement, check_movement, refusal_of_payee
+from ledger.posting import (
+    DEBIT_SIDE_CHECKED,
+    Entry,
+    Movement,
+    apply_movement,
+    check_movement,
+    refusal_of_payee,
+)
 from ledger.tenants import SYSTEM_TENANT
 from ledger.transfers import SettlementKind
 from shards import batching, hold_changes
@@ -158,28 +165,28 @@ def _account(row: asyncpg.Record) -> AccountState:
     )
 
 
-# What each account sent over the last 24 hours: its transfers as debit account, counted
-# at what they moved or hold (a failed transfer nothing; a hold that ended, what was
-# captured; a hold across shards its saga is still opening, all of it). Read after the
-# accounts are locked, so every earlier debit has committed.
+# What each account with a daily limit sent or newly held over the 24 hours before $2 (the
+# shard's clock, read when the batch locked): each transfer's rows within the window, never
+# below zero per transfer (a release gives back only what the window counted). An index
+# range per account (migration 0012); read after the accounts are locked, so every
+# earlier movement of theirs has committed.
 _OUTGOING_24H = """
-select debit_account_id as id,
-       sum(case when status = 'failed' then 0
-                when expires_at is not null and status not in ('pending', 'processing')
-                    then captured_amount
-                else amount end) as sent
-from transfers
-where debit_account_id = any($1::text[]) and created_at > clock_timestamp() - interval '1 day'
-group by debit_account_id
+select account_id as id, sum(greatest(sent, 0)) as sent
+from (select account_id, sum(amount) as sent from outgoing
+      where account_id = any($1::text[]) and created_at > $2
+      group by account_id, transfer_id) as per_transfer
+group by account_id
 """
 
 
-async def _load_outgoing(conn: Connection, accounts: dict[str, AccountState]) -> None:
+async def _load_outgoing(
+    conn: Connection, accounts: dict[str, AccountState], now: datetime
+) -> None:
     """Fill `outgoing_24h` of the locked accounts that have a daily limit."""
     limited = [a.id for a in accounts.values() if a.limits.daily_outgoing is not None]
     if not limited:
         return
-    for row in await conn.fetch(_OUTGOING_24H, limited):
+    for row in await conn.fetch(_OUTGOING_24H, limited, now - timedelta(days=1)):
         accounts[row["id"]].outgoing_24h = row["sent"]
 
 
@@ -450,7 +457,7 @@ async def apply_postings(
         await _ensure_system_accounts(conn, missing)
         accounts = await lock_accounts(conn, [*accounts, *missing])
 
-    await _load_outgoing(conn, accounts)
+    await _load_outgoing(conn, accounts, now)
     reviews = await _load_reviews_waiting(conn, accounts, todo, shard)
     writes = BatchWrites()
     for asked in todo:
@@ -611,12 +618,30 @@ def _apply_movement(
         payee_refusal=request.payee_refusal,
     )
     writes.add(request, entries, keyed=keyed)
+    _count_outgoing(request, debit, writes)
     if request.movement in _HELD_FOR_REVIEW:
         reviews[request.tenant_id] = reviews.get(request.tenant_id, 0) + 1
     return request
 
 
 _HELD_FOR_REVIEW = frozenset({Movement.HOLD_FOR_REVIEW, Movement.RESERVE_FOR_REVIEW})
+
+_RELEASES = frozenset({Movement.RELEASE, Movement.RELEASE_ACROSS, Movement.RELEASE_HOLD})
+
+
+def _count_outgoing(
+    request: PostingRequest, debit: AccountState | None, writes: BatchWrites
+) -> None:
+    """Record, for a debit account with a daily limit, money that starts leaving it (counted
+    when it is sent or newly held: a transfer, a hold, an increment, a reserve) or held
+    money released (given back within the window), for the rolling 24 hours."""
+    if debit is None or debit.limits.daily_outgoing is None:
+        return
+    if request.movement in DEBIT_SIDE_CHECKED:
+        writes.outgoing.append((debit.id, request.transfer_id, request.amount))
+    elif request.movement in _RELEASES:
+        writes.outgoing.append((debit.id, request.transfer_id, -request.amount))
+
 
 # Per tenant with a transfer bound for review in the batch: a transaction-scoped advisory
 # lock (sorted, after every row lock), so two batches cannot both admit the last place,
@@ -729,6 +754,7 @@ def _apply_change(
         applied.append((step, entries))
     for step, entries in applied:
         writes.add(step, entries, keyed=False)
+        _count_outgoing(step, accounts.get(step.debit_account_id), writes)
     event = None if planned.plan.event is None else str(planned.plan.event)
     writes.change(change.operation_key, planned.after, event, planned.followups)
     hold_changes.applied(hold, planned.after)

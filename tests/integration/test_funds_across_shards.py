@@ -157,7 +157,12 @@ async def test_hold_across_shards_captured_in_parts(api: httpx.AsyncClient) -> N
     assert response.json()["error"]["code"] == "transfer_not_pending"
     events = (await api.get("/v1/events", params={"limit": 100})).json()["data"]
     types = [e["type"] for e in events if e["data"]["object"]["id"] == hold["id"]]
-    assert types == ["transfer.captured", "transfer.captured", "transfer.pending"], types
+    assert types == [
+        "transfer.captured",
+        "transfer.incremented",
+        "transfer.captured",
+        "transfer.pending",
+    ], types
 
 
 async def test_void_and_refused_hold_across_shards(api: httpx.AsyncClient) -> None:

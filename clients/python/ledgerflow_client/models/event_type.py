@@ -6,6 +6,7 @@ class EventType(StrEnum):
     TRANSFER_CAPTURED = "transfer.captured"
     TRANSFER_EXPIRED = "transfer.expired"
     TRANSFER_FAILED = "transfer.failed"
+    TRANSFER_INCREMENTED = "transfer.incremented"
     TRANSFER_PENDING = "transfer.pending"
     TRANSFER_POSTED = "transfer.posted"
     TRANSFER_REJECTED = "transfer.rejected"

@@ -1,5 +1,5 @@
 """A hold's changes as the posting path plans them: a capture (in part, several times, or
-finally), a void, an increment.
+finally), a void, an increment; and a review's decision on a transfer held for review.
 
 The plan is pure: from what the hold holds now it says which movements the change makes
 (`CAPTURE`, `RELEASE`, `INCREASE_HOLD`, in their one-shard form; across shards the posting
@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from ledger.errors import ErrorCode, LedgerError
 from ledger.posting import Movement
-from ledger.transfers import EventType, TransferStatus, check_transition
+from ledger.transfers import EventType, SagaStep, TransferStatus, check_step, check_transition
 
 
 class HoldAction(StrEnum):
@@ -23,6 +23,13 @@ class HoldAction(StrEnum):
     CAPTURE = "capture"
     VOID = "void"
     INCREMENT = "increment"
+    APPROVE = "approve"
+    """A review's decision: post the held money (across shards, hand it to a saga)."""
+    REJECT = "reject"
+    """A review's decision (or its timeout): release the held money; the transfer fails."""
+
+
+REVIEW_DECISIONS = frozenset({HoldAction.APPROVE, HoldAction.REJECT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,12 @@ class HoldPlan:
     capture: dict[str, object] | None
     """The capture to append to the row's list, if the change is one."""
     event: EventType | None
+    failure_code: ErrorCode | None = None
+    """A rejected review's."""
+    step: SagaStep | None = None
+    """Across shards, the saga step the change leaves (None: as it was)."""
+    to_saga: bool = False
+    """Across shards, an approved review: the transfer is handed to a saga."""
 
 
 def check_open(transfer_id: str, status: TransferStatus, *, expired: bool) -> None:
@@ -55,6 +68,61 @@ def check_open(transfer_id: str, status: TransferStatus, *, expired: bool) -> No
         raise LedgerError(
             ErrorCode.TRANSFER_NOT_PENDING, f"transfer {transfer_id} is {status}, not pending"
         )
+
+
+def check_waiting(transfer_id: str, status: TransferStatus) -> None:
+    """Refuse a decision on a transfer that no longer waits for review (decided, or timed
+    out, before).
+
+    Raises:
+        LedgerError(transfer_not_pending).
+    """
+    if status is not TransferStatus.REQUIRES_REVIEW:
+        raise LedgerError(
+            ErrorCode.TRANSFER_NOT_PENDING,
+            f"transfer {transfer_id} is {status}, not waiting for review",
+        )
+
+
+def plan_decision(
+    approve: bool, *, amount: int, cross_shard: bool, step: SagaStep | None
+) -> HoldPlan:
+    """A review's decision on a transfer held for review (its whole `amount`): on one shard
+    the held money posts (`CAPTURE`) or is released (`RELEASE`); across shards an approved
+    reserve is handed to a saga (nothing moves now), a rejected one is released on the
+    source (`RELEASE_ACROSS`: no destination was credited, so none follows)."""
+    held = TransferStatus.REQUIRES_REVIEW
+    if approve:
+        event = EventType.TRANSFER_APPROVED
+        if cross_shard:
+            status = check_transition(held, TransferStatus.PROCESSING)
+            return HoldPlan((), status, amount, 0, None, event, to_saga=True)
+        status = check_transition(held, TransferStatus.POSTED)
+        return HoldPlan(((Movement.CAPTURE, amount),), status, amount, 0, None, event)
+    status = check_transition(held, TransferStatus.FAILED)
+    event = EventType.TRANSFER_REJECTED
+    if cross_shard:
+        assert step is not None
+        released = check_step(step, SagaStep.RELEASED)
+        return HoldPlan(
+            ((Movement.RELEASE_ACROSS, amount),),
+            status,
+            amount,
+            0,
+            None,
+            event,
+            failure_code=ErrorCode.REVIEW_REJECTED,
+            step=released,
+        )
+    return HoldPlan(
+        ((Movement.RELEASE, amount),),
+        status,
+        amount,
+        0,
+        None,
+        event,
+        failure_code=ErrorCode.REVIEW_REJECTED,
+    )
 
 
 def plan_change(
@@ -105,3 +173,5 @@ def plan_change(
                 {"amount": take, "final": final},
                 EventType.TRANSFER_CAPTURED,
             )
+        case HoldAction.APPROVE | HoldAction.REJECT:
+            raise AssertionError("a review's decision is planned by plan_decision")

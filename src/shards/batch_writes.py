@@ -14,7 +14,14 @@ from datetime import datetime
 from ledger.accounts import AccountState
 from ledger.errors import LedgerError
 from ledger.posting import Entry, Movement
-from ledger.transfers import SagaStep, TransferStatus, event_for, finishing, opening_status
+from ledger.transfers import (
+    SagaStep,
+    SettlementKind,
+    TransferStatus,
+    event_for,
+    finishing,
+    opening_status,
+)
 from shards.db import Connection
 from shards.posting_types import PostingRequest, result_json
 from shards.transfers import TransferRecord, transfer_from_json
@@ -101,11 +108,23 @@ with stamp as (
 ), changed as (
     -- Changes of holds: each transfer once, as the batch's last change of it left it.
     update transfers t set status = u.status, amount = u.amount, captured_amount = u.captured,
-                           captures = t.captures || u.captures::jsonb, updated_at = stamp.at
-    from unnest($42::text[], $43::text[], $44::bigint[], $45::bigint[], $46::text[])
-         as u(id, status, amount, captured, captures), stamp
+                           captures = t.captures || u.captures::jsonb, updated_at = stamp.at,
+                           failure_code = coalesce(u.failure_code, t.failure_code),
+                           saga_step = coalesce(u.step, t.saga_step)
+    from unnest($42::text[], $43::text[], $44::bigint[], $45::bigint[], $46::text[],
+                $62::text[], $63::text[])
+         as u(id, status, amount, captured, captures, failure_code, step), stamp
     where t.id = u.id
     returning t.*
+), to_saga as (
+    -- An approved review across shards enters the outbox as a reserve just made would:
+    -- the hand-over or the sweep claims it (`shards.outbox`).
+    insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
+                             amount, currency, source_shard, destination_shard, kind)
+    select x.id, x.tenant_id, x.debit_account_id, x.credit_account_id, x.amount, x.currency,
+           x.source_shard, x.destination_shard, $65
+    from changed as x
+    where x.id = any($64::text[])
 ), change_events as (
     insert into events (id, tenant_id, type, transfer_id, data, created_at)
     select event_id(stamp.at, $37::int), x.tenant_id, u.type, x.id, to_jsonb(x), stamp.at
@@ -167,6 +186,11 @@ class HoldAfter:
     captured: int
     captures: tuple[dict[str, object], ...]
     """Captures to append to the row's list."""
+    failure_code: str | None = None
+    step: str | None = None
+    """The saga step it leaves (None: as it was)."""
+    to_saga: bool = False
+    """An approved review across shards: the transfer enters the outbox."""
 
 
 @dataclass(slots=True)
@@ -306,6 +330,10 @@ class BatchWrites:
             [a for a, _, _ in self.outgoing],
             [t for _, t, _ in self.outgoing],
             [amount for _, _, amount in self.outgoing],
+            [c.failure_code for c in changes],
+            [c.step for c in changes],
+            [c.transfer_id for c in changes if c.to_saga],
+            str(SettlementKind.TRANSFER),
         )
         created = {r["id"]: r["created_at"] for r in rows if r["changed"] is None}
         changed = {

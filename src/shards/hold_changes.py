@@ -21,17 +21,25 @@ from datetime import datetime
 from typing import Any
 
 from ledger.errors import ErrorCode, LedgerError
-from ledger.holds import HoldPlan, check_open, plan_change
+from ledger.holds import (
+    REVIEW_DECISIONS,
+    HoldAction,
+    HoldPlan,
+    check_open,
+    check_waiting,
+    plan_change,
+    plan_decision,
+)
 from ledger.ids import CLEARING_PREFIX
 from ledger.posting import Movement
-from ledger.transfers import TransferStatus
+from ledger.transfers import SagaStep, TransferStatus
 from shards.batch_writes import HoldAfter
 from shards.db import Connection, Record
 from shards.posting_types import HoldChangeRequest, PostingItem, PostingRequest
 
 _HOLD_COLUMNS = (
     "id, tenant_id, status, amount, captured_amount, expires_at, debit_account_id,"
-    " credit_account_id, currency, source_shard, destination_shard, cross_shard"
+    " credit_account_id, currency, source_shard, destination_shard, cross_shard, saga_step"
 )
 
 # Keys, then transfer rows, then accounts, each sorted, in one round trip: the scalar
@@ -91,6 +99,7 @@ class Hold:
     source_shard: int
     destination_shard: int
     cross_shard: bool
+    saga_step: SagaStep | None
 
 
 def _hold(row: dict[str, Any]) -> Hold:
@@ -108,6 +117,7 @@ def _hold(row: dict[str, Any]) -> Hold:
         source_shard=row["source_shard"],
         destination_shard=row["destination_shard"],
         cross_shard=row["cross_shard"],
+        saga_step=None if row["saga_step"] is None else SagaStep(row["saga_step"]),
     )
 
 
@@ -172,26 +182,39 @@ def plan(change: HoldChangeRequest, hold: Hold | None, *, now: datetime) -> Plan
         LedgerError: transfer_not_found (unknown, or another tenant's), transfer_expired,
             transfer_not_pending, amount_exceeds_hold.
     """
-    if hold is None or hold.tenant_id != change.tenant_id:
+    if hold is None or change.tenant_id not in (None, hold.tenant_id):
         raise LedgerError(
             ErrorCode.TRANSFER_NOT_FOUND, f"no such transfer: {change.transfer_id}", "id"
         )
-    check_open(
-        hold.id,
-        hold.status,
-        expired=hold.expires_at is not None and hold.expires_at <= now,
-    )
-    planned = plan_change(
-        change.action,
-        amount=change.amount,
-        final=change.final,
-        held_total=hold.amount,
-        captured=hold.captured,
-    )
+    deciding = change.action in REVIEW_DECISIONS
+    if deciding:
+        check_waiting(hold.id, hold.status)
+        planned = plan_decision(
+            change.action is HoldAction.APPROVE,
+            amount=hold.amount,
+            cross_shard=hold.cross_shard,
+            step=hold.saga_step,
+        )
+    else:
+        check_open(
+            hold.id,
+            hold.status,
+            expired=hold.expires_at is not None and hold.expires_at <= now,
+        )
+        planned = plan_change(
+            change.action,
+            amount=change.amount,
+            final=change.final,
+            held_total=hold.amount,
+            captured=hold.captured,
+        )
     steps: list[PostingRequest] = []
     followups: list[PostingRequest] = []
     for movement, amount in planned.steps:
-        here, there = _ACROSS[movement] if hold.cross_shard else (movement, None)
+        # A decision's movements are in their source form already; a reserve held for
+        # review credited no destination, so none follows.
+        across = hold.cross_shard and not deciding
+        here, there = _ACROSS[movement] if across else (movement, None)
         steps.append(_movement(hold, here, f"{change.operation_key}:{here}", amount, change))
         if there is not None:
             followups.append(_movement(hold, there, f"{change.operation_key}:{there}", amount))
@@ -204,6 +227,9 @@ def plan(change: HoldChangeRequest, hold: Hold | None, *, now: datetime) -> Plan
         amount=planned.amount,
         captured=planned.captured,
         captures=captures,
+        failure_code=None if planned.failure_code is None else str(planned.failure_code),
+        step=None if planned.step is None else str(planned.step),
+        to_saga=planned.to_saga,
     )
     return PlannedChange(planned, steps, followups, after)
 

@@ -70,7 +70,9 @@ class HoldChangeRequest:
 
     operation_key: str
     transfer_id: str
-    tenant_id: str
+    tenant_id: str | None
+    """The tenant whose transfer it must be; None for a review's decision, which its
+    workflow applies to the transfer the API checked."""
     action: HoldAction
     amount: int | None = None
     """Capture: what to post (all that is held when None). Increment: by how much."""

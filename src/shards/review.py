@@ -1,64 +1,33 @@
 """Review: deciding a transfer that `requires_review`, and finding those whose review
 workflow has not been started.
 
-A decision runs in one transaction on the transfer's (source) shard: lock the transfer
-row and, unless it was decided already, apply the decision, update the row and write its
-event. On one shard the held money posts (`CAPTURE`) or is released (`RELEASE`). Across
-shards the money was reserved against the source's clearing account and no saga has the
-transfer yet: approving writes its `saga_outbox` row, so a saga settles it like any
-cross-shard transfer (`processing`); rejecting releases the reserve (`RELEASE_ACROSS`).
+A decision is an item of the posting path on the transfer's (source) shard
+(`shards.hold_changes`, planned by `ledger.holds.plan_decision`): it locks the transfer row
+and its accounts in the posting order and, unless the transfer was decided already,
+applies the decision, updates the row and writes its event in the batch's statement. On
+one shard the held money posts (`CAPTURE`) or is released (`RELEASE`). Across shards the
+money was reserved against the source's clearing account and no saga has the transfer yet:
+approving writes its `saga_outbox` row, so a saga settles it like any cross-shard transfer
+(`processing`); rejecting releases the reserve (`RELEASE_ACROSS`).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.errors import ErrorCode
+from ledger.holds import HoldAction
 from ledger.limits import STUCK_TRANSFERS_LIMIT_MAX
-from ledger.posting import Movement
-from ledger.transfers import (
-    EventType,
-    SagaStep,
-    SettlementKind,
-    TransferStatus,
-    check_step,
-    check_transition,
-)
+from ledger.transfers import TransferStatus
 from shards.cluster import Shard, ShardCluster, oldest_first
-from shards.db import Connection, Record
-from shards.events import reported
-from shards.posting import apply_postings
-from shards.posting_types import movement_of
-
-_LOCK = """
-select id, tenant_id, status, amount, debit_account_id, credit_account_id, currency,
-       source_shard, destination_shard, cross_shard, saga_step
-from transfers where id = $1
-for update
-"""
-
-_DECIDE = reported(
-    """update transfers set status = $2, failure_code = $3, saga_step = $6,
-                            updated_at = clock_timestamp()
-    where id = $1
-    returning *""",
-    event_type="$4",
-    shard="$5",
-)
-
-# An approved transfer across shards enters the outbox as a reserve just made would: no
-# saga was started for it, so the hand-over or the sweep claims it (`shards.outbox`).
-_HAND_TO_SAGA = """
-insert into saga_outbox (transfer_id, tenant_id, debit_account_id, credit_account_id,
-                         amount, currency, source_shard, destination_shard, kind)
-select id, tenant_id, debit_account_id, credit_account_id, amount, currency, source_shard,
-       destination_shard, $2
-from transfers where id = $1
-"""
+from shards.posting import post_batch_on
+from shards.posting_types import HoldChangeRequest
 
 
 async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> TransferStatus:
-    """Apply a decision on a transfer waiting for review, once; returns its status after (a
-    transfer decided before keeps its first decision).
+    """Apply a decision on a transfer waiting for review, once, through the posting path
+    (`shards.hold_changes`: the transfer row and its accounts locked in the posting order,
+    the rules of every movement, one operation key); returns its status after (a transfer
+    decided before keeps its first decision).
 
     On one shard, approving posts the held money (`posted`). Across shards it hands the
     transfer to a saga (`processing`): the caller starts one (`shards.outbox.claim`), or
@@ -67,57 +36,21 @@ async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> Tra
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing was written.
     """
-    async with shard.connection() as conn, conn.transaction(isolation="read_committed"):
-        row = await conn.fetchrow(_LOCK, transfer_id)
-        assert row is not None, f"review of an unknown transfer {transfer_id}"
-        status = TransferStatus(row["status"])
-        if status is not TransferStatus.REQUIRES_REVIEW:
-            return status
-        if row["cross_shard"]:
-            decided, step = await _decide_across(conn, shard, row, approve=approve)
-        else:
-            decided, step = await _decide_on_one_shard(conn, shard, row, approve=approve)
-        await conn.execute(
-            _DECIDE,
-            transfer_id,
-            str(decided),
-            None if approve else str(ErrorCode.REVIEW_REJECTED),
-            str(EventType.TRANSFER_APPROVED if approve else EventType.TRANSFER_REJECTED),
-            shard.index,
-            None if step is None else str(step),
-        )
-        return decided
-
-
-async def _decide_on_one_shard(
-    conn: Connection, shard: Shard, row: Record, *, approve: bool
-) -> tuple[TransferStatus, SagaStep | None]:
-    """Post or release the money held on the debit account; (status, saga step) after."""
-    movement = Movement.CAPTURE if approve else Movement.RELEASE
-    await _post(conn, shard, row, movement)
-    target = TransferStatus.POSTED if approve else TransferStatus.FAILED
-    return check_transition(TransferStatus.REQUIRES_REVIEW, target), None
-
-
-async def _decide_across(
-    conn: Connection, shard: Shard, row: Record, *, approve: bool
-) -> tuple[TransferStatus, SagaStep | None]:
-    """Hand an approved reserve to a saga, or release a rejected one; (status, saga step)
-    after."""
-    reserved = SagaStep(row["saga_step"])
-    if approve:
-        await conn.execute(_HAND_TO_SAGA, row["id"], str(SettlementKind.TRANSFER))
-        return check_transition(TransferStatus.REQUIRES_REVIEW, TransferStatus.PROCESSING), reserved
-    await _post(conn, shard, row, Movement.RELEASE_ACROSS)
-    released = check_step(reserved, SagaStep.RELEASED)
-    return check_transition(TransferStatus.REQUIRES_REVIEW, TransferStatus.FAILED), released
-
-
-async def _post(conn: Connection, shard: Shard, row: Record, movement: Movement) -> None:
-    """Post or release the whole reviewed amount through the posting path, once."""
-    request = movement_of(row, movement, operation_key=f"review:{row['id']}", amount=row["amount"])
-    (result,) = await apply_postings(conn, shard=shard.index, requests=[request])
-    assert result.error is None, "posting or releasing held money is never refused"
+    decision = HoldChangeRequest(
+        operation_key=f"review:{transfer_id}",
+        transfer_id=transfer_id,
+        tenant_id=None,
+        action=HoldAction.APPROVE if approve else HoldAction.REJECT,
+    )
+    (result,) = await post_batch_on(shard, [decision])
+    if result.changed is not None:
+        return result.changed.status
+    if result.error is not None:
+        assert result.error.code is ErrorCode.TRANSFER_NOT_PENDING, result.error
+    async with shard.connection() as conn:
+        status = await conn.fetchval("select status from transfers where id = $1", transfer_id)
+    assert status is not None, f"review of an unknown transfer {transfer_id}"
+    return TransferStatus(status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,18 @@ turn and starts it again:
 - a shard (SIGKILL of the postmaster and its backends; WAL recovery on restart);
 - the Temporal dev server (stopped and started on its SQLite file).
 
-Each client retries a transfer with the same Idempotency-Key until it gets a final answer
-(201, 202, 402), as a real client would. Afterwards it waits until no transfer is
-processing, then checks, and exits 1 if anything is off:
-1. every account's balance equals what the accepted transfers say (each exactly once);
-2. `reconcile` (what `ledgerflow verify` runs) finds nothing wrong and nothing in flight.
+Each client retries a request with the same Idempotency-Key until it gets a final answer
+(201, 202, 402 for a transfer; 200 or a refusal for a change), as a real client would.
+With `--funds` every other request of a client is a funds flow instead of a plain
+transfer, on one shard or across two: a hold captured in part, raised and captured finally;
+a hold raised and voided; a hold left to expire; a delayed credit that falls due seconds
+later; a transfer above its account's `review_above`, approved or rejected. Afterwards it
+waits until no transfer is processing and every hold and delayed credit has ended, then
+checks, and exits 1 if anything is off:
+1. every account's balance equals what the accepted transfers and changes say (each exactly
+   once), with nothing held or pending;
+2. every hold is final, and each change is in the event feed once (`--funds`);
+3. `reconcile` (what `ledgerflow verify` runs) finds nothing wrong and nothing in flight.
 """
 
 import argparse
@@ -45,12 +52,15 @@ from bench_stack import (
 from ledgerflow.devstack import EmbeddedPostgres, TemporalDevServer, free_port
 from ledgerflow.temporal import exit_without_finalizing
 from shards.cluster import ShardCluster
-from shards.reconcile import reconcile
+from shards.reconcile import Report, reconcile
 
 ACCOUNTS_PER_SHARD = 4
 OPENING_BALANCE = 1_000_000
 FINAL = {201, 202, 402}
 RETRY_PAUSE_S = 0.2
+REVIEW_ABOVE = 10_000
+"""Every customer account's `review_above`: the drill's review flow sends more."""
+HOLD_FINAL = {"posted", "voided", "expired", "failed"}
 
 
 @dataclass
@@ -82,22 +92,207 @@ class Drill:
 
 async def _post(client: aiohttp.ClientSession, drill: Drill, body: dict, deadline: float) -> int:
     """POST one transfer until it has a final answer, always with the same key."""
+    status, _ = await _send(client, drill, "/v1/transfers", body, deadline, FINAL)
+    return status
+
+
+async def _send(
+    client: aiohttp.ClientSession,
+    drill: Drill,
+    path: str,
+    body: dict | None,
+    deadline: float,
+    final: set[int],
+) -> tuple[int, dict]:
+    """POST `body` to `path` until the answer's status is in `final`, always with the same
+    key; returns (status, body)."""
     headers = {"Idempotency-Key": f"chaos-{ULID()}"}
     while time.monotonic() < deadline:
         try:
-            async with client.post("/v1/transfers", json=body, headers=headers) as response:
-                await response.read()
-                if response.status in FINAL:
-                    return response.status
+            async with client.post(path, json=body, headers=headers) as response:
+                answer = await response.json(content_type=None)
+                in_flight = (answer.get("error") or {}).get("code") == "idempotency_key_in_flight"
+                if response.status in final and not in_flight:
+                    return response.status, answer
                 drill.retries[str(response.status)] += 1
         except (aiohttp.ClientError, TimeoutError) as error:
             drill.retries[type(error).__name__] += 1
         await asyncio.sleep(RETRY_PAUSE_S)
-    raise SystemExit(f"no final answer for {body} before the deadline")
+    raise SystemExit(f"no final answer for {path} {body} before the deadline")
 
 
-async def _accounts(client: aiohttp.ClientSession, drill: Drill) -> dict[str, int]:
-    """Customer accounts on every shard, funded; returns account -> shard."""
+async def _get(client: aiohttp.ClientSession, path: str, params: dict | None = None) -> dict:
+    """GET until it answers 200 (a piece may be down for a while)."""
+    while True:
+        try:
+            async with client.get(path, params=params) as response:
+                if response.status == 200:
+                    return await response.json()
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(RETRY_PAUSE_S)
+
+
+async def _settled(client: aiohttp.ClientSession, transfer_id: str, deadline: float) -> dict:
+    """The transfer once its saga finished (no longer `processing`)."""
+    while time.monotonic() < deadline:
+        transfer = await _get(client, f"/v1/transfers/{transfer_id}")
+        if transfer["status"] != "processing":
+            return transfer
+        await asyncio.sleep(RETRY_PAUSE_S)
+    raise SystemExit(f"{transfer_id} still processing at the deadline")
+
+
+@dataclass
+class Funds:
+    """What the funds flows did: money moved per account, and the changes each transfer
+    was answered for, to find in the event feed."""
+
+    moved: Counter[str] = field(default_factory=Counter)
+    holds: list[str] = field(default_factory=list)
+    changes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(transfer id, event type) -> how many answered changes should have written it."""
+
+    def move(self, debit: str, credit: str, amount: int) -> None:
+        """Record money that moved from `debit` to `credit`."""
+        self.moved[debit] -= amount
+        self.moved[credit] += amount
+
+
+_CHANGE_FINAL = {200, 400, 402, 409}
+
+
+async def _funds_flow(
+    client: aiohttp.ClientSession,
+    drill: Drill,
+    funds: Funds,
+    rng: random.Random,
+    debit: str,
+    credit: str,
+    deadline: float,
+) -> None:
+    """One funds flow between `debit` and `credit`, each request retried under its key until
+    it is final; what moved goes into `funds`."""
+    kind = rng.choice(["capture", "void", "expire", "delayed", "review"])
+    amount = rng.randint(1, 5_000)
+    body = _body(debit, credit, amount)
+    if kind == "delayed":
+        body["available_on"] = _rfc3339(time.time() + rng.uniform(1, 4))
+    elif kind == "review":
+        body["amount"] = amount = REVIEW_ABOVE + amount
+    else:
+        body["pending"] = True
+        body["expires_in"] = rng.randint(1, 3) if kind == "expire" else 3_600
+    status, answer = await _send(client, drill, "/v1/transfers", body, deadline, FINAL | {409})
+    drill.statuses[status] += 1
+    if status not in (201, 202):
+        return
+    transfer = await _settled(client, answer["id"], deadline)
+    if kind == "delayed":
+        if transfer["status"] == "posted":
+            funds.move(debit, credit, amount)
+    elif kind == "review":
+        if transfer["status"] == "requires_review":
+            await _decide(client, drill, funds, rng, transfer, deadline)
+    elif transfer["status"] == "pending":
+        funds.holds.append(transfer["id"])
+        if kind != "expire":
+            await _change_hold(client, drill, funds, rng, transfer, deadline, void=kind == "void")
+
+
+async def _decide(
+    client: aiohttp.ClientSession,
+    drill: Drill,
+    funds: Funds,
+    rng: random.Random,
+    transfer: dict,
+    deadline: float,
+) -> None:
+    """Approve or reject a transfer waiting for review."""
+    approve = rng.random() < 0.5
+    path = f"/v1/transfers/{transfer['id']}/{'approve' if approve else 'reject'}"
+    decided, _ = await _send(client, drill, path, None, deadline, _CHANGE_FINAL)
+    final = await _settled(client, transfer["id"], deadline)
+    if final["status"] == "posted":
+        funds.move(transfer["debit_account_id"], transfer["credit_account_id"], final["amount"])
+    kind = "approved" if approve else "rejected"
+    funds.changes[(transfer["id"], kind)] += int(decided == 200)
+
+
+async def _change_hold(
+    client: aiohttp.ClientSession,
+    drill: Drill,
+    funds: Funds,
+    rng: random.Random,
+    hold: dict,
+    deadline: float,
+    *,
+    void: bool,
+) -> None:
+    """Capture part of a hold (unless it is to be voided), raise it, then void it or capture
+    some of what is left finally."""
+    path = f"/v1/transfers/{hold['id']}"
+    held, captured = hold["amount"], 0
+
+    async def change(action: str, body: dict | None, event: str) -> bool:
+        got, _ = await _send(client, drill, f"{path}/{action}", body, deadline, _CHANGE_FINAL)
+        funds.changes[(hold["id"], event)] += int(got == 200)
+        return got == 200
+
+    if not void:
+        part = rng.randint(0, held)
+        if await change("capture", {"amount": part, "final": False}, "captured"):
+            captured += part
+    raise_by = rng.randint(1, 2_000)
+    if await change("increment", {"amount": raise_by}, "incremented"):
+        held += raise_by
+    if void:
+        await change("void", None, "voided")
+    else:
+        rest = rng.randint(0, held - captured)
+        if await change("capture", {"amount": rest}, "captured"):
+            captured += rest
+    funds.move(hold["debit_account_id"], hold["credit_account_id"], captured)
+
+
+def _rfc3339(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + (
+        f".{int(epoch_s % 1 * 1_000_000):06d}Z"
+    )
+
+
+async def _check_funds(client: aiohttp.ClientSession, funds: Funds, deadline: float) -> list[str]:
+    """Every hold final, and each answered change in the event feed exactly once."""
+    wrong: list[str] = []
+    for hold in funds.holds:
+        while time.monotonic() < deadline:
+            status = (await _get(client, f"/v1/transfers/{hold}"))["status"]
+            if status in HOLD_FINAL:
+                break
+            await asyncio.sleep(1)
+        else:
+            wrong.append(f"{hold}: not final at the deadline ({status})")
+    seen: Counter[tuple[str, str]] = Counter()
+    params: dict[str, object] = {"limit": 100}
+    while True:
+        page = await _get(client, "/v1/events", params)
+        for event in page["data"]:
+            seen[(event["data"]["object"]["id"], event["type"].removeprefix("transfer."))] += 1
+        if not page["has_more"]:
+            break
+        params["starting_after"] = page["data"][-1]["id"]
+    for (transfer_id, kind), count in funds.changes.items():
+        if seen[(transfer_id, kind)] != count:
+            wrong.append(f"{transfer_id}: {seen[(transfer_id, kind)]} {kind} events, not {count}")
+    for (transfer_id, kind), count in seen.items():
+        if count > 1 and kind not in ("captured", "incremented"):
+            wrong.append(f"{transfer_id}: {count} {kind} events")
+    return wrong
+
+
+async def _accounts(client: aiohttp.ClientSession, drill: Drill, *, review: bool) -> dict[str, int]:
+    """Customer accounts on every shard, funded (with `review`, each with `review_above`);
+    returns account -> shard."""
     by_shard: dict[int, list[str]] = {}
     funding: dict[int, str] = {}
     while (
@@ -116,6 +311,12 @@ async def _accounts(client: aiohttp.ClientSession, drill: Drill) -> dict[str, in
         for account in ids[:ACCOUNTS_PER_SHARD]:
             body = _body(funding[shard], account, OPENING_BALANCE)
             assert await _post(client, drill, body, deadline) == 201
+            if review:
+                limits = {"review_above": REVIEW_ABOVE}
+                got, _ = await _send(
+                    client, drill, f"/v1/accounts/{account}/limits", limits, deadline, {200}
+                )
+                assert got == 200
     return {a: s for s, ids in by_shard.items() for a in ids[:ACCOUNTS_PER_SHARD]}
 
 
@@ -163,9 +364,10 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
         headers={"Authorization": f"Bearer {key}"},
         timeout=aiohttp.ClientTimeout(total=30),
     ) as client:
-        shard_of = await _accounts(client, drill)
+        shard_of = await _accounts(client, drill, review=args.funds)
         accounts = sorted(shard_of)
         model = dict.fromkeys(accounts, OPENING_BALANCE)
+        funds = Funds()
         stop = asyncio.Event()
         faults = asyncio.create_task(_faults(drill, stop, args.faults_every))
         load_until = time.monotonic() + args.duration
@@ -173,8 +375,13 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
 
         async def driver(seed: int) -> None:
             rng = random.Random(seed)
+            turn = 0
             while time.monotonic() < load_until:
                 debit, credit = rng.sample(accounts, 2)
+                turn += 1
+                if args.funds and turn % 2 == 0:
+                    await _funds_flow(client, drill, funds, rng, debit, credit, answer_by)
+                    continue
                 amount = rng.randint(1, 5_000)
                 status = await _post(client, drill, _body(debit, credit, amount), answer_by)
                 drill.statuses[status] += 1
@@ -185,37 +392,14 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
         await asyncio.gather(*(driver(i) for i in range(args.concurrency)))
         stop.set()
         await faults
-        settle_by = time.monotonic() + 180
-        while time.monotonic() < settle_by:
-            async with client.get("/v1/transfers", params={"limit": 100}) as response:
-                page = (
-                    (await response.json())["data"]
-                    if response.status == 200
-                    else [{"status": "processing"}]
-                )
-            if all(t["status"] != "processing" for t in page):
-                break
-            await asyncio.sleep(1)
-        wrong = []
-        for account in accounts:
-            async with client.get(f"/v1/accounts/{account}") as response:
-                balance = (await response.json())["balance"]
-            if balance != {
-                "posted": model[account],
-                "pending": 0,
-                "held": 0,
-                "available": model[account],
-            }:
-                wrong.append(f"{account}: expected {model[account]}, got {balance}")
-    cluster = await ShardCluster.connect(drill.config.shard_dsns, pool_size_max=2)
-    try:
-        deadline = time.monotonic() + 120
-        report = await reconcile(cluster)
-        while (report.problems or any(report.in_flight.values())) and time.monotonic() < deadline:
-            await asyncio.sleep(2)
-            report = await reconcile(cluster)
-    finally:
-        await cluster.close()
+        for account, delta in funds.moved.items():
+            model[account] += delta
+        await _wait_settled(client)
+        funds_wrong = (
+            await _check_funds(client, funds, time.monotonic() + 120) if args.funds else []
+        )
+        wrong = await _balances_wrong(client, model)
+    report = await _reconciled(drill.config.shard_dsns)
     print(f"faults: {len(drill.faults)} ({Counter(f.split(' on ')[0] for f in drill.faults)})")
     print(f"answers: {dict(sorted(drill.statuses.items()))}; retried: {dict(drill.retries)}")
     print(
@@ -224,11 +408,54 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
     )
     for line in wrong:
         print(f"  {line}")
+    if args.funds:
+        print(f"funds: {len(funds.holds)} holds, problems {funds_wrong or 'none'}")
     print(
         f"reconcile: {report.accounts_checked} accounts, {report.entries_checked} entries, "
         f"problems {report.problems or 'none'}, in flight {report.in_flight or 'nothing'}"
     )
-    return 1 if wrong or report.problems or any(report.in_flight.values()) else 0
+    off = wrong or funds_wrong or report.problems or any(report.in_flight.values())
+    return 1 if off else 0
+
+
+async def _reconciled(shard_dsns: list[str]) -> Report:
+    """`reconcile`, again until it finds nothing wrong and nothing in flight (or 120 s)."""
+    cluster = await ShardCluster.connect(shard_dsns, pool_size_max=2)
+    try:
+        deadline = time.monotonic() + 120
+        report = await reconcile(cluster)
+        while (report.problems or any(report.in_flight.values())) and time.monotonic() < deadline:
+            await asyncio.sleep(2)
+            report = await reconcile(cluster)
+    finally:
+        await cluster.close()
+    return report
+
+
+async def _wait_settled(client: aiohttp.ClientSession) -> None:
+    """Wait (up to 180 s) until no transfer of the newest hundred is processing."""
+    settle_by = time.monotonic() + 180
+    while time.monotonic() < settle_by:
+        page = (await _get(client, "/v1/transfers", {"limit": 100}))["data"]
+        if all(t["status"] != "processing" for t in page):
+            return
+        await asyncio.sleep(1)
+
+
+async def _balances_wrong(client: aiohttp.ClientSession, model: dict[str, int]) -> list[str]:
+    """The accounts whose balance is not what the model says, nothing held or pending (a
+    delayed credit falls due on the funds timers' next pass, so each gets a minute)."""
+    wrong = []
+    for account, posted in model.items():
+        for _ in range(60):
+            balance = (await _get(client, f"/v1/accounts/{account}"))["balance"]
+            if balance["pending"] == balance["held"] == 0:
+                break
+            await asyncio.sleep(1)
+        expected = {"posted": posted, "pending": 0, "held": 0, "available": posted}
+        if balance != expected:
+            wrong.append(f"{account}: expected {posted}, got {balance}")
+    return wrong
 
 
 def main() -> None:
@@ -238,6 +465,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--faults-every", type=float, default=5)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--funds", action="store_true", help="Every other request a hold, review or delayed credit."
+    )
     args = parser.parse_args()
     services = Services.under(args.data_dir, shard_count=4)
     drill: Drill | None = None

@@ -24,6 +24,7 @@ from shards.followups import apply_followups
 from shards.group_commit import GroupCommitter
 from shards.posting import payee_refusals
 from shards.posting_types import HoldChangeRequest, PostingRequest
+from shards.review import decision_time
 from shards.transfers import TransferRecord
 
 log = structlog.get_logger("ledgerflow.api")
@@ -53,7 +54,12 @@ class TransferChanges:
         return await read_transfer(self._cluster, shard, principal, transfer_id)
 
     async def decide_review(
-        self, *, principal: Principal, transfer_id: str, approve: bool
+        self,
+        *,
+        principal: Principal,
+        transfer_id: str,
+        approve: bool,
+        attempt: Attempt | None = None,
     ) -> TransferOut:
         """Approve or reject one of the tenant's transfers waiting for review; returns it as
         the decision left it.
@@ -73,6 +79,9 @@ class TransferChanges:
         if record is None:
             raise transfer_not_found(transfer_id)
         if record.status is not TransferStatus.REQUIRES_REVIEW:
+            if await self._decided_by(shard, record, approve=approve, attempt=attempt):
+                # A retry of the request that decided it: the answer is that decision.
+                return transfer_out(await self._settle_approved(principal, record))
             raise _not_pending(record)
         if self._reviews is None:
             raise LedgerError(
@@ -90,12 +99,27 @@ class TransferChanges:
             decided = await self._settle_approved(principal, decided)
         return transfer_out(decided)
 
+    async def _decided_by(
+        self, shard: int, record: TransferRecord, *, approve: bool, attempt: Attempt | None
+    ) -> bool:
+        """Whether the decision `record` shows is the one asked for and was made after this
+        request was first seen (by an earlier attempt of it, or one sent with it): under a
+        key whose operation committed, the answer is that operation, not 409."""
+        if attempt is None or attempt.first_seen_at is None:
+            return False
+        if not _decided_as_asked(record, approve=approve):
+            return False
+        decided_at = await decision_time(self._cluster.shards[shard], transfer_id=record.id)
+        return decided_at is not None and decided_at >= attempt.first_seen_at
+
     async def _settle_approved(
         self, principal: Principal, approved: TransferRecord
     ) -> TransferRecord:
         """A transfer approved across shards: make sure a saga settles it (the review's
         activity started one; this covers a start that failed there) and wait for it as
-        `create` does; returns the transfer as it stands then."""
+        `create` does; returns the transfer as it stands then (any other as it is)."""
+        if approved.status is not TransferStatus.PROCESSING:
+            return approved
         if self._settlement is None:
             return approved  # the sweep of the worker settles it
         await self._settlement.hand_over(_reserve_of(approved), wait_s=self._sync_wait_s)

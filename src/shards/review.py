@@ -53,6 +53,16 @@ async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> Tra
     return TransferStatus(status)
 
 
+async def decision_time(shard: Shard, *, transfer_id: str) -> datetime | None:
+    """When the transfer's review was decided (its decision's operation key was claimed),
+    or None while it waits."""
+    async with shard.connection() as conn:
+        decided_at: datetime | None = await conn.fetchval(
+            "select created_at from operations where key = $1", f"review:{transfer_id}"
+        )
+    return decided_at
+
+
 @dataclass(frozen=True, slots=True)
 class WaitingReview:
     """A transfer waiting for review."""

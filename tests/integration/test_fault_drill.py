@@ -1,5 +1,7 @@
-"""The fault drill (loadtests/chaos.py), short: transfers under load while the worker, the
-API, a shard and Temporal crash; every balance and the reconciliation must come out exact."""
+"""The fault drill (loadtests/chaos.py), short: transfers and funds flows (holds captured in
+part, raised, voided and left to expire, delayed credits, reviews) under load while the
+worker, the API, a shard and Temporal crash; every balance, every hold and the event feed
+and the reconciliation must come out exact."""
 
 import subprocess
 import sys
@@ -14,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # before pytest's session-wide 300 s timeout cuts it without any.
 @pytest.mark.timeout(480)
 def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
-    """Four faults, one of each kind, during 14 s of load from 16 clients: the drill exits 0,
-    which it does only when all balances match the accepted transfers exactly and
-    reconciliation finds no problem and nothing in flight."""
+    """Four faults, one of each kind, during 14 s of load from 16 clients, every other
+    request of each a funds flow: the drill exits 0, which it does only when all balances
+    match the accepted transfers and changes exactly, every hold is final, every change is
+    in the event feed once, and reconciliation finds no problem and nothing in flight."""
     done = subprocess.run(
         [
             sys.executable,
@@ -29,6 +32,7 @@ def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
             "3",
             "--concurrency",
             "16",
+            "--funds",
         ],
         capture_output=True,
         text=True,
@@ -38,7 +42,7 @@ def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
     summary = [
         line
         for line in done.stdout.splitlines()
-        if line.startswith(("faults:", "answers:", "balances:", "reconcile:"))
+        if line.startswith(("faults:", "answers:", "balances:", "funds:", "reconcile:"))
     ]
     assert done.returncode == 0, "\n".join(summary) + done.stderr[-3000:]
     assert "'killed the worker'" in summary[0]
@@ -46,4 +50,6 @@ def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
     assert "'crashed shard'" in summary[0]
     assert "'restarted Temporal'" in summary[0]
     assert summary[2].startswith("balances: 16 of 16 exactly")
+    assert summary[3].startswith("funds:")
     assert "problems none" in summary[3]
+    assert "problems none" in summary[4]

@@ -414,3 +414,33 @@ async def test_a_follow_up_that_raises_holds_up_no_other(
     finally:
         async with cluster.shards[PAYER_SHARD].connection() as conn:
             await conn.execute("delete from remote_postings where operation_key = $1", bogus)
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["approve", "reject"])
+@pytest.mark.parametrize("across", [False, True], ids=["one-shard", "across-shards"])
+async def test_a_decision_retried_after_it_applied_is_answered_with_it(
+    api: httpx.AsyncClient, cluster: ShardCluster, books: None, across: bool, approve: bool
+) -> None:
+    """A review decision applied, its API process died before storing the answer, and the
+    retry under the same key finds the transfer decided: it is answered 200 with that
+    decision (it was 409 `transfer_not_pending`, telling the client its decision had not
+    applied). Another request, later, is still 409."""
+    payer = await _funded(api, PAYER_SHARD, 10_000, limits={"review_above": 100})
+    payee = await account_on(api, (PAYER_SHARD + 1) % 4 if across else PAYER_SHARD)
+    waiting = await post_keyed(api, "/v1/transfers", transfer_body(payer, payee, 500))
+    assert waiting.status_code == 202, waiting.text
+    path = f"/v1/transfers/{waiting.json()['id']}/{'approve' if approve else 'reject'}"
+    key = f"decide-{ULID()}"
+    first = await post_keyed(api, path, key=key)
+    assert first.status_code == 200, first.text
+    await settled(api)
+    await _crash_before_the_answer(cluster, api, key)
+    retried = await post_keyed(api, path, key=key)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["id"] == first.json()["id"]
+    assert retried.json()["status"] in (("posted", "processing") if approve else ("failed",))
+    later = await post_keyed(api, path)
+    assert later.status_code == 409, later.text
+    assert later.json()["error"]["code"] == "transfer_not_pending"
+    await settled(api)
+    assert (await balance(api, payer["id"]))["posted"] == (9_500 if approve else 10_000)

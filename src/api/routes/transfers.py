@@ -152,9 +152,9 @@ async def approve_transfer(
     the saga finished within the short wait, else `processing` until it does. 409
     `transfer_not_pending` when it is not waiting for review, or was decided otherwise."""
 
-    async def work(_: Attempt | None) -> tuple[int, TransferOut]:
+    async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
         return 200, await state.transfer_changes.decide_review(
-            principal=principal, transfer_id=transfer_id, approve=True
+            principal=principal, transfer_id=transfer_id, approve=True, attempt=attempt
         )
 
     return await idempotent.run(None, work)
@@ -167,9 +167,9 @@ async def reject_transfer(
     """Reject a transfer waiting for review: its held money is released and it is `failed`
     with `review_rejected`. 409 `transfer_not_pending` as for `/approve`."""
 
-    async def work(_: Attempt | None) -> tuple[int, TransferOut]:
+    async def work(attempt: Attempt | None) -> tuple[int, TransferOut]:
         return 200, await state.transfer_changes.decide_review(
-            principal=principal, transfer_id=transfer_id, approve=False
+            principal=principal, transfer_id=transfer_id, approve=False, attempt=attempt
         )
 
     return await idempotent.run(None, work)

@@ -24,7 +24,7 @@ from shards.followups import apply_followups
 from shards.group_commit import GroupCommitter
 from shards.posting import payee_refusals
 from shards.posting_types import HoldChangeRequest, PostingRequest
-from shards.review import decision_time
+from shards.review import decided_under
 from shards.transfers import TransferRecord
 
 log = structlog.get_logger("ledgerflow.api")
@@ -88,7 +88,11 @@ class TransferChanges:
                 ErrorCode.SETTLEMENT_UNAVAILABLE, "reviews are not configured on this server"
             )
         await self._reviews.decide_review(
-            shard=shard, transfer_id=transfer_id, held_at=record.created_at, approve=approve
+            shard=shard,
+            transfer_id=transfer_id,
+            held_at=record.created_at,
+            approve=approve,
+            request_key=None if attempt is None else attempt.operation_key,
         )
         decided = await self._fetch(shard, principal, transfer_id)
         assert decided is not None
@@ -102,15 +106,14 @@ class TransferChanges:
     async def _decided_by(
         self, shard: int, record: TransferRecord, *, approve: bool, attempt: Attempt | None
     ) -> bool:
-        """Whether the decision `record` shows is the one asked for and was made after this
-        request was first seen (by an earlier attempt of it, or one sent with it): under a
-        key whose operation committed, the answer is that operation, not 409."""
-        if attempt is None or attempt.first_seen_at is None:
+        """Whether the decision `record` shows was made by this request (an earlier attempt
+        of it): its operation key was written with the decision. Under a key whose
+        operation committed, the answer is that operation, not 409."""
+        if attempt is None or not _decided_as_asked(record, approve=approve):
             return False
-        if not _decided_as_asked(record, approve=approve):
-            return False
-        decided_at = await decision_time(self._cluster.shards[shard], transfer_id=record.id)
-        return decided_at is not None and decided_at >= attempt.first_seen_at
+        return await decided_under(
+            self._cluster.shards[shard], transfer_id=record.id, request_key=attempt.operation_key
+        )
 
     async def _settle_approved(
         self, principal: Principal, approved: TransferRecord

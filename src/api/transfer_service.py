@@ -50,7 +50,13 @@ class Reviews(Protocol):
         ...
 
     async def decide_review(
-        self, *, shard: int, transfer_id: str, held_at: datetime, approve: bool
+        self,
+        *,
+        shard: int,
+        transfer_id: str,
+        held_at: datetime,
+        approve: bool,
+        request_key: str | None = None,
     ) -> str | None:
         """Send a decision; the transfer's status after it, or None when already decided.
 

@@ -138,6 +138,10 @@ with stamp as (
     select * from unnest($49::text[], $50::text[], $51::text[], $52::text[], $53::text[],
                          $54::text[], $55::bigint[], $56::text[], $57::int[], $58::int[])
     on conflict (operation_key) do nothing
+), decisions_by as (
+    insert into operations (key, transfer_id, result)
+    select u.key, u.t, '{"ok": true}'::jsonb from unnest($66::text[], $67::text[]) as u(key, t)
+    on conflict do nothing
 ), new_outgoing as (
     insert into outgoing (account_id, transfer_id, amount, created_at)
     select u.a, u.t, u.amount, stamp.at
@@ -206,6 +210,8 @@ class BatchWrites:
     """Each changed hold as the batch's last change left it, by transfer id."""
     change_events: list[tuple[str, str]] = field(default_factory=list)
     followups: list[PostingRequest] = field(default_factory=list)
+    decided_under: list[tuple[str, str]] = field(default_factory=list)
+    """(request key, transfer id) of the review decisions applied, as operations."""
     outgoing: list[tuple[str, str, int]] = field(default_factory=list)
     """(account id, transfer id, signed amount) for the daily limits (migration 0012)."""
 
@@ -334,6 +340,8 @@ class BatchWrites:
             [c.step for c in changes],
             [c.transfer_id for c in changes if c.to_saga],
             str(SettlementKind.TRANSFER),
+            [k for k, _ in self.decided_under],
+            [t for _, t in self.decided_under],
         )
         created = {r["id"]: r["created_at"] for r in rows if r["changed"] is None}
         changed = {

@@ -403,23 +403,6 @@ async def with_payee_check(shard: Shard, request: PostingRequest) -> PostingRequ
     return request if refusal is None else replace(request, payee_refusal=refusal)
 
 
-async def would_refuse(shard: Shard, request: PostingRequest) -> LedgerError | None:
-    """The refusal `request` would meet on `shard` now, or None: it is applied through the
-    posting path in a transaction that is then rolled back, so nothing is written.
-
-    Raises:
-        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed.
-    """
-    async with shard.connection() as conn:
-        trial = conn.transaction(isolation="read_committed")
-        await trial.start()
-        try:
-            (result,) = await apply_postings(conn, shard=shard.index, requests=[request])
-        finally:
-            await trial.rollback()
-    return result.error
-
-
 async def _post_batch(
     conn: Connection, *, shard: int, requests: Sequence[PostingItem]
 ) -> list[PostingResult]:
@@ -570,10 +553,17 @@ def _apply_one(
     credit = replace(
         asked, movement=Movement.DEFER_CREDIT, operation_key=f"{asked.operation_key}:credit"
     )
+    # The payee's refusal answers in `REFUSAL_ORDER` with the payer's own (its state before
+    # the payer's funds), as across shards: tried on a copy before the debit.
+    payee = _visible(accounts, asked.credit_account_id, tenant_id=asked.tenant_id, system=False)
+    refusal = refusal_of_payee(
+        payee, Movement.PREPARE_CREDIT, amount=asked.amount, currency=asked.currency
+    )
+    debit = asked if refusal is None else replace(asked, payee_refusal=refusal)
     before = {a: replace(accounts[a]) for a in _request_accounts(asked, shard) if a in accounts}
     both = BatchWrites()
     try:
-        _apply_movement(asked, accounts, both, shard, reviews)
+        _apply_movement(debit, accounts, both, shard, reviews)
         _apply_movement(credit, accounts, both, shard, reviews, keyed=False)
     except LedgerError:
         accounts.update(before)
@@ -591,32 +581,23 @@ def _apply_movement(
     *,
     keyed: bool = True,
 ) -> PostingRequest:
-    debit_id, credit_id = posting_accounts(asked, shard)
-    system = clearing_side(asked.movement)
+    """One movement through the domain rules, into `writes` (its result under its key
+    unless it is a step of an item that has the key): routed to review when its debit
+    account's `review_above` says so, within the tenant's cap of reviews waiting; returns
+    it as applied.
+
+    Raises:
+        LedgerError: the movement is refused; nothing was changed.
+    """
     request = asked
-    debit = _visible(accounts, debit_id, tenant_id=asked.tenant_id, system=system is Side.DEBIT)
-    credit = _visible(accounts, credit_id, tenant_id=asked.tenant_id, system=system is Side.CREDIT)
+    debit, credit = _positions(asked, accounts, shard)
     if debit is not None and debit.limits.review_above is not None:
         # Review is a limit: existence, tenancy, state and currency answer first.
-        check_movement(
-            asked.movement,
-            debit=debit,
-            credit=credit,
-            amount=asked.amount,
-            currency=asked.currency,
-            payee_refusal=asked.payee_refusal,
-        )
+        _check_accounts(asked, debit, credit)
         request = _route_review(asked, debit)
         if request.movement in _HELD_FOR_REVIEW:
             _check_reviews_waiting(request, reviews)
-    entries = apply_movement(
-        request.movement,
-        debit=debit,
-        credit=credit,
-        amount=request.amount,
-        currency=request.currency,
-        payee_refusal=request.payee_refusal,
-    )
+    entries = _apply(request, debit, credit)
     writes.add(request, entries, keyed=keyed)
     _count_outgoing(request, debit, writes)
     if request.movement in _HELD_FOR_REVIEW:
@@ -725,42 +706,67 @@ def _apply_change(
     assert hold is not None
     applied: list[tuple[PostingRequest, list[Entry]]] = []
     for step in planned.steps:
-        debit_id, credit_id = posting_accounts(step, shard)
-        system = clearing_side(step.movement)
-        debit = _visible(accounts, debit_id, tenant_id=step.tenant_id, system=system is Side.DEBIT)
-        credit = _visible(
-            accounts, credit_id, tenant_id=step.tenant_id, system=system is Side.CREDIT
-        )
+        debit, credit = _positions(step, accounts, shard)
         if step.movement in _INCREMENTS:
             assert len(planned.steps) == 1, "an increment is one movement, so all or none"
-            check_movement(
-                step.movement,
-                debit=debit,
-                credit=credit,
-                amount=step.amount,
-                currency=step.currency,
-                payee_refusal=step.payee_refusal,
-            )
+            _check_accounts(step, debit, credit)
             assert debit is not None
             _check_review_total(debit, planned.plan.amount)
-        entries = apply_movement(
-            step.movement,
-            debit=debit,
-            credit=credit,
-            amount=step.amount,
-            currency=step.currency,
-            payee_refusal=step.payee_refusal,
-        )
+        entries = _apply(step, debit, credit)
         applied.append((step, entries))
     for step, entries in applied:
         writes.add(step, entries, keyed=False)
         _count_outgoing(step, accounts.get(step.debit_account_id), writes)
     event = None if planned.plan.event is None else str(planned.plan.event)
     writes.change(change.operation_key, planned.after, event, planned.followups)
+    if change.request_key is not None:
+        writes.decided_under.append((change.request_key, change.transfer_id))
     hold_changes.applied(hold, planned.after)
 
 
 _INCREMENTS = frozenset({Movement.INCREASE_HOLD, Movement.INCREASE_ACROSS})
+
+
+def _positions(
+    request: PostingRequest, accounts: dict[str, AccountState], shard: int
+) -> tuple[AccountState | None, AccountState | None]:
+    """The (debit, credit) accounts of a movement on `shard`, as its positions may see
+    them (`_visible`)."""
+    debit_id, credit_id = posting_accounts(request, shard)
+    system = clearing_side(request.movement)
+    return (
+        _visible(accounts, debit_id, tenant_id=request.tenant_id, system=system is Side.DEBIT),
+        _visible(accounts, credit_id, tenant_id=request.tenant_id, system=system is Side.CREDIT),
+    )
+
+
+def _check_accounts(
+    request: PostingRequest, debit: AccountState | None, credit: AccountState | None
+) -> None:
+    """The movement's rules before its limits (existence, state, currency), for a limit the
+    posting path checks itself (review)."""
+    check_movement(
+        request.movement,
+        debit=debit,
+        credit=credit,
+        amount=request.amount,
+        currency=request.currency,
+        payee_refusal=request.payee_refusal,
+    )
+
+
+def _apply(
+    request: PostingRequest, debit: AccountState | None, credit: AccountState | None
+) -> list[Entry]:
+    """Check and apply the movement through the domain rules (`ledger.posting`)."""
+    return apply_movement(
+        request.movement,
+        debit=debit,
+        credit=credit,
+        amount=request.amount,
+        currency=request.currency,
+        payee_refusal=request.payee_refusal,
+    )
 
 
 def _check_review_total(debit: AccountState, total: int) -> None:

@@ -81,6 +81,9 @@ class HoldChangeRequest:
     payee_refusal: LedgerError | None = None
     """An increment across shards: what the payee's shard would refuse the raise for when
     the request came (`ledger.posting.refusal_of_payee`)."""
+    request_key: str | None = None
+    """A review's decision: the operation key of the API request that sent it, recorded
+    with the decision when it applies (`shards.review.decided_under`)."""
 
 
 PostingItem = PostingRequest | HoldChangeRequest

@@ -23,7 +23,9 @@ from shards.posting import post_batch_on
 from shards.posting_types import HoldChangeRequest
 
 
-async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> TransferStatus:
+async def decide_review(
+    shard: Shard, *, transfer_id: str, approve: bool, request_key: str | None = None
+) -> TransferStatus:
     """Apply a decision on a transfer waiting for review, once, through the posting path
     (`shards.hold_changes`: the transfer row and its accounts locked in the posting order,
     the rules of every movement, one operation key); returns its status after (a transfer
@@ -33,6 +35,10 @@ async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> Tra
     transfer to a saga (`processing`): the caller starts one (`shards.outbox.claim`), or
     the sweep does. Rejecting releases the money (`failed`, `review_rejected`).
 
+    `request_key`, the operation key of the API request that sent the decision, is written
+    with it (only when this decision applies), so a retry of that request knows its
+    decision applied (`decided_under`).
+
     Raises:
         asyncpg.PostgresError, OSError: the shard failed; nothing was written.
     """
@@ -41,6 +47,7 @@ async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> Tra
         transfer_id=transfer_id,
         tenant_id=None,
         action=HoldAction.APPROVE if approve else HoldAction.REJECT,
+        request_key=request_key,
     )
     (result,) = await post_batch_on(shard, [decision])
     if result.changed is not None:
@@ -53,14 +60,16 @@ async def decide_review(shard: Shard, *, transfer_id: str, approve: bool) -> Tra
     return TransferStatus(status)
 
 
-async def decision_time(shard: Shard, *, transfer_id: str) -> datetime | None:
-    """When the transfer's review was decided (its decision's operation key was claimed),
-    or None while it waits."""
+async def decided_under(shard: Shard, *, transfer_id: str, request_key: str) -> bool:
+    """Whether the transfer's review was decided by the request whose operation key is
+    `request_key` (`decide_review` wrote it with the decision)."""
     async with shard.connection() as conn:
-        decided_at: datetime | None = await conn.fetchval(
-            "select created_at from operations where key = $1", f"review:{transfer_id}"
+        found = await conn.fetchval(
+            "select 1 from operations where key = $1 and transfer_id = $2",
+            request_key,
+            transfer_id,
         )
-    return decided_at
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)

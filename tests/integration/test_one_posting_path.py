@@ -444,3 +444,23 @@ async def test_a_decision_retried_after_it_applied_is_answered_with_it(
     assert later.json()["error"]["code"] == "transfer_not_pending"
     await settled(api)
     assert (await balance(api, payer["id"]))["posted"] == (9_500 if approve else 10_000)
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["one-shard", "across-shards"])
+async def test_a_delayed_credit_is_refused_in_the_fixed_order(
+    api: httpx.AsyncClient, books: None, across: bool
+) -> None:
+    """A delayed credit from an account without the funds to a closed account is 409
+    `account_closed` (state before funds), on one shard as across two. (On one shard the
+    payer's debit was checked, and refused 402, before the payee's credit; found by the
+    state machine.)"""
+    payer = await account_on(api, PAYER_SHARD)
+    payee = await account_on(api, (PAYER_SHARD + 1) % 4 if across else PAYER_SHARD)
+    closed = await post_keyed(api, f"/v1/accounts/{payee['id']}/close")
+    assert closed.status_code == 200, closed.text
+    when = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    refused = await post_keyed(
+        api, "/v1/transfers", transfer_body(payer, payee, 10, available_on=when)
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "account_closed"

@@ -185,7 +185,13 @@ class SettlementDispatcher:
             )
 
     async def decide_review(
-        self, *, shard: int, transfer_id: str, held_at: datetime, approve: bool
+        self,
+        *,
+        shard: int,
+        transfer_id: str,
+        held_at: datetime,
+        approve: bool,
+        request_key: str | None = None,
     ) -> str | None:
         """Send a decision to the transfer's review (started first if it was not); returns
         the transfer's status after, or None when the review had ended already.
@@ -202,7 +208,9 @@ class SettlementDispatcher:
                 held_at=held_at,
                 timeout_s=self._review_timeout_s,
             )
-            return await send_decision(self._client, transfer_id=transfer_id, approve=approve)
+            return await send_decision(
+                self._client, transfer_id=transfer_id, approve=approve, request_key=request_key
+            )
         except RPCError as error:
             raise LedgerError(
                 ErrorCode.SETTLEMENT_UNAVAILABLE, "the review could not be reached; retry"

@@ -40,6 +40,7 @@ class ReviewActivities:
             self._cluster.shards[decision.shard],
             transfer_id=decision.transfer_id,
             approve=decision.approve,
+            request_key=decision.request_key,
         )
         if status is TransferStatus.PROCESSING:
             await self._start_saga(decision.shard, decision.transfer_id)

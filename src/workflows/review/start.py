@@ -47,7 +47,9 @@ async def start_review(
     return workflow_id
 
 
-async def send_decision(client: Client, *, transfer_id: str, approve: bool) -> str | None:
+async def send_decision(
+    client: Client, *, transfer_id: str, approve: bool, request_key: str | None = None
+) -> str | None:
     """Send a decision to a running review; returns the transfer's status after it, or None
     when no review runs (it ended: the transfer was decided already).
 
@@ -58,7 +60,7 @@ async def send_decision(client: Client, *, transfer_id: str, approve: bool) -> s
     try:
         return await handle.execute_update(
             ReviewTransfer.decide,
-            ReviewDecision(approve=approve),
+            ReviewDecision(approve=approve, request_key=request_key),
             rpc_timeout=timedelta(seconds=limits.TEMPORAL_RPC_TIMEOUT_S),
         )
     except RPCError as error:

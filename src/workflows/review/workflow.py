@@ -36,6 +36,9 @@ class ReviewDecision:
     """What a person decided."""
 
     approve: bool
+    request_key: str | None = None
+    """The operation key of the API request that decided (its Idempotency-Key's), written
+    with the decision, so a retry of that request is answered with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class DecideInput:
     shard: int
     transfer_id: str
     approve: bool
+    request_key: str | None = None
+    """See `ReviewDecision.request_key`."""
 
 
 def review_workflow_id(transfer_id: str) -> str:
@@ -80,7 +85,12 @@ class ReviewTransfer:
         assert self._decision is not None
         self._status = await workflow.execute_activity(
             "decide_review",
-            DecideInput(review.shard, review.transfer_id, self._decision.approve),
+            DecideInput(
+                review.shard,
+                review.transfer_id,
+                self._decision.approve,
+                self._decision.request_key,
+            ),
             result_type=str,
             start_to_close_timeout=timedelta(seconds=limits.ACTIVITY_START_TO_CLOSE_S),
             retry_policy=DECIDE_RETRY,

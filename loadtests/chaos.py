@@ -13,6 +13,10 @@ turn and starts it again:
 
 Each client retries a request with the same Idempotency-Key until it gets a final answer
 (201, 202, 402 for a transfer; 200 or a refusal for a change), as a real client would.
+With `--stack-kills N` it also kills the whole stack at once N times, at even offsets of the
+load: the API, the worker, every shard and Temporal, all with SIGKILL, then starts them
+all again.
+
 With `--funds` every other request of a client is a funds flow instead of a plain
 transfer, on one shard or across two: a hold captured in part, raised and captured finally;
 a hold raised and voided; a hold left to expire; a delayed credit that falls due seconds
@@ -88,6 +92,21 @@ class Drill:
         child.kill()
         child.join(timeout=30)
         self.spawn(role)
+
+    def kill_everything(self) -> None:
+        """SIGKILL every piece at once, then start them all again."""
+        for child in self.children.values():
+            child.kill()
+        for child in self.children.values():
+            child.join(timeout=30)
+        for shard in self.shards:
+            shard.kill()
+        self.temporal.kill()
+        for shard in self.shards:
+            shard.start()
+        self.temporal.start()
+        for role in list(self.children):
+            self.spawn(role)
 
 
 async def _post(client: aiohttp.ClientSession, drill: Drill, body: dict, deadline: float) -> int:
@@ -329,8 +348,21 @@ def _body(debit: str, credit: str, amount: int) -> dict:
     }
 
 
-async def _faults(drill: Drill, stop: asyncio.Event, every_s: float) -> None:
-    """Crash one piece after another until `stop`."""
+async def _stack_kills(drill: Drill, count: int, duration_s: float, guard: asyncio.Lock) -> None:
+    """Kill the whole stack `count` times, at even offsets of the load's `duration_s`."""
+    started = time.monotonic()
+    for n in range(1, count + 1):
+        await asyncio.sleep(max(0.0, started + duration_s * n / (count + 1) - time.monotonic()))
+        async with guard:
+            await asyncio.to_thread(drill.kill_everything)
+        drill.faults.append("killed the whole stack")
+
+
+async def _faults(
+    drill: Drill, stop: asyncio.Event, every_s: float, guard: asyncio.Lock | None = None
+) -> None:
+    """Crash one piece after another until `stop` (never while `guard` is held)."""
+    guard = guard or asyncio.Lock()
     rng = random.Random(7)
     kinds = ["worker", "api", "shard", "temporal"]
     turn = 0
@@ -342,18 +374,24 @@ async def _faults(drill: Drill, stop: asyncio.Event, every_s: float) -> None:
             pass
         kind = kinds[turn % len(kinds)]
         turn += 1
-        if kind in ("worker", "api"):
-            await asyncio.to_thread(drill.crash, kind)
-            drill.faults.append(f"killed the {kind}")
-        elif kind == "shard":
-            shard = drill.shards[rng.randrange(len(drill.shards))]
-            await asyncio.to_thread(shard.kill)
-            await asyncio.to_thread(shard.start)
-            drill.faults.append(f"crashed shard on port {shard.port}")
-        else:
-            await asyncio.to_thread(drill.temporal.stop)
-            await asyncio.to_thread(drill.temporal.start)
-            drill.faults.append("restarted Temporal")
+        async with guard:
+            await _fault(drill, kind, rng)
+
+
+async def _fault(drill: Drill, kind: str, rng: random.Random) -> None:
+    """Crash one piece (`worker`, `api`, `shard`, `temporal`) and start it again."""
+    if kind in ("worker", "api"):
+        await asyncio.to_thread(drill.crash, kind)
+        drill.faults.append(f"killed the {kind}")
+    elif kind == "shard":
+        shard = drill.shards[rng.randrange(len(drill.shards))]
+        await asyncio.to_thread(shard.kill)
+        await asyncio.to_thread(shard.start)
+        drill.faults.append(f"crashed shard on port {shard.port}")
+    else:
+        await asyncio.to_thread(drill.temporal.stop)
+        await asyncio.to_thread(drill.temporal.start)
+        drill.faults.append("restarted Temporal")
 
 
 async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
@@ -369,7 +407,9 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
         model = dict.fromkeys(accounts, OPENING_BALANCE)
         funds = Funds()
         stop = asyncio.Event()
-        faults = asyncio.create_task(_faults(drill, stop, args.faults_every))
+        guard = asyncio.Lock()
+        faults = asyncio.create_task(_faults(drill, stop, args.faults_every, guard))
+        kills = asyncio.create_task(_stack_kills(drill, args.stack_kills, args.duration, guard))
         load_until = time.monotonic() + args.duration
         answer_by = load_until + 180
 
@@ -392,6 +432,7 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
         await asyncio.gather(*(driver(i) for i in range(args.concurrency)))
         stop.set()
         await faults
+        await kills
         for account, delta in funds.moved.items():
             model[account] += delta
         await _wait_settled(client)
@@ -467,6 +508,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
         "--funds", action="store_true", help="Every other request a hold, review or delayed credit."
+    )
+    parser.add_argument(
+        "--stack-kills", type=int, default=0, help="Times to SIGKILL the whole stack at once."
     )
     args = parser.parse_args()
     services = Services.under(args.data_dir, shard_count=4)

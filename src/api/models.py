@@ -6,6 +6,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -78,6 +79,18 @@ class _CurrencyCode:
 Currency = Annotated[str, _CurrencyCode]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Amount = Annotated[int, Field(gt=0, le=limits.BIGINT_MAX, strict=True)]
+
+
+def _rfc3339_text(value: object) -> object:
+    """A moment in a body is an RFC 3339 string, as the schema says: a number is not taken
+    for seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""An RFC 3339 instant with its offset, parsed strictly."""
 
 
 class _Request(BaseModel):
@@ -182,7 +195,7 @@ class TransferCreate(_Request):
         strict=True,
         description="Seconds until a hold expires (only with `pending`; default 7 days).",
     )
-    available_on: AwareDatetime | None = Field(
+    available_on: Instant | None = Field(
         default=None,
         description="Debit now, but show the credit as the credit account's `pending` until"
         " this RFC 3339 instant (in the future, at most 90 days ahead).",

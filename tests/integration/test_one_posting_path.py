@@ -7,6 +7,7 @@ each ran a transaction of their own with checks of their own.
 """
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -464,3 +465,59 @@ async def test_a_delayed_credit_is_refused_in_the_fixed_order(
     )
     assert refused.status_code == 409, refused.text
     assert refused.json()["error"]["code"] == "account_closed"
+
+
+def _index_conditions(plan: dict) -> list[str]:
+    """Every index condition of a JSON plan, and the filters next to them."""
+    found = [f"cond:{plan['Index Cond']}"] if "Index Cond" in plan else []
+    found += [f"filter:{plan['Filter']}"] if "Filter" in plan else []
+    for child in plan.get("Plans", []):
+        found += _index_conditions(child)
+    return found
+
+
+async def test_the_limits_queries_are_bounded_by_an_index_range(cluster: ShardCluster) -> None:
+    """The daily limit's window and the count of a tenant's reviews waiting read an index
+    range, their bound a parameter (a volatile function as the bound is a filter over the
+    account's whole history): `EXPLAIN` shows the time and the status as index
+    conditions."""
+    from shards import posting  # noqa: PLC0415 - its statements, as the posting path runs them
+
+    async with cluster.shards[0].connection() as conn, conn.transaction():
+        await conn.execute("set local enable_seqscan = off")
+        window = await conn.fetchval(
+            f"explain (format json) {posting._OUTGOING_24H}",
+            ["acct_x"],
+            datetime.now(UTC) - timedelta(days=1),
+        )
+        reviews = await conn.fetchval(
+            f"explain (format json) {posting._REVIEWS_WAITING}",
+            ["tenant_x"],
+            10,
+        )
+    window_conditions = _index_conditions(json.loads(window)[0]["Plan"])
+    assert any("created_at >" in c and c.startswith("cond:") for c in window_conditions), (
+        window_conditions
+    )
+    assert not any("clock_timestamp" in c for c in window_conditions), window_conditions
+    review_conditions = _index_conditions(json.loads(reviews)[0]["Plan"])
+    assert any("tenant_id" in c and c.startswith("cond:") for c in review_conditions), (
+        review_conditions
+    )
+
+
+async def test_available_on_is_an_rfc3339_string(api: httpx.AsyncClient, books: None) -> None:
+    """`"available_on": 123` is 400 naming `available_on` (it was taken for a moment in
+    1970), and in a batch it refuses the whole batch naming the item (schemathesis found it
+    as a schema-violating request accepted, on the seeds that reach it)."""
+    payer = await _funded(api, PAYER_SHARD, 1_000)
+    payee = await account_on(api, PAYER_SHARD)
+    for value in (0, 123, True):
+        body = transfer_body(payer, payee, 10, available_on=value)
+        single = await post_keyed(api, "/v1/transfers", body)
+        assert single.status_code == 400, single.text
+        assert single.json()["error"]["param"] == "available_on", single.text
+        batch = await post_keyed(api, "/v1/transfers/batch", {"transfers": [body]})
+        assert batch.status_code == 400, batch.text
+        assert batch.json()["error"]["param"] == "transfers[0].available_on", batch.text
+    assert (await balance(api, payer["id"]))["posted"] == 1_000

@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import os
 import re
 import shutil
 import signal
@@ -126,6 +127,17 @@ class TemporalDevServer:
         if process is not None:
             _stop_process_group(process, signal.SIGTERM, timeout_s=timeout_s, what="temporal")
             logger.info("temporal dev server stopped", address=self.address)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """Crash the server, for fault drills: SIGKILL to its process group, no shutdown."""
+        process, self._process = self._process, None
+        if process is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+            logger.info("temporal dev server killed", address=self.address)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -1,7 +1,7 @@
 """The fault drill (loadtests/chaos.py), short: transfers and funds flows (holds captured in
 part, raised, voided and left to expire, delayed credits, reviews) under load while the
-worker, the API, a shard and Temporal crash; every balance, every hold and the event feed
-and the reconciliation must come out exact."""
+worker, the API, a shard and Temporal crash, and twice the whole stack at once; every
+balance, every hold, the event feed and the reconciliation must come out exact."""
 
 import subprocess
 import sys
@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # before pytest's session-wide 300 s timeout cuts it without any.
 @pytest.mark.timeout(480)
 def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
-    """Four faults, one of each kind, during 14 s of load from 16 clients, every other
-    request of each a funds flow: the drill exits 0, which it does only when all balances
+    """A fault of each kind, and the whole stack SIGKILLed at once twice, during 24 s of
+    load from 16 clients, every other request of each a funds flow: the drill exits 0, which it does only when all balances
     match the accepted transfers and changes exactly, every hold is final, every change is
     in the event feed once, and reconciliation finds no problem and nothing in flight."""
     done = subprocess.run(
@@ -27,12 +27,14 @@ def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
             "--data-dir",
             str(tmp_path / "drill"),
             "--duration",
-            "14",
+            "24",
             "--faults-every",
             "3",
             "--concurrency",
             "16",
             "--funds",
+            "--stack-kills",
+            "2",
         ],
         capture_output=True,
         text=True,
@@ -49,6 +51,7 @@ def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
     assert "'killed the api'" in summary[0]
     assert "'crashed shard'" in summary[0]
     assert "'restarted Temporal'" in summary[0]
+    assert "'killed the whole stack': 2" in summary[0]
     assert summary[2].startswith("balances: 16 of 16 exactly")
     assert summary[3].startswith("funds:")
     assert "problems none" in summary[3]

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(480)
 def test_a_short_fault_drill_loses_and_creates_nothing(tmp_path: Path) -> None:
     """A fault of each kind, and the whole stack SIGKILLed at once twice, during 24 s of
-    load from 16 clients, every other request of each a funds flow: the drill exits 0, which it does only when all balances
-    match the accepted transfers and changes exactly, every hold is final, every change is
-    in the event feed once, and reconciliation finds no problem and nothing in flight."""
+    load from 16 clients, every other request of each a funds flow: the drill exits 0,
+    which it does only when all balances match the accepted transfers and changes exactly,
+    every hold is final, every change is in the event feed once, and reconciliation finds
+    no problem and nothing in flight."""
     done = subprocess.run(
         [
             sys.executable,

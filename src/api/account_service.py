@@ -283,6 +283,13 @@ def parse_instant(text: str | None, param: str) -> datetime:
             f"{text!r} is not an RFC 3339 date-time with an offset, e.g. 2026-01-31T23:59:59Z",
             param,
         )
+    try:
+        # An offset can take an instant at the calendar's edge out of its range in UTC.
+        instant = instant.astimezone(UTC)
+    except OverflowError:
+        raise LedgerError(
+            ErrorCode.INVALID_REQUEST, f"{text!r} is outside the range of dates", param
+        ) from None
     if instant > now:
         raise LedgerError(ErrorCode.INVALID_REQUEST, f"{text!r} is in the future", param)
     return instant

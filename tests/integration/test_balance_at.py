@@ -163,10 +163,19 @@ async def test_entry_times_never_go_backwards_under_concurrency(api: httpx.Async
 async def test_balance_at_refuses_bad_instants_and_other_tenants(
     api: httpx.AsyncClient, api_url: str, cluster: ShardCluster
 ) -> None:
-    """No offset, not a date, the future: 400 naming `at`. Another tenant's account and a
+    """No offset, not a date, the future, an offset that takes the calendar's first or last
+    day out of range (a 500 before): 400 naming `at`. Another tenant's account and a
     clearing account: 404, the same answer as an id that does not exist."""
     account = await create_account(api)
-    for bad in ("2026-01-01T00:00:00", "yesterday", "2026-13-01T00:00:00Z", "", "1700000000"):
+    for bad in (
+        "2026-01-01T00:00:00",
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "",
+        "1700000000",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+    ):
         response = await api.get(f"/v1/accounts/{account['id']}/balance", params={"at": bad})
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["error"]["param"] == "at", response.text

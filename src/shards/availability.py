@@ -47,7 +47,7 @@ _DUE = f"""
 select id, tenant_id, debit_account_id, credit_account_id, amount, currency, source_shard,
        destination_shard, cross_shard
 from transfers
-where available_on <= clock_timestamp() and {_WAITING}
+where available_on <= $2 and {_WAITING}
 order by available_on
 limit $1
 for update skip locked
@@ -71,7 +71,9 @@ async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
         asyncpg.PostgresError, OSError: the shard failed; nothing was written.
     """
     async with shard.connection() as conn, conn.transaction(isolation="read_committed"):
-        rows: Sequence[Record] = await conn.fetch(_DUE, limit)
+        # The shard's clock as a parameter: an index range of `transfers_available_on`.
+        now = await conn.fetchval("select clock_timestamp()")
+        rows: Sequence[Record] = await conn.fetch(_DUE, limit, now)
         if rows:
             here = [_make_available(row) for row in rows if not row["cross_shard"]]
             if here:

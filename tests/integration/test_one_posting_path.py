@@ -521,3 +521,32 @@ async def test_available_on_is_an_rfc3339_string(api: httpx.AsyncClient, books: 
         assert batch.status_code == 400, batch.text
         assert batch.json()["error"]["param"] == "transfers[0].available_on", batch.text
     assert (await balance(api, payer["id"]))["posted"] == 1_000
+
+
+async def test_the_funds_timers_read_an_index_range_of_what_is_due(
+    cluster: ShardCluster,
+) -> None:
+    """The due holds and the due delayed credits are found by an index range on their time,
+    bounded by the shard's clock as a parameter, not filtered from every pending hold or
+    waiting credit (a volatile function as the bound cannot bound an index scan)."""
+    from shards import availability, holds  # noqa: PLC0415 - their statements, as the timers run them
+
+    async with cluster.shards[0].connection() as conn, conn.transaction():
+        await conn.execute("set local enable_seqscan = off")
+        now = datetime.now(UTC)
+        plans = {
+            "expires_at": await conn.fetchval(
+                f"explain (format json) {holds._DUE}",
+                10,
+                now,
+            ),
+            "available_on": await conn.fetchval(
+                f"explain (format json) {availability._DUE}",
+                10,
+                now,
+            ),
+        }
+    for column, plan in plans.items():
+        conditions = _index_conditions(json.loads(plan)[0]["Plan"])
+        assert any(column in c and c.startswith("cond:") for c in conditions), conditions
+        assert not any("clock_timestamp" in c for c in conditions), conditions

@@ -145,7 +145,7 @@ class TransferService:
         if not cross_shard and result.created_at is not None:
             # Fresh single-shard transfers are answered from what was just written,
             # sparing a read; replays read the first transfer back.
-            return _posted(request, result.created_at)
+            return _made(request, result.created_at)
         if cross_shard:
             assert self._settlement is not None
             reserved = request if not result.replayed else _with_id(request, result.transfer_id)
@@ -158,7 +158,7 @@ class TransferService:
                 and request.settlement_kind is SettlementKind.TRANSFER
             ):
                 # A fresh transfer the saga posted: answered without reading it back.
-                return _posted(request, result.created_at, settled)
+                return _made(request, result.created_at, settled)
         record = await self._fetch(source, principal, result.transfer_id)
         assert record is not None, "a posted transfer must be readable on its shard"
         if record.status is TransferStatus.FAILED:
@@ -198,7 +198,7 @@ class TransferService:
         if result.error is not None:
             raise result.error
         if result.created_at is not None and not result.held_for_review:
-            return _held(request, result.created_at)
+            return _made(request, result.created_at)
         record = await self._fetch(request.source_shard, principal, result.transfer_id)
         assert record is not None, "a hold must be readable on its shard"
         return transfer_out(record)
@@ -331,11 +331,13 @@ def _timed(request: PostingRequest, body: TransferCreate) -> PostingRequest:
     return replace(request, available_on=body.available_on)
 
 
-def _posted(
+def _made(
     request: PostingRequest, created_at: datetime, settled: SettledTransfer | None = None
 ) -> TransferOut:
-    """The response for a transfer this request just posted, from what it wrote: on one
-    shard, or (with `settled`) reserved here and posted by the saga that settled it."""
+    """The response for a transfer this request just made, from what it wrote: posted on
+    one shard, a hold placed on one shard (`HOLD`: pending, nothing captured yet), or (with
+    `settled`) reserved here and posted by the saga that settled it."""
+    hold = request.movement is Movement.HOLD
     saga = None
     if settled is not None:
         saga = SagaOut(
@@ -346,7 +348,7 @@ def _posted(
         )
     return TransferOut(
         id=request.transfer_id,
-        status=TransferStatus.POSTED,
+        status=TransferStatus.PENDING if hold else TransferStatus.POSTED,
         amount=request.amount,
         currency=request.currency,
         debit_account_id=request.debit_account_id,
@@ -355,24 +357,9 @@ def _posted(
         saga=saga,
         metadata=request.metadata,
         created_at=created_at,
-    )
-
-
-def _held(request: PostingRequest, created_at: datetime) -> TransferOut:
-    """The response for a hold on one shard this request just placed, from what it wrote."""
-    return TransferOut(
-        id=request.transfer_id,
-        status=TransferStatus.PENDING,
-        amount=request.amount,
-        currency=request.currency,
-        debit_account_id=request.debit_account_id,
-        credit_account_id=request.credit_account_id,
-        cross_shard=False,
-        metadata=request.metadata,
-        created_at=created_at,
-        expires_at=request.expires_at,
-        captured_amount=0,
-        captures=[],
+        expires_at=request.expires_at if hold else None,
+        captured_amount=0 if hold else None,
+        captures=[] if hold else None,
     )
 
 

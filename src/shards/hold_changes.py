@@ -155,7 +155,7 @@ async def claim_and_lock_holds(
     return set(first["fresh_keys"]), first["now"], holds, accounts
 
 
-_ACROSS = {
+ACROSS = {
     Movement.CAPTURE: (Movement.CAPTURE_ACROSS, Movement.POST_CREDIT),
     Movement.RELEASE: (Movement.RELEASE_ACROSS, Movement.VOID_CREDIT),
     Movement.INCREASE_HOLD: (Movement.INCREASE_ACROSS, Movement.RAISE_CREDIT),
@@ -214,7 +214,7 @@ def plan(change: HoldChangeRequest, hold: Hold | None, *, now: datetime) -> Plan
         # A decision's movements are in their source form already; a reserve held for
         # review credited no destination, so none follows.
         across = hold.cross_shard and not deciding
-        here, there = _ACROSS[movement] if across else (movement, None)
+        here, there = ACROSS[movement] if across else (movement, None)
         steps.append(_movement(hold, here, f"{change.operation_key}:{here}", amount, change))
         if there is not None:
             followups.append(_movement(hold, there, f"{change.operation_key}:{there}", amount))

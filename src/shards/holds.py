@@ -18,16 +18,9 @@ from shards.cluster import Shard
 from shards.db import Record
 from shards.events import reported
 from shards.followups import followup, record_followups
+from shards.hold_changes import ACROSS
 from shards.posting import apply_postings
 from shards.posting_types import PostingRequest, movement_of
-
-_ACROSS = {
-    Movement.CAPTURE: (Movement.CAPTURE_ACROSS, Movement.POST_CREDIT),
-    Movement.RELEASE: (Movement.RELEASE_ACROSS, Movement.VOID_CREDIT),
-    Movement.INCREASE_HOLD: (Movement.INCREASE_ACROSS, Movement.RAISE_CREDIT),
-}
-"""A hold's movement on one shard, and across shards: (on its source, what its destination
-follows with)."""
 
 
 def hold_moves(
@@ -39,7 +32,7 @@ def hold_moves(
         return movement_of(
             row, movement, operation_key=f"{operation_key}:{movement}", amount=amount
         ), None
-    here, there = _ACROSS[movement]
+    here, there = ACROSS[movement]
     return (
         movement_of(row, here, operation_key=f"{operation_key}:{here}", amount=amount),
         followup(row, there, operation_key=operation_key, amount=amount),

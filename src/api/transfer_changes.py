@@ -17,13 +17,14 @@ from api.transfer_service import Reviews, Settlement, read_transfer, transfer_no
 from ledger.errors import ErrorCode, LedgerError
 from ledger.holds import HoldAction
 from ledger.ids import is_transfer_id
-from ledger.posting import Movement
+from ledger.posting import Movement, lacks_funds
 from ledger.transfers import TransferStatus
 from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.followups import apply_followups
 from shards.group_commit import GroupCommitter
-from shards.posting import payee_refusals
+from shards.posting import payee_refusals, read_accounts
 from shards.posting_types import HoldChangeRequest, PostingRequest
+from shards.raises import reserve_raise, settle_raise
 from shards.review import decided_under
 from shards.transfers import TransferRecord
 
@@ -163,9 +164,12 @@ class TransferChanges:
             amount=amount,
             final=final,
         )
+        reserved: int | None = None
         if action is HoldAction.INCREMENT:
-            change = await self._with_payee_check(principal, change)
+            reserved, change = await self._reserve_raise(principal, change)
         result = await self._committer.submit(shard, change)
+        if reserved is not None:
+            await self._settle_raise(reserved, key, kept=result.error is None)
         if result.error is not None:
             raise result.error
         record = result.changed
@@ -177,33 +181,69 @@ class TransferChanges:
             await self._follow_up(record)
         return transfer_out(record)
 
-    async def _with_payee_check(
+    async def _reserve_raise(
         self, principal: Principal, change: HoldChangeRequest
-    ) -> HoldChangeRequest:
-        """Across shards, an increment with what the payee's shard would refuse the raise
-        for (frozen or closed since, its `max_balance`, the range), read without a lock and
-        applied in `REFUSAL_ORDER` by the posting path, so the source holds no more for a
-        raise its destination would refuse. A shard that does not answer leaves the raise
-        unread: the payee is then checked only as its follow-up applies.
+    ) -> tuple[int | None, HoldChangeRequest]:
+        """Across shards, reserve an increment's raise on the payee's shard before the
+        payer's shard holds more (`shards.raises`): (the destination that reserved it, the
+        change); when the payee's shard refuses, the change carries the refusal and the
+        posting path answers it in `REFUSAL_ORDER`, and nothing was reserved.
+
+        Raises:
+            asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the payee's shard failed;
+                nothing moved.
         """
         home = self._cluster.shard_of_transfer(change.transfer_id).index
         record = await self._fetch(home, principal, change.transfer_id)
         if record is None or not record.cross_shard or record.status is not TransferStatus.PENDING:
-            return change  # the posting path answers these
+            return None, change  # the posting path answers these
         assert change.amount is not None
+        unfunded = await self._unfunded(record, change.amount)
+        if unfunded is not None:
+            return None, replace(change, payee_refusal=unfunded)
+        raised = reserve_raise(record, operation_key=change.operation_key, amount=change.amount)
+        result = await self._committer.submit(record.destination_shard, raised)
+        if result.error is not None:
+            return None, replace(change, payee_refusal=result.error)
+        return record.destination_shard, change
+
+    async def _unfunded(self, record: TransferRecord, amount: int) -> LedgerError | None:
+        """For an increment its payer cannot fund as a read without a lock shows it, what
+        the increment is refused with, so that it takes no lock on the payee's shard: the
+        payee's own refusal, read without a lock too (it answers before the funds, in
+        `REFUSAL_ORDER`), else the payer's insufficient funds. The source then refuses the
+        increment under its key, in its own order (its own funds if still short), and
+        nothing is reserved or moved. None: the raise is to be reserved."""
+        payers = await read_accounts(
+            self._cluster.shards[record.source_shard],
+            tenant_id=record.tenant_id,
+            ids=[record.debit_account_id],
+        )
+        payer = payers.get(record.debit_account_id)
+        short = (
+            None if payer is None else lacks_funds(payer, amount=amount, currency=record.currency)
+        )
+        if short is None:
+            return None
+        (payee,) = await payee_refusals(
+            self._cluster.shards[record.destination_shard],
+            tenant_id=record.tenant_id,
+            credits=[(record.credit_account_id, amount, record.currency)],
+            step=Movement.PREPARE_CREDIT,
+        )
+        return short if payee is None else payee
+
+    async def _settle_raise(self, destination: int, operation_key: str, *, kept: bool) -> None:
+        """Keep or void the raise reserved for an increment once its source decided; when
+        the payee's shard fails, its funds timers settle it later from the source's key."""
         try:
-            (refusal,) = await payee_refusals(
-                self._cluster.shards[record.destination_shard],
-                tenant_id=principal.tenant_id,
-                credits=[(record.credit_account_id, change.amount, record.currency)],
-                step=Movement.PREPARE_CREDIT,
-            )
+            await settle_raise(self._cluster.shards[destination], operation_key, kept=kept)
         except SHARD_FAILURES as error:
             log.warning(
-                "payee not read before an increment", transfer_id=record.id, error=repr(error)
+                "reserved raise left to the funds timers",
+                operation_key=operation_key,
+                error=repr(error),
             )
-            return change
-        return change if refusal is None else replace(change, payee_refusal=refusal)
 
     async def _follow_up(self, record: TransferRecord) -> None:
         """Apply what the change of a hold across shards owes its destination now, so the

@@ -262,3 +262,9 @@ REVIEW_START_GRACE_S: Final = 5.0
 """The API starts a review's workflow right after holding the transfer; the funds timers
 start one the API has not recorded after this long (it crashed in between)."""
 REVIEWS_STARTED_PER_PASS_MAX: Final = 100
+RAISE_SETTLE_GRACE_S: Final = 30.0
+"""An increment across shards reserves its raise on the payee's shard, then applies on the
+payer's within the request; the funds timers settle a reservation still open after this
+long (its request crashed), deciding the increment's key on the payer's shard. A request
+slower than this is then refused, and moved nothing."""
+RAISES_SETTLED_PER_PASS_MAX: Final = 100

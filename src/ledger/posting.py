@@ -173,11 +173,13 @@ class Movement(StrEnum):
     with `VOID_CREDIT`."""
     INCREASE_ACROSS = "increase_across"
     """A hold across shards, on its source shard: hold more of the debit account (the
-    lines and checks of `RESERVE_FUNDS`); the destination follows with `RAISE_CREDIT`."""
+    lines and checks of `RESERVE_FUNDS`), once the destination reserved the raise
+    (`RAISE_CREDIT`)."""
     RAISE_CREDIT = "raise_credit"
-    """A hold across shards, on its destination shard: raise the pending credit by an
-    increment the source already held (the lines of `PREPARE_CREDIT`, never refused: the
-    payee was checked before the increment)."""
+    """An increment of a hold across shards, on its destination shard and before its
+    source holds more: reserve the raise as more pending credit (the lines and checks of
+    `PREPARE_CREDIT`, under the payee's lock), so what the payee takes is decided before
+    the payer commits; a raise the source then refuses is voided (`VOID_CREDIT`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +279,7 @@ _CHECKS_CREDIT_SIDE = frozenset(
         Movement.TRANSFER,
         Movement.CREDIT_FUNDS,
         Movement.PREPARE_CREDIT,
+        Movement.RAISE_CREDIT,
         Movement.HOLD,
         Movement.HOLD_FOR_REVIEW,
         Movement.INCREASE_HOLD,
@@ -542,19 +545,9 @@ def _check_funds(account: AccountState, after: Balance) -> None:
         )
 
 
-def refusal_of_payee(
-    payee: AccountState | None, movement: Movement, *, amount: int, currency: str
-) -> LedgerError | None:
-    """What the payee's shard would refuse a credit across shards for now (`movement` is
-    the destination's step: `CREDIT_FUNDS`, or `PREPARE_CREDIT` for a hold or a delayed
-    credit), tried on a copy of the payee's state; None when it would take it.
-
-    The source's reserve carries it, so a transfer across shards is refused in the same
-    order as one on a single shard. The saga's credit step still checks the payee under
-    its lock: this is what the request is answered with, not a promise.
-    """
-    assert movement in (Movement.CREDIT_FUNDS, Movement.PREPARE_CREDIT)
-    clearing = AccountState(
+def _clearing_stub(currency: str) -> AccountState:
+    """A clearing account for a trial on a copy (it takes any movement)."""
+    return AccountState(
         id="clearing",
         tenant_id=SYSTEM_TENANT,
         currency=currency,
@@ -567,11 +560,44 @@ def refusal_of_payee(
         credits_pending=0,
         version=0,
     )
+
+
+def refusal_of_payee(
+    payee: AccountState | None, movement: Movement, *, amount: int, currency: str
+) -> LedgerError | None:
+    """What the payee's shard would refuse a credit across shards for now (`movement` is
+    the destination's step: `CREDIT_FUNDS`, or `PREPARE_CREDIT` for a hold or a delayed
+    credit), tried on a copy of the payee's state; None when it would take it.
+
+    The source's reserve carries it, so a transfer across shards is refused in the same
+    order as one on a single shard. The saga's credit step still checks the payee under
+    its lock: this is what the request is answered with, not a promise.
+    """
+    assert movement in (Movement.CREDIT_FUNDS, Movement.PREPARE_CREDIT)
     trial = None if payee is None else replace(payee)
     try:
-        apply_movement(movement, debit=clearing, credit=trial, amount=amount, currency=currency)
+        apply_movement(
+            movement, debit=_clearing_stub(currency), credit=trial, amount=amount, currency=currency
+        )
     except LedgerError as refused:
         if refused.code is ErrorCode.ACCOUNT_NOT_FOUND:
             return LedgerError(refused.code, "no such credit account", "credit_account_id")
         return refused
+    return None
+
+
+def lacks_funds(payer: AccountState, *, amount: int, currency: str) -> LedgerError | None:
+    """Whether `payer`, as a copy of its state shows it, lacks the funds to hold `amount`
+    more against a clearing account (an increment across shards): its insufficient_funds
+    refusal, else None (whatever else it would refuse is for the posting path to say)."""
+    try:
+        apply_movement(
+            Movement.INCREASE_ACROSS,
+            debit=replace(payer),
+            credit=_clearing_stub(currency),
+            amount=amount,
+            currency=currency,
+        )
+    except LedgerError as refused:
+        return refused if refused.code is ErrorCode.INSUFFICIENT_FUNDS else None
     return None

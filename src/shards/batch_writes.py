@@ -23,7 +23,7 @@ from ledger.transfers import (
     opening_status,
 )
 from shards.db import Connection
-from shards.posting_types import PostingRequest, result_json
+from shards.posting_types import PostingRequest, increment_key, result_json
 from shards.transfers import TransferRecord, transfer_from_json
 
 # Statuses and saga steps come from `ledger.transfers`, as parameters: the statement
@@ -214,6 +214,8 @@ class BatchWrites:
     """(request key, transfer id) of the review decisions applied, as operations."""
     outgoing: list[tuple[str, str, int]] = field(default_factory=list)
     """(account id, transfer id, signed amount) for the daily limits (migration 0012)."""
+    raises: list[PostingRequest] = field(default_factory=list)
+    """Raises of holds across shards reserved here (`RAISE_CREDIT`, migration 0013)."""
 
     def add(self, request: PostingRequest, entries: list[Entry], *, keyed: bool = True) -> None:
         """Record an applied movement and its entries (and its result under its own key,
@@ -225,6 +227,8 @@ class BatchWrites:
             self.opened.append(request)
         elif request.movement in _FINISHES_TRANSFER:
             self.finished.append(request)
+        if request.movement is Movement.RAISE_CREDIT:
+            self.raises.append(request)
         if keyed:
             self.results.append((request.operation_key, result_json(None)))
 
@@ -238,6 +242,7 @@ class BatchWrites:
         self.touched.update(other.touched)
         self.results.extend(other.results)
         self.outgoing.extend(other.outgoing)
+        self.raises.extend(other.raises)
 
     def change(
         self,
@@ -343,8 +348,32 @@ class BatchWrites:
             [k for k, _ in self.decided_under],
             [t for _, t in self.decided_under],
         )
+        if self.raises:
+            # Rare (an increment across shards), so a round trip of its own.
+            await _reserve_raises(conn, self.raises)
         created = {r["id"]: r["created_at"] for r in rows if r["changed"] is None}
         changed = {
             r["id"]: transfer_from_json(r["changed"]) for r in rows if r["changed"] is not None
         }
         return created, changed
+
+
+async def _reserve_raises(conn: Connection, raises: list[PostingRequest]) -> None:
+    """Record the raises reserved in this batch under their increments' keys on the
+    source, until the source decided (`shards.raises`)."""
+    await conn.execute(
+        "insert into raise_reservations (operation_key, transfer_id, tenant_id,"
+        " debit_account_id, credit_account_id, amount, currency, source_shard,"
+        " destination_shard)"
+        " select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::bigint[], $7::text[], $8::int[], $9::int[])",
+        [increment_key(r.operation_key) for r in raises],
+        [r.transfer_id for r in raises],
+        [r.tenant_id for r in raises],
+        [r.debit_account_id for r in raises],
+        [r.credit_account_id for r in raises],
+        [r.amount for r in raises],
+        [r.currency for r in raises],
+        [r.source_shard for r in raises],
+        [r.destination_shard for r in raises],
+    )

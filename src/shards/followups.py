@@ -4,9 +4,11 @@ A hold across shards keeps its money held on the source shard and shows it pendi
 destination. A capture, a void, an increment or the expiry changes the source in one
 transaction, and in that same transaction records, as rows of `remote_postings`, the
 movements the destination owes: `POST_CREDIT` for what was captured, `VOID_CREDIT` for what
-was released, `RAISE_CREDIT` for an increment. A delayed credit across shards, once due,
-records its `POST_CREDIT` the same way. None of these is ever refused on the destination:
-the source decided, and the destination only follows.
+was released. A delayed credit across shards, once due, records its `POST_CREDIT` the same
+way. None of these is ever refused on the destination: each only finishes money the
+destination already shows pending, so the source decided, and the destination only
+follows. (An increment owes nothing: the destination reserved its raise before the source
+held more, `shards.raises`.)
 
 `apply_followups` posts the open rows on their destinations through the posting path under
 each row's operation key, so a row applied twice (the API and the funds timers racing, a
@@ -35,7 +37,7 @@ from shards.posting_types import PostingRequest, PostingResult, movement_of
 
 log = structlog.get_logger("ledgerflow.shards")
 
-FOLLOWING_MOVEMENTS = frozenset({Movement.POST_CREDIT, Movement.VOID_CREDIT, Movement.RAISE_CREDIT})
+FOLLOWING_MOVEMENTS = frozenset({Movement.POST_CREDIT, Movement.VOID_CREDIT})
 """What a destination shard is told to do; each is never refused there."""
 
 _COLUMNS = (

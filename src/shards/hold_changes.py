@@ -12,7 +12,8 @@ transaction, under its operation key (`shards.posting.apply_postings`):
 3. its movements go through `ledger.posting` like any other, on one shard `CAPTURE`,
    `RELEASE`, `INCREASE_HOLD`, across shards their source forms (`CAPTURE_ACROSS`,
    `RELEASE_ACROSS`, `INCREASE_ACROSS`), and what the destination owes is written in the
-   same statement (`POST_CREDIT`, `VOID_CREDIT`, `RAISE_CREDIT`, `shards.followups`).
+   same statement (`POST_CREDIT`, `VOID_CREDIT`, `shards.followups`). An increment across
+   shards owes nothing: its destination reserved the raise first (`shards.raises`).
 """
 
 from collections.abc import Sequence
@@ -155,13 +156,14 @@ async def claim_and_lock_holds(
     return set(first["fresh_keys"]), first["now"], holds, accounts
 
 
-ACROSS = {
+ACROSS: dict[Movement, tuple[Movement, Movement | None]] = {
     Movement.CAPTURE: (Movement.CAPTURE_ACROSS, Movement.POST_CREDIT),
     Movement.RELEASE: (Movement.RELEASE_ACROSS, Movement.VOID_CREDIT),
-    Movement.INCREASE_HOLD: (Movement.INCREASE_ACROSS, Movement.RAISE_CREDIT),
+    Movement.INCREASE_HOLD: (Movement.INCREASE_ACROSS, None),
 }
 """A hold's movement on one shard, and across shards: (on its source, what its destination
-follows with)."""
+follows with). An increment follows nothing: its destination reserved the raise before
+(`shards.raises`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,13 +26,14 @@ from shards.posting_types import PostingRequest, movement_of
 def hold_moves(
     row: Record, movement: Movement, *, operation_key: str, amount: int
 ) -> tuple[PostingRequest, PostingRequest | None]:
-    """A change `movement` (`CAPTURE`, `RELEASE`, `INCREASE_HOLD`) of the hold in `row`: the
-    movement on its shard, and for a hold across shards the destination's follow-up."""
+    """A change `movement` (`CAPTURE`, `RELEASE`) of the hold in `row`: the movement on its
+    shard, and for a hold across shards the destination's follow-up."""
     if not row["cross_shard"]:
         return movement_of(
             row, movement, operation_key=f"{operation_key}:{movement}", amount=amount
         ), None
     here, there = ACROSS[movement]
+    assert there is not None, "only a capture or a release is owed to a destination"
     return (
         movement_of(row, here, operation_key=f"{operation_key}:{here}", amount=amount),
         followup(row, there, operation_key=operation_key, amount=amount),

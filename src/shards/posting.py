@@ -367,18 +367,32 @@ async def payee_refusals(
     Raises:
         asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed.
     """
-    async with shard.connection() as conn:
-        rows = await conn.fetch(
-            f"select {_ACCOUNT_COLUMNS} from accounts where id = any($1::text[])"
-            " and tenant_id = $2",
-            sorted({account_id for account_id, _, _ in credits}),
-            tenant_id,
-        )
-    payees = {row["id"]: _account(row) for row in rows}
+    payees = await read_accounts(
+        shard, tenant_id=tenant_id, ids=[account_id for account_id, _, _ in credits]
+    )
     return [
         refusal_of_payee(payees.get(account_id), step, amount=amount, currency=currency)
         for account_id, amount, currency in credits
     ]
+
+
+async def read_accounts(
+    shard: Shard, *, tenant_id: str, ids: Sequence[str]
+) -> dict[str, AccountState]:
+    """The tenant's accounts among `ids` on `shard`, as one read without a lock shows
+    them (for a trial on a copy, never for a posting).
+
+    Raises:
+        asyncpg.PostgresError, `shards.cluster.SHARD_FAILURES`: the shard failed.
+    """
+    async with shard.connection() as conn:
+        rows = await conn.fetch(
+            f"select {_ACCOUNT_COLUMNS} from accounts where id = any($1::text[])"
+            " and tenant_id = $2",
+            sorted(set(ids)),
+            tenant_id,
+        )
+    return {row["id"]: _account(row) for row in rows}
 
 
 async def with_payee_check(shard: Shard, request: PostingRequest) -> PostingRequest:

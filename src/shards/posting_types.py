@@ -151,3 +151,16 @@ def replayed_result(key: str, transfer_id: str, stored: dict[str, object]) -> Po
             replayed=True,
         )
     return PostingResult(key, transfer_id, None, replayed=True)
+
+
+def raise_key(operation_key: str) -> str:
+    """The key of the raise an increment across shards (keyed `operation_key` on its
+    source) reserves on its destination (`Movement.RAISE_CREDIT`)."""
+    return f"{operation_key}:{Movement.RAISE_CREDIT}"
+
+
+def increment_key(raise_operation_key: str) -> str:
+    """The source's key of the increment whose raise is keyed `raise_operation_key`."""
+    suffix = f":{Movement.RAISE_CREDIT}"
+    assert raise_operation_key.endswith(suffix)
+    return raise_operation_key.removesuffix(suffix)

@@ -60,6 +60,9 @@ class Report:
     destination had not yet credited, per currency."""
     followups_open: int = 0
     """Follow-ups recorded on source shards and not yet applied on their destinations."""
+    raises_open: int = 0
+    """Raises reserved on destination shards whose increments the source has not yet been
+    seen to take or refuse (`shards.raises`)."""
 
     @property
     def ok(self) -> bool:
@@ -74,7 +77,7 @@ class Report:
         return (
             f"reserved {reserved or 'nothing'}, credited and not yet posted"
             f" {credited or 'nothing'}, posted and not yet credited {owed or 'nothing'},"
-            f" {self.followups_open} follow-ups open"
+            f" {self.followups_open} follow-ups open, {self.raises_open} raises unsettled"
         )
 
     @property
@@ -85,6 +88,7 @@ class Report:
             or any(self.credited_unposted.values())
             or any(self.owed.values())
             or self.followups_open > 0
+            or self.raises_open > 0
         )
 
 
@@ -187,6 +191,7 @@ group by currency
 """
 
 _OPEN_FOLLOWUPS = "select count(*) from remote_postings where applied_at is null"
+_OPEN_RAISES = "select count(*) from raise_reservations where settled_at is null"
 
 _CLEARING_MOVES = """
 select transfer_id, amount, currency from entries
@@ -250,6 +255,7 @@ async def check_clearing(cluster: ShardCluster, report: Report) -> None:
             open_reserves = {r["currency"]: r["reserved"] for r in await conn.fetch(_OPEN_RESERVES)}
             held_across = {r["currency"]: r["held"] for r in await conn.fetch(_HELD_ACROSS)}
             report.followups_open += await conn.fetchval(_OPEN_FOLLOWUPS)
+            report.raises_open += await conn.fetchval(_OPEN_RAISES)
         for currency in set(held) | set(open_reserves) | set(held_across):
             reserved[currency] += open_reserves.get(currency, 0)
             expected = open_reserves.get(currency, 0) + held_across.get(currency, 0)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from api.transfer_changes import TransferChanges
 from ledger.ids import slot_of
 from ledger.limits import BIGINT_MAX
 from ledger.posting import Movement
@@ -18,6 +19,7 @@ from shards.accounts import new_account_id
 from shards.cluster import ShardCluster, new_transfer_id
 from shards.followups import apply_followups, find_open_followups, record_followups
 from shards.posting_types import PostingRequest
+from shards.raises import settle_open_raises
 from tests.conftest import other_tenant
 from tests.integration.cross_shard import tenant_of
 from tests.integration.helpers import (
@@ -464,3 +466,85 @@ async def test_a_follow_up_its_destination_refuses_is_listed_as_money_in_flight(
     finally:
         async with cluster.shards[source].connection() as conn:
             await conn.execute("delete from remote_postings where transfer_id = $1", transfer_id)
+
+
+async def test_racing_increments_across_shards_keep_the_payees_max_balance(
+    api: httpx.AsyncClient,
+) -> None:
+    """Twelve increments of 500 race on a hold of 1,000 to a payee whose `max_balance` is
+    3,000: exactly four land, the others are 409 `balance_limit_exceeded`, and the payee
+    never shows more pending than its ceiling. The raise is reserved on the payee's shard,
+    under its lock, before the payer's shard holds more. (The payee was read without a
+    lock: every increment passed that read, and the destination then raised the pending
+    credit checking only the range, to 7,000.)"""
+    payer, merchant = await _apart(api, limits={"max_balance": 3_000})
+    hold = await _hold(api, payer, merchant, 1_000)
+    path = f"/v1/transfers/{hold['id']}/increment"
+    answers = await asyncio.gather(*(post_keyed(api, path, {"amount": 500}) for _ in range(12)))
+    landed = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert len(landed) == 4, [r.text for r in answers]
+    assert {(r.status_code, r.json()["error"]["code"]) for r in refused} == {
+        (409, "balance_limit_exceeded")
+    }
+    assert (await api.get(f"/v1/transfers/{hold['id']}")).json()["amount"] == 3_000
+    await _settled(api, merchant, {**EMPTY, "pending": 3_000})
+    assert (await balance(api, payer["id"]))["held"] == 3_000
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {})
+    assert response.status_code == 200, response.text
+    await _settled(api, merchant, {"posted": 3_000, "pending": 0, "held": 0, "available": 3_000})
+
+
+@pytest.mark.parametrize("settled_first", [False, True], ids=["retried", "settled-first"])
+async def test_an_increment_interrupted_after_its_raise_was_reserved(
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    settled_first: bool,
+) -> None:
+    """The request of an increment across shards dies after the payee's shard reserved the
+    raise and before the payer's shard took it. Retried under its key, it lands once; left
+    alone, the funds timers' pass abandons its key on the payer's shard and voids the raise,
+    and a retry is then answered with that decision: nothing moved, on either side."""
+    payer, merchant = await _apart(api)
+    hold = await _hold(api, payer, merchant, 1_000)
+    path = f"/v1/transfers/{hold['id']}/increment"
+    original = TransferChanges._reserve_raise
+
+    async def reserve_then_die(self: TransferChanges, *args: object, **kwargs: object) -> object:
+        await original(self, *args, **kwargs)  # type: ignore[arg-type]
+        raise ConnectionResetError("the API process died here")
+
+    key = f"test-{new_transfer_id(0)}"
+    with monkeypatch.context() as patched:
+        patched.setattr(TransferChanges, "_reserve_raise", reserve_then_die)
+        died = await post_keyed(api, path, {"amount": 500}, key=key)
+    assert died.status_code >= 500, died.text
+    # The raise is reserved and shown pending; the payer holds no more yet.
+    assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 1_500}
+    assert (await balance(api, payer["id"]))["held"] == 1_000
+    if settled_first:
+        settled = await settle_open_raises(cluster, merchant["shard"], older_than_s=0, limit=100)
+        assert (settled.kept, settled.voided) == (0, 1)
+        assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 1_000}
+        for _ in range(2):
+            retried = await post_keyed(api, path, {"amount": 500}, key=key)
+            assert retried.status_code == 502, retried.text
+            assert retried.json()["error"]["code"] == "settlement_failed"
+        assert (await api.get(f"/v1/transfers/{hold['id']}")).json()["amount"] == 1_000
+        assert await balance(api, merchant["id"]) == {**EMPTY, "pending": 1_000}
+        assert (await balance(api, payer["id"]))["held"] == 1_000
+        again = await post_keyed(api, path, {"amount": 500})
+        assert again.status_code == 200, again.text
+    else:
+        for _ in range(2):
+            retried = await post_keyed(api, path, {"amount": 500}, key=key)
+            assert retried.status_code == 200, retried.text
+            assert retried.json()["amount"] == 1_500
+        settled = await settle_open_raises(cluster, merchant["shard"], older_than_s=0, limit=100)
+        assert (settled.kept, settled.voided) == (0, 0)
+    await _settled(api, merchant, {**EMPTY, "pending": 1_500})
+    assert (await balance(api, payer["id"]))["held"] == 1_500
+    response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {})
+    assert response.status_code == 200, response.text
+    await _settled(api, merchant, {"posted": 1_500, "pending": 0, "held": 0, "available": 1_500})

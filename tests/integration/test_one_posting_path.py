@@ -526,10 +526,11 @@ async def test_available_on_is_an_rfc3339_string(api: httpx.AsyncClient, books: 
 async def test_the_funds_timers_read_an_index_range_of_what_is_due(
     cluster: ShardCluster,
 ) -> None:
-    """The due holds and the due delayed credits are found by an index range on their time,
-    bounded by the shard's clock as a parameter, not filtered from every pending hold or
-    waiting credit (a volatile function as the bound cannot bound an index scan)."""
-    from shards import availability, holds  # noqa: PLC0415 - their statements, as the timers run them
+    """The due holds, the due delayed credits and the raises left open are found by an
+    index range on their time, bounded by the shard's clock as a parameter, not filtered
+    from every pending hold or waiting credit (a volatile function as the bound cannot
+    bound an index scan)."""
+    from shards import availability, holds, raises  # noqa: PLC0415 - their statements, as the timers run them
 
     async with cluster.shards[0].connection() as conn, conn.transaction():
         await conn.execute("set local enable_seqscan = off")
@@ -544,6 +545,11 @@ async def test_the_funds_timers_read_an_index_range_of_what_is_due(
                 f"explain (format json) {availability._DUE}",
                 10,
                 now,
+            ),
+            "created_at": await conn.fetchval(
+                f"explain (format json) {raises._OPEN}",
+                now,
+                10,
             ),
         }
     for column, plan in plans.items():

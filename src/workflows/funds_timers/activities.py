@@ -8,6 +8,7 @@ from shards.availability import make_due_available
 from shards.cluster import SHARD_FAILURES, Shard, ShardCluster
 from shards.followups import FollowupPass, apply_followups
 from shards.holds import expire_due_holds
+from shards.raises import settle_open_raises
 from shards.review import mark_review_started, waiting_reviews
 from workflows.funds_timers.workflow import DuePassInput, DuePassOutcome
 from workflows.review.start import start_review
@@ -55,6 +56,27 @@ class FundsTimersActivities:
             activity.logger.exception("shard %d: follow-ups raised", shard.index)
         return FollowupPass(applied=0, more_open=False)
 
+    async def _settle_raises(self, shard: Shard) -> None:
+        """Settle the raises reserved on this shard whose increment's request crashed
+        before it settled them (`shards.raises`)."""
+        try:
+            settled = await settle_open_raises(
+                self._cluster,
+                shard.index,
+                older_than_s=limits.RAISE_SETTLE_GRACE_S,
+                limit=limits.RAISES_SETTLED_PER_PASS_MAX,
+            )
+        except SHARD_FAILURES as error:
+            activity.logger.warning("shard %d: reserved raises wait: %r", shard.index, error)
+            return
+        if settled.kept or settled.voided:
+            activity.logger.warning(
+                "shard %d: %d reserved raises kept, %d voided",
+                shard.index,
+                settled.kept,
+                settled.voided,
+            )
+
     @activity.defn(name="settle_due_funds")
     async def settle_due_funds(self, due: DuePassInput) -> DuePassOutcome:
         """Release up to `batch_max` expired holds and make up to `batch_max` due credits
@@ -63,6 +85,7 @@ class FundsTimersActivities:
         holds = await expire_due_holds(shard, limit=due.batch_max)
         credits = await make_due_available(shard, limit=due.batch_max)
         followed = await self._follow_up(shard)
+        await self._settle_raises(shard)
         await self._start_missing_reviews(shard, due.review_timeout_s)
         if holds.expired or credits.made_available or followed.applied:
             activity.logger.info(

@@ -2,12 +2,12 @@
 
 A Hypothesis state machine opens accounts on drawn shards (most pairs are cross-shard),
 moves money between them, places holds, raises them (increments) and captures (in part)
-or voids them, sends delayed credits, retries
-requests with their Idempotency-Key, reuses keys with other bodies, and freezes, unfreezes
-and closes accounts.
+or voids them, sends delayed credits, sets `review_above` and approves or rejects the
+transfers it holds for review, retries requests with their Idempotency-Key, reuses keys
+with other bodies, and freezes, unfreezes and closes accounts.
 Every answer must be the one the model predicts, in the order the rules are checked
-(`REFUSAL_ORDER`: the accounts' states, the debit's then the credit's, then funds, on one
-shard and across two alike). After every step each balance equals the model's, and
+(`REFUSAL_ORDER`: the accounts' states, the debit's then the credit's, then review, then
+funds, on one shard and across two alike). After every step each balance equals the model's, and
 after each sequence every shard's books balance (`books`).
 """
 
@@ -49,6 +49,7 @@ class Account:
     shard: int
     overdraft: bool
     status: str = "active"
+    review_above: int | None = None
     posted: int = 0
     held: int = 0
     pending: int = 0
@@ -68,6 +69,20 @@ class Hold:
     amount: int
 
 
+@dataclass
+class Waiting:
+    """A transfer held for review, as the model knows it."""
+
+    id: str
+    debit: Account
+    credit: Account
+    amount: int
+
+    @property
+    def across(self) -> bool:
+        return self.debit.shard != self.credit.shard
+
+
 @dataclass(frozen=True)
 class Sent:
     """A transfer request already answered, to retry."""
@@ -78,20 +93,30 @@ class Sent:
     answer: dict
     late: bool
     """Answered 202: the saga finished after the wait, and `answer` is the transfer then."""
+    reviewed: bool = False
+    """Held for review: a retry answers with the transfer as it is now."""
 
 
-def expected_answer(debit: Account, credit: Account, amount: int) -> tuple[int, str]:
-    """(status, transfer status or error code) the ledger must give."""
+def expected_answer(
+    debit: Account, credit: Account, amount: int, *, plain: bool = True, total: int | None = None
+) -> tuple[int, str]:
+    """(status, transfer status or error code) the ledger must give: for a plain transfer
+    (`plain`), or a hold, an increment or a delayed credit; `total` is what the transfer
+    would debit in all (an increment: the hold with it)."""
     if debit.id == credit.id:
         return 400, "same_account"
     # `REFUSAL_ORDER`: state (the debit account's, then the credit account's, on one shard
-    # or across two), then funds.
-    if debit.status != "active":
-        return 409, f"account_{debit.status}"
-    if credit.status != "active":
-        return 409, f"account_{credit.status}"
+    # or across two), then review (a limit), then funds.
+    inactive = next((a for a in (debit, credit) if a.status != "active"), None)
+    if inactive is not None:
+        return 409, f"account_{inactive.status}"
+    reviewed = debit.review_above is not None and (total or amount) > debit.review_above
+    if reviewed and not plain:
+        return 400, "review_not_supported"
     if not debit.overdraft and debit.available < amount:
         return 402, "insufficient_funds"
+    if reviewed:
+        return 202, "requires_review"
     return 201, "posted"
 
 
@@ -112,6 +137,7 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             self.model: dict[str, Account] = {}
             self.sent: list[Sent] = []
             self.holds: list[Hold] = []
+            self.waiting: list[Waiting] = []
             self.deferred = 0
             """What delayed credits debited and their payees show pending (a day ahead, so
             none becomes available while the sequence runs)."""
@@ -192,6 +218,18 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
                 "currency": "USD",
             }
             response = self.http.post("/v1/transfers", json=body, headers={"Idempotency-Key": key})
+            if status == 202:
+                # Held for review: the payer holds it; on one shard the payee shows it
+                # pending (held like a hold), across shards nothing reached the payee yet.
+                assert response.status_code == 202, response.text
+                answer = response.json()
+                assert answer["status"] == "requires_review", answer
+                debit.held += amount
+                if debit.shard == credit.shard:
+                    credit.pending += amount
+                self.waiting.append(Waiting(answer["id"], debit, credit, amount))
+                self.sent.append(Sent(key, body, 202, answer, late=True, reviewed=True))
+                return
             got, answer = self._final(response)
             if got == 202:
                 # Settled after the wait: a posted transfer, or a failed one naming the code.
@@ -214,7 +252,7 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             """A hold is refused as a transfer would be (funds: what is available); placed,
             it holds on the payer and is pending on the payee, on one shard or across two."""
             debit, credit = self._pick(data, 2)
-            status, outcome = expected_answer(debit, credit, amount)
+            status, outcome = expected_answer(debit, credit, amount, plain=False)
             body = {
                 "debit_account_id": debit.id,
                 "credit_account_id": credit.id,
@@ -246,7 +284,9 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             states, then the payer's funds); applied, the payer holds more and the payee,
             on one shard or across two, shows more pending in the answer's wake."""
             hold = data.draw(st.sampled_from(self.holds))
-            status, outcome = expected_answer(hold.debit, hold.credit, amount)
+            status, outcome = expected_answer(
+                hold.debit, hold.credit, amount, plain=False, total=hold.amount + amount
+            )
             response = self.http.post(
                 f"/v1/transfers/{hold.id}/increment",
                 json={"amount": amount},
@@ -267,7 +307,7 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             """A delayed credit is refused as a transfer would be; made, the payer is
             debited at once and the payee shows the amount pending until `available_on`."""
             debit, credit = self._pick(data, 2)
-            status, outcome = expected_answer(debit, credit, amount)
+            status, outcome = expected_answer(debit, credit, amount, plain=False)
             when = datetime.now(UTC) + timedelta(days=1)
             body = {
                 "debit_account_id": debit.id,
@@ -318,6 +358,11 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             again = self.http.post(
                 "/v1/transfers", json=sent.body, headers={"Idempotency-Key": sent.key}
             )
+            if sent.reviewed:
+                # Held for review: the transfer as it is now, decided or not.
+                assert again.status_code in (200, 201, 202), again.text
+                assert again.json()["id"] == sent.answer["id"], again.text
+                return
             if sent.late:
                 # A 202 is not kept: the retry answers with the transfer as it is now.
                 assert again.status_code < 500, again.text
@@ -340,6 +385,47 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             )
             assert refused.status_code == 400, refused.text
             assert refused.json()["error"]["code"] == "idempotency_key_reused"
+
+        @rule(data=st.data(), above=st.one_of(st.none(), st.integers(min_value=1, max_value=1_000)))
+        def set_review(self, data: st.DataObject, above: int | None) -> None:
+            """Set (or clear) an account's `review_above` (closed ones too); other limits stay
+            unset."""
+            (account,) = self._pick(data, 1)
+            response = self.http.post(
+                f"/v1/accounts/{account.id}/limits",
+                json={"review_above": above},
+                headers={"Idempotency-Key": f"limits-{ULID()}"},
+            )
+            assert response.status_code == 200, response.text
+            account.review_above = above
+
+        @precondition(lambda self: self.waiting)
+        @rule(data=st.data(), approve=st.booleans())
+        def decide(self, data: st.DataObject, approve: bool) -> None:
+            """Approve or reject a transfer held for review, whatever the accounts' states
+            and limits are now: approved on one shard it posts at once; across shards its
+            saga credits the payee (failing, and releasing the payer, if the payee is no
+            longer active); rejected, the held money is released on both sides."""
+            waiting = self.waiting.pop(data.draw(st.integers(0, len(self.waiting) - 1)))
+            response = self.http.post(
+                f"/v1/transfers/{waiting.id}/" + ("approve" if approve else "reject"),
+                headers={"Idempotency-Key": f"decide-{ULID()}"},
+            )
+            assert response.status_code in (200, 202), response.text
+            debit, credit, amount = waiting.debit, waiting.credit, waiting.amount
+            debit.held -= amount
+            if not waiting.across:
+                credit.pending -= amount
+            if not approve:
+                assert response.json()["status"] == "failed", response.text
+                assert response.json()["failure_code"] == "review_rejected", response.text
+                return
+            _, answer = self._final(response)
+            credited = not waiting.across or credit.status == "active"
+            assert answer["status"] == ("posted" if credited else "failed"), answer
+            if credited:
+                debit.posted -= amount
+                credit.posted += amount
 
         @rule(data=st.data(), action=st.sampled_from(["freeze", "unfreeze", "close"]))
         def change_state(self, data: st.DataObject, action: str) -> None:
@@ -387,8 +473,12 @@ def machine_for(url: str, new_tenant_key: Callable[[], str]) -> type[RuleBasedSt
             # The tenant's money only moves between its own accounts, held and pending alike,
             # but for what delayed credits debited and still show pending.
             assert sum(a["balance"]["posted"] for a in seen.values()) == -self.deferred
-            assert sum(a["balance"]["held"] for a in seen.values()) + self.deferred == sum(
-                a["balance"]["pending"] for a in seen.values()
+            # Across shards a transfer waiting for review is held on the payer and shows
+            # nothing on the payee yet.
+            reviewing = sum(w.amount for w in self.waiting if w.across)
+            assert (
+                sum(a["balance"]["held"] for a in seen.values()) + self.deferred
+                == sum(a["balance"]["pending"] for a in seen.values()) + reviewing
             )
 
     return Ledger

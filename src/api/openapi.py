@@ -31,7 +31,10 @@ _REASONS = {
     413: "The body is over 1 MiB",
     429: "The API key is over its rate limit; retry after Retry-After seconds",
     500: "A bug, logged with the request id",
-    502: "A shard could not apply the cross-shard credit; the hold was released",
+    502: (
+        "A shard could not apply the cross-shard credit (the hold was released), or an"
+        " increment across shards was interrupted and abandoned; nothing moved"
+    ),
     503: "A shard or the settlement is unavailable; retry after Retry-After seconds",
 }
 

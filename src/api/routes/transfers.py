@@ -119,7 +119,7 @@ async def void_transfer(
 @router.post(
     "/{transfer_id}/increment",
     response_model=TransferOut,
-    responses=error_responses(400, 402, 404, 409, 413),
+    responses=error_responses(400, 402, 404, 409, 413, 502),
 )
 async def increment_transfer(
     transfer_id: str,

@@ -111,6 +111,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_500
 
+    if response.status_code == 502:
+        response_502 = ErrorOut.from_dict(response.json())
+
+
+
+        return response_502
+
     if response.status_code == 503:
         response_503 = ErrorOut.from_dict(response.json())
 

@@ -34,6 +34,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.ACCOUNT_FROZEN: 409,
     ErrorCode.ACCOUNT_CLOSED: 409,
     ErrorCode.ACCOUNT_NOT_EMPTY: 409,
+    ErrorCode.LIMITS_BELOW_BALANCE: 409,
     ErrorCode.TRANSFER_NOT_PENDING: 409,
     ErrorCode.TRANSFER_EXPIRED: 409,
     # A transfer's failure code: the review rejected it (or timed out).

@@ -40,6 +40,9 @@ class ErrorCode(StrEnum):
     ACCOUNT_FROZEN = "account_frozen"
     ACCOUNT_CLOSED = "account_closed"
     ACCOUNT_NOT_EMPTY = "account_not_empty"
+    LIMITS_BELOW_BALANCE = "limits_below_balance"
+    """New limits whose floor (`min_available`, or zero for an account that may not
+    overdraw) is above what the account has available now: nothing was changed."""
     TRANSFER_NOT_PENDING = "transfer_not_pending"
     TRANSFER_EXPIRED = "transfer_expired"
     REVIEW_REJECTED = "review_rejected"
@@ -88,6 +91,7 @@ _TYPES: dict[ErrorCode, ErrorType] = {
     ErrorCode.ACCOUNT_FROZEN: ErrorType.STATE,
     ErrorCode.ACCOUNT_CLOSED: ErrorType.STATE,
     ErrorCode.ACCOUNT_NOT_EMPTY: ErrorType.STATE,
+    ErrorCode.LIMITS_BELOW_BALANCE: ErrorType.STATE,
     ErrorCode.TRANSFER_NOT_PENDING: ErrorType.STATE,
     ErrorCode.TRANSFER_EXPIRED: ErrorType.STATE,
     ErrorCode.REVIEW_REJECTED: ErrorType.STATE,

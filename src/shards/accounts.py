@@ -212,14 +212,30 @@ async def set_limits(
     conn: Connection, *, shard: int, tenant_id: str, account_id: str, limits: AccountLimits
 ) -> AccountRecord:
     """Replace an account's limits; they apply to movements from the next one on (a balance
-    already past a new limit stays, and only movements that take it further are refused).
+    already past a new `max_balance` or daily limit stays, and only movements that take it
+    further are refused). The floor is the exception: new limits whose floor is above what
+    the account has available now are refused, so no account ever stands below its floor
+    (`verify` holds every account to it).
 
     Raises:
         LedgerError(account_not_found): no such account for this tenant.
+        LedgerError(limits_below_balance): the new floor is above what is available.
     """
+    # One statement under the row's lock: the check and the change see the same balance.
     row = await conn.fetchrow(
-        "update accounts set min_available = $3, max_balance = $4, daily_outgoing = $5,"
-        f" review_above = $6 where id = $1 and tenant_id = $2 returning {_COLUMNS}",
+        f"""with target as (
+            select * from accounts where id = $1 and tenant_id = $2 for update
+        ), changed as (
+            update accounts a set min_available = $3::bigint, max_balance = $4,
+                                  daily_outgoing = $5, review_above = $6
+            from target t
+            where a.id = t.id
+              and (coalesce($3::bigint, case when t.allow_overdraft then null else 0 end) is null
+                   or {_AVAILABLE} >= coalesce($3::bigint, 0))
+            returning a.*
+        )
+        select (select count(*) from target) as found, c.* from (values (1)) as one (n)
+        left join changed c on true""",
         account_id,
         tenant_id,
         limits.min_available,
@@ -227,9 +243,23 @@ async def set_limits(
         limits.daily_outgoing,
         limits.review_above,
     )
-    if row is None:
+    assert row is not None
+    if not row["found"]:
         raise LedgerError(ErrorCode.ACCOUNT_NOT_FOUND, f"no such account: {account_id}", "id")
+    if row["id"] is None:
+        raise LedgerError(
+            ErrorCode.LIMITS_BELOW_BALANCE,
+            f"account {account_id} has less available than the new floor; bring it above"
+            " the floor first",
+            "min_available",
+        )
     return _record(row, shard)
+
+
+# What an account has available (`ledger.accounts.balance_of`), of a row aliased `t`.
+_AVAILABLE = """(case when t.normal_balance = 'credit'
+    then t.credits_posted - t.debits_posted - t.debits_pending
+    else t.debits_posted - t.credits_posted - t.credits_pending end)"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Reconciliation: prove that no money was created or lost.
 
 Per shard: the entries of each currency and layer sum to zero; every account's four totals
-equal the sums of its entries, and its version equals its entry count; no account that
-may not overdraw (and has no floor of its own, `min_available`) is below zero available.
+equal the sums of its entries, and its version equals its entry count; no account is below
+its floor (`min_available`, else zero unless it may overdraw).
 
 Across shards, exact while sagas run: each shard's clearing accounts hold as pending
 credits exactly what its open sagas and its transfers waiting for review reserved (one
@@ -160,12 +160,16 @@ def _check_account(shard: int, row: asyncpg.Record, report: Report) -> None:
         debits_pending=row["debits_pending"],
         credits_pending=row["credits_pending"],
     )
-    # An account with its own floor (`min_available`, perhaps an overdraft line) is held to
-    # it when it moves money; the floor may change later, so only the zero floor of an
-    # account that may not overdraw is an invariant of the books.
-    if not row["allow_overdraft"] and row["min_available"] is None and balance.available < 0:
+    # Every account is held to its floor: its `min_available` (perhaps an overdraft line),
+    # else zero unless it may overdraw. Movements never take it below, and new limits whose
+    # floor is above what it has are refused (`limits_below_balance`).
+    floor = row["min_available"]
+    if floor is None and not row["allow_overdraft"]:
+        floor = 0
+    if floor is not None and balance.available < floor:
         report.problems.append(
-            f"shard {shard}: account {account} is overdrawn: {balance.available} available"
+            f"shard {shard}: account {account} is overdrawn: {balance.available} available,"
+            f" below its floor of {floor}"
         )
 
 

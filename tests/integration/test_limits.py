@@ -10,6 +10,7 @@ import pytest
 from ulid import ULID
 
 from shards.cluster import ShardCluster
+from shards.reconcile import reconcile
 from tests.conftest import other_tenant
 from tests.integration.cross_shard import settled
 from tests.integration.helpers import balance
@@ -159,3 +160,46 @@ async def test_limits_are_the_tenants_own_and_checked(
         "daily_outgoing": None,
         "review_above": None,
     }
+
+
+async def test_a_limits_change_never_leaves_an_account_below_its_floor(
+    api: httpx.AsyncClient, cluster: ShardCluster
+) -> None:
+    """An account that used its overdraft line (-1,000 of `min_available: -1000`) cannot
+    have the line taken away while it stands below the new floor: 409
+    `limits_below_balance`, nothing changed. Once it is back above, the change is taken.
+    A floor raised above what is available is refused the same way. (The change was taken,
+    and `verify` then reported the correct account "overdrawn" on every run.)"""
+    funding = await _account(api, allow_overdraft=True)
+    line = await _account(api, shard=funding["shard"], limits={"min_available": -1_000})
+    assert (await _move(api, line, funding, 1_000)).status_code == 201
+    for limits in ({}, {"min_available": -999}, {"min_available": 0, "max_balance": 5}):
+        response = await api.post(f"/v1/accounts/{line['id']}/limits", json=limits)
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("limits_below_balance", "min_available")
+        account = (await api.get(f"/v1/accounts/{line['id']}")).json()
+        assert account["limits"]["min_available"] == -1_000
+    report = await reconcile(cluster)
+    assert report.ok, report.problems
+    # A lower floor, or the same, is taken; so is any change once the money is back.
+    response = await api.post(f"/v1/accounts/{line['id']}/limits", json={"min_available": -2_000})
+    assert response.status_code == 200, response.text
+    assert (await _move(api, funding, line, 1_000)).status_code == 201
+    response = await api.post(f"/v1/accounts/{line['id']}/limits", json={})
+    assert response.status_code == 200, response.text
+    # A floor above what is available now.
+    response = await api.post(f"/v1/accounts/{line['id']}/limits", json={"min_available": 1})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "limits_below_balance"
+    # `verify` holds every account to its floor: one set behind the API's back is found.
+    async with cluster.shards[line["shard"]].connection() as conn:
+        await conn.execute("update accounts set min_available = 1 where id = $1", line["id"])
+        try:
+            report = await reconcile(cluster)
+            assert [p for p in report.problems if line["id"] in p] == [
+                f"shard {line['shard']}: account {line['id']} is overdrawn: 0 available,"
+                " below its floor of 1"
+            ], report.problems
+        finally:
+            await conn.execute("update accounts set min_available = null where id = $1", line["id"])

@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     INTERNAL_ERROR = "internal_error"
     INVALID_REQUEST = "invalid_request"
+    LIMITS_BELOW_BALANCE = "limits_below_balance"
     METADATA_INVALID = "metadata_invalid"
     RATE_LIMITED = "rate_limited"
     RESOURCE_NOT_FOUND = "resource_not_found"

@@ -83,7 +83,9 @@ async def get_account_balance(
     return await state.accounts.balance_at(principal=principal, account_id=account_id, at=at)
 
 
-@router.post("/{account_id}/limits", response_model=AccountOut, responses=error_responses(404, 413))
+@router.post(
+    "/{account_id}/limits", response_model=AccountOut, responses=error_responses(404, 409, 413)
+)
 async def set_account_limits(
     account_id: str,
     body: LimitsIn,
@@ -92,7 +94,8 @@ async def set_account_limits(
     idempotent: IdempotentDep,
 ) -> Response:
     """Replace the account's limits (a field left out removes that limit). They apply from
-    the next movement on: a balance already past a new limit stays as it is."""
+    the next movement on: a balance already past a new `max_balance` or daily limit stays
+    as it is; a new floor above what is available is 409 `limits_below_balance`."""
 
     async def work(_: Attempt | None) -> tuple[int, AccountOut]:
         return 200, await state.accounts.set_limits(

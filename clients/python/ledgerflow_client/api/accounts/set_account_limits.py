@@ -76,6 +76,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_404
 
+    if response.status_code == 409:
+        response_409 = ErrorOut.from_dict(response.json())
+
+
+
+        return response_409
+
     if response.status_code == 413:
         response_413 = ErrorOut.from_dict(response.json())
 
@@ -130,7 +137,8 @@ def sync_detailed(
     """ Set Account Limits
 
      Replace the account's limits (a field left out removes that limit). They apply from
-    the next movement on: a balance already past a new limit stays as it is.
+    the next movement on: a balance already past a new `max_balance` or daily limit stays
+    as it is; a new floor above what is available is 409 `limits_below_balance`.
 
     Args:
         account_id (str):
@@ -171,7 +179,8 @@ def sync(
     """ Set Account Limits
 
      Replace the account's limits (a field left out removes that limit). They apply from
-    the next movement on: a balance already past a new limit stays as it is.
+    the next movement on: a balance already past a new `max_balance` or daily limit stays
+    as it is; a new floor above what is available is 409 `limits_below_balance`.
 
     Args:
         account_id (str):
@@ -207,7 +216,8 @@ async def asyncio_detailed(
     """ Set Account Limits
 
      Replace the account's limits (a field left out removes that limit). They apply from
-    the next movement on: a balance already past a new limit stays as it is.
+    the next movement on: a balance already past a new `max_balance` or daily limit stays
+    as it is; a new floor above what is available is 409 `limits_below_balance`.
 
     Args:
         account_id (str):
@@ -248,7 +258,8 @@ async def asyncio(
     """ Set Account Limits
 
      Replace the account's limits (a field left out removes that limit). They apply from
-    the next movement on: a balance already past a new limit stays as it is.
+    the next movement on: a balance already past a new `max_balance` or daily limit stays
+    as it is; a new floor above what is available is 409 `limits_below_balance`.
 
     Args:
         account_id (str):

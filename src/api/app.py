@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from api.account_service import AccountService
@@ -19,6 +19,7 @@ from api.event_service import EventService
 from api.maintenance import ShardHealth, purge_expired
 from api.observability import Metrics, RequestMiddleware
 from api.openapi import install_contract, operation_id
+from api.query_params import known_query_only
 from api.rate_limit import RateLimiter
 from api.routes import accounts, batches, events, health, transfers
 from api.state import AppState
@@ -109,10 +110,10 @@ def create_app(config: ApiConfig) -> FastAPI:
     install_contract(app)
     install_docs(app)
     app.include_router(health.router)
-    app.include_router(accounts.router)
-    app.include_router(batches.router)
-    app.include_router(transfers.router)
-    app.include_router(events.router)
+    # Every /v1 operation refuses a query parameter it does not take (`api.query_params`).
+    strict = [Depends(known_query_only)]
+    for router in (accounts.router, batches.router, transfers.router, events.router):
+        app.include_router(router, dependencies=strict)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app
 

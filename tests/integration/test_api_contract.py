@@ -330,3 +330,30 @@ async def test_the_contract_documents_every_answer(api: httpx.AsyncClient) -> No
     not_allowed = await api.delete("/v1/transfers")
     assert not_allowed.status_code == 405
     assert not_allowed.headers["allow"] == "GET, POST"
+
+
+async def test_unknown_query_parameters_are_400(api: httpx.AsyncClient) -> None:
+    """A query parameter the operation does not take is 400 `invalid_request` naming it:
+    `GET /v1/transfers?account_id=…` answered every transfer, and the client believed it
+    had filtered. The parameters an operation documents still work."""
+    account = (await api.post("/v1/accounts", json={"currency": "USD"})).json()
+    probes = [
+        ("/v1/transfers", {"account_id": account["id"]}, "account_id"),
+        ("/v1/accounts", {"limit": "2", "status": "active"}, "status"),
+        (f"/v1/accounts/{account['id']}/entries", {"since": "x"}, "since"),
+        ("/v1/events", {"types": "transfer.posted"}, "types"),
+        (f"/v1/accounts/{account['id']}", {"expand": "balance"}, "expand"),
+    ]
+    for path, params, unknown in probes:
+        response = await api.get(path, params=params)
+        assert response.status_code == 400, (path, response.text)
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("invalid_request", unknown), response.text
+    for path, params in (
+        ("/v1/transfers", {"limit": "2"}),
+        ("/v1/accounts", {"limit": "2"}),
+        ("/v1/events", {"type": "transfer.posted", "limit": "1"}),
+        (f"/v1/accounts/{account['id']}/balance", {"at": "2026-01-01T00:00:00Z"}),
+    ):
+        response = await api.get(path, params=params)
+        assert response.status_code == 200, (path, response.text)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ledger.errors import ErrorCode, LedgerError
+from ledger.limits import BIGINT_MAX
 from ledger.posting import Movement
 from ledger.transfers import EventType, SagaStep, TransferStatus, check_step, check_transition
 
@@ -133,6 +134,7 @@ def plan_change(
 
     Raises:
         LedgerError(amount_exceeds_hold): a capture of more than is still held.
+        LedgerError(amount_overflow): an increment past the bigint range in all.
     """
     held = held_total - captured
     status = TransferStatus.PENDING
@@ -140,6 +142,13 @@ def plan_change(
         case HoldAction.INCREMENT:
             assert amount is not None
             assert amount > 0
+            if held_total + amount > BIGINT_MAX:
+                # What the transfer debits in all is an amount like any other.
+                raise LedgerError(
+                    ErrorCode.AMOUNT_OVERFLOW,
+                    f"the hold would debit {held_total + amount} in all, past the bigint range",
+                    "amount",
+                )
             return HoldPlan(
                 ((Movement.INCREASE_HOLD, amount),),
                 status,

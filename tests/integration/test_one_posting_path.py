@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from ulid import ULID
 
 from ledger.ids import clearing_account_id
+from ledger.limits import BIGINT_MAX
 from ledgerflow.composition import Wiring
 from shards.cluster import ShardCluster
 from shards.followups import apply_followups, find_open_followups
@@ -556,3 +557,46 @@ async def test_the_funds_timers_read_an_index_range_of_what_is_due(
         conditions = _index_conditions(json.loads(plan)[0]["Plan"])
         assert any(column in c and c.startswith("cond:") for c in conditions), conditions
         assert not any("clock_timestamp" in c for c in conditions), conditions
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["one-shard", "across-shards"])
+async def test_an_increment_past_the_bigint_range_of_what_a_hold_debits_is_400(
+    api: httpx.AsyncClient, across: bool
+) -> None:
+    """A hold of nearly the whole bigint range, captured in part (so the accounts show
+    little), then raised so that what it debits in all passes the range: 400
+    `amount_overflow`, every time, and nothing moves. (The transfer row's `amount` left
+    its bigint column: 503 on every retry.)"""
+    big = BIGINT_MAX - 2_000
+    funding = await account_on(api, PAYER_SHARD, allow_overdraft=True)
+    payer = await account_on(api, PAYER_SHARD)
+    payee = await account_on(api, (PAYER_SHARD + 1) % 4 if across else PAYER_SHARD)
+    assert (
+        await post_keyed(api, "/v1/transfers", transfer_body(funding, payer, big))
+    ).status_code == 201
+    hold = await _hold(api, payer, payee, big)
+    path = f"/v1/transfers/{hold['id']}"
+    captured = await post_keyed(api, f"{path}/capture", {"amount": big - 10, "final": False})
+    assert captured.status_code == 200, captured.text
+    await settled(api)
+    # The payee sends what it was paid back, and the payer gets a little more: both now
+    # show little, while the hold has debited nearly the whole range.
+    back = await post_keyed(api, "/v1/transfers", transfer_body(payee, funding, big - 10))
+    assert back.status_code in (201, 202), back.text
+    assert (
+        await post_keyed(api, "/v1/transfers", transfer_body(funding, payer, 5_000))
+    ).status_code == 201
+    await settled(api)
+    before = (await balance(api, payer["id"]), await balance(api, payee["id"]))
+    key = f"test-{ULID()}"
+    for _ in range(2):
+        raised = await post_keyed(api, f"{path}/increment", {"amount": 2_500}, key=key)
+        assert raised.status_code == 400, raised.text
+        assert raised.json()["error"]["code"] == "amount_overflow", raised.text
+    assert (await api.get(path)).json()["amount"] == big
+    await settled(api)
+    assert (await balance(api, payer["id"]), await balance(api, payee["id"])) == before
+    fits = await post_keyed(api, f"{path}/increment", {"amount": 2_000})
+    assert fits.status_code == 200, fits.text
+    assert fits.json()["amount"] == BIGINT_MAX
+    assert (await post_keyed(api, f"{path}/void")).status_code == 200

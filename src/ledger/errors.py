@@ -42,7 +42,7 @@ class ErrorCode(StrEnum):
     ACCOUNT_NOT_EMPTY = "account_not_empty"
     LIMITS_BELOW_BALANCE = "limits_below_balance"
     """New limits whose floor (`min_available`, or zero for an account that may not
-    overdraw) is above what the account has available now: nothing was changed."""
+    overdraw) the account is overdrawn past now: nothing was changed."""
     TRANSFER_NOT_PENDING = "transfer_not_pending"
     TRANSFER_EXPIRED = "transfer_expired"
     REVIEW_REJECTED = "review_rejected"

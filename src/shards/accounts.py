@@ -213,13 +213,16 @@ async def set_limits(
 ) -> AccountRecord:
     """Replace an account's limits; they apply to movements from the next one on (a balance
     already past a new `max_balance` or daily limit stays, and only movements that take it
-    further are refused). The floor is the exception: new limits whose floor is above what
-    the account has available now are refused, so no account ever stands below its floor
-    (`verify` holds every account to it).
+    further are refused). The floor is the exception when the account is overdrawn: new
+    limits are refused when what the account has available is below zero and below their
+    floor, so an overdraft line in use cannot be taken away, and no account ever stands
+    below the lower of its floor and zero (`verify` holds every account to it). A positive
+    floor above what an account has is taken, as at the account's opening: movements then
+    may only raise it.
 
     Raises:
         LedgerError(account_not_found): no such account for this tenant.
-        LedgerError(limits_below_balance): the new floor is above what is available.
+        LedgerError(limits_below_balance): the account is overdrawn past the new floor.
     """
     # One statement under the row's lock: the check and the change see the same balance.
     row = await conn.fetchrow(
@@ -231,7 +234,7 @@ async def set_limits(
             from target t
             where a.id = t.id
               and (coalesce($3::bigint, case when t.allow_overdraft then null else 0 end) is null
-                   or {_AVAILABLE} >= coalesce($3::bigint, 0))
+                   or {_AVAILABLE} >= least(coalesce($3::bigint, 0), 0))
             returning a.*
         )
         select (select count(*) from target) as found, c.* from (values (1)) as one (n)

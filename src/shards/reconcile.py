@@ -2,7 +2,7 @@
 
 Per shard: the entries of each currency and layer sum to zero; every account's four totals
 equal the sums of its entries, and its version equals its entry count; no account is below
-its floor (`min_available`, else zero unless it may overdraw).
+the lower of its floor (`min_available`, else zero unless it may overdraw) and zero.
 
 Across shards, exact while sagas run: each shard's clearing accounts hold as pending
 credits exactly what its open sagas and its transfers waiting for review reserved (one
@@ -160,13 +160,15 @@ def _check_account(shard: int, row: asyncpg.Record, report: Report) -> None:
         debits_pending=row["debits_pending"],
         credits_pending=row["credits_pending"],
     )
-    # Every account is held to its floor: its `min_available` (perhaps an overdraft line),
-    # else zero unless it may overdraw. Movements never take it below, and new limits whose
-    # floor is above what it has are refused (`limits_below_balance`).
+    # Every account is held to the lower of its floor and zero: its `min_available`
+    # (perhaps an overdraft line), else zero unless it may overdraw. An account opens at
+    # zero, movements never take it below its floor, and new limits whose floor it is
+    # overdrawn past are refused (`limits_below_balance`); a positive floor it has not
+    # reached yet it may stand below.
     floor = row["min_available"]
     if floor is None and not row["allow_overdraft"]:
         floor = 0
-    if floor is not None and balance.available < floor:
+    if floor is not None and balance.available < min(floor, 0):
         report.problems.append(
             f"shard {shard}: account {account} is overdrawn: {balance.available} available,"
             f" below its floor of {floor}"

@@ -95,7 +95,7 @@ async def set_account_limits(
 ) -> Response:
     """Replace the account's limits (a field left out removes that limit). They apply from
     the next movement on: a balance already past a new `max_balance` or daily limit stays
-    as it is; a new floor above what is available is 409 `limits_below_balance`."""
+    as it is; a floor the account is overdrawn past is 409 `limits_below_balance`."""
 
     async def work(_: Attempt | None) -> tuple[int, AccountOut]:
         return 200, await state.accounts.set_limits(

@@ -138,7 +138,7 @@ def sync_detailed(
 
      Replace the account's limits (a field left out removes that limit). They apply from
     the next movement on: a balance already past a new `max_balance` or daily limit stays
-    as it is; a new floor above what is available is 409 `limits_below_balance`.
+    as it is; a floor the account is overdrawn past is 409 `limits_below_balance`.
 
     Args:
         account_id (str):
@@ -180,7 +180,7 @@ def sync(
 
      Replace the account's limits (a field left out removes that limit). They apply from
     the next movement on: a balance already past a new `max_balance` or daily limit stays
-    as it is; a new floor above what is available is 409 `limits_below_balance`.
+    as it is; a floor the account is overdrawn past is 409 `limits_below_balance`.
 
     Args:
         account_id (str):
@@ -217,7 +217,7 @@ async def asyncio_detailed(
 
      Replace the account's limits (a field left out removes that limit). They apply from
     the next movement on: a balance already past a new `max_balance` or daily limit stays
-    as it is; a new floor above what is available is 409 `limits_below_balance`.
+    as it is; a floor the account is overdrawn past is 409 `limits_below_balance`.
 
     Args:
         account_id (str):
@@ -259,7 +259,7 @@ async def asyncio(
 
      Replace the account's limits (a field left out removes that limit). They apply from
     the next movement on: a balance already past a new `max_balance` or daily limit stays
-    as it is; a new floor above what is available is 409 `limits_below_balance`.
+    as it is; a floor the account is overdrawn past is 409 `limits_below_balance`.
 
     Args:
         account_id (str):

@@ -88,17 +88,27 @@ class TransferChanges:
             raise LedgerError(
                 ErrorCode.SETTLEMENT_UNAVAILABLE, "reviews are not configured on this server"
             )
+        # Every decision is recorded under a key of its own, so the one that applied is
+        # known: each other request, the same decision's included, is 409.
+        request_key = (
+            attempt.operation_key
+            if attempt is not None
+            else f"decide:{transfer_id}:{new_transfer_id(0)}"
+        )
         await self._reviews.decide_review(
             shard=shard,
             transfer_id=transfer_id,
             held_at=record.created_at,
             approve=approve,
-            request_key=None if attempt is None else attempt.operation_key,
+            request_key=request_key,
         )
         decided = await self._fetch(shard, principal, transfer_id)
         assert decided is not None
-        if not _decided_as_asked(decided, approve=approve):
-            # Decided otherwise first (the other decision, or the review's timeout).
+        if not _decided_as_asked(decided, approve=approve) or not await decided_under(
+            self._cluster.shards[shard], transfer_id=transfer_id, request_key=request_key
+        ):
+            # Decided first by another request (the other decision, the same one sent
+            # again under another key, or the review's timeout).
             raise _not_pending(decided)
         if decided.status is TransferStatus.PROCESSING:
             decided = await self._settle_approved(principal, decided)

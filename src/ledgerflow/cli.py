@@ -158,11 +158,24 @@ def migrate(data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def verify(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
+def verify(
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    max_in_flight: Annotated[
+        str,
+        typer.Option(
+            "--max-in-flight",
+            help="Money in flight longer than this (a saga, a follow-up, a raise) is a"
+            " finding: 30s, 10m, 2h.",
+        ),
+    ] = "10m",
+) -> None:
     """Prove the books: every shard balances and the clearing accounts match what is in flight.
 
-    Exits 1 naming each account that is off.
+    Exits 1 naming each account that is off, and each transfer whose money has been in
+    flight longer than --max-in-flight.
     """
+    max_in_flight_s = _duration_s(max_in_flight)
     found = endpoints_for(settings_for(data_dir))
 
     async def main() -> bool:
@@ -170,7 +183,7 @@ def verify(as_json: JsonFlag = False, data_dir: DataDir = None) -> None:
             found.shard_dsns, pool_size_max=2, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
         )
         try:
-            report = await reconcile(cluster)
+            report = await reconcile(cluster, max_in_flight_s=max_in_flight_s)
         finally:
             await cluster.close()
         if as_json:

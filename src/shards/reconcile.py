@@ -29,11 +29,15 @@ and the reserves of transfers waiting for review.
 
 Per shard, delayed credits: the availability account holds, posted and pending alike,
 exactly the credits still waiting for their `available_on`.
+
+Money in flight (a saga, a follow-up, a raise reserved for an increment) settles within
+seconds; what has been in flight longer than `max_in_flight_s` (10 minutes) is a problem,
+named with its transfers, not a pass.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -409,11 +413,52 @@ async def check_availability(cluster: ShardCluster, report: Report) -> None:
                 )
 
 
-async def reconcile(cluster: ShardCluster) -> Report:
-    """Check every invariant on every shard and across shards."""
+MAX_IN_FLIGHT_S = 600.0
+"""Money in flight longer than this is a finding (`ledgerflow verify --max-in-flight`)."""
+
+# Each bounded by its partial index of what is open, and by a parameter: the time.
+_LONG_IN_FLIGHT = (
+    (
+        "a saga has not finished it",
+        "select transfer_id, created_at from saga_outbox"
+        " where finished_at is null and created_at < $1 order by created_at limit 20",
+    ),
+    (
+        "its follow-up on the destination is not applied",
+        "select transfer_id, created_at from remote_postings"
+        " where applied_at is null and created_at < $1 order by created_at limit 20",
+    ),
+    (
+        "the raise reserved for its increment is not settled",
+        "select transfer_id, created_at from raise_reservations"
+        " where settled_at is null and created_at < $1 order by created_at limit 20",
+    ),
+)
+
+
+async def check_in_flight(cluster: ShardCluster, report: Report, *, max_s: float) -> None:
+    """Money in flight for longer than `max_s` is a problem, named with its transfers: a
+    saga, a follow-up or a reserved raise normally settles within seconds, so one that is
+    still open is stuck (a refused follow-up, a shard long down), not merely settling."""
+    for shard in cluster.shards:
+        async with shard.connection() as conn:
+            now = await conn.fetchval("select clock_timestamp()")
+            for why, query in _LONG_IN_FLIGHT:
+                for row in await conn.fetch(query, now - timedelta(seconds=max_s)):
+                    age = (now - row["created_at"]).total_seconds()
+                    report.problems.append(
+                        f"shard {shard.index}: transfer {row['transfer_id']} has had money in"
+                        f" flight for {age:.0f} s (more than {max_s:.0f}): {why}"
+                    )
+
+
+async def reconcile(cluster: ShardCluster, *, max_in_flight_s: float = MAX_IN_FLIGHT_S) -> Report:
+    """Check every invariant on every shard and across shards, and that no money has been
+    in flight longer than `max_in_flight_s`."""
     report = Report()
     for shard in cluster.shards:
         await check_shard(cluster, shard.index, report)
     await check_clearing(cluster, report)
     await check_availability(cluster, report)
+    await check_in_flight(cluster, report, max_s=max_in_flight_s)
     return report

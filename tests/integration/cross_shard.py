@@ -6,6 +6,7 @@ from datetime import datetime
 
 import httpx
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from ulid import ULID
 
 from ledger.ids import even_shard_map, slot_of
@@ -95,15 +96,48 @@ async def all_transfers(api: httpx.AsyncClient) -> list[dict]:
         cursor = page["data"][-1]["id"]
 
 
-async def saga_count(client: Client, transfer_id: str, *, timeout_s: float = 10) -> int:
-    """How many settlement workflows carry `transfer_id` (visibility is eventually
-    consistent, so wait until at least one shows)."""
+async def saga_count(
+    client: Client, cluster: ShardCluster, transfer_id: str, *, timeout_s: float = 30
+) -> int:
+    """How many settlement workflows carry `transfer_id`, judged from the transfer's
+    outbox row, not from search alone (it is eventually consistent, so a count taken too
+    early sees none, or only the first of two):
+    - no outbox row, one no saga claimed, or one whose workflow never started: what search
+      counts (0 when nothing else carries it);
+    - else its saga must finish the row (so no other can start for it); the count is
+      taken once search shows that workflow, and counts every workflow that carries the
+      transfer.
+    """
+    source = cluster.shard_of_transfer(transfer_id)
+    async with source.connection() as conn:
+        row = await conn.fetchrow(
+            "select workflow_id, finished_at from saga_outbox where transfer_id = $1",
+            transfer_id,
+        )
     query = f"LedgerflowTransferIds = '{transfer_id}'"
     deadline = asyncio.get_running_loop().time() + timeout_s
+    if row is None or row["workflow_id"] is None:
+        return (await client.count_workflows(query)).count
+    workflow_id = row["workflow_id"]
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        # Claimed, but its start failed (the sweep starts it later): none carries it.
+        return (await client.count_workflows(query)).count
     while True:
-        count = (await client.count_workflows(query)).count
-        if count or asyncio.get_running_loop().time() > deadline:
-            return count
+        async with source.connection() as conn:
+            finished = await conn.fetchval(
+                "select finished_at is not null from saga_outbox where transfer_id = $1",
+                transfer_id,
+            )
+        seen = (await client.count_workflows(f"{query} AND WorkflowId = '{workflow_id}'")).count
+        if finished and seen:
+            return (await client.count_workflows(query)).count
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"{workflow_id} of {transfer_id}: outbox finished {finished}, in search {seen}"
+        )
         await asyncio.sleep(0.1)
 
 

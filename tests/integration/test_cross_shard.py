@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("books")
 
 
 async def test_transfer_across_shards_posts_through_one_saga(
-    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+    api: httpx.AsyncClient, cluster: ShardCluster, temporal_env: WorkflowEnvironment
 ) -> None:
     """201 posted within the wait, answered exactly as GET shows it afterwards (cross_shard,
     the saga step and its workflow); the workflow is found by its transfer id and reports
@@ -65,7 +65,7 @@ async def test_transfer_across_shards_posts_through_one_saga(
     assert (await balance(api, pair.target["id"]))["available"] == 2_500
 
     client = temporal_env.client
-    assert await saga_count(client, body["id"]) == 1
+    assert await saga_count(client, cluster, body["id"]) == 1
     handle = client.get_workflow_handle(workflow_id)
     states = await handle.query("transfers")
     assert {"transfer_id": body["id"], "step": "posted", "failure_code": None} in states
@@ -230,7 +230,7 @@ async def test_one_batch_settles_many_and_refuses_one_alone(
 
 
 async def test_sequential_retry_replays_and_settles_once(
-    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+    api: httpx.AsyncClient, cluster: ShardCluster, temporal_env: WorkflowEnvironment
 ) -> None:
     """The same key sent again returns the first answer; one saga carries the transfer."""
     pair = await open_cross_pair(api)
@@ -240,13 +240,13 @@ async def test_sequential_retry_replays_and_settles_once(
     assert first.status_code == again.status_code == 201, again.text
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
-    assert await saga_count(temporal_env.client, first.json()["id"]) == 1
+    assert await saga_count(temporal_env.client, cluster, first.json()["id"]) == 1
     assert (await balance(api, pair.source["id"]))["available"] == 700
     assert (await balance(api, pair.target["id"]))["available"] == 300
 
 
 async def test_concurrent_retries_settle_once(
-    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment
+    api: httpx.AsyncClient, cluster: ShardCluster, temporal_env: WorkflowEnvironment
 ) -> None:
     """The same key sent 15 times at once: one transfer, one saga, money moved once."""
     pair = await open_cross_pair(api)
@@ -258,7 +258,7 @@ async def test_concurrent_retries_settle_once(
     ids = {r.json()["id"] for r in responses if r.status_code == 201}
     assert len(ids) == 1
     await settled(api)
-    assert await saga_count(temporal_env.client, ids.pop()) == 1
+    assert await saga_count(temporal_env.client, cluster, ids.pop()) == 1
     assert (await balance(api, pair.source["id"]))["available"] == 700
     assert (await balance(api, pair.target["id"]))["available"] == 300
 
@@ -298,7 +298,7 @@ async def test_repeated_hand_over_starts_one_saga(
     (found,) = await settled(api, pair.source["id"])
     assert found["id"] == reserved.transfer_id
     assert found["status"] == "posted"
-    assert await saga_count(temporal_env.client, reserved.transfer_id) == 1
+    assert await saga_count(temporal_env.client, cluster, reserved.transfer_id) == 1
     assert (await balance(api, pair.target["id"]))["available"] == 400
 
 

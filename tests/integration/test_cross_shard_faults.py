@@ -75,6 +75,7 @@ class PostFailsActivities(SettlementActivities):
 
 async def test_saga_finishes_on_a_new_worker(
     api: httpx.AsyncClient,
+    cluster: ShardCluster,
     shard_dsns: list[str],
     temporal_address: str,
     tenant_key: str,
@@ -111,7 +112,7 @@ async def test_saga_finishes_on_a_new_worker(
         "held": 0,
         "available": 3_800,
     }
-    assert await saga_count(client, done["id"]) == 1
+    assert await saga_count(client, cluster, done["id"]) == 1
 
 
 async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
@@ -176,7 +177,7 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     assert done["status"] == "posted"
     assert done["saga"]["workflow_id"].startswith("settle-")
     assert (await balance(api, pair.target["id"]))["available"] == 700
-    assert await saga_count(client, reserved.transfer_id) == 1
+    assert await saga_count(client, cluster, reserved.transfer_id) == 1
     saga = await client.get_workflow_handle(done["saga"]["workflow_id"]).describe()
     shards = f"shard {pair.source['shard']} → {pair.target['shard']}"
     assert await saga.static_summary() == f"1 transfer, 7.00 USD, {shards}"
@@ -283,7 +284,7 @@ async def test_temporal_down_at_hand_over_starts_the_same_workflow_later(
     (done,) = await settled(api, pair.source["id"])
     assert done["status"] == "posted"
     assert done["saga"]["workflow_id"] == workflow_id
-    assert await saga_count(client, reserved.transfer_id) == 1
+    assert await saga_count(client, cluster, reserved.transfer_id) == 1
 
 
 async def test_a_202_keeps_its_idempotency_key_bound_to_its_request(
@@ -356,6 +357,22 @@ async def test_transfers_of_a_terminated_saga_are_settled_again(
     assert (await balance(api, pair.target["id"]))["available"] == 500
 
 
+class CreditWatchedActivities(SettlementActivities):
+    """A worker that signals the first credit attempt that failed."""
+
+    def __init__(self, cluster: ShardCluster) -> None:
+        super().__init__(cluster)
+        self.credit_failed = asyncio.Event()
+
+    @activity.defn(name="credit_funds")
+    async def credit_funds(self, credit: CreditFundsInput) -> CreditOutcome:
+        try:
+            return await super().credit_funds(credit)
+        except Exception:
+            self.credit_failed.set()
+            raise
+
+
 async def test_destination_shard_restart_mid_batch(
     api: httpx.AsyncClient,
     shard_dsns: list[str],
@@ -366,7 +383,8 @@ async def test_destination_shard_restart_mid_batch(
     worker_cluster: ShardCluster,
 ) -> None:
     """A batch is reserved, then its destination shard goes down before the credit: the
-    credit retries with backoff and the whole batch settles once the shard is back."""
+    credit fails while it is down (seen failing before the shard is started again), retries
+    with backoff, and the whole batch settles once the shard is back."""
     client = temporal_env.client
     queue = f"test-shard-restart-{ULID()}"
     pair = await open_cross_pair(api)
@@ -381,8 +399,11 @@ async def test_destination_shard_restart_mid_batch(
     destination = shard_servers[pair.target["shard"]]
     await asyncio.to_thread(destination.stop)
     try:
-        async with build_worker(client=client, cluster=worker_cluster, task_queue=queue):
-            await asyncio.sleep(1.5)  # credit attempts fail against the stopped shard
+        watched = CreditWatchedActivities(worker_cluster)
+        async with build_worker(
+            client=client, cluster=worker_cluster, task_queue=queue, activities=watched
+        ):
+            await asyncio.wait_for(watched.credit_failed.wait(), timeout=60)
             await asyncio.to_thread(destination.start)
             done = await settled(api, pair.source["id"])
     finally:

@@ -417,7 +417,8 @@ async def test_a_follow_up_its_destination_refuses_is_listed_as_money_in_flight(
     """A follow-up its destination refuses (never expected: the source checks what it can
     first; here a credit to an account the destination does not have) stays open with its
     refusal, and `ledgerflow transfers stuck` lists it, in its table and its JSON, and exits
-    1 until it is applied."""
+    1 until it is applied; once it has been open longer than `--max-in-flight`, `verify`
+    exits 1 naming it."""
     payer, merchant = await _apart(api)
     source = payer["shard"]
     tenant = await tenant_of(cluster, api.headers["Authorization"].removeprefix("Bearer "))
@@ -463,6 +464,20 @@ async def test_a_follow_up_its_destination_refuses_is_listed_as_money_in_flight(
         line = next(line for line in out.splitlines() if transfer_id in line)
         assert "post_credit" in line
         assert "5.00 USD" in line
+        # Open for longer than --max-in-flight (10 minutes unless told), it is a finding of
+        # `verify`, named with its transfer, not money merely settling.
+        code, out, err = await run_ledgerflow(shard_dsns, "verify", "--max-in-flight", "1h")
+        assert code == 0, out + err
+        async with cluster.shards[source].connection() as conn:
+            await conn.execute(
+                "update remote_postings set created_at = created_at - interval '11 minutes'"
+                " where transfer_id = $1",
+                transfer_id,
+            )
+        code, out, err = await run_ledgerflow(shard_dsns, "verify")
+        assert code == 1, out + err
+        assert f"transfer {transfer_id} has had money in flight for 66" in err, err
+        assert "its follow-up on the destination is not applied" in err, err
     finally:
         async with cluster.shards[source].connection() as conn:
             await conn.execute("delete from remote_postings where transfer_id = $1", transfer_id)

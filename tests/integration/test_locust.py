@@ -9,10 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_S = 6
 
 
+@pytest.mark.usefixtures("books")
 async def test_a_short_headless_locust_run_finds_no_5xx_and_balanced_books(
     api_url: str, tenant_key: str, shard_dsns: list[str], tmp_path: Path
 ) -> None:

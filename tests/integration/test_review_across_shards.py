@@ -85,7 +85,10 @@ async def _event_types(api: httpx.AsyncClient, transfer_id: str) -> list[str]:
 
 
 async def test_approved_across_shards_is_settled_by_a_saga(
-    api: httpx.AsyncClient, shard_dsns: list[str], temporal_env: WorkflowEnvironment
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    shard_dsns: list[str],
+    temporal_env: WorkflowEnvironment,
 ) -> None:
     """Held for review, the money is reserved on the payer and the payee sees nothing; the
     review is listed by `ledgerflow transfers review` and no saga runs for it. Approved, one
@@ -104,7 +107,7 @@ async def test_approved_across_shards_is_settled_by_a_saga(
     code, out, err = await run_ledgerflow(shard_dsns, "transfers", "review", "--json")
     assert code == 0, err
     assert held["id"] in {row["transfer_id"] for row in json.loads(out)}
-    assert await saga_count(temporal_env.client, held["id"], timeout_s=1) == 0
+    assert await saga_count(temporal_env.client, cluster, held["id"]) == 0
 
     loop = asyncio.get_running_loop()
     approved_at = loop.time()
@@ -115,7 +118,7 @@ async def test_approved_across_shards_is_settled_by_a_saga(
     assert loop.time() - approved_at < 8, "the saga started with the approval, not the sweep"
     assert posted["saga"]["step"] == "posted"
     assert posted["saga"]["workflow_id"].startswith("settle-")
-    assert await saga_count(temporal_env.client, held["id"]) == 1
+    assert await saga_count(temporal_env.client, cluster, held["id"]) == 1
 
     assert await balance(api, payer["id"]) == {
         "posted": 8_500,
@@ -220,7 +223,10 @@ async def test_an_atomic_batch_cannot_dodge_review(api: httpx.AsyncClient) -> No
 
 
 async def test_an_approval_whose_saga_could_not_start_is_settled_by_the_sweep(
-    api: httpx.AsyncClient, temporal_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient,
+    cluster: ShardCluster,
+    temporal_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Approved while Temporal refuses to start the saga: the approval stands (its outbox
     row is written with the decision and claimed under a workflow id that never started),
@@ -240,7 +246,7 @@ async def test_an_approval_whose_saga_could_not_start_is_settled_by_the_sweep(
     (claimed_by,) = refused
     waiting = await _until(api, held["id"], "processing")
     assert waiting["saga"]["workflow_id"] == claimed_by
-    assert await saga_count(temporal_env.client, held["id"], timeout_s=1) == 0
+    assert await saga_count(temporal_env.client, cluster, held["id"]) == 0
     assert (await balance(api, payer["id"]))["held"] == 2_500
     monkeypatch.undo()
 
@@ -248,7 +254,7 @@ async def test_an_approval_whose_saga_could_not_start_is_settled_by_the_sweep(
     assert outcome.restarted >= 1, outcome
     posted = await _until(api, held["id"], "posted")
     assert posted["saga"]["workflow_id"] == claimed_by
-    assert await saga_count(temporal_env.client, held["id"]) == 1
+    assert await saga_count(temporal_env.client, cluster, held["id"]) == 1
     assert await balance(api, payer["id"]) == {
         "posted": _FUNDED - 2_500,
         "pending": 0,

@@ -92,7 +92,7 @@ async def test_the_sweeper_settles_an_orphan_and_continues_as_new(
             assert done["id"] == reserved.transfer_id
             assert done["status"] == "posted"
             assert (await balance(api, pair.target["id"]))["available"] == 400
-            assert await saga_count(client, reserved.transfer_id) == 1
+            assert await saga_count(client, cluster, reserved.transfer_id) == 1
             saga = await client.get_workflow_handle(done["saga"]["workflow_id"]).describe()
             assert saga.task_queue == queue
         finally:

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from ledger import limits
+from ledgerflow.settings import Settings
+
 yaml = pytest.importorskip("yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -278,7 +281,6 @@ def test_the_worker_has_probes_and_a_grace_period_that_lets_activities_finish():
     """The worker answers the kubelet on LEDGERFLOW_WORKER_HEALTH_ADDRESS's port, and its pod
     waits WORKER_TERMINATION_GRACE_PERIOD_S after SIGTERM, which limits.py asserts covers
     the graceful shutdown the worker is built with plus the time to close."""
-    limits = pytest.importorskip("ledger.limits")
     worker = _named(_objects(), "Deployment", "ledgerflow-worker")
     spec = worker["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == limits.WORKER_TERMINATION_GRACE_PERIOD_S
@@ -352,8 +354,7 @@ def test_only_settings_ledgerflow_reads_are_set():
 
 
 def test_the_settings_names_match_the_settings_model():
-    settings = pytest.importorskip("ledgerflow.settings")
-    fields = {f"LEDGERFLOW_{name.upper()}" for name in settings.Settings.model_fields}
+    fields = {f"LEDGERFLOW_{name.upper()}" for name in Settings.model_fields}
     assert fields >= ALLOWED_SETTINGS, ALLOWED_SETTINGS - fields
 
 

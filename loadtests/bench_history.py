@@ -35,6 +35,7 @@ import aiohttp
 from ulid import ULID
 
 from ledger import ids
+from ledger.limits import REPORT_STATEMENT_TIMEOUT_MS
 from ledgerflow.bench.stack import started_stack
 from shards import holds, posting
 from shards.cluster import ShardCluster
@@ -89,10 +90,10 @@ async def _history(
             """insert into transfers (id, tenant_id, debit_account_id, credit_account_id, amount,
                    currency, status, cross_shard, source_shard, destination_shard, created_at,
                    updated_at, expires_at)
-               select u.id, $2, $3, $4, 1, 'USD', $5, false, 0, 0,
-                      $6 + (u.n - 1) * $7::interval, $6 + (u.n - 1) * $7::interval,
+               select u.id, $2, $3, $4, 1, 'USD', $5, false, 0, 0, u.at, u.at,
                       case when $8 then clock_timestamp() + interval '6 days' end
-               from unnest($1::text[]) with ordinality as u(id, n)""",
+               from (select id, $6::timestamptz + (n - 1) * $7::interval as at
+                     from unnest($1::text[]) with ordinality as t(id, n)) as u""",
             transfer_ids,
             tenant,
             debit,
@@ -111,7 +112,7 @@ async def _history(
                    amount, posted_after, available_after, pending_after, created_at)
                select $2, $3 + u.n, u.id, 'USD', $4, 'debit', 1,
                       $5 - case when $4 = 'posted' then u.n else 0 end,
-                      $6 - u.n, $7, $8 + (u.n - 1) * $9::interval
+                      $6 - u.n, $7, $8::timestamptz + (u.n - 1) * $9::interval
                from unnest($1::text[]) with ordinality as u(id, n)""",
             transfer_ids,
             debit,
@@ -130,7 +131,7 @@ async def _history(
                       $5 + case when $4 = 'posted' then u.n else 0 end,
                       $6 + case when $4 = 'posted' then u.n else 0 end,
                       $7 + case when $4 = 'pending' then u.n else 0 end,
-                      $8 + (u.n - 1) * $9::interval
+                      $8::timestamptz + (u.n - 1) * $9::interval
                from unnest($1::text[]) with ordinality as u(id, n)""",
             transfer_ids,
             credit,
@@ -154,7 +155,7 @@ async def _history(
         if not pending:
             await conn.execute(
                 """insert into outgoing (account_id, transfer_id, amount, created_at)
-                   select $2, u.id, 1, $3 + (u.n - 1) * $4::interval
+                   select $2, u.id, 1, $3::timestamptz + (u.n - 1) * $4::interval
                    from unnest($1::text[]) with ordinality as u(id, n)""",
                 transfer_ids,
                 debit,
@@ -231,7 +232,11 @@ def _p99(values: list[float]) -> float:
 
 async def _run(target_url: str, key: str, dsns: list[str], args: argparse.Namespace) -> dict:
     headers = {"Authorization": f"Bearer {key}"}
-    cluster = await ShardCluster.connect(dsns, pool_size_max=2)
+    # Writing a history of a million rows takes longer than a serving statement may:
+    # a report's timeout.
+    cluster = await ShardCluster.connect(
+        dsns, pool_size_max=2, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
+    )
     try:
         async with aiohttp.ClientSession(base_url=target_url, headers=headers) as session:
             new = {"currency": "USD"}

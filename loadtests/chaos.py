@@ -20,7 +20,8 @@ all again.
 With `--funds` every other request of a client is a funds flow instead of a plain
 transfer, on one shard or across two: a hold captured in part, raised and captured finally;
 a hold raised and voided; a hold left to expire; a delayed credit that falls due seconds
-later; a transfer above its account's `review_above`, approved or rejected. Afterwards it
+later; a transfer above its account's `review_above`, approved or rejected; a batch of
+three transfers, atomic or not (an atomic one must move all or nothing). Afterwards it
 waits until no transfer is processing and every hold and delayed credit has ended, then
 checks, and exits 1 if anything is off:
 1. every account's balance equals what the accepted transfers and changes say (each exactly
@@ -171,6 +172,8 @@ class Funds:
     holds: list[str] = field(default_factory=list)
     changes: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(transfer id, event type) -> how many answered changes should have written it."""
+    broken: list[str] = field(default_factory=list)
+    """Atomic batches that moved some of their items and not the others."""
 
     def move(self, debit: str, credit: str, amount: int) -> None:
         """Record money that moved from `debit` to `credit`."""
@@ -192,8 +195,11 @@ async def _funds_flow(
 ) -> None:
     """One funds flow between `debit` and `credit`, each request retried under its key until
     it is final; what moved goes into `funds`."""
-    kind = rng.choice(["capture", "void", "expire", "delayed", "review"])
+    kind = rng.choice(["capture", "void", "expire", "delayed", "review", "batch"])
     amount = rng.randint(1, 5_000)
+    if kind == "batch":
+        await _batch(client, drill, funds, rng, debit, credit, deadline)
+        return
     body = _body(debit, credit, amount)
     if kind == "delayed":
         body["available_on"] = _rfc3339(time.time() + rng.uniform(1, 4))
@@ -217,6 +223,38 @@ async def _funds_flow(
         funds.holds.append(transfer["id"])
         if kind != "expire":
             await _change_hold(client, drill, funds, rng, transfer, deadline, void=kind == "void")
+
+
+async def _batch(
+    client: aiohttp.ClientSession,
+    drill: Drill,
+    funds: Funds,
+    rng: random.Random,
+    debit: str,
+    credit: str,
+    deadline: float,
+) -> None:
+    """A batch of three transfers between `debit` and `credit` (both ways), atomic or not,
+    retried under its key until every item is final; an atomic one moves all or nothing."""
+    atomic = rng.random() < 0.5
+    items = [
+        _body(debit, credit, rng.randint(1, 5_000)),
+        _body(debit, credit, rng.randint(1, 5_000)),
+        _body(credit, debit, rng.randint(1, 5_000)),
+    ]
+    body = {"transfers": items, "atomic": atomic}
+    status, answer = await _send(client, drill, "/v1/transfers/batch", body, deadline, {200})
+    drill.statuses[status] += 1
+    posted = []
+    for item, outcome in zip(items, answer["data"], strict=True):
+        if outcome["status"] not in (201, 202):
+            continue
+        transfer = await _settled(client, outcome["transfer"]["id"], deadline)
+        if transfer["status"] == "posted":
+            funds.move(item["debit_account_id"], item["credit_account_id"], item["amount"])
+            posted.append(transfer["id"])
+    if atomic and posted and len(posted) != len(items):
+        funds.broken.append(f"atomic batch posted {len(posted)} of {len(items)}: {posted}")
 
 
 async def _decide(
@@ -281,8 +319,9 @@ def _rfc3339(epoch_s: float) -> str:
 
 
 async def _check_funds(client: aiohttp.ClientSession, funds: Funds, deadline: float) -> list[str]:
-    """Every hold final, and each answered change in the event feed exactly once."""
-    wrong: list[str] = []
+    """Every hold final, each answered change in the event feed exactly once, and every
+    atomic batch all or nothing."""
+    wrong: list[str] = list(funds.broken)
     for hold in funds.holds:
         while time.monotonic() < deadline:
             status = (await _get(client, f"/v1/transfers/{hold}"))["status"]
@@ -507,7 +546,9 @@ def main() -> None:
     parser.add_argument("--faults-every", type=float, default=5)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
-        "--funds", action="store_true", help="Every other request a hold, review or delayed credit."
+        "--funds",
+        action="store_true",
+        help="Every other request a hold, review, delayed credit or batch.",
     )
     parser.add_argument(
         "--stack-kills", type=int, default=0, help="Times to SIGKILL the whole stack at once."

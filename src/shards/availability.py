@@ -11,8 +11,10 @@ reconciliation checks.
 Across shards, a delayed credit is settled by the saga: the destination credits the payee
 pending (against its clearing account), the source posts the debit. At `available_on` the
 source shard's funds timers record the destination's `POST_CREDIT` (`shards.followups`),
-which turns that pending credit into a posted one. Until the saga has posted it (`status =
-'posted'`) such a credit is not due: a credit its saga refused never becomes available.
+which turns that pending credit into a posted one; the credit is marked available
+(`available_at`, the `funds.available` event) when the destination applied it, so the
+event follows the money. Until the saga has posted it (`status = 'posted'`) such a credit
+is not due: a credit its saga refused never becomes available.
 """
 
 from collections.abc import Sequence
@@ -20,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ledger.posting import Movement
-from ledger.transfers import EventType
 from shards.cluster import Shard
 from shards.db import Connection, Record
-from shards.events import reported
-from shards.followups import followup, record_followups
+from shards.events import mark_available
+from shards.followups import AVAILABLE_KEY_PREFIX, followup, record_followups
 from shards.posting import apply_postings
 from shards.posting_types import PostingRequest, movement_of
 
@@ -43,24 +44,20 @@ _WAITING = "available_on is not null and available_at is null and status = 'post
 """A credit still to become available: posted on its source (the saga's post, across
 shards), not yet made available."""
 
+_OWED = f"""exists (select 1 from remote_postings r
+    where r.transfer_id = transfers.id and r.movement = '{Movement.POST_CREDIT}')"""
+"""Across shards, due already: the destination's `POST_CREDIT` is recorded, and the credit
+becomes available (`available_at`, `funds.available`) once the destination applied it."""
+
 _DUE = f"""
 select id, tenant_id, debit_account_id, credit_account_id, amount, currency, source_shard,
        destination_shard, cross_shard
 from transfers
-where available_on <= $2 and {_WAITING}
+where available_on <= $2 and {_WAITING} and not {_OWED}
 order by available_on
 limit $1
 for update skip locked
 """
-
-_MARK = reported(
-    """update transfers t set available_at = clock_timestamp(), updated_at = clock_timestamp()
-    from unnest($1::text[]) as u(id)
-    where t.id = u.id
-    returning t.*""",
-    event_type="$2",
-    shard="$3",
-)
 
 
 async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
@@ -85,18 +82,20 @@ async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
                     followup(
                         row,
                         Movement.POST_CREDIT,
-                        operation_key=f"available:{row['id']}",
+                        operation_key=f"{AVAILABLE_KEY_PREFIX}{row['id']}",
                         amount=row["amount"],
                     )
                     for row in rows
                     if row["cross_shard"]
                 ],
             )
-            await conn.execute(
-                _MARK, [row["id"] for row in rows], str(EventType.FUNDS_AVAILABLE), shard.index
+            # Across shards the money becomes available on the destination: its follow-up
+            # marks the credit when it applied (`shards.followups`).
+            await mark_available(
+                conn, [row["id"] for row in rows if not row["cross_shard"]], shard=shard.index
             )
         next_deadline = await conn.fetchval(
-            f"select min(available_on) from transfers where {_WAITING}"
+            f"select min(available_on) from transfers where {_WAITING} and not {_OWED}"
         )
     return AvailabilityPass(
         made_available=len(rows), more_due=len(rows) == limit, next_deadline=next_deadline
@@ -105,7 +104,10 @@ async def make_due_available(shard: Shard, *, limit: int) -> AvailabilityPass:
 
 def _make_available(row: Record) -> PostingRequest:
     return movement_of(
-        row, Movement.MAKE_AVAILABLE, operation_key=f"available:{row['id']}", amount=row["amount"]
+        row,
+        Movement.MAKE_AVAILABLE,
+        operation_key=f"{AVAILABLE_KEY_PREFIX}{row['id']}",
+        amount=row["amount"],
     )
 
 

@@ -6,6 +6,7 @@ statement (`shards.batch_writes`) for transfers that open or a saga finishes, an
 delayed credit made available, a review's decision).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -135,3 +136,22 @@ async def purge_old_outgoing(conn: Connection, *, batch_max: int = EVENT_PURGE_B
         purged += deleted
         if deleted < batch_max:
             return purged
+
+
+_MARK_AVAILABLE = reported(
+    """update transfers t set available_at = clock_timestamp(), updated_at = clock_timestamp()
+    from unnest($1::text[]) as u(id)
+    where t.id = u.id and t.available_at is null
+    returning t.*""",
+    event_type="$2",
+    shard="$3",
+)
+
+
+async def mark_available(conn: Connection, transfer_ids: Sequence[str], *, shard: int) -> None:
+    """Set `available_at` of delayed credits whose money just became available, each with
+    its `funds.available` event, once (one already marked is left as it is)."""
+    if transfer_ids:
+        await conn.execute(
+            _MARK_AVAILABLE, list(transfer_ids), str(EventType.FUNDS_AVAILABLE), shard
+        )

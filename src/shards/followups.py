@@ -32,12 +32,16 @@ from ledger.limits import POSTING_BATCH_SIZE_MAX, STUCK_TRANSFERS_LIMIT_MAX
 from ledger.posting import Movement
 from shards.cluster import SHARD_FAILURES, Shard, ShardCluster, oldest_first
 from shards.db import Connection, Record
+from shards.events import mark_available
 from shards.posting import post_batch_on
 from shards.posting_types import PostingRequest, PostingResult, movement_of
 
 log = structlog.get_logger("ledgerflow.shards")
 
 FOLLOWING_MOVEMENTS = frozenset({Movement.POST_CREDIT, Movement.VOID_CREDIT})
+
+AVAILABLE_KEY_PREFIX = "available:"
+"""The operation keys of delayed credits' follow-ups (`available:<transfer id>`)."""
 """What a destination shard is told to do; each is never refused there."""
 
 _COLUMNS = (
@@ -146,12 +150,23 @@ async def apply_followups(
         applied.extend(r.operation_key for r in results if r.error is None)
         refused.extend(r for r in results if r.error is not None)
     if applied or refused:
-        async with cluster.shards[source].connection() as conn:
+        async with cluster.shards[source].connection() as conn, conn.transaction():
+            made_available = await conn.fetch(
+                "update remote_postings set applied_at = clock_timestamp()"
+                " where operation_key = any($1::text[]) and applied_at is null"
+                " and movement = $2 and operation_key like $3 returning transfer_id",
+                applied,
+                str(Movement.POST_CREDIT),
+                f"{AVAILABLE_KEY_PREFIX}%",
+            )
             await conn.execute(
                 "update remote_postings set applied_at = clock_timestamp()"
                 " where operation_key = any($1::text[]) and applied_at is null",
                 applied,
             )
+            # A delayed credit is available once its destination made it so: its
+            # `available_at` and `funds.available` follow the money, in this transaction.
+            await mark_available(conn, [r["transfer_id"] for r in made_available], shard=source)
             await conn.execute(
                 "update remote_postings set refused_at = clock_timestamp(), refusal = u.refusal"
                 " from unnest($1::text[], $2::text[]) as u(key, refusal)"

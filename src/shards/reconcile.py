@@ -209,7 +209,11 @@ where account_id like $1 and layer = 'posted' and side = $2
 """
 
 _CROSS_SHARD_TRANSFERS = """
-select id, amount, currency, status, captured_amount, expires_at, available_on, available_at
+select id, amount, currency, status, captured_amount, expires_at, available_on, available_at,
+       available_on is not null and exists (
+           select 1 from remote_postings r
+           where r.transfer_id = transfers.id and r.movement = 'post_credit'
+       ) as fell_due
 from transfers where cross_shard
 """
 
@@ -236,6 +240,9 @@ class CrossShardTransfer:
     expires_at: datetime | None
     available_on: datetime | None
     available_at: datetime | None
+    fell_due: bool
+    """A delayed credit whose source recorded the destination's `POST_CREDIT`: due there
+    now; its `available_at` is set once the destination applied it."""
 
     @property
     def follows_source(self) -> bool:
@@ -246,7 +253,7 @@ class CrossShardTransfer:
     def owes_destination(self) -> bool:
         """Whether what its source posted is due on its destination now: a delayed credit
         waits for its date, pending there."""
-        return self.available_on is None or self.available_at is not None
+        return self.available_on is None or self.available_at is not None or self.fell_due
 
 
 async def check_clearing(cluster: ShardCluster, report: Report) -> None:
@@ -354,7 +361,12 @@ def _check_followed(
             f"transfer {transfer.id}: posted {posted_amount} on its source shard, more than the"
             f" {ceiling} it captured or moved"
         )
-    if credited is not None and transfer.available_on is not None and transfer.available_at is None:
+    if (
+        credited is not None
+        and transfer.available_on is not None
+        and transfer.available_at is None
+        and not transfer.fell_due
+    ):
         report.problems.append(f"transfer {transfer.id}: credited before it became available")
 
 

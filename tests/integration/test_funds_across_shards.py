@@ -563,3 +563,63 @@ async def test_an_increment_interrupted_after_its_raise_was_reserved(
     response = await post_keyed(api, f"/v1/transfers/{hold['id']}/capture", {})
     assert response.status_code == 200, response.text
     await _settled(api, merchant, {"posted": 1_500, "pending": 0, "held": 0, "available": 1_500})
+
+
+async def test_funds_available_across_shards_follows_the_money(
+    api: httpx.AsyncClient, cluster: ShardCluster, shard_servers: list[EmbeddedPostgres]
+) -> None:
+    """A delayed credit across shards falls due while the payee's shard is stopped: until
+    that shard has made the money available, the transfer shows no `available_at` and the
+    feed has no `funds.available`; once it is back, the money, `available_at` and the event
+    come together, the event once. (The event and `available_at` were written when the
+    payer's shard recorded what the payee's owed, so the feed said "available" while the
+    payee's balance still showed it pending.)"""
+    payer, payee = await _apart(api)
+    available_on = datetime.now(UTC) + timedelta(seconds=2)
+    response = await post_keyed(
+        api,
+        "/v1/transfers",
+        transfer_body(payer, payee, 900, available_on=available_on.isoformat()),
+    )
+    assert response.status_code in (201, 202), response.text
+    deferred = await _until(api, response.json()["id"], "posted")
+    server = shard_servers[payee["shard"]]
+    await asyncio.to_thread(server.stop)
+    try:
+        # Past its date, and the payer's shard has recorded what the payee's shard owes.
+        source = cluster.shards[payer["shard"]]
+        for _ in range(300):
+            async with source.connection() as conn:
+                recorded = await conn.fetchval(
+                    "select count(*) from remote_postings where transfer_id = $1",
+                    deferred["id"],
+                )
+            if recorded:
+                break
+            await asyncio.sleep(0.1)
+        assert recorded == 1
+        await asyncio.sleep(1)  # a pass of the timers more
+        found = (await api.get(f"/v1/transfers/{deferred['id']}")).json()
+        assert found["available_at"] is None, found
+        async with source.connection() as conn:
+            # Read on the payer's shard itself: the feed merges every shard's, and one is down.
+            reported = await conn.fetchval(
+                "select count(*) from events where transfer_id = $1 and type = $2",
+                deferred["id"],
+                "funds.available",
+            )
+        assert reported == 0
+    finally:
+        await asyncio.to_thread(server.start)
+    await _settled(
+        api, payee, {"posted": 900, "pending": 0, "held": 0, "available": 900}, within_s=30
+    )
+    found = (await api.get(f"/v1/transfers/{deferred['id']}")).json()
+    for _ in range(100):
+        if found["available_at"] is not None:
+            break
+        await asyncio.sleep(0.1)
+        found = (await api.get(f"/v1/transfers/{deferred['id']}")).json()
+    assert found["available_at"] is not None, found
+    events = (await api.get("/v1/events", params={"type": "funds.available"})).json()["data"]
+    assert [e["data"]["object"]["id"] for e in events] == [deferred["id"]]

@@ -94,8 +94,10 @@ async def test_a_full_batch_queue_is_503_not_memory(cluster: ShardCluster) -> No
     """While a shard's batcher is busy, at most `queue_size_max` items wait; the next caller
     is refused at once with `shard_unavailable` (a 503 with Retry-After)."""
     release = asyncio.Event()
+    running_batch = asyncio.Event()
 
     async def slow(_conn: asyncpg.Connection, _shard: int, items: list[int]) -> list[int]:
+        running_batch.set()
         await release.wait()
         return items
 
@@ -103,9 +105,11 @@ async def test_a_full_batch_queue_is_503_not_memory(cluster: ShardCluster) -> No
         cluster, slow, what="test", batch_size_max=1, flushers_per_shard=1, queue_size_max=3
     )
     running = asyncio.create_task(batcher.submit(0, 0))
-    await asyncio.sleep(0.2)  # the one flusher takes item 0 and waits in the runner
+    # The one flusher takes item 0 and waits in the runner (no sleep guessing how long).
+    await asyncio.wait_for(running_batch.wait(), timeout=10)
     queued = [asyncio.create_task(batcher.submit(0, n)) for n in range(1, 4)]
-    await asyncio.sleep(0.2)
+    for _ in range(3):
+        await asyncio.sleep(0)  # each queued task runs up to its wait: the queue is full
     try:
         with pytest.raises(LedgerError) as refused:
             await asyncio.wait_for(batcher.submit(0, 99), timeout=5)

@@ -400,14 +400,18 @@ async def _stack_kills(drill: Drill, count: int, duration_s: float, guard: async
 async def _faults(
     drill: Drill, stop: asyncio.Event, every_s: float, guard: asyncio.Lock | None = None
 ) -> None:
-    """Crash one piece after another until `stop` (never while `guard` is held)."""
+    """Crash one piece after another until `stop` (never while `guard` is held), the n-th
+    at n × `every_s` after the start, however long the earlier ones took: each kind fires
+    by a known offset, not by chance."""
     guard = guard or asyncio.Lock()
     rng = random.Random(7)
     kinds = ["worker", "api", "shard", "temporal"]
     turn = 0
+    started = time.monotonic()
     while not stop.is_set():
+        at = started + (turn + 1) * every_s
         try:
-            await asyncio.wait_for(stop.wait(), every_s)
+            await asyncio.wait_for(stop.wait(), max(0.0, at - time.monotonic()))
             return
         except TimeoutError:
             pass
@@ -492,9 +496,10 @@ async def _drive(args: argparse.Namespace, drill: Drill, key: str) -> int:
         print(f"funds: {len(funds.holds)} holds, problems {funds_wrong or 'none'}")
     print(
         f"reconcile: {report.accounts_checked} accounts, {report.entries_checked} entries, "
-        f"problems {report.problems or 'none'}, in flight {report.in_flight or 'nothing'}"
+        f"problems {report.problems or 'none'}, in flight"
+        f" {report.in_flight_summary() if report.settling else 'nothing'}"
     )
-    off = wrong or funds_wrong or report.problems or any(report.in_flight.values())
+    off = wrong or funds_wrong or report.problems or report.settling
     return 1 if off else 0
 
 
@@ -502,9 +507,11 @@ async def _reconciled(shard_dsns: list[str]) -> Report:
     """`reconcile`, again until it finds nothing wrong and nothing in flight (or 120 s)."""
     cluster = await ShardCluster.connect(shard_dsns, pool_size_max=2)
     try:
+        # Wait only while money settles: the first report with a problem is the answer,
+        # even if the problem would be gone later.
         deadline = time.monotonic() + 120
         report = await reconcile(cluster)
-        while (report.problems or any(report.in_flight.values())) and time.monotonic() < deadline:
+        while not report.problems and report.settling and time.monotonic() < deadline:
             await asyncio.sleep(2)
             report = await reconcile(cluster)
     finally:
@@ -513,11 +520,19 @@ async def _reconciled(shard_dsns: list[str]) -> Report:
 
 
 async def _wait_settled(client: aiohttp.ClientSession) -> None:
-    """Wait (up to 180 s) until no transfer of the newest hundred is processing."""
+    """Wait (up to 180 s) until no transfer of the tenant is processing, reading every page
+    of its transfers."""
     settle_by = time.monotonic() + 180
     while time.monotonic() < settle_by:
-        page = (await _get(client, "/v1/transfers", {"limit": 100}))["data"]
-        if all(t["status"] != "processing" for t in page):
+        params: dict[str, object] = {"limit": 100}
+        processing = False
+        while not processing:
+            page = await _get(client, "/v1/transfers", params)
+            processing = any(t["status"] == "processing" for t in page["data"])
+            if not page["has_more"]:
+                break
+            params["starting_after"] = page["data"][-1]["id"]
+        if not processing:
             return
         await asyncio.sleep(1)
 

@@ -294,7 +294,8 @@ async def test_bad_input_refuses_the_batch_naming_the_item(api: httpx.AsyncClien
 
 async def test_an_atomic_batch_of_a_thousand_legs_on_four_shards(api: httpx.AsyncClient) -> None:
     """A thousand legs debiting payers on four shards and crediting payees on the others
-    post all together; the same thousand with one leg to a frozen account move nothing."""
+    post all together; the same thousand with one leg to a frozen account move nothing:
+    neither payers nor payees change, nothing is left held or pending."""
     payers = [await funded(api, s, 100_000) for s in range(4)]
     payees = [await account_on(api, s) for s in range(4)]
     legs = [item(payers[n % 4], payees[(n + 1) % 4], 1 + n % 7) for n in range(1_000)]
@@ -315,8 +316,16 @@ async def test_an_atomic_batch_of_a_thousand_legs_on_four_shards(api: httpx.Asyn
     await settled(api, timeout_s=120)
     for shard in range(4):
         sent = sum(1 + n % 7 for n in range(1_000) if n % 4 == shard)
+        received = sum(1 + n % 7 for n in range(1_000) if (n + 1) % 4 == shard)
         assert (await balance(api, payers[shard]["id"]))["posted"] == 100_000 - sent
         assert (await balance(api, payers[shard]["id"]))["held"] == 0
+        # The payees have exactly what the first batch gave them: nothing pending either.
+        assert await balance(api, payees[shard]["id"]) == {
+            "posted": received,
+            "pending": 0,
+            "held": 0,
+            "available": received,
+        }
     assert (await balance(api, frozen["id"]))["posted"] == 0
     assert response.json()["data"][500]["error"]["code"] == "account_frozen"
     # The frozen leg is refused at its reserve (its payee was read first): no transfer.

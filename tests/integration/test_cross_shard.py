@@ -177,6 +177,19 @@ async def test_refused_credit_releases_the_hold(
 
     response = await transfer(api, pair.source["id"], target_id, 1_000)
     assert response.json()["error"]["code"] == expected, response.text
+    if refusal != "missing":
+        # The destination gets nothing: no balance, not one entry (the saga's credit step
+        # refused before writing any).
+        await settled(api, pair.source["id"])
+        assert await balance(api, target_id) == {
+            "posted": 0,
+            "pending": 0,
+            "held": 0,
+            "available": 0,
+        }
+        entries = await api.get(f"/v1/accounts/{target_id}/entries")
+        assert entries.status_code == 200, entries.text
+        assert entries.json()["data"] == []
     if not changed_since_read:
         assert await settled(api, pair.source["id"]) == [], "refused before any reserve"
         assert (await balance(api, pair.source["id"]))["available"] == 5_000

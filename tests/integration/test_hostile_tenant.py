@@ -148,10 +148,17 @@ async def test_authentication_outlives_shard_0(
             assert not any(word in message for word in ("errno", "connect", "127.0.0.1"))
     finally:
         await asyncio.to_thread(shard_servers[0].start)
-    for _ in range(100):
+    # And it recovers: once shard 0 is back, the same key reads the account there.
+    for _ in range(150):
         if (await api.get(f"/v1/accounts/{on_zero['id']}")).status_code == 200:
             break
         await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("shard 0's account is still unreadable 30 s after its restart")
+    async with httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {fresh_key}"}, timeout=30
+    ) as fresh:
+        assert (await fresh.get(f"/v1/accounts/{on_zero['id']}")).status_code == 200
 
 
 async def test_the_worst_inputs_of_one_tenant_leave_another_unharmed(

@@ -1,5 +1,6 @@
 """A hold's changes as the posting path plans them: a capture (in part, several times, or
-finally), a void, an increment; and a review's decision on a transfer held for review.
+finally), a void, an increment, the expiry; and a review's decision on a transfer held for
+review.
 
 The plan is pure: from what the hold holds now it says which movements the change makes
 (`CAPTURE`, `RELEASE`, `INCREASE_HOLD`, in their one-shard form; across shards the posting
@@ -28,6 +29,8 @@ class HoldAction(StrEnum):
     """A review's decision: post the held money (across shards, hand it to a saga)."""
     REJECT = "reject"
     """A review's decision (or its timeout): release the held money; the transfer fails."""
+    EXPIRE = "expire"
+    """The funds timers, once a hold's `expires_at` passed: release what it still holds."""
 
 
 REVIEW_DECISIONS = frozenset({HoldAction.APPROVE, HoldAction.REJECT})
@@ -69,6 +72,21 @@ def check_open(transfer_id: str, status: TransferStatus, *, expired: bool) -> No
         raise LedgerError(
             ErrorCode.TRANSFER_NOT_PENDING, f"transfer {transfer_id} is {status}, not pending"
         )
+
+
+def check_due(transfer_id: str, status: TransferStatus, *, due: bool) -> None:
+    """Refuse the expiry of a hold that is no longer open (captured, voided or expired
+    first), or whose `expires_at` is still ahead of the shard's clock.
+
+    Raises:
+        LedgerError(transfer_not_pending, invalid_request).
+    """
+    if status is not TransferStatus.PENDING:
+        raise LedgerError(
+            ErrorCode.TRANSFER_NOT_PENDING, f"transfer {transfer_id} is {status}, not pending"
+        )
+    if not due:
+        raise LedgerError(ErrorCode.INVALID_REQUEST, f"the hold {transfer_id} is not due yet")
 
 
 def check_waiting(transfer_id: str, status: TransferStatus) -> None:
@@ -161,6 +179,10 @@ def plan_change(
             steps = ((Movement.RELEASE, held),) if held else ()
             status = check_transition(status, TransferStatus.VOIDED)
             return HoldPlan(steps, status, held_total, captured, None, EventType.TRANSFER_VOIDED)
+        case HoldAction.EXPIRE:
+            steps = ((Movement.RELEASE, held),) if held else ()
+            status = check_transition(status, TransferStatus.EXPIRED)
+            return HoldPlan(steps, status, held_total, captured, None, EventType.TRANSFER_EXPIRED)
         case HoldAction.CAPTURE:
             take = held if amount is None else amount
             if take > held:

@@ -1,7 +1,8 @@
 """Changes of holds inside a posting batch: the transfer rows they lock, and the movements
 each change makes.
 
-A capture, a void or an increment is a `HoldChangeRequest` of the group commit, so it is
+A capture, a void, an increment or the expiry is a `HoldChangeRequest` of the group commit
+(the expiry through the same posting batch in the funds timers), so it is
 checked by the one rule set, under the one set of sorted locks, in the batch's
 transaction, under its operation key (`shards.posting.apply_postings`):
 1. the batch claims every operation key, then locks the transfer rows its changes name
@@ -26,6 +27,7 @@ from ledger.holds import (
     REVIEW_DECISIONS,
     HoldAction,
     HoldPlan,
+    check_due,
     check_open,
     check_waiting,
     plan_change,
@@ -198,11 +200,11 @@ def plan(change: HoldChangeRequest, hold: Hold | None, *, now: datetime) -> Plan
             step=hold.saga_step,
         )
     else:
-        check_open(
-            hold.id,
-            hold.status,
-            expired=hold.expires_at is not None and hold.expires_at <= now,
-        )
+        expired = hold.expires_at is not None and hold.expires_at <= now
+        if change.action is HoldAction.EXPIRE:
+            check_due(hold.id, hold.status, due=expired)
+        else:
+            check_open(hold.id, hold.status, expired=expired)
         planned = plan_change(
             change.action,
             amount=change.amount,

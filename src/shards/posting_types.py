@@ -72,15 +72,17 @@ class HoldChangeRequest:
     transfer_id: str
     tenant_id: str | None
     """The tenant whose transfer it must be; None for a review's decision, which its
-    workflow applies to the transfer the API checked."""
+    workflow applies to the transfer the API checked, and for the expiry."""
     action: HoldAction
     amount: int | None = None
     """Capture: what to post (all that is held when None). Increment: by how much."""
     final: bool = True
     """Capture: release what is left (True), or keep it held for later captures."""
     payee_refusal: LedgerError | None = None
-    """An increment across shards: what the payee's shard would refuse the raise for when
-    the request came (`ledger.posting.refusal_of_payee`)."""
+    """An increment across shards: what the payee's shard refused the raise with, under its
+    lock (`shards.raises`), or, for an increment its payer could not fund as a read without
+    a lock showed, what the payee's shard or the payer would refuse; answered in
+    `REFUSAL_ORDER`."""
     request_key: str | None = None
     """A review's decision: the operation key of the API request that sent it, recorded
     with the decision when it applies (`shards.review.decided_under`)."""

@@ -15,11 +15,15 @@ import pytest
 from temporalio.worker import Worker
 from ulid import ULID
 
+from ledger.holds import HoldAction
 from ledger.ids import clearing_account_id
 from ledger.limits import BIGINT_MAX
 from ledgerflow.composition import Wiring
 from shards.cluster import ShardCluster
 from shards.followups import apply_followups, find_open_followups
+from shards.holds import expire_due_holds
+from shards.posting import post_batch_on
+from shards.posting_types import HoldChangeRequest
 from tests.conftest import TASK_QUEUE, new_tenant_key, served, tenant_client
 from tests.integration.cross_shard import account_on, api_key_id_of, settled, tenant_of
 from tests.integration.helpers import balance, post_keyed, transfer_body
@@ -600,3 +604,58 @@ async def test_an_increment_past_the_bigint_range_of_what_a_hold_debits_is_400(
     assert fits.status_code == 200, fits.text
     assert fits.json()["amount"] == BIGINT_MAX
     assert (await post_keyed(api, f"{path}/void")).status_code == 200
+
+
+async def test_the_expiry_is_a_change_of_the_posting_path(
+    api: httpx.AsyncClient, cluster: ShardCluster
+) -> None:
+    """The funds timers expire a hold through the posting batch, under the key
+    `expire:<id>`, checked under the row's lock: a hold not due yet is refused and left as
+    it is, a due one is released once (one `transfer.expired` event), one captured first is
+    left posted, and a second pass finds nothing."""
+    payer = await _funded(api, PAYER_SHARD, 10_000)
+    payee = await account_on(api, PAYER_SHARD)
+    due, early, captured = [await _hold(api, payer, payee, 1_000) for _ in range(3)]
+    shard = cluster.shards[PAYER_SHARD]
+    refused = await post_batch_on(
+        shard,
+        [
+            HoldChangeRequest(
+                operation_key=f"test-expire:{early['id']}",
+                transfer_id=early["id"],
+                tenant_id=None,
+                action=HoldAction.EXPIRE,
+            )
+        ],
+    )
+    assert [str(r.error.code) for r in refused if r.error] == ["invalid_request"]
+    captured_now = await post_keyed(api, f"/v1/transfers/{captured['id']}/capture", {})
+    assert captured_now.status_code == 200, captured_now.text
+    async with shard.connection() as conn:
+        await conn.execute(
+            "update transfers set expires_at = clock_timestamp() - interval '1 second'"
+            " where id = any($1::text[])",
+            [due["id"], captured["id"]],
+        )
+    first = await expire_due_holds(shard, limit=100)
+    assert first.expired >= 1
+    again = await expire_due_holds(shard, limit=100)
+    assert again.expired == 0
+    statuses = [
+        (await api.get(f"/v1/transfers/{h['id']}")).json()["status"] for h in (due, early, captured)
+    ]
+    assert statuses == ["expired", "pending", "posted"]
+    async with shard.connection() as conn:
+        result = await conn.fetchval(
+            "select result from operations where key = $1", f"expire:{due['id']}"
+        )
+    assert result == {"ok": True}
+    events = (await api.get("/v1/events", params={"type": "transfer.expired"})).json()["data"]
+    assert [e["data"]["object"]["id"] for e in events] == [due["id"]]
+    assert await balance(api, payer["id"]) == {
+        "posted": 9_000,
+        "pending": 0,
+        "held": 1_000,
+        "available": 8_000,
+    }
+    assert (await post_keyed(api, f"/v1/transfers/{early['id']}/void")).status_code == 200

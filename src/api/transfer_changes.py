@@ -17,7 +17,7 @@ from api.transfer_service import Reviews, Settlement, read_transfer, transfer_no
 from ledger.errors import ErrorCode, LedgerError
 from ledger.holds import HoldAction
 from ledger.ids import is_transfer_id
-from ledger.posting import Movement, lacks_funds
+from ledger.posting import Movement, Rule, precedence, refusal_of_payer, rule_of
 from ledger.transfers import TransferStatus
 from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.followups import apply_followups
@@ -208,40 +208,47 @@ class TransferChanges:
         if record is None or not record.cross_shard or record.status is not TransferStatus.PENDING:
             return None, change  # the posting path answers these
         assert change.amount is not None
-        unfunded = await self._unfunded(record, change.amount)
-        if unfunded is not None:
-            return None, replace(change, payee_refusal=unfunded)
+        refused = await self._refused_at_once(record, change.amount)
+        if refused is not None:
+            return None, replace(change, payee_refusal=refused)
         raised = reserve_raise(record, operation_key=change.operation_key, amount=change.amount)
         result = await self._committer.submit(record.destination_shard, raised)
         if result.error is not None:
             return None, replace(change, payee_refusal=result.error)
         return record.destination_shard, change
 
-    async def _unfunded(self, record: TransferRecord, amount: int) -> LedgerError | None:
-        """For an increment its payer cannot fund as a read without a lock shows it, what
-        the increment is refused with, so that it takes no lock on the payee's shard: the
-        payee's own refusal, read without a lock too (it answers before the funds, in
-        `REFUSAL_ORDER`), else the payer's insufficient funds. The source then refuses the
-        increment under its key, in its own order (its own funds if still short), and
-        nothing is reserved or moved. None: the raise is to be reserved."""
+    async def _refused_at_once(self, record: TransferRecord, amount: int) -> LedgerError | None:
+        """For an increment its payer refuses on its own as a read without a lock shows it
+        (frozen, closed, another currency, without the funds), what the increment is
+        refused with, so that it takes no lock on the payee's shard: the payer's state at
+        once (it answers before anything of the payee's, in `REFUSAL_ORDER`); otherwise
+        the earlier in that order of the payer's refusal and the payee's own, read without
+        a lock too (a frozen payee answers before the payer's currency, limits before
+        funds). The payer's shard then refuses the increment under its key, in its own
+        order, and nothing is reserved or moved. None: the raise is to be reserved."""
         payers = await read_accounts(
             self._cluster.shards[record.source_shard],
             tenant_id=record.tenant_id,
             ids=[record.debit_account_id],
         )
         payer = payers.get(record.debit_account_id)
-        short = (
-            None if payer is None else lacks_funds(payer, amount=amount, currency=record.currency)
+        refused = (
+            None
+            if payer is None
+            else refusal_of_payer(payer, amount=amount, currency=record.currency)
         )
-        if short is None:
-            return None
+        if refused is None or rule_of(refused.code) is Rule.STATE:
+            return refused
         (payee,) = await payee_refusals(
             self._cluster.shards[record.destination_shard],
             tenant_id=record.tenant_id,
             credits=[(record.credit_account_id, amount, record.currency)],
             step=Movement.PREPARE_CREDIT,
         )
-        return short if payee is None else payee
+        # The earlier rule answers; within one rule the payer's, the debit account's.
+        if payee is not None and precedence(payee.code) < precedence(refused.code):
+            return payee
+        return refused
 
     async def _settle_raise(self, destination: int, operation_key: str, *, kept: bool) -> None:
         """Keep or void the raise reserved for an increment once its source decided; when

@@ -586,10 +586,11 @@ def refusal_of_payee(
     return None
 
 
-def lacks_funds(payer: AccountState, *, amount: int, currency: str) -> LedgerError | None:
-    """Whether `payer`, as a copy of its state shows it, lacks the funds to hold `amount`
-    more against a clearing account (an increment across shards): its insufficient_funds
-    refusal, else None (whatever else it would refuse is for the posting path to say)."""
+def refusal_of_payer(payer: AccountState, *, amount: int, currency: str) -> LedgerError | None:
+    """What `payer`, as a copy of its state shows it, refuses holding `amount` more against
+    a clearing account (an increment across shards) for on its own: its state, its currency
+    or its funds (its limits need what it sent, which a copy does not know); None when it
+    would take it as far as the copy shows."""
     try:
         apply_movement(
             Movement.INCREASE_ACROSS,
@@ -599,5 +600,6 @@ def lacks_funds(payer: AccountState, *, amount: int, currency: str) -> LedgerErr
             currency=currency,
         )
     except LedgerError as refused:
-        return refused if refused.code is ErrorCode.INSUFFICIENT_FUNDS else None
+        if rule_of(refused.code) in (Rule.STATE, Rule.CURRENCY, Rule.FUNDS):
+            return refused
     return None

@@ -199,6 +199,16 @@ async def test_an_increment_without_the_funds_takes_no_lock_on_the_payees_shard(
                     for _ in range(10)
                 )
             )
+            # A frozen payer refuses at once too, whatever the amount.
+            frozen = await post_keyed(api, f"/v1/accounts/{payer['id']}/freeze")
+            assert frozen.status_code == 200, frozen.text
+            refused_frozen = await post_keyed(
+                api, f"/v1/transfers/{hold['id']}/increment", {"amount": 1}
+            )
+            assert refused_frozen.status_code == 409, refused_frozen.text
+            assert refused_frozen.json()["error"]["code"] == "account_frozen"
+            unfrozen = await post_keyed(api, f"/v1/accounts/{payer['id']}/unfreeze")
+            assert unfrozen.status_code == 200, unfrozen.text
         assert [r.status_code for r in refused] == [402] * 10, [r.text for r in refused]
         assert {r.json()["error"]["code"] for r in refused} == {"insufficient_funds"}
         voided = await post_keyed(api, f"/v1/transfers/{hold['id']}/void")

@@ -44,7 +44,7 @@ from ledgerflow.temporal import (
 from shards.cluster import ShardCluster
 from shards.followups import OpenFollowup, find_open_followups
 from shards.migrate import migrate_all
-from shards.reconcile import reconcile
+from shards.reconcile import Report, reconcile
 from shards.review import WaitingReview, find_waiting_reviews
 from shards.transfers import TransferRecord, find_stuck_transfers
 
@@ -173,34 +173,65 @@ def verify(
     """Prove the books: every shard balances and the clearing accounts match what is in flight.
 
     Exits 1 naming each account that is off, and each transfer whose money has been in
-    flight longer than --max-in-flight.
+    flight longer than --max-in-flight. With a shard down it checks the others, names the
+    shards it could not reach and exits 3 (incomplete), unless it found a problem.
     """
     max_in_flight_s = _duration_s(max_in_flight)
     found = endpoints_for(settings_for(data_dir))
 
-    async def main() -> bool:
+    async def main() -> Report:
         cluster = await ShardCluster.connect(
-            found.shard_dsns, pool_size_max=2, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
+            found.shard_dsns,
+            pool_size_max=2,
+            statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS,
+            reachable_only=True,
         )
         try:
             report = await reconcile(cluster, max_in_flight_s=max_in_flight_s)
         finally:
             await cluster.close()
         if as_json:
-            print_json({"ok": report.ok, "shards": len(cluster.shards), **asdict(report)})
-            return report.ok
+            print_json(
+                {
+                    "ok": report.ok,
+                    "complete": report.complete,
+                    "shards": len(cluster.shards),
+                    **asdict(report),
+                }
+            )
+            return report
         for problem in report.problems:
             errors.print(f"[red]✗[/red] {escape(problem)}")
+        _name_unreachable(report.unreachable)
         console.print(
             f"checked {report.accounts_checked} accounts and {report.entries_checked} entries "
-            f"on {len(cluster.shards)} shards; in flight: {report.in_flight_summary()}"
+            f"on {len(cluster.shards) - len(report.unreachable)} of {len(cluster.shards)}"
+            f" shards; in flight: {report.in_flight_summary()}"
         )
-        return report.ok
+        return report
 
-    if not run_async(main()):
+    report = run_async(main())
+    if not report.ok:
         raise fail("the books do not balance", code=1)
+    if not report.complete:
+        raise fail(
+            "incomplete: not every shard could be checked (nor anything across shards)",
+            code=INCOMPLETE,
+        )
     if not as_json:
         console.print("[bold green]✓ the books balance[/bold green]")
+
+
+INCOMPLETE = 3
+"""The exit code of a report that could not read every shard (and found nothing wrong in
+the others)."""
+
+
+def _name_unreachable(unreachable: list[int]) -> None:
+    for index in unreachable:
+        errors.print(
+            f"[yellow]![/yellow] shard {index} did not answer: what it holds is not in this report"
+        )
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -227,23 +258,32 @@ def transfers_stuck(
     seconds = _duration_s(older_than)
     found = endpoints_for(settings_for(data_dir))
 
-    async def main() -> tuple[list[TransferRecord], list[OpenFollowup]]:
+    async def main() -> tuple[list[TransferRecord], list[OpenFollowup], list[int]]:
         cluster = await ShardCluster.connect(
-            found.shard_dsns, pool_size_max=1, statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS
+            found.shard_dsns,
+            pool_size_max=1,
+            statement_timeout_ms=REPORT_STATEMENT_TIMEOUT_MS,
+            reachable_only=True,
         )
         try:
             return (
                 await find_stuck_transfers(cluster, older_than_s=seconds, limit=limit),
                 await find_open_followups(cluster, older_than_s=seconds, limit=limit),
+                sorted(cluster.unreachable),
             )
         finally:
             await cluster.close()
 
-    rows, followups = run_async(main())
+    rows, followups, unreachable = run_async(main())
+    # Found money in flight: 1; nothing found, but a shard was not read: 3 (incomplete).
+    code = 1 if rows or followups else (INCOMPLETE if unreachable else 0)
     if as_json:
-        print_json({"transfers": rows, "followups": followups})
-        raise typer.Exit(1 if rows or followups else 0)
+        print_json({"transfers": rows, "followups": followups, "unreachable": unreachable})
+        raise typer.Exit(code)
+    _name_unreachable(unreachable)
     if not rows and not followups:
+        if unreachable:
+            raise fail("incomplete: not every shard could be read", code=INCOMPLETE)
         console.print(f"✓ no money has been in flight for more than {older_than}")
         return
     if rows:

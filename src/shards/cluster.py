@@ -93,11 +93,26 @@ class Shard:
 class ShardCluster:
     """Pools for every shard plus the shard map that routes ids to them."""
 
-    def __init__(self, shards: Sequence[Shard], shard_map: ShardMap) -> None:
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        shard_map: ShardMap,
+        *,
+        unreachable: frozenset[int] = frozenset(),
+    ) -> None:
         assert len(shards) == shard_map.shard_count, "the shard map and the DSN list disagree"
         assert [s.index for s in shards] == list(range(len(shards)))
+        assert len(unreachable) < len(shards)
         self.shards = list(shards)
         self.shard_map = shard_map
+        self.unreachable = unreachable
+        """Shards that did not answer when an operator's tool connected
+        (`connect(reachable_only=True)`); their reports skip them and say so."""
+
+    @property
+    def reachable(self) -> list[Shard]:
+        """The shards that answered (every shard but `unreachable`)."""
+        return [s for s in self.shards if s.index not in self.unreachable]
 
     @classmethod
     async def connect(
@@ -107,35 +122,36 @@ class ShardCluster:
         pool_size_max: int = limits.POOL_SIZE_DEFAULT,
         pool_size_min: int = 1,
         statement_timeout_ms: int = limits.STATEMENT_TIMEOUT_MS,
+        reachable_only: bool = False,
     ) -> "ShardCluster":
         """Open one pool per shard and load the shard map stored with the data.
 
         Each statement has `statement_timeout_ms` on the shard and a second more on the
         client, which is what ends a wait on a shard that answers nothing at all.
 
+        With `reachable_only` (an operator's report on the bad day) a shard that does not
+        answer is left out and named in `unreachable`; the shard map comes from the others.
+
         Raises:
-            LedgerError(shard_unavailable): a shard could not be reached.
+            LedgerError(shard_unavailable): a shard could not be reached (with
+                `reachable_only`: none could).
             ShardMapError: the DSNs do not match the stored shard map (a misconfiguration).
         """
+        if reachable_only:
+            return await cls._connect_reachable(
+                dsns, pool_size_max=pool_size_max, statement_timeout_ms=statement_timeout_ms
+            )
         assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
         assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
         assert limits.LOCK_TIMEOUT_MS < statement_timeout_ms <= limits.REPORT_STATEMENT_TIMEOUT_MS
         shards: list[Shard] = []
         try:
             for index, dsn in enumerate(dsns):
-                pool = await asyncpg.create_pool(
+                pool = await _pool(
                     dsn,
-                    min_size=min(pool_size_min, pool_size_max),
-                    max_size=pool_size_max,
-                    init=_init_connection,
-                    reset=_keep_session,
-                    timeout=limits.CONNECT_TIMEOUT_S,
-                    command_timeout=statement_timeout_ms / 1000 + limits.COMMAND_TIMEOUT_MARGIN_S,
-                    server_settings={
-                        "lock_timeout": str(limits.LOCK_TIMEOUT_MS),
-                        "statement_timeout": str(statement_timeout_ms),
-                        "application_name": "ledgerflow",
-                    },
+                    size_min=min(pool_size_min, pool_size_max),
+                    size_max=pool_size_max,
+                    timeout_ms=statement_timeout_ms,
                 )
                 shards.append(Shard(index=index, dsn=dsn, pool=pool))
         except (OSError, asyncpg.PostgresError) as error:
@@ -158,6 +174,41 @@ class ShardCluster:
             raise
         return cls(shards, shard_map)
 
+    @classmethod
+    async def _connect_reachable(
+        cls, dsns: Sequence[str], *, pool_size_max: int, statement_timeout_ms: int
+    ) -> "ShardCluster":
+        """`connect` leaving out the shards that do not answer (pools open lazily)."""
+        assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
+        shards = [
+            Shard(
+                index=index,
+                dsn=dsn,
+                pool=await _pool(
+                    dsn, size_min=0, size_max=pool_size_max, timeout_ms=statement_timeout_ms
+                ),
+            )
+            for index, dsn in enumerate(dsns)
+        ]
+        answered = await asyncio.gather(
+            *(s.answers(timeout_s=limits.CONNECT_TIMEOUT_S) for s in shards)
+        )
+        unreachable = frozenset(s.index for s, up in zip(shards, answered, strict=True) if not up)
+        try:
+            if len(unreachable) == len(shards):
+                raise LedgerError(ErrorCode.SHARD_UNAVAILABLE, "no shard could be reached")
+            shard_map = await load_shard_map([s for s in shards if s.index not in unreachable])
+            if shard_map.shard_count != len(shards):
+                raise ShardMapError(
+                    f"the shard map names {shard_map.shard_count} shards but "
+                    f"{len(shards)} DSNs are configured"
+                )
+        except BaseException:
+            for shard in shards:
+                await shard.pool.close()
+            raise
+        return cls(shards, shard_map, unreachable=unreachable)
+
     async def close(self) -> None:
         """Close every pool."""
         for shard in self.shards:
@@ -177,6 +228,24 @@ class ShardCluster:
             (s.index, s.pool.get_size() - s.pool.get_idle_size(), s.pool.get_size())
             for s in self.shards
         ]
+
+
+async def _pool(dsn: str, *, size_min: int, size_max: int, timeout_ms: int) -> asyncpg.Pool:
+    """A shard's pool: `size_min` connections opened now (none: opened on first use)."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=size_min,
+        max_size=size_max,
+        init=_init_connection,
+        reset=_keep_session,
+        timeout=limits.CONNECT_TIMEOUT_S,
+        command_timeout=timeout_ms / 1000 + limits.COMMAND_TIMEOUT_MARGIN_S,
+        server_settings={
+            "lock_timeout": str(limits.LOCK_TIMEOUT_MS),
+            "statement_timeout": str(timeout_ms),
+            "application_name": "ledgerflow",
+        },
+    )
 
 
 async def load_shard_map(shards: Sequence[Shard]) -> ShardMap:
@@ -242,12 +311,13 @@ async def oldest_first(
     key: Callable[[Row], Any],
     limit: int,
 ) -> list[Row]:
-    """`read` on every shard at once, merged by `key` (oldest first) and cut to `limit`:
-    when each shard answers its own oldest `limit`, these are the cluster's (the operators'
-    lists: stuck transfers, open follow-ups, reviews).
+    """`read` on every reachable shard at once, merged by `key` (oldest first) and cut to
+    `limit`: when each shard answers its own oldest `limit`, these are the cluster's (the
+    operators' lists: stuck transfers, open follow-ups, reviews), of the shards that
+    answered when the tool connected (`ShardCluster.unreachable` names the others).
 
     Raises:
         asyncpg.PostgresError, `SHARD_FAILURES`: a shard failed.
     """
-    found = await asyncio.gather(*(read(shard) for shard in cluster.shards))
+    found = await asyncio.gather(*(read(shard) for shard in cluster.reachable))
     return sorted((row for rows in found for row in rows), key=key)[:limit]

@@ -71,17 +71,33 @@ async def test_verify_passes_and_catches_a_tampered_account(
             await conn.execute("update entries set amount = 1 where account_id = $1", target["id"])
 
 
-async def test_verify_with_a_shard_unreachable_is_a_one_line_error(
+async def test_verify_and_stuck_with_a_shard_unreachable_report_the_others(
     shard_dsns: list[str],
 ) -> None:
-    """A shard that does not answer is exit code 2 and one line naming it, not a traceback
-    (and not a verdict on the books)."""
-    unreachable = "postgresql://postgres@127.0.0.1:1/ledgerflow"
-    code, output = await _verify([*shard_dsns[:-1], unreachable])
-    assert code == 2, output
-    assert f"shard {len(shard_dsns) - 1} is unreachable" in output
+    """With a shard that does not answer, `verify` checks the others, names the shard it
+    could not reach and exits 3 (incomplete), without a traceback; `transfers stuck` lists
+    what the others hold and exits 3 too, its JSON naming the shard. (Both failed with one
+    line and exit 2, reporting nothing, on the day an operator needs them most.)"""
+    down = len(shard_dsns) - 1
+    dsns = [*shard_dsns[:-1], "postgresql://postgres@127.0.0.1:1/ledgerflow"]
+    code, output = await _verify(dsns)
+    assert code == 3, output
+    assert f"shard {down} did not answer" in output
+    assert f"on {down} of {len(shard_dsns)} shards" in output
+    assert "incomplete" in output
     assert "Traceback" not in output
-    assert len(output.strip().splitlines()) <= 3
+    code, out, err = await run_ledgerflow(dsns, "verify", "--json")
+    assert code == 3, out + err
+    document = json.loads(out)
+    assert (document["ok"], document["complete"], document["unreachable"]) == (True, False, [down])
+    assert document["problems"] == []
+    code, out, err = await run_ledgerflow(dsns, "transfers", "stuck", "--json")
+    assert code == 3, out + err
+    assert json.loads(out)["unreachable"] == [down]
+    code, out, err = await run_ledgerflow(dsns, "transfers", "stuck")
+    assert code == 3, out + err
+    assert f"shard {down} did not answer" in err
+    assert "Traceback" not in out + err
 
 
 async def _account_on(cluster: ShardCluster, shard: int, *, overdraft: bool = False) -> str:

@@ -137,13 +137,13 @@ class ShardCluster:
                 `reachable_only`: none could).
             ShardMapError: the DSNs do not match the stored shard map (a misconfiguration).
         """
+        assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
+        assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
+        assert limits.LOCK_TIMEOUT_MS < statement_timeout_ms <= limits.REPORT_STATEMENT_TIMEOUT_MS
         if reachable_only:
             return await cls._connect_reachable(
                 dsns, pool_size_max=pool_size_max, statement_timeout_ms=statement_timeout_ms
             )
-        assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
-        assert 1 <= pool_size_max <= limits.POOL_SIZE_MAX
-        assert limits.LOCK_TIMEOUT_MS < statement_timeout_ms <= limits.REPORT_STATEMENT_TIMEOUT_MS
         shards: list[Shard] = []
         try:
             for index, dsn in enumerate(dsns):
@@ -179,7 +179,6 @@ class ShardCluster:
         cls, dsns: Sequence[str], *, pool_size_max: int, statement_timeout_ms: int
     ) -> "ShardCluster":
         """`connect` leaving out the shards that do not answer (pools open lazily)."""
-        assert 1 <= len(dsns) <= limits.SHARD_COUNT_MAX
         shards = [
             Shard(
                 index=index,

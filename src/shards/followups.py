@@ -1,8 +1,7 @@
 """Follow-ups: what a change on a transfer's source shard owes its destination shard.
 
 A hold across shards keeps its money held on the source shard and shows it pending on the
-destination. A capture, a void, an increment or the expiry changes the source in one
-transaction, and in that same transaction records, as rows of `remote_postings`, the
+destination. A capture, a void or the expiry changes the source in one transaction, and in that same transaction records, as rows of `remote_postings`, the
 movements the destination owes: `POST_CREDIT` for what was captured, `VOID_CREDIT` for what
 was released. A delayed credit across shards, once due, records its `POST_CREDIT` the same
 way. None of these is ever refused on the destination: each only finishes money the
@@ -39,10 +38,10 @@ from shards.posting_types import PostingRequest, PostingResult, movement_of
 log = structlog.get_logger("ledgerflow.shards")
 
 FOLLOWING_MOVEMENTS = frozenset({Movement.POST_CREDIT, Movement.VOID_CREDIT})
+"""What a destination shard is told to do; each is never refused there."""
 
 AVAILABLE_KEY_PREFIX = "available:"
 """The operation keys of delayed credits' follow-ups (`available:<transfer id>`)."""
-"""What a destination shard is told to do; each is never refused there."""
 
 _COLUMNS = (
     "operation_key, transfer_id, tenant_id, movement, debit_account_id, credit_account_id,"

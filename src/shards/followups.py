@@ -4,10 +4,10 @@ A hold across shards keeps its money held on the source shard and shows it pendi
 destination. A capture, a void or the expiry changes the source in one transaction, and in
 that same transaction records, as rows of `remote_postings`, the movements the destination
 owes: `POST_CREDIT` for what was captured, `VOID_CREDIT` for what was released. A delayed
-credit across shards, once due, records its `POST_CREDIT` the same way. None of these is ever refused on the destination: each only finishes money the
-destination already shows pending, so the source decided, and the destination only
-follows. (An increment owes nothing: the destination reserved its raise before the source
-held more, `shards.raises`.)
+credit across shards, once due, records its `POST_CREDIT` the same way. None of these is
+ever refused on the destination: each only finishes money the destination already shows
+pending, so the source decided, and the destination only follows. (An increment owes
+nothing: the destination reserved its raise before the source held more, `shards.raises`.)
 
 `apply_followups` posts the open rows on their destinations through the posting path under
 each row's operation key, so a row applied twice (the API and the funds timers racing, a

@@ -169,7 +169,10 @@ async def test_sweeper_settles_a_reserve_the_api_never_handed_over(
     )
     assert code == 0, err
     assert "no money has been in flight for more than 1d" in out
-    assert (json_code, json.loads(json_out)) == (0, {"transfers": [], "followups": []}), json_err
+    assert (json_code, json.loads(json_out)) == (
+        0,
+        {"transfers": [], "followups": [], "unreachable": []},
+    ), json_err
 
     outcome = await sweep_now(client, TASK_QUEUE)
     assert outcome.started >= 1

@@ -23,8 +23,8 @@ from shards.cluster import SHARD_FAILURES, ShardCluster, new_transfer_id
 from shards.followups import apply_followups
 from shards.group_commit import GroupCommitter
 from shards.posting import payee_refusals, read_accounts
-from shards.posting_types import HoldChangeRequest, PostingRequest
-from shards.raises import reserve_raise, settle_raise
+from shards.posting_types import HoldChangeRequest, PostingRequest, raise_key
+from shards.raises import settle_raise
 from shards.review import decided_under
 from shards.transfers import TransferRecord
 
@@ -211,7 +211,12 @@ class TransferChanges:
         refused = await self._refused_at_once(record, change.amount)
         if refused is not None:
             return None, replace(change, payee_refusal=refused)
-        raised = reserve_raise(record, operation_key=change.operation_key, amount=change.amount)
+        raised = _movement_of(
+            record,
+            Movement.RAISE_CREDIT,
+            operation_key=raise_key(change.operation_key),
+            amount=change.amount,
+        )
         result = await self._committer.submit(record.destination_shard, raised)
         if result.error is not None:
             return None, replace(change, payee_refusal=result.error)

@@ -150,22 +150,24 @@ async def apply_followups(
         refused.extend(r for r in results if r.error is not None)
     if applied or refused:
         async with cluster.shards[source].connection() as conn, conn.transaction():
-            made_available = await conn.fetch(
+            marked = await conn.fetch(
                 "update remote_postings set applied_at = clock_timestamp()"
                 " where operation_key = any($1::text[]) and applied_at is null"
-                " and movement = $2 and operation_key like $3 returning transfer_id",
-                applied,
-                str(Movement.POST_CREDIT),
-                f"{AVAILABLE_KEY_PREFIX}%",
-            )
-            await conn.execute(
-                "update remote_postings set applied_at = clock_timestamp()"
-                " where operation_key = any($1::text[]) and applied_at is null",
+                " returning operation_key, transfer_id, movement",
                 applied,
             )
             # A delayed credit is available once its destination made it so: its
             # `available_at` and `funds.available` follow the money, in this transaction.
-            await mark_available(conn, [r["transfer_id"] for r in made_available], shard=source)
+            await mark_available(
+                conn,
+                [
+                    r["transfer_id"]
+                    for r in marked
+                    if r["movement"] == Movement.POST_CREDIT
+                    and r["operation_key"].startswith(AVAILABLE_KEY_PREFIX)
+                ],
+                shard=source,
+            )
             await conn.execute(
                 "update remote_postings set refused_at = clock_timestamp(), refusal = u.refusal"
                 " from unnest($1::text[], $2::text[]) as u(key, refusal)"

@@ -5,7 +5,8 @@ pending on the payee's. What the payee's shard accepts is decided before the pay
 commits, and cannot change afterwards:
 1. the destination reserves the raise (`Movement.RAISE_CREDIT`, more pending credit,
    checked like any credit under the payee's lock, in its group commit) under
-   `raise_key(K)`, and records it in `raise_reservations` in the same transaction;
+   `shards.posting_types.raise_key(K)`, and records it in `raise_reservations` in the same
+   transaction;
 2. the source applies the increment under K (`INCREASE_ACROSS`), carrying the
    destination's refusal if there was one, so it answers in `REFUSAL_ORDER`;
 3. the reservation is settled: kept when the source held the increment, voided
@@ -29,8 +30,7 @@ from ledger.posting import Movement
 from shards.cluster import Shard, ShardCluster
 from shards.db import Record
 from shards.posting import post_batch_on
-from shards.posting_types import PostingRequest, raise_key, replayed_result, result_json
-from shards.transfers import TransferRecord
+from shards.posting_types import PostingRequest, movement_of, replayed_result, result_json
 
 log = structlog.get_logger("ledgerflow.shards")
 
@@ -42,24 +42,6 @@ ABANDONED = LedgerError(
 """What the source's key of an increment left open by a crash is claimed with."""
 
 
-def reserve_raise(record: TransferRecord, *, operation_key: str, amount: int) -> PostingRequest:
-    """The raise an increment of `amount` (keyed `operation_key` on the source) of the hold
-    across shards `record` reserves on its destination, before the source holds more."""
-    assert record.cross_shard
-    return PostingRequest(
-        operation_key=raise_key(operation_key),
-        transfer_id=record.id,
-        tenant_id=record.tenant_id,
-        movement=Movement.RAISE_CREDIT,
-        debit_account_id=record.debit_account_id,
-        credit_account_id=record.credit_account_id,
-        amount=amount,
-        currency=record.currency,
-        source_shard=record.source_shard,
-        destination_shard=record.destination_shard,
-    )
-
-
 def void_key(operation_key: str) -> str:
     """The key of the void of a raise whose increment (keyed `operation_key`) the source
     refused."""
@@ -67,18 +49,13 @@ def void_key(operation_key: str) -> str:
 
 
 def _void(reservation: Record) -> PostingRequest:
-    """The void of the raise `reservation` (a row of `raise_reservations`)."""
-    return PostingRequest(
+    """The void of the raise `reservation` (a row of `raise_reservations`, its transfer id
+    also as `id`)."""
+    return movement_of(
+        reservation,
+        Movement.VOID_CREDIT,
         operation_key=void_key(reservation["operation_key"]),
-        transfer_id=reservation["transfer_id"],
-        tenant_id=reservation["tenant_id"],
-        movement=Movement.VOID_CREDIT,
-        debit_account_id=reservation["debit_account_id"],
-        credit_account_id=reservation["credit_account_id"],
         amount=reservation["amount"],
-        currency=reservation["currency"].strip(),
-        source_shard=reservation["source_shard"],
-        destination_shard=reservation["destination_shard"],
     )
 
 
@@ -93,7 +70,8 @@ async def settle_raise(destination: Shard, operation_key: str, *, kept: bool) ->
     """
     async with destination.connection() as conn:
         row = await conn.fetchrow(
-            "select * from raise_reservations where operation_key = $1", operation_key
+            "select *, transfer_id as id from raise_reservations where operation_key = $1",
+            operation_key,
         )
     if row is None or row["settled_at"] is not None:
         return
